@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs everything Till Agent needs to build, run and test on Debian 12 / Ubuntu.
+# Idempotent: packages already present are skipped, so a second run takes seconds.
+# Uses only the distribution's package manager and npm's registry; downloads nothing else.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# System packages: Tauri's webview (WebKitGTK), OpenSSL headers (rust_socketio links OpenSSL),
+# Xvfb + ImageMagick for window screenshots, poppler for receipt checks, chromium for UI tests.
+APT_PACKAGES=(
+  build-essential pkg-config curl wget file ca-certificates
+  libssl-dev libwebkit2gtk-4.1-dev libgtk-3-dev libxdo-dev
+  libayatana-appindicator3-dev librsvg2-dev
+  xvfb xauth imagemagick poppler-utils zbar-tools
+  chromium nodejs npm
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  # nodejs/npm may come from elsewhere (nvm, NodeSource): a working binary is enough.
+  case "$p" in
+    nodejs) command -v node >/dev/null 2>&1 && continue ;;
+    npm) command -v npm >/dev/null 2>&1 && continue ;;
+  esac
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing system packages: ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "setup: system packages present"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found; install Rust (rustup) first" >&2
+  exit 1
+fi
+
+# npm packages for browser tests (playwright-core only: it never downloads a browser).
+if [ -f "$here/ui/tests/package.json" ] && [ ! -d "$here/ui/tests/node_modules/playwright-core" ]; then
+  echo "setup: installing npm packages for UI tests"
+  (cd "$here/ui/tests" && npm ci --no-audit --no-fund --loglevel=error)
+fi
