@@ -1,1 +1,291 @@
-//! placeholder
+//! # till-journal
+//!
+//! The durable journal of Till Agent, on SQLite. It is what makes the agent's promises hold across
+//! crashes: every intent (payment, refund, cancel, commit) is committed here *before* the network
+//! call, and every outcome *after* it, so a `kill -9` at any point leaves a journal that says
+//! exactly what might have happened and what still needs reconciling.
+//!
+//! It keeps:
+//! - payments and their status history, with the rule that a status never moves backwards
+//!   ([`Journal::apply_status`], using [`till_core::Status::transition`]);
+//! - idempotency records, so one order or `Idempotency-Key` is never charged twice
+//!   ([`Journal::begin_payment`]), and the one-open-payment-per-device rule;
+//! - the outbox of operations to deliver (refunds, credits, cancels, commits) with the refund cap
+//!   enforced atomically ([`Journal::enqueue_refund`]);
+//! - the pairing and a few settings.
+//!
+//! What it is not: it makes no network calls, knows no SensePass wire format beyond storing
+//! entities as JSON, and reads no clock (every `now_ms` comes from the caller so tests control
+//! time; [`now_ms`] is the helper production code uses). It is the only crate in the project that
+//! contains SQL.
+//!
+//! ## Schema (migration `0001_init.sql`)
+//!
+//! | table | one row per | key columns |
+//! |---|---|---|
+//! | `transactions` | payment attempt or Setup cart | `local_id` (ours, UNIQUE), `number` (SensePass, UNIQUE), `phase`, `status`, `is_open`, `amount` + `currency` |
+//! | `status_events` | status observation, applied or not | `transaction_id`, `status`, `source`, `transition`, `applied`, `at` |
+//! | `idempotency` | order ID or Idempotency-Key, 31 days | (`scope`, `value`) → `transaction_id`, `expires_at` |
+//! | `operations` | outbox operation | `op_key` (UNIQUE), `kind`, `state`, `next_at`, `amount` |
+//! | `pairing` | the paired device (at most one) | `device_id`, URLs |
+//! | `settings` | key/value | `key` |
+//!
+//! Money is INTEGER minor units, currency the ISO code, status the SensePass numeric code,
+//! timestamps INTEGER unix milliseconds, JSON TEXT. Indexes cover the hot lookups: number, order
+//! ID, `last()` per device and overall, date ranges, and a partial index of open payments per
+//! device (the busy check), so they stay sub-millisecond with millions of rows.
+//!
+//! The file is created with mode 0600 (it holds the pairing), in WAL mode with
+//! `synchronous=FULL` (a committed transaction survives power loss) and foreign keys on.
+
+mod error;
+mod misc;
+mod model;
+mod outbox;
+mod payments;
+
+use rusqlite::types::Type;
+use rusqlite::{Connection, Row, TransactionBehavior};
+use rusqlite_migration::{Migrations, M};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use till_core::{Currency, Minor, Status};
+
+pub use error::JournalError;
+pub use model::{
+    Applied, Begin, Counts, EventSource, NewOperation, NewPayment, OpKind, OpState, Operation,
+    Page, Pairing, PaymentRecord, Phase, Query, StatusEvent, Totals, IDEMPOTENCY_TTL_MS,
+};
+pub use till_core::Transition;
+
+/// How long a writer waits for another connection's write lock before giving up with
+/// `SQLITE_BUSY`. Writes are tiny, so anything near this means something is badly wrong.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The schema, oldest first. Never edit a released migration; append a new one.
+const MIGRATIONS: &[M<'static>] = &[M::up(include_str!("migrations/0001_init.sql"))];
+
+/// The current wall-clock time in unix milliseconds, for callers that are not tests.
+pub fn now_ms() -> i64 {
+    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// A fresh local ID for a payment (a random UUID v4).
+pub fn new_local_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// A handle on the journal. Cheap to clone; all clones share one SQLite connection.
+///
+/// All methods are synchronous and short. The connection sits behind a `std::sync::Mutex`, not a
+/// tokio one, on purpose: every critical section is a handful of indexed statements that never
+/// `.await` while holding the lock, so a blocking mutex is both correct and cheaper. Async callers
+/// run journal calls in `tokio::task::spawn_blocking` (or accept a sub-millisecond block) — never
+/// hold a journal call across an `.await`.
+///
+/// Every change made of more than one statement runs in a single `BEGIN IMMEDIATE` transaction:
+/// the write lock is taken up front, so two processes (or two handles) racing on the same file
+/// serialize instead of failing half-way, and checks such as the refund cap cannot be raced.
+#[derive(Clone)]
+pub struct Journal {
+    conn: Arc<Mutex<Connection>>,
+    path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal file at `path` and brings its schema up to date.
+    ///
+    /// The file is created with mode 0600 on unix, and tightened to 0600 if it already exists with
+    /// wider permissions. The parent directory is created if missing.
+    pub fn open(path: impl AsRef<Path>) -> Result<Journal, JournalError> {
+        let path = path.as_ref();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        create_private_file(path)?;
+        let mut conn = Connection::open(path)?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(JournalError::Corrupt(format!(
+                "could not switch the journal to WAL mode (got `{mode}`)"
+            )));
+        }
+        configure(&mut conn)?;
+        // SQLite creates `-wal`/`-shm` with the main file's permissions, so they are 0600 too.
+        tracing::debug!(path = %path.display(), "journal opened");
+        Ok(Journal { conn: Arc::new(Mutex::new(conn)), path: Some(path.to_path_buf()) })
+    }
+
+    /// An in-memory journal for unit tests: same schema and rules, nothing on disk.
+    pub fn open_in_memory() -> Result<Journal, JournalError> {
+        let mut conn = Connection::open_in_memory()?;
+        configure(&mut conn)?;
+        Ok(Journal { conn: Arc::new(Mutex::new(conn)), path: None })
+    }
+
+    /// The file this journal lives in (`None` in memory).
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Reads a pragma's current value as text, for diagnostics and tests
+    /// (`journal_mode`, `synchronous`, `foreign_keys`, `busy_timeout`, ...).
+    pub fn pragma(&self, name: &str) -> Result<String, JournalError> {
+        let conn = self.lock();
+        let value: rusqlite::types::Value =
+            conn.pragma_query_value(None, name, |row| row.get(0))?;
+        Ok(match value {
+            rusqlite::types::Value::Null => String::new(),
+            rusqlite::types::Value::Integer(i) => i.to_string(),
+            rusqlite::types::Value::Real(f) => f.to_string(),
+            rusqlite::types::Value::Text(s) => s,
+            rusqlite::types::Value::Blob(_) => "<blob>".to_string(),
+        })
+    }
+
+    /// `EXPLAIN QUERY PLAN` of a statement, one detail line per step — lets tests prove the hot
+    /// lookups use their indexes.
+    #[doc(hidden)]
+    pub fn explain(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Vec<String>, JournalError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+        let rows = stmt.query_map(params, |row| row.get::<_, String>(3))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Locks the connection. A poisoned lock is recovered: a panic inside a journal call unwinds
+    /// through the `rusqlite::Transaction` guard, which rolls back, so the connection itself is
+    /// always in a clean state.
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` inside one `BEGIN IMMEDIATE` transaction and commits it if `f` succeeds; any error
+    /// rolls everything back.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, JournalError>,
+    ) -> Result<T, JournalError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Runs `f` inside one read transaction, so multi-statement reads (a page and its total) see
+    /// one consistent snapshot.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, JournalError>,
+    ) -> Result<T, JournalError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let out = f(&tx)?;
+        tx.finish()?;
+        Ok(out)
+    }
+}
+
+/// Connection settings shared by file and memory journals, then the migrations.
+fn configure(conn: &mut Connection) -> Result<(), JournalError> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Migrations::from_slice(MIGRATIONS).to_latest(conn)?;
+    Ok(())
+}
+
+/// Creates `path` with mode 0600 if it does not exist, and narrows an existing file to 0600.
+#[cfg(unix)]
+fn create_private_file(path: &Path) -> Result<(), JournalError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+    if mode != 0o600 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+/// On other platforms the file lives in the per-user data directory, whose ACLs already keep
+/// other users out.
+#[cfg(not(unix))]
+fn create_private_file(path: &Path) -> Result<(), JournalError> {
+    std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    Ok(())
+}
+
+// ----- column helpers shared by the modules -----
+
+/// A conversion failure for column `idx`, so corrupt data surfaces as a typed SQLite error.
+fn bad_column(idx: usize, ty: Type, msg: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(idx, ty, msg.into())
+}
+
+/// Reads a nullable status code.
+fn status_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Status>> {
+    match row.get::<_, Option<i64>>(idx)? {
+        None => Ok(None),
+        Some(code) => Status::from_code(code)
+            .map(Some)
+            .ok_or_else(|| bad_column(idx, Type::Integer, format!("unknown status {code}"))),
+    }
+}
+
+/// Reads a non-null status code.
+fn required_status_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Status> {
+    status_at(row, idx)?.ok_or_else(|| bad_column(idx, Type::Null, "status is null".into()))
+}
+
+/// Reads an ISO currency code.
+fn currency_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Currency> {
+    let code: String = row.get(idx)?;
+    Currency::from_code(&code).map_err(|e| bad_column(idx, Type::Text, e.to_string()))
+}
+
+/// Reads a JSON text column.
+fn json_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<serde_json::Value> {
+    let text: String = row.get(idx)?;
+    serde_json::from_str(&text).map_err(|e| bad_column(idx, Type::Text, e.to_string()))
+}
+
+/// Reads a nullable JSON text column.
+fn opt_json_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<serde_json::Value>> {
+    match row.get::<_, Option<String>>(idx)? {
+        None => Ok(None),
+        Some(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| bad_column(idx, Type::Text, e.to_string())),
+    }
+}
+
+/// Reads a nullable minor-units amount.
+fn opt_minor_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Minor>> {
+    Ok(row.get::<_, Option<i64>>(idx)?.map(Minor))
+}
+
+/// Stored form of a status.
+fn status_code(s: Status) -> i64 {
+    i64::from(s.code())
+}
+
+/// Stored form of a JSON value.
+fn json_text(v: &serde_json::Value) -> Result<String, JournalError> {
+    Ok(serde_json::to_string(v)?)
+}
+
+/// A count read from SQLite (never negative).
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
