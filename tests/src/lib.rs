@@ -1,1 +1,254 @@
-//! e2e helpers
+//! Harness for end-to-end tests: a SensePass sandbox (in-process, real HTTP and Socket.IO on
+//! loopback) and the real `till-agent` binary as a child process with its own data directory.
+//!
+//! The binary is the one `cargo build --workspace` put next to the test executable
+//! (`target/debug/till-agent`); `scripts/test.sh` builds it before running the tests.
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use till_sandbox::{SandboxConfig, SandboxHandle};
+
+/// Path of a workspace binary built next to the running test executable.
+pub fn bin_path(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    // target/debug/deps/<test>-<hash> → target/debug/<name>
+    let dir = exe.parent().and_then(Path::parent).context("test executable has no target dir")?;
+    let path = dir.join(name);
+    if !path.exists() {
+        bail!("{} not found: run `cargo build --workspace` first (scripts/test.sh does)", path.display());
+    }
+    Ok(path)
+}
+
+/// A running `till-agent` child process.
+pub struct AgentProcess {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Everything the agent wrote to stderr is kept in this file (for failing tests).
+    pub log: PathBuf,
+    /// Kept open so the agent never writes to a closed pipe.
+    _stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl AgentProcess {
+    /// Kills the process with SIGKILL (no chance to clean up), like a power cut.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A sandbox plus an agent paired with one of its devices.
+pub struct Env {
+    /// The in-process SensePass sandbox.
+    pub sandbox: SandboxHandle,
+    /// The agent child process.
+    pub agent: AgentProcess,
+    /// The agent's data directory.
+    pub data_dir: tempfile::TempDir,
+    /// The paired sandbox device id.
+    pub device_id: String,
+    /// HTTP client for the agent and the sandbox's control API.
+    pub http: reqwest::Client,
+    /// Extra flags for `till-agent run` (kept for restarts).
+    extra: Vec<String>,
+}
+
+impl Env {
+    /// Starts a sandbox, creates a device, pairs a fresh agent with it and starts the agent.
+    pub async fn start() -> Result<Env> {
+        Env::start_with(&[]).await
+    }
+
+    /// As [`Env::start`], with a config file (TOML) for the agent.
+    pub async fn start_with_config(toml: &str) -> Result<Env> {
+        Env::start_inner(&[], Some(toml)).await
+    }
+
+    /// As [`Env::start`], with extra `till-agent run` flags.
+    pub async fn start_with(extra: &[&str]) -> Result<Env> {
+        Env::start_inner(extra, None).await
+    }
+
+    async fn start_inner(extra: &[&str], config: Option<&str>) -> Result<Env> {
+        let sandbox = till_sandbox::start(SandboxConfig::default()).await.map_err(|e| anyhow!("sandbox: {e}"))?;
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?;
+        let device: Value = http
+            .post(format!("{}/devices", sandbox.control_url()))
+            .json(&json!({ "posName": "E2E till" }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let device_id = device["deviceAliasKey"].as_str().context("device id")?.to_string();
+        let data_dir = tempfile::tempdir()?;
+        if let Some(toml) = config {
+            std::fs::write(data_dir.path().join("config.toml"), toml)?;
+        }
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let status = Command::new(bin_path("till-agent")?)
+            .args(["pair", "--device-id", &device_id])
+            .args(common_args(&sandbox, data_dir.path()))
+            .stdout(Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("till-agent pair failed");
+        }
+        let agent = spawn_agent(&sandbox, data_dir.path(), &extra)?;
+        let env = Env { sandbox, agent, data_dir, device_id, http, extra };
+        env.wait_ready().await?;
+        Ok(env)
+    }
+
+    /// Kills the agent with SIGKILL and starts it again on the same data directory.
+    pub async fn restart_agent(&mut self) -> Result<()> {
+        self.agent.kill9();
+        self.agent = spawn_agent(&self.sandbox, self.data_dir.path(), &self.extra)?;
+        self.wait_ready().await
+    }
+
+    /// Waits until health answers `ok` (start-up reconciliation done).
+    pub async fn wait_ready(&self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = self.http.get(self.url("/api/agent/health")).send().await {
+                if let Ok(v) = r.json::<Value>().await {
+                    if v["status"] == "ok" {
+                        return Ok(());
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("agent not ready; log: {}", std::fs::read_to_string(&self.agent.log).unwrap_or_default());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Full URL of an agent path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.agent.url, path)
+    }
+
+    /// POSTs JSON to the agent; returns status and body.
+    pub async fn post(&self, path: &str, body: Value) -> Result<(u16, Value)> {
+        let r = self.http.post(self.url(path)).json(&body).send().await?;
+        let status = r.status().as_u16();
+        Ok((status, r.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// GETs from the agent; returns status and body.
+    pub async fn get(&self, path: &str) -> Result<(u16, Value)> {
+        let r = self.http.get(self.url(path)).send().await?;
+        let status = r.status().as_u16();
+        Ok((status, r.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// POSTs to the sandbox control API (`/_sandbox` + path).
+    pub async fn control(&self, path: &str, body: Value) -> Result<Value> {
+        let r = self.http.post(format!("{}{}", self.sandbox.control_url(), path)).json(&body).send().await?;
+        let status = r.status();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("control {path}: {status} {v}");
+        }
+        Ok(v)
+    }
+
+    /// DELETEs on the sandbox control API.
+    pub async fn control_delete(&self, path: &str) -> Result<()> {
+        self.http.delete(format!("{}{}", self.sandbox.control_url(), path)).send().await?;
+        Ok(())
+    }
+
+    /// The sandbox's ground truth: every transaction, refund and commit it holds.
+    pub async fn sandbox_state(&self) -> Result<Value> {
+        Ok(self.http.get(format!("{}/state", self.sandbox.control_url())).send().await?.json().await?)
+    }
+
+    /// Sandbox transactions whose `posData.orderId` is `order_id`.
+    pub async fn sandbox_transactions_for(&self, order_id: &str) -> Result<Vec<Value>> {
+        let state = self.sandbox_state().await?;
+        Ok(state["transactions"]
+            .as_array()
+            .map(|a| a.iter().filter(|t| t["posData"]["orderId"] == order_id).cloned().collect())
+            .unwrap_or_default())
+    }
+
+    /// The POS token, read with `till-agent token`.
+    pub fn token(&self) -> Result<String> {
+        let out = Command::new(bin_path("till-agent")?)
+            .arg("token")
+            .args(common_args(&self.sandbox, self.data_dir.path()))
+            .output()?;
+        Ok(String::from_utf8(out.stdout)?.trim().to_string())
+    }
+
+    /// Polls `GET path` until `pred` holds on the body, or fails after `secs`.
+    pub async fn eventually(&self, path: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Result<Value> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (_, v) = self.get(path).await?;
+            if pred(&v) {
+                return Ok(v);
+            }
+            if Instant::now() > deadline {
+                bail!("condition not reached on {path}; last: {v}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn common_args(sandbox: &SandboxHandle, data_dir: &Path) -> Vec<String> {
+    vec![
+        "--config".into(),
+        data_dir.join("config.toml").display().to_string(),
+        "--data-dir".into(),
+        data_dir.display().to_string(),
+        "--sensepass-url".into(),
+        sandbox.api_base(),
+        "--socket-url".into(),
+        sandbox.socket_url(),
+    ]
+}
+
+fn spawn_agent(sandbox: &SandboxHandle, data_dir: &Path, extra: &[String]) -> Result<AgentProcess> {
+    let log = data_dir.join("agent-stderr.log");
+    let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
+    let mut child = Command::new(bin_path("till-agent")?)
+        .arg("run")
+        .args(["--listen", "127.0.0.1:0"])
+        .args(common_args(sandbox, data_dir))
+        .args(extra)
+        .env("TILL_AGENT_LOG", "info,till_agent=debug")
+        .stdout(Stdio::piped())
+        .stderr(log_file)
+        .spawn()?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let mut stdout = BufReader::new(stdout);
+    let mut line = String::new();
+    stdout.read_line(&mut line)?;
+    let url = line
+        .trim()
+        .strip_prefix("till-agent listening on ")
+        .with_context(|| format!("unexpected first line from till-agent: {line:?}"))?
+        .to_string();
+    Ok(AgentProcess { child, url, log, _stdout: stdout })
+}
+
+/// A minimal valid init body.
+pub fn init_body(order_id: &str, amount: i64) -> Value {
+    json!({ "amount": amount, "isCent": true, "currency": "USD", "timeOut": 600, "posData": { "orderId": order_id } })
+}

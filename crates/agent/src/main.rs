@@ -1,1 +1,306 @@
-fn main() {}
+//! `till-agent`: the headless Till Agent.
+//!
+//! ```text
+//! till-agent run [--sandbox] [--listen 127.0.0.1:8003] [--data-dir DIR] [--sensepass-url URL] [--socket-url URL]
+//! till-agent pair --pin XXX-XXX-XXX --api-key KEY [--pos-name NAME]
+//! till-agent pair --create --api-key KEY --pos-name NAME
+//! till-agent pair --device-id ID
+//! till-agent unpair | status | token
+//! ```
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use till_agent::config::{Config, Overrides};
+use till_journal::{Journal, Pairing};
+use till_sensepass::{Client, ClientConfig, Credentials};
+
+#[derive(Parser)]
+#[command(name = "till-agent", version, about = "Till Agent: connects POS software to SensePass")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Settings shared by every command (flag > environment > config file > default).
+#[derive(Args, Clone, Debug)]
+struct Common {
+    /// Config file (TOML). Default: the platform config dir's till-agent/config.toml.
+    #[arg(long, env = "TILL_AGENT_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Local API address; loopback only. Default 127.0.0.1:8003.
+    #[arg(long, env = "TILL_AGENT_LISTEN", global = true)]
+    listen: Option<SocketAddr>,
+    /// Data directory (journal, logs). Default: the platform data dir.
+    #[arg(long, env = "TILL_AGENT_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// SensePass REST base, e.g. https://api.sandbox.sensepass.com/api/ (default: production).
+    #[arg(long, env = "TILL_AGENT_SENSEPASS_URL", global = true)]
+    sensepass_url: Option<String>,
+    /// SensePass Socket.IO server, e.g. https://api.sandbox.sensepass.com (default: production).
+    #[arg(long, env = "TILL_AGENT_SOCKET_URL", global = true)]
+    socket_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent (local API on 127.0.0.1:8003).
+    Run {
+        #[command(flatten)]
+        common: Common,
+        /// Start the embedded SensePass sandbox and pair with it (no credentials needed).
+        #[arg(long)]
+        sandbox: bool,
+        /// With --sandbox: pay every new payment automatically after N ms with a test card.
+        #[arg(long, requires = "sandbox")]
+        autopilot_ms: Option<u64>,
+        /// Accept money-out operations without the POS token (legacy POS software). Not recommended.
+        #[arg(long, env = "TILL_AGENT_WAIVE_POS_TOKEN")]
+        waive_pos_token: bool,
+    },
+    /// Pair this till with a SensePass device.
+    Pair {
+        #[command(flatten)]
+        common: Common,
+        /// Tag PIN printed under the tag's QR (XXX-XXX-XXX); uses devices/match.
+        #[arg(long, conflicts_with_all = ["create", "device_id"], requires = "api_key")]
+        pin: Option<String>,
+        /// Create a dynamic-QR device without a tag (devices/create).
+        #[arg(long, requires_all = ["api_key", "pos_name"], conflicts_with = "device_id")]
+        create: bool,
+        /// Use a device id from the SensePass dashboard.
+        #[arg(long)]
+        device_id: Option<String>,
+        /// Location (branch) API key.
+        #[arg(long, env = "TILL_AGENT_API_KEY")]
+        api_key: Option<String>,
+        /// Register name shown in SensePass dashboards.
+        #[arg(long)]
+        pos_name: Option<String>,
+    },
+    /// Forget the paired device.
+    Unpair {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Show pairing, connectivity, open transactions and queued operations.
+    Status {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Print the POS token that money-out operations need (Authorization: Bearer …).
+    Token {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+fn load(common: &Common, waive: Option<bool>) -> Result<Config> {
+    let overrides = Overrides {
+        listen: common.listen,
+        data_dir: common.data_dir.clone(),
+        sensepass_url: common.sensepass_url.clone(),
+        socket_url: common.socket_url.clone(),
+        waive_pos_token: waive,
+    };
+    Ok(Config::load(common.config.as_deref(), overrides)?)
+}
+
+fn open_journal(config: &Config) -> Result<Journal> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    Ok(Journal::open(config.journal_path())?)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { common, sandbox, autopilot_ms, waive_pos_token } => {
+            let mut config = load(&common, waive_pos_token.then_some(true))?;
+            run(&mut config, sandbox, autopilot_ms).await
+        }
+        Command::Pair { common, pin, create, device_id, api_key, pos_name } => {
+            init_logging();
+            let config = load(&common, None)?;
+            pair(&config, pin, create, device_id, api_key, pos_name).await
+        }
+        Command::Unpair { common } => {
+            let config = load(&common, None)?;
+            open_journal(&config)?.clear_pairing()?;
+            println!("unpaired");
+            Ok(())
+        }
+        Command::Status { common } => {
+            let config = load(&common, None)?;
+            status(&config).await
+        }
+        Command::Token { common } => {
+            let config = load(&common, None)?;
+            match open_journal(&config)?.setting("pos_token")? {
+                Some(t) => println!("{t}"),
+                None => bail!("no token yet: start the agent once (`till-agent run`) to generate it"),
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn run(config: &mut Config, sandbox: bool, autopilot_ms: Option<u64>) -> Result<()> {
+    // Logs go to the base data directory (not the sandbox's sub-directory).
+    let _log_guard = init_logging_files(config);
+    let sandbox_handle = if sandbox {
+        Some(till_agent::embedded::start(config, autopilot_ms).await?)
+    } else {
+        None
+    };
+    let running = till_agent::start(config.clone()).await?;
+    let url = format!("http://{}", running.addr);
+    // A machine-readable first line on stdout, for scripts and tests.
+    println!("till-agent listening on {url}");
+    if let Some(sb) = &sandbox_handle {
+        println!("sandbox SensePass API: {}", sb.api_base());
+        println!("sandbox control API:   {}", sb.control_url());
+        println!("try: curl -s -X POST {url}/api/transactions/init -H 'Content-Type: application/json' \\");
+        println!("       -d '{{\"amount\":1250,\"currency\":\"USD\",\"posData\":{{\"orderId\":\"A-1\"}}}}'");
+        println!("then open the transaction's transactionPage.qrURL in a browser and pay with 4111111111111111");
+    }
+    tokio::select! {
+        _ = shutdown_signal() => tracing::info!("stopping"),
+        _ = running.stopped() => {}
+    }
+    running.shutdown().await;
+    if let Some(sb) = sandbox_handle {
+        sb.shutdown().await;
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn pair(
+    config: &Config,
+    pin: Option<String>,
+    create: bool,
+    device_id: Option<String>,
+    api_key: Option<String>,
+    pos_name: Option<String>,
+) -> Result<()> {
+    let journal = open_journal(config)?;
+    let environment = environment_of(&config.sensepass_url);
+    let (device_id, name, client_box) = if let Some(id) = device_id {
+        (id, pos_name.unwrap_or_default(), None)
+    } else {
+        let api_key = api_key.context("--api-key is required with --pin or --create")?;
+        let client = Client::new(
+            ClientConfig {
+                base_url: config.sensepass_url.clone(),
+                timeout: config.http_timeout,
+                connect_timeout: std::time::Duration::from_secs(5),
+            },
+            Credentials::ApiKey { api_key, branch_number: None },
+        )?;
+        let device = if let Some(pin) = pin {
+            client.devices_match(&till_sensepass::MatchRequest::new(&pin, pos_name.as_deref())).await?
+        } else if create {
+            let name = pos_name.context("--pos-name is required with --create")?;
+            client.devices_create(&till_sensepass::CreateDeviceRequest::new(&name)).await?
+        } else {
+            bail!("say how to pair: --pin PIN --api-key KEY, --create --api-key KEY --pos-name NAME, or --device-id ID");
+        };
+        (device.device_alias_key.clone(), device.name.clone().unwrap_or_default(), device.client_boxes.first().cloned())
+    };
+    journal.set_pairing(&Pairing {
+        device_id: device_id.clone(),
+        pos_name: name,
+        environment,
+        api_base: config.sensepass_url.clone(),
+        socket_url: config.socket_url.clone(),
+        client_box_url: client_box,
+        paired_at: till_journal::now_ms(),
+    })?;
+    println!("paired with device {}…", &device_id.chars().take(8).collect::<String>());
+    Ok(())
+}
+
+fn environment_of(url: &str) -> String {
+    if url.starts_with(till_agent::config::PRODUCTION_API) {
+        "production".into()
+    } else if url.contains("sandbox.sensepass.com") {
+        "sandbox".into()
+    } else {
+        "custom".into()
+    }
+}
+
+async fn status(config: &Config) -> Result<()> {
+    let journal = open_journal(config)?;
+    match journal.pairing()? {
+        Some(p) => println!("paired:        yes ({} device {}…, {})", p.environment, &p.device_id.chars().take(8).collect::<String>(), p.pos_name),
+        None => println!("paired:        no"),
+    }
+    let counts = journal.counts()?;
+    println!("open payments: {}", counts.open_payments);
+    println!("queued ops:    {}", counts.pending_operations);
+    let url = format!("http://{}/api/agent/health", config.listen);
+    match reqwest::Client::new().get(&url).timeout(std::time::Duration::from_secs(2)).send().await {
+        Ok(r) => {
+            let h: serde_json::Value = r.json().await.unwrap_or_default();
+            println!("agent:         running at {}", config.listen);
+            println!("socket:        {}", if h["socketConnected"] == true { "connected" } else { "disconnected" });
+            println!("sensepass:     {}", if h["sensepassReachable"] == true { "reachable".to_string() } else { format!("unreachable since {}", h["offlineSince"]) });
+        }
+        Err(_) => println!("agent:         not running at {}", config.listen),
+    }
+    Ok(())
+}
+
+/// Human-readable logs to stderr. Card data and secrets are never logged by the agent's code.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("TILL_AGENT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Stderr logs plus rotated daily JSON files in `<data-dir>/logs`. Returns the guard that
+/// flushes the file writer on drop.
+fn init_logging_files(config: &Config) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::EnvFilter;
+    let dir = config.log_dir();
+    if std::fs::create_dir_all(&dir).is_err() {
+        init_logging();
+        return None;
+    }
+    let appender = tracing_appender::rolling::daily(&dir, "till-agent.json");
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let filter = || EnvFilter::try_from_env("TILL_AGENT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let result = tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter()))
+        .with(tracing_subscriber::fmt::layer().json().with_writer(writer).with_filter(filter()))
+        .try_init();
+    if result.is_err() {
+        return None;
+    }
+    Some(guard)
+}

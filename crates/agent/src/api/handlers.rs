@@ -1,0 +1,463 @@
+//! Request handlers. Each one parses, delegates to the service, and shapes the answer.
+
+use super::security::require_pos_token;
+use super::MAX_BODY;
+use crate::error::AgentError;
+use crate::service::{Agent, RefundOutcome, Started};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use till_core::Status;
+use till_journal::{OpState, Phase, Query as JournalQuery};
+
+/// A JSON body parsed with our error shape: malformed JSON or an oversize body is a 4xx naming
+/// `body`, never axum's plain-text rejection.
+pub struct JsonBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = match Bytes::from_request(req, state).await {
+            Ok(b) => b,
+            Err(_) => {
+                let body = json!({
+                    "status": 413,
+                    "error_type": "validation",
+                    "title": "request body too large",
+                    "invalid_parameters": [{ "parameter": "body", "reason": format!("larger than {MAX_BODY} bytes") }],
+                });
+                return Err((StatusCode::PAYLOAD_TOO_LARGE, Json(body)).into_response());
+            }
+        };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(JsonBody(json!({})));
+        }
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| AgentError::invalid("body", &format!("malformed JSON: {e}")).into_response())
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+}
+
+/// `POST /api/transactions/init`: create and return at once (status 0).
+pub async fn init(State(agent): State<Agent>, headers: HeaderMap, JsonBody(body): JsonBody) -> Result<Response, AgentError> {
+    let started = agent.start_payment(body, idempotency_key(&headers)).await?;
+    let record = started.record();
+    if record.phase == Phase::CreateFailed {
+        return Err(AgentError::Conflict("this payment could not be created; start a new one".into()));
+    }
+    Ok(Json(Agent::entity_of(record)).into_response())
+}
+
+/// Cancels the pending payment when dropped while armed: the POS closed a sync connection.
+struct CancelOnDrop {
+    agent: Agent,
+    local_id: String,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            let agent = self.agent.clone();
+            let local_id = std::mem::take(&mut self.local_id);
+            tokio::spawn(async move { agent.cancel_abandoned(local_id).await });
+        }
+    }
+}
+
+/// `POST /api/transactions/init/sync`: create, then hold the response until the payment is final.
+/// If the POS closes the connection first, the pending payment is cancelled.
+pub async fn init_sync(State(agent): State<Agent>, headers: HeaderMap, JsonBody(body): JsonBody) -> Result<Response, AgentError> {
+    let started = agent.start_payment(body, idempotency_key(&headers)).await?;
+    let record = match started {
+        Started::New(r) | Started::Existing(r) => r,
+    };
+    let mut guard = CancelOnDrop { agent: agent.clone(), local_id: record.local_id.clone(), armed: true };
+    let result = agent.wait_final(&record.local_id).await;
+    guard.armed = false;
+    let record = result?;
+    if record.phase == Phase::CreateFailed {
+        return Err(AgentError::Conflict(format!(
+            "payment could not be created at SensePass: {}",
+            record.failure.clone().unwrap_or_default()
+        )));
+    }
+    Ok(Json(Agent::entity_of(&record)).into_response())
+}
+
+/// `GET /api/transactions/last`: the last payment, from the journal, refreshed from SensePass
+/// when it is not final.
+pub async fn last(State(agent): State<Agent>) -> Result<Response, AgentError> {
+    let device = agent.pairing().await?.map(|p| p.device_id);
+    let record = agent
+        .journal(move |j| j.last(device.as_deref()))
+        .await?
+        .ok_or_else(|| AgentError::NotFound("no transaction yet".into()))?;
+    let record = refresh_if_open(&agent, record).await;
+    Ok(Json(Agent::entity_of(&record)).into_response())
+}
+
+async fn refresh_if_open(agent: &Agent, record: till_journal::PaymentRecord) -> till_journal::PaymentRecord {
+    let open = record.status.map(Status::is_open).unwrap_or(true) && record.phase != Phase::CreateFailed;
+    if !open {
+        return record;
+    }
+    match &record.number {
+        Some(n) => agent.refresh(n).await.unwrap_or(record),
+        None => {
+            agent.resync_one(record.clone()).await;
+            let id = record.local_id.clone();
+            agent.journal(move |j| j.by_local_id(&id)).await.ok().flatten().unwrap_or(record)
+        }
+    }
+}
+
+/// `GET /api/transactions/{number}`: from the journal (refreshed when open), or SensePass's
+/// answer for a transaction the journal does not know.
+pub async fn transaction(State(agent): State<Agent>, Path(number): Path<String>, uri: Uri) -> Result<Response, AgentError> {
+    let n = number.clone();
+    match agent.journal(move |j| j.by_number(&n)).await? {
+        Some(record) => {
+            let record = refresh_if_open(&agent, record).await;
+            Ok(Json(Agent::entity_of(&record)).into_response())
+        }
+        None => forward(&agent, Method::GET, uri.path(), None).await,
+    }
+}
+
+/// `PATCH /api/transactions/{number}`: update an open-cart transaction (spec §4.9).
+pub async fn update(State(agent): State<Agent>, uri: Uri, JsonBody(body): JsonBody) -> Result<Response, AgentError> {
+    let response = forward(&agent, Method::PATCH, uri.path(), Some(body)).await?;
+    Ok(response)
+}
+
+/// `GET /api/devices`: the paired device id.
+pub async fn devices(State(agent): State<Agent>) -> Result<Response, AgentError> {
+    let device = agent.device_id().await?;
+    Ok(Json(json!({ "deviceId": device })).into_response())
+}
+
+/// `POST /api/transactions/cancel/{number}`. Cancelling an approved payment is a money-out
+/// operation and needs the POS token.
+pub async fn cancel(State(agent): State<Agent>, headers: HeaderMap, Path(number): Path<String>) -> Result<Response, AgentError> {
+    let n = number.clone();
+    let record = agent.journal(move |j| j.by_number(&n)).await?;
+    if record.as_ref().and_then(|r| r.status).map(Status::was_captured).unwrap_or(false) {
+        require_pos_token(&agent, &headers)?;
+    }
+    if record.is_none() {
+        require_pos_token(&agent, &headers)?;
+        return forward(&agent, Method::POST, &format!("/api/transactions/cancel/{number}"), None).await;
+    }
+    Ok(Json(agent.cancel(&number, "pos_request").await?).into_response())
+}
+
+/// `POST /api/transactions/cancelByDeviceId/{deviceId}`: cancels the device's last pending payment.
+pub async fn cancel_by_device(State(agent): State<Agent>, Path(device): Path<String>) -> Result<Response, AgentError> {
+    let paired = agent.device_id().await?;
+    if device != paired {
+        return Err(AgentError::invalid("deviceId", "is not the device paired with this till"));
+    }
+    let last = agent.journal(move |j| j.last(Some(&paired))).await?;
+    match last {
+        Some(r) if r.status.map(Status::is_open).unwrap_or(false) && r.number.is_some() => {
+            let number = r.number.unwrap_or_default();
+            Ok(Json(agent.cancel(&number, "pos_request").await?).into_response())
+        }
+        _ => Ok((StatusCode::NOT_FOUND, Json(json!({ "status": 404, "status_message": "No pending transaction" }))).into_response()),
+    }
+}
+
+/// `POST /api/transactions/refund`: needs the POS token. Answers SensePass's refund body, or
+/// `202 {status: "queued", refundId}` when SensePass is unreachable (delivered later, once).
+pub async fn refund(State(agent): State<Agent>, headers: HeaderMap, JsonBody(body): JsonBody) -> Result<Response, AgentError> {
+    require_pos_token(&agent, &headers)?;
+    match agent.refund(body, idempotency_key(&headers)).await? {
+        RefundOutcome::Answered(answer) => Ok(Json(answer).into_response()),
+        RefundOutcome::Queued(op) => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({ "status": "queued", "refundId": op.id, "amountMinor": op.amount.map(|a| a.0) })),
+        )
+            .into_response()),
+        RefundOutcome::Existing(op) => {
+            let status = if matches!(op.state, OpState::Delivered) { StatusCode::OK } else { StatusCode::ACCEPTED };
+            Ok((status, Json(operation_json(&op))).into_response())
+        }
+    }
+}
+
+/// `POST /api/transactions/credit`: money-out by token (spec §4.8); needs the POS token.
+pub async fn credit(State(agent): State<Agent>, headers: HeaderMap, uri: Uri, JsonBody(body): JsonBody) -> Result<Response, AgentError> {
+    require_pos_token(&agent, &headers)?;
+    forward(&agent, Method::POST, uri.path(), Some(body)).await
+}
+
+/// `POST /api/transactions/products/update`: the live cart (spec §8.3). Creates a "Setup"
+/// transaction (`readyForPayment: false`) on the first call and PATCHes it afterwards.
+pub async fn products_update(State(agent): State<Agent>, JsonBody(mut body): JsonBody) -> Result<Response, AgentError> {
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("readyForPayment".into(), Value::Bool(false));
+    }
+    forward(&agent, Method::POST, "/api/transactions/init", Some(body)).await
+}
+
+/// Any other `/api/...` path: forwarded to SensePass with `deviceId` added (spec §8.2).
+pub async fn passthrough(State(agent): State<Agent>, method: Method, uri: Uri, body: Bytes) -> Result<Response, AgentError> {
+    let body = if body.is_empty() {
+        None
+    } else {
+        Some(serde_json::from_slice::<Value>(&body).map_err(|e| AgentError::invalid("body", &format!("malformed JSON: {e}")))?)
+    };
+    forward(&agent, method, uri.path(), body).await
+}
+
+async fn forward(agent: &Agent, method: Method, path: &str, body: Option<Value>) -> Result<Response, AgentError> {
+    let (_, client) = agent.device_client().await?;
+    let cloud_path = path.trim_start_matches("/api/");
+    let result = client.forward(method, cloud_path, body).await;
+    agent.note_reachability(&result);
+    let (status, body) = result?;
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    Ok((status, Json(body)).into_response())
+}
+
+/// `GET /api/agent/health`.
+pub async fn health(State(agent): State<Agent>) -> Result<Response, AgentError> {
+    let pairing = agent.pairing().await?;
+    let counts = agent.journal(|j| j.counts()).await?;
+    let h = agent.health();
+    let offline_since = h.offline_since_ms.load(Ordering::SeqCst);
+    let recovering = h.recovering.load(Ordering::SeqCst);
+    Ok(Json(json!({
+        "status": if recovering { "recovering" } else { "ok" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "paired": pairing.is_some(),
+        "deviceId": pairing.as_ref().map(|p| p.device_id.clone()),
+        "posName": pairing.as_ref().map(|p| p.pos_name.clone()),
+        "environment": pairing.as_ref().map(|p| p.environment.clone()),
+        "socketConnected": h.socket_connected.load(Ordering::SeqCst),
+        "sensepassReachable": offline_since == 0,
+        "offlineSince": (offline_since != 0).then(|| format_ms(offline_since)),
+        "openTransactions": counts.open_payments,
+        "queuedOperations": counts.pending_operations,
+        "posTokenWaived": agent.config().waive_pos_token,
+    }))
+    .into_response())
+}
+
+/// `GET /api/agent/events`: server-sent events of every status, connectivity and outbox change.
+pub async fn events(State(agent): State<Agent>) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    let mut rx = agent.bus().subscribe();
+    let shutdown = agent.shutdown_token().clone();
+    let stream = async_stream::stream! {
+        yield Ok(Event::default().event("hello").data("{}"));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                ev = rx.recv() => match ev {
+                    Ok(ev) => {
+                        let data = serde_json::to_string(&ev).unwrap_or_else(|_| "{}".into());
+                        yield Ok(Event::default().event(ev.name()).data(data));
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        yield Ok(Event::default().event("lagged").data(json!({ "missed": n }).to_string()));
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        }
+    };
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// Query string of `GET /api/agent/transactions`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JournalParams {
+    /// Exact POS order id.
+    order_id: Option<String>,
+    /// Comma-separated status keys (`approved,declined`) or codes (`5,6`).
+    status: Option<String>,
+    /// Inclusive lower bound, RFC 3339 or unix ms.
+    from: Option<String>,
+    /// Exclusive upper bound, RFC 3339 or unix ms.
+    to: Option<String>,
+    /// Minimum amount, minor units.
+    min_amount: Option<i64>,
+    /// Maximum amount, minor units.
+    max_amount: Option<i64>,
+    /// ISO currency code.
+    currency: Option<String>,
+    /// Page size (default 50, at most 500).
+    limit: Option<u32>,
+    /// Rows to skip.
+    offset: Option<u32>,
+}
+
+/// `GET /api/agent/transactions`: the journal, filtered and paginated.
+pub async fn journal_query(State(agent): State<Agent>, Query(p): Query<JournalParams>) -> Result<Response, AgentError> {
+    let mut invalid = till_core::InvalidParameters::new();
+    let mut statuses = Vec::new();
+    for part in p.status.as_deref().unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match Status::from_key(part).or_else(|| part.parse::<i64>().ok().and_then(Status::from_code)) {
+            Some(s) => statuses.push(s),
+            None => invalid.push("status", format!("unknown status `{part}`")),
+        }
+    }
+    let from = parse_time(p.from.as_deref(), "from", &mut invalid);
+    let to = parse_time(p.to.as_deref(), "to", &mut invalid);
+    let currency = match p.currency.as_deref() {
+        Some(c) => match till_core::Currency::from_code(c) {
+            Ok(c) => Some(c),
+            Err(_) => {
+                invalid.push("currency", format!("unknown currency `{c}`"));
+                None
+            }
+        },
+        None => None,
+    };
+    let limit = p.limit.unwrap_or(50);
+    if limit == 0 || limit > 500 {
+        invalid.push("limit", "must be between 1 and 500");
+    }
+    invalid.into_result().map_err(AgentError::Invalid)?;
+    let q = JournalQuery {
+        from_ms: from,
+        to_ms: to,
+        status: statuses,
+        order_id: p.order_id,
+        min_amount: p.min_amount.map(till_core::Minor),
+        max_amount: p.max_amount.map(till_core::Minor),
+        currency,
+        device_id: None,
+        include_setup: false,
+        limit,
+        offset: p.offset.unwrap_or(0),
+    };
+    let page = agent.journal(move |j| j.query(&q)).await?;
+    let items: Vec<Value> = page.items.iter().map(record_json).collect();
+    Ok(Json(json!({ "total": page.total, "limit": limit, "offset": p.offset.unwrap_or(0), "items": items })).into_response())
+}
+
+/// `GET /api/agent/transactions/{id}`: one payment (by local id or TransactionNumber) with its
+/// status timeline and operations.
+pub async fn journal_detail(State(agent): State<Agent>, Path(id): Path<String>) -> Result<Response, AgentError> {
+    let key = id.clone();
+    let record = agent
+        .journal(move |j| Ok(j.by_local_id(&key)?.or(j.by_number(&key)?)))
+        .await?
+        .ok_or_else(|| AgentError::NotFound(format!("transaction {id}")))?;
+    let local = record.local_id.clone();
+    let events = agent.journal(move |j| j.events(&local)).await?;
+    let local = record.local_id.clone();
+    let (refunded, queued) = agent.journal(move |j| j.refunded_total(&local)).await?;
+    let mut body = record_json(&record);
+    body["events"] = events
+        .iter()
+        .map(|e| json!({ "status": e.status.code(), "statusKey": e.status.key(), "source": format!("{:?}", e.source).to_lowercase(), "applied": e.applied, "at": format_ms(e.at) }))
+        .collect();
+    body["refundedMinor"] = json!(refunded.0);
+    body["queuedRefundMinor"] = json!(queued.0);
+    body["refundableMinor"] = json!(record.amount.0 - refunded.0 - queued.0);
+    Ok(Json(body).into_response())
+}
+
+/// Query of `GET /api/agent/outbox`.
+#[derive(Debug, Deserialize)]
+pub struct OutboxParams {
+    /// `pending`, `in_flight`, `delivered` or `failed`.
+    state: Option<String>,
+    /// Page size.
+    limit: Option<u32>,
+    /// Rows to skip.
+    offset: Option<u32>,
+}
+
+/// `GET /api/agent/outbox`: operations waiting, delivered or failed.
+pub async fn outbox(State(agent): State<Agent>, Query(p): Query<OutboxParams>) -> Result<Response, AgentError> {
+    let state = match p.state.as_deref() {
+        None | Some("") => None,
+        Some("pending") => Some(OpState::Pending),
+        Some("in_flight") => Some(OpState::InFlight),
+        Some("delivered") => Some(OpState::Delivered),
+        Some("failed") => Some(OpState::Failed),
+        Some(other) => return Err(AgentError::invalid("state", &format!("unknown state `{other}`"))),
+    };
+    let (limit, offset) = (p.limit.unwrap_or(100).min(500), p.offset.unwrap_or(0));
+    let ops = agent.journal(move |j| j.operations(state, limit, offset)).await?;
+    Ok(Json(json!({ "items": ops.iter().map(operation_json).collect::<Vec<_>>() })).into_response())
+}
+
+fn operation_json(op: &till_journal::Operation) -> Value {
+    json!({
+        "id": op.id,
+        "kind": format!("{:?}", op.kind).to_lowercase(),
+        "state": format!("{:?}", op.state).to_lowercase(),
+        "amountMinor": op.amount.map(|a| a.0),
+        "attempts": op.attempts,
+        "lastError": op.last_error,
+        "transactionLocalId": op.transaction_local_id,
+        "payload": op.payload,
+        "result": op.result,
+        "createdAt": format_ms(op.created_at),
+    })
+}
+
+fn record_json(r: &till_journal::PaymentRecord) -> Value {
+    json!({
+        "localId": r.local_id,
+        "transactionNumber": r.number,
+        "orderId": r.order_id,
+        "amountMinor": r.amount.0,
+        "amount": till_core::Money { minor: r.amount, currency: r.currency }.to_major_string_fixed(),
+        "currency": r.currency.code(),
+        "status": r.status.map(Status::code),
+        "statusKey": crate::service::status_event(r, "").status_key,
+        "phase": format!("{:?}", r.phase),
+        "productSumMismatch": r.product_sum_mismatch,
+        "createdAt": format_ms(r.created_at),
+        "updatedAt": format_ms(r.updated_at),
+        "committedAt": r.committed_at.map(format_ms),
+        "failure": r.failure,
+        "transaction": r.entity_json,
+    })
+}
+
+fn parse_time(v: Option<&str>, name: &str, invalid: &mut till_core::InvalidParameters) -> Option<i64> {
+    let v = v?.trim();
+    if let Ok(ms) = v.parse::<i64>() {
+        return Some(ms);
+    }
+    match time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339) {
+        Ok(t) => Some((t.unix_timestamp_nanos() / 1_000_000) as i64),
+        Err(_) => {
+            invalid.push(name, "must be RFC 3339 (2026-01-31T00:00:00Z) or unix milliseconds");
+            None
+        }
+    }
+}
+
+/// Unix ms as RFC 3339 UTC.
+pub fn format_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}

@@ -1,0 +1,54 @@
+//! The local HTTP API.
+//!
+//! Two families of paths on one listener:
+//! - **SensePass-compatible** (`/api/transactions/*`, `/api/devices`, and a passthrough for any other
+//!   cloud path): the same paths and bodies as the vendor's Terminal Agent (spec §8), so POS software
+//!   written for it works unchanged. `deviceId` may be omitted; the agent adds the paired one.
+//! - **Agent extensions** under `/api/agent/`: health, the event stream, journal queries, the outbox
+//!   and the OpenAPI document.
+//!
+//! Handlers are thin: they parse, call [`crate::service::Agent`], and shape the answer.
+
+mod handlers;
+pub mod openapi;
+pub mod security;
+
+use crate::service::Agent;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use std::net::SocketAddr;
+
+/// Largest request body accepted (a cart of a few hundred lines fits easily).
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Builds the router with its safety layers.
+pub fn router(agent: Agent, addr: SocketAddr) -> Router {
+    let origins = security::allowed_origins(addr);
+    let guard = security::Guard { origins: origins.clone() };
+    Router::new()
+        // SensePass Terminal Agent compatible paths (spec §8).
+        .route("/api/transactions/init", post(handlers::init))
+        .route("/api/transactions/init/sync", post(handlers::init_sync))
+        .route("/api/transactions/last", get(handlers::last))
+        .route("/api/transactions/refund", post(handlers::refund))
+        .route("/api/transactions/credit", post(handlers::credit))
+        .route("/api/transactions/cancel/{number}", post(handlers::cancel))
+        .route("/api/transactions/cancelByDeviceId/{device}", post(handlers::cancel_by_device))
+        .route("/api/transactions/products/update", post(handlers::products_update))
+        .route("/api/transactions/{number}", get(handlers::transaction).patch(handlers::update))
+        .route("/api/devices", get(handlers::devices))
+        // Agent extensions.
+        .route("/api/agent/health", get(handlers::health))
+        .route("/api/agent/events", get(handlers::events))
+        .route("/api/agent/transactions", get(handlers::journal_query))
+        .route("/api/agent/transactions/{id}", get(handlers::journal_detail))
+        .route("/api/agent/outbox", get(handlers::outbox))
+        .route("/api/agent/openapi.json", get(openapi::serve))
+        // Everything else under /api/ goes to SensePass with deviceId added.
+        .route("/api/{*path}", axum::routing::any(handlers::passthrough))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(security::cors(&origins))
+        .layer(axum::middleware::from_fn_with_state(guard, security::guard))
+        .with_state(agent)
+}

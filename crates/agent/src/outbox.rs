@@ -1,0 +1,241 @@
+//! The outbox worker: delivers journaled operations (payment commits, cancels, refunds) to
+//! SensePass, retrying with exponential back-off and jitter until each has a definite answer.
+//!
+//! An operation is journaled (`Pending`) before any network call. Delivery marks it `InFlight`
+//! (a compare-and-set in the journal, so the API path and the worker never send the same
+//! operation twice at once), then `Delivered` with SensePass's answer, `Failed` with a reason when
+//! SensePass gave a definite refusal, or back to `Pending` with a later `next_attempt_at` when the
+//! outcome is unknown or SensePass is unreachable. The schedule is stored in the journal, so a
+//! restart resumes it; the delays come from `backon`'s exponential builder.
+//!
+//! Exactly once: before re-sending a refund whose previous attempt had an uncertain outcome, the
+//! worker reads the transaction at SensePass and counts its refund confirmations; if the refund is
+//! already there it is marked delivered without a second call.
+
+use crate::error::AgentError;
+use crate::service::Agent;
+use backon::BackoffBuilder;
+use serde_json::{json, Value};
+use std::time::Duration;
+use till_core::{Minor, Status};
+use till_journal::{EventSource, OpKind, OpState, Operation};
+use till_sensepass::RefundRequest;
+
+/// Longest wait between two attempts of one operation.
+const MAX_DELAY: Duration = Duration::from_secs(60);
+
+/// How often the worker looks for due operations when nothing wakes it.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// Prefix of `last_error` when an attempt's outcome is unknown; the next attempt checks first.
+const UNCERTAIN: &str = "uncertain:";
+
+/// The delay before attempt number `attempts` (1-based), with jitter.
+pub fn backoff_delay(attempts: u32) -> Duration {
+    let mut delays = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(MAX_DELAY)
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .build();
+    let n = attempts.saturating_sub(1).min(64) as usize;
+    delays.nth(n).unwrap_or(MAX_DELAY)
+}
+
+/// Runs until shutdown: delivers due operations, then sleeps until woken or [`IDLE_POLL`].
+pub async fn run(agent: Agent) {
+    let shutdown = agent.shutdown_token().clone();
+    loop {
+        let now = till_journal::now_ms();
+        match agent.journal(move |j| j.due_operations(now)).await {
+            Ok(due) => {
+                for op in due {
+                    if let Err(e) = deliver_now(&agent, op).await {
+                        tracing::debug!(error = %e, "operation not delivered yet");
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "outbox: cannot read due operations"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = agent.outbox_woken() => {}
+            _ = tokio::time::sleep(IDLE_POLL) => {}
+        }
+    }
+}
+
+/// Delivers one operation now and returns SensePass's answer (or the error that kept it pending).
+pub async fn deliver_now(agent: &Agent, op: Operation) -> Result<Value, AgentError> {
+    let (id, now) = (op.id, till_journal::now_ms());
+    // Claim it (Pending → InFlight, journaled before the call): two senders never send one op.
+    let claimed = agent
+        .journal(move |j| match j.mark_in_flight(id, now) {
+            Ok(op) => Ok(Some(op)),
+            Err(till_journal::JournalError::InvalidOpState { .. }) => Ok(None),
+            Err(e) => Err(e),
+        })
+        .await?;
+    let Some(op) = claimed else {
+        return Err(AgentError::Conflict(format!("operation {id} is already being delivered")));
+    };
+    let result = match op.kind {
+        OpKind::Commit => deliver_commit(agent, &op).await,
+        OpKind::Cancel => deliver_cancel(agent, &op).await,
+        OpKind::Refund => deliver_refund(agent, &op).await,
+        OpKind::Credit => Err(Attempt::Refused("credits are sent directly, not through the outbox".into())),
+    };
+    let now = till_journal::now_ms();
+    match result {
+        Ok(answer) => {
+            let a = answer.clone();
+            agent.journal(move |j| j.mark_delivered(id, &a, now)).await?;
+            publish(agent, id, "delivered");
+            Ok(answer)
+        }
+        Err(Attempt::Refused(reason)) => {
+            let r = reason.clone();
+            agent.journal(move |j| j.mark_failed(id, &r, now)).await?;
+            publish(agent, id, "failed");
+            Err(AgentError::Conflict(reason))
+        }
+        Err(Attempt::Answered(status, body)) => {
+            // SensePass gave a definite business answer that is not success (501 cancel, declined
+            // refund): the operation is over; the POS gets SensePass's own body.
+            let reason = format!("SensePass answered {status}: {body}");
+            agent.journal(move |j| j.mark_failed(id, &reason, now)).await?;
+            publish(agent, id, "failed");
+            Err(AgentError::Upstream { status, body })
+        }
+        Err(Attempt::Retry(error)) => {
+            let attempts = op.attempts;
+            let next = now + backoff_delay(u32::try_from(attempts).unwrap_or(u32::MAX)).as_millis() as i64;
+            let message = match &error {
+                till_sensepass::Error::NotSent(m) => format!("unreachable: {m}"),
+                other => format!("{UNCERTAIN} {other}"),
+            };
+            agent.journal(move |j| j.reschedule(id, attempts, next, &message)).await?;
+            publish(agent, id, "pending");
+            Err(AgentError::from(error))
+        }
+    }
+}
+
+/// How one delivery attempt ended.
+enum Attempt {
+    /// Not delivered; try again later.
+    Retry(till_sensepass::Error),
+    /// SensePass answered definitely with something other than success.
+    Answered(u16, Value),
+    /// The operation cannot be delivered at all (bad payload, unknown transaction).
+    Refused(String),
+}
+
+/// Sorts a SensePass error into retry (unreachable, unknown outcome, 5xx) or a definite answer.
+fn classify(agent: &Agent, e: till_sensepass::Error) -> Attempt {
+    agent.note_reachability::<()>(&Err(e.clone()));
+    match e {
+        till_sensepass::Error::Http { status, body } if status < 500 => Attempt::Answered(status, body),
+        other => Attempt::Retry(other),
+    }
+}
+
+fn publish(agent: &Agent, id: i64, state: &str) {
+    agent.bus().publish(crate::events::AgentEvent::Operation { id, state: state.to_string() });
+}
+
+async fn deliver_commit(agent: &Agent, op: &Operation) -> Result<Value, Attempt> {
+    let link = op.payload.get("commitLink").and_then(Value::as_str).unwrap_or_default().to_string();
+    if link.is_empty() {
+        return Err(Attempt::Refused("commit without commitLink".into()));
+    }
+    let (_, client) = agent.device_client().await.map_err(|e| Attempt::Refused(e.to_string()))?;
+    let answer = client.commit_payment(&link).await.map_err(|e| classify(agent, e))?;
+    agent.note_reachability::<()>(&Ok(()));
+    let number = op.payload.get("transactionNumber").and_then(Value::as_str).unwrap_or_default().to_string();
+    let now = till_journal::now_ms();
+    agent
+        .journal(move |j| j.record_commit(&number, now))
+        .await
+        .map_err(|e| Attempt::Refused(e.to_string()))?;
+    tracing::info!(operation = op.id, "payment committed");
+    serde_json::to_value(&answer).map_err(|e| Attempt::Refused(e.to_string()))
+}
+
+async fn deliver_cancel(agent: &Agent, op: &Operation) -> Result<Value, Attempt> {
+    let number = op.payload.get("transactionNumber").and_then(Value::as_str).unwrap_or_default().to_string();
+    let (_, client) = agent.device_client().await.map_err(|e| Attempt::Refused(e.to_string()))?;
+    let answer = client.cancel(&number).await.map_err(|e| classify(agent, e))?;
+    agent.note_reachability::<()>(&Ok(()));
+    // The cancel answer carries no entity; read the transaction to journal its new status.
+    if let Err(e) = agent.refresh(&number).await {
+        tracing::warn!(%number, error = %e, "cancelled, but could not re-read the transaction yet");
+    }
+    serde_json::to_value(&answer).map_err(|e| Attempt::Refused(e.to_string()))
+}
+
+async fn deliver_refund(agent: &Agent, op: &Operation) -> Result<Value, Attempt> {
+    let number = op.payload.get("transactionNumber").and_then(Value::as_str).unwrap_or_default().to_string();
+    let amount = op.amount.ok_or_else(|| Attempt::Refused("refund without amount".into()))?;
+    let is_partial = op.payload.get("isPartial").and_then(Value::as_bool).unwrap_or(true);
+    let (_, client) = agent.device_client().await.map_err(|e| Attempt::Refused(e.to_string()))?;
+
+    // Exactly once: after an uncertain attempt, look before sending again.
+    if op.last_error.as_deref().map(|e| e.starts_with(UNCERTAIN)).unwrap_or(false) {
+        if let Some(answer) = already_refunded(agent, &client, op, &number).await? {
+            return Ok(answer);
+        }
+    }
+    let currency = agent
+        .journal({
+            let n = number.clone();
+            move |j| j.by_number(&n)
+        })
+        .await
+        .map_err(|e| Attempt::Refused(e.to_string()))?
+        .map(|r| r.currency)
+        .ok_or_else(|| Attempt::Refused(format!("transaction {number} not in the journal")))?;
+    let request = RefundRequest::new(&number, is_partial.then_some(amount), currency);
+    let answer = client.refund(&request).await.map_err(|e| classify(agent, e))?;
+    agent.note_reachability::<()>(&Ok(()));
+    let body = serde_json::to_value(&answer).map_err(|e| Attempt::Refused(e.to_string()))?;
+    if !answer.is_approved() {
+        return Err(Attempt::Answered(200, body));
+    }
+    if let Err(e) = agent.refresh(&number).await {
+        tracing::warn!(%number, error = %e, "refunded, but could not re-read the transaction yet");
+    }
+    Ok(body)
+}
+
+/// Reads the transaction at SensePass and decides whether this refund already happened: the
+/// refunds SensePass shows, minus those the journal already counts as delivered, cover this one.
+async fn already_refunded(
+    agent: &Agent,
+    client: &till_sensepass::Client,
+    op: &Operation,
+    number: &str,
+) -> Result<Option<Value>, Attempt> {
+    let tx = client.transaction(number).await.map_err(|e| classify(agent, e))?;
+    let at_sensepass = tx.refunded_minor().map_err(|e| Attempt::Refused(e.to_string()))?;
+    let local_id = op.transaction_local_id.clone().unwrap_or_default();
+    let (delivered, _) = agent
+        .journal(move |j| j.refunded_total(&local_id))
+        .await
+        .map_err(|e| Attempt::Refused(e.to_string()))?;
+    let amount = op.amount.unwrap_or(Minor::ZERO);
+    let unseen = at_sensepass.checked_sub(delivered).unwrap_or(Minor::ZERO);
+    let status = tx.status();
+    let _ = agent.apply(tx, EventSource::Poll).await;
+    if unseen >= amount && amount.is_positive() && matches!(status, Status::PartiallyRefunded | Status::Refunded) {
+        tracing::info!(operation = op.id, "refund found at SensePass after an uncertain attempt; not re-sending");
+        return Ok(Some(json!({ "errorCode": 0, "result": "Approved", "recoveredFrom": "transaction status" })));
+    }
+    Ok(None)
+}
+
+/// Whether an operation in this state still needs work.
+pub fn is_open(state: OpState) -> bool {
+    matches!(state, OpState::Pending | OpState::InFlight)
+}

@@ -1,0 +1,722 @@
+//! The orchestrator: the payment flows of the SensePass docs, made durable.
+//!
+//! Every flow follows the same discipline (DESIGN.md §2, promise 2):
+//! 1. validate (nothing is journaled or sent for a bad request),
+//! 2. journal the intent (one SQLite transaction, `synchronous=FULL`),
+//! 3. call SensePass,
+//! 4. journal the outcome — or, when the outcome is uncertain, journal *that*, and reconcile
+//!    with SensePass before anything else may happen for the same order.
+//!
+//! ```text
+//!  POS ──init──▶ validate ─▶ journal.begin_payment ─┬─ Existing ─▶ reconcile if unknown ─▶ attach / return
+//!                                                    ├─ Busy ─────▶ 409 busy
+//!                                                    └─ Started ──▶ SensePass init ─┬─ ok ─────▶ journal created
+//!                                                                                   ├─ not sent ▶ journal failed, 503
+//!                                                                                   └─ unknown ─▶ journal unknown, reconcile
+//!  sync: wait on the event bus until final (socket / poll / timeout) ─▶ 200 entity; POS hangs up ─▶ cancel
+//!  approved ─▶ outbox: commit (GET commitLink) ─▶ journal committed
+//! ```
+//!
+//! Journal calls are synchronous SQLite calls with fsync; they run on tokio's blocking pool
+//! ([`Agent::journal`]) so that a slow disk never stalls the async workers.
+
+use crate::config::Config;
+use crate::error::AgentError;
+use crate::events::{AgentEvent, ConnectivityEvent, EventBus, StatusEvent};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use till_core::{Currency, Minor, Status, Transition};
+use till_journal::{
+    Begin, EventSource, Journal, NewOperation, NewPayment, OpKind, Operation, Pairing, PaymentRecord,
+    Phase,
+};
+use till_sensepass::{Client, ClientConfig, Credentials, InitRequest, Transaction};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+/// How long after a transaction's `timeoutDate` a sync call keeps waiting for SensePass's final
+/// status (polling meanwhile) before answering `outcome_unknown`.
+const SYNC_GRACE: Duration = Duration::from_secs(20);
+
+/// How long a payment whose create call had an unknown outcome must be unseen at SensePass
+/// before the agent concludes it was never created (covers a request still in flight).
+const UNKNOWN_SETTLE: Duration = Duration::from_secs(30);
+
+/// Live health figures, updated by the workers and read by `/api/agent/health`.
+/// Atomics, because they are written from several tasks and read on every health call.
+#[derive(Debug, Default)]
+pub struct Health {
+    /// Socket.IO is connected for the paired device.
+    pub socket_connected: AtomicBool,
+    /// Unix ms since SensePass has been unreachable; 0 when reachable.
+    pub offline_since_ms: AtomicI64,
+    /// True until start-up reconciliation finished.
+    pub recovering: AtomicBool,
+}
+
+/// The outcome of starting a payment, before waiting.
+#[derive(Debug)]
+pub enum Started {
+    /// A new payment was created at SensePass (or is being reconciled).
+    New(PaymentRecord),
+    /// The same order / idempotency key already has a payment; this is it.
+    Existing(PaymentRecord),
+}
+
+impl Started {
+    /// The payment either way.
+    pub fn record(&self) -> &PaymentRecord {
+        match self {
+            Started::New(r) | Started::Existing(r) => r,
+        }
+    }
+}
+
+/// The agent service. Cheap to clone: everything lives behind one `Arc`.
+#[derive(Clone)]
+pub struct Agent {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    journal: Journal,
+    /// Base client without credentials; per-call clients add the paired device.
+    client: Client,
+    bus: EventBus,
+    health: Health,
+    /// The POS token for money-out operations (stored in the journal's settings).
+    pos_token: String,
+    /// Cancelled when the agent shuts down; background tasks watch it.
+    shutdown: CancellationToken,
+    /// Wakes the outbox worker when an operation is queued (it also polls on a timer).
+    outbox_wake: tokio::sync::Notify,
+}
+
+impl Agent {
+    /// Opens the journal, makes sure a POS token exists, and builds the SensePass client.
+    pub fn new(config: Config, journal: Journal, shutdown: CancellationToken) -> Result<Agent, AgentError> {
+        let client = Client::new(
+            ClientConfig {
+                base_url: config.sensepass_url.clone(),
+                timeout: config.http_timeout,
+                connect_timeout: Duration::from_secs(5),
+            },
+            Credentials::Device(String::new()),
+        )
+        .map_err(|e| AgentError::Internal(e.to_string()))?;
+        let pos_token = ensure_pos_token(&journal)?;
+        let health = Health::default();
+        health.recovering.store(true, Ordering::SeqCst);
+        Ok(Agent {
+            inner: Arc::new(Inner {
+                config,
+                journal,
+                client,
+                bus: EventBus::new(),
+                health,
+                pos_token,
+                shutdown,
+                outbox_wake: tokio::sync::Notify::new(),
+            }),
+        })
+    }
+
+    /// The effective configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The event bus.
+    pub fn bus(&self) -> &EventBus {
+        &self.inner.bus
+    }
+
+    /// Live health figures.
+    pub fn health(&self) -> &Health {
+        &self.inner.health
+    }
+
+    /// The shutdown signal shared by all background tasks.
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+
+    /// Wakes the outbox worker.
+    pub fn wake_outbox(&self) {
+        self.inner.outbox_wake.notify_one();
+    }
+
+    /// Resolves when someone called [`Agent::wake_outbox`].
+    pub async fn outbox_woken(&self) {
+        self.inner.outbox_wake.notified().await
+    }
+
+    /// True when `token` is the POS token (constant-time comparison).
+    pub fn check_pos_token(&self, token: &str) -> bool {
+        constant_time_eq(token.as_bytes(), self.inner.pos_token.as_bytes())
+    }
+
+    /// Runs a synchronous journal call on the blocking pool.
+    pub async fn journal<T, F>(&self, f: F) -> Result<T, AgentError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Journal) -> Result<T, till_journal::JournalError> + Send + 'static,
+    {
+        let journal = self.inner.journal.clone();
+        tokio::task::spawn_blocking(move || f(&journal))
+            .await
+            .map_err(|e| AgentError::Internal(format!("journal task failed: {e}")))?
+            .map_err(AgentError::from)
+    }
+
+    /// The current pairing, read from the journal (so a `till-agent pair` from another process is
+    /// seen without a restart).
+    pub async fn pairing(&self) -> Result<Option<Pairing>, AgentError> {
+        self.journal(|j| j.pairing()).await
+    }
+
+    /// The paired device id, or `NotPaired`.
+    pub async fn device_id(&self) -> Result<String, AgentError> {
+        self.pairing().await?.map(|p| p.device_id).ok_or(AgentError::NotPaired)
+    }
+
+    /// A SensePass client authenticated as the paired device.
+    pub async fn device_client(&self) -> Result<(String, Client), AgentError> {
+        let device = self.device_id().await?;
+        let client = self.inner.client.with_credentials(Credentials::Device(device.clone()));
+        Ok((device, client))
+    }
+
+    /// A SensePass client authenticated with an API key (pairing).
+    pub fn api_key_client(&self, api_key: &str) -> Client {
+        self.inner
+            .client
+            .with_credentials(Credentials::ApiKey { api_key: api_key.to_string(), branch_number: None })
+    }
+
+    /// Records the result of a SensePass call for the offline indicator.
+    pub fn note_reachability<T>(&self, result: &Result<T, till_sensepass::Error>) {
+        let offline = matches!(result, Err(e) if e.certainly_not_performed());
+        let h = &self.inner.health.offline_since_ms;
+        if offline {
+            let _ = h.compare_exchange(0, till_journal::now_ms(), Ordering::SeqCst, Ordering::SeqCst);
+        } else if result.is_ok() || matches!(result, Err(till_sensepass::Error::Http { .. })) {
+            h.store(0, Ordering::SeqCst);
+        }
+    }
+
+    /// Publishes a connectivity change.
+    pub fn set_socket_connected(&self, connected: bool) {
+        self.inner.health.socket_connected.store(connected, Ordering::SeqCst);
+        self.inner.bus.publish(AgentEvent::Connectivity(ConnectivityEvent { socket_connected: connected }));
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Payments
+    // ------------------------------------------------------------------------------------------
+
+    /// `POST /api/transactions/init`: validate, journal, create at SensePass (spec §4.1).
+    pub async fn start_payment(&self, body: Value, idempotency_key: Option<String>) -> Result<Started, AgentError> {
+        let mut request = InitRequest::from_pos_json(body).map_err(AgentError::Invalid)?;
+        if self.inner.health.recovering.load(Ordering::SeqCst) {
+            return Err(AgentError::Recovering);
+        }
+        let (device, client) = self.device_client().await?;
+        request.device_id = Some(device.clone());
+        let order_id = order_id_of(request.pos_data.as_ref());
+        let local_id = uuid::Uuid::new_v4().to_string();
+        let request_json = serde_json::to_value(&request).map_err(|e| AgentError::Internal(e.to_string()))?;
+        let new = NewPayment {
+            local_id: local_id.clone(),
+            device_id: device,
+            order_id,
+            idempotency_key,
+            amount: request.amount,
+            currency: request.currency,
+            request_json,
+            product_sum_mismatch: request.product_sum_mismatch(),
+            setup: request.ready_for_payment == Some(false),
+            now_ms: till_journal::now_ms(),
+        };
+        // 1. Journal first: the intent is durable before SensePass hears of it.
+        match self.journal(move |j| j.begin_payment(new)).await? {
+            Begin::Busy(open) => Err(AgentError::Busy { number: open.number, local_id: open.local_id }),
+            Begin::Existing(existing) => {
+                tracing::info!(local_id = %existing.local_id, "same order: attaching to the existing payment");
+                let existing = if existing.phase == Phase::CreateUnknown {
+                    self.reconcile_unknown(existing).await?
+                } else {
+                    existing
+                };
+                Ok(Started::Existing(existing))
+            }
+            Begin::Started(record) => {
+                self.publish_record(&record, "local");
+                // 2. The network call.
+                let result = client.init(&request).await;
+                self.note_reachability(&result);
+                // 3. The outcome, journaled.
+                let record = self.record_create_outcome(record, result).await?;
+                Ok(Started::New(record))
+            }
+        }
+    }
+
+    /// Journals what SensePass answered to a create call.
+    async fn record_create_outcome(
+        &self,
+        record: PaymentRecord,
+        result: Result<Transaction, till_sensepass::Error>,
+    ) -> Result<PaymentRecord, AgentError> {
+        let local_id = record.local_id.clone();
+        let now = till_journal::now_ms();
+        match result {
+            Ok(tx) => {
+                let (number, status, raw) = (tx.number().to_string(), tx.status(), tx.raw.clone());
+                let rec = self.journal(move |j| j.record_created(&local_id, &number, status, &raw, now)).await?;
+                self.publish_record(&rec, "api");
+                Ok(rec)
+            }
+            Err(e) if e.certainly_not_performed() || is_client_error(&e) => {
+                let reason = e.to_string();
+                let rec = self.journal(move |j| j.record_create_failed(&local_id, &reason, now)).await?;
+                self.publish_record(&rec, "api");
+                Err(AgentError::from(e))
+            }
+            Err(e) => {
+                // Timeout, reset, 5xx, unreadable answer: SensePass may have created it.
+                tracing::warn!(local_id = %record.local_id, error = %e, "create outcome unknown; reconciling");
+                let reason = e.to_string();
+                let rec = self.journal(move |j| j.record_create_unknown(&local_id, &reason, now)).await?;
+                self.publish_record(&rec, "api");
+                self.reconcile_unknown(rec).await
+            }
+        }
+    }
+
+    /// Finds out whether a create call with an unknown outcome created a transaction at SensePass,
+    /// by searching the device's transactions around the intent's time for the same order.
+    /// Found → adopted. Certainly absent (and old enough that no request can still be in flight)
+    /// → marked failed. Otherwise the payment stays unknown and the call reports so.
+    pub async fn reconcile_unknown(&self, record: PaymentRecord) -> Result<PaymentRecord, AgentError> {
+        let (_, client) = self.device_client().await?;
+        let query = till_sensepass::FetchTransactions::around(
+            record.created_at - 60_000,
+            till_journal::now_ms() + 60_000,
+        );
+        let result = client.transactions(&query).await;
+        self.note_reachability(&result);
+        let page = match result {
+            Ok(page) => page,
+            Err(e) => return Err(AgentError::Uncertain(format!("cannot reconcile yet: {e}"))),
+        };
+        let sent_pos_data = record.request_json.get("posData").cloned();
+        let found = page.data.into_iter().find(|tx| {
+            tx.raw.get("posData").cloned() == sent_pos_data
+                && tx.amount_minor().map(|m| m.minor == record.amount && m.currency == record.currency).unwrap_or(false)
+        });
+        let local_id = record.local_id.clone();
+        let now = till_journal::now_ms();
+        if let Some(tx) = found {
+            let (number, status, raw) = (tx.number().to_string(), tx.status(), tx.raw.clone());
+            tracing::info!(local_id = %local_id, number = %number, "reconciled: SensePass has the payment");
+            let rec = self.journal(move |j| j.record_created(&local_id, &number, status, &raw, now)).await?;
+            self.publish_record(&rec, "poll");
+            return Ok(rec);
+        }
+        if now - record.created_at > UNKNOWN_SETTLE.as_millis() as i64 {
+            let rec = self
+                .journal(move |j| j.record_create_failed(&local_id, "not found at SensePass after reconciliation", now))
+                .await?;
+            self.publish_record(&rec, "poll");
+            return Ok(rec);
+        }
+        Err(AgentError::Uncertain("the payment is not visible at SensePass yet; retry with the same order".into()))
+    }
+
+    /// Waits until the payment is final (or failed to be created), re-reading SensePass after the
+    /// timeout if no final event arrived. Returns the final record, or `Uncertain` when SensePass
+    /// cannot tell us within the grace period.
+    pub async fn wait_final(&self, local_id: &str) -> Result<PaymentRecord, AgentError> {
+        let mut events = self.inner.bus.subscribe();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            let id = local_id.to_string();
+            let record = self
+                .journal(move |j| j.by_local_id(&id))
+                .await?
+                .ok_or_else(|| AgentError::NotFound(format!("payment {local_id}")))?;
+            if record.phase == Phase::CreateFailed || record.status.map(Status::is_final).unwrap_or(false) {
+                return Ok(record);
+            }
+            let overdue_by = till_journal::now_ms() - timeout_ms_of(&record);
+            if overdue_by > 0 {
+                // No final event yet although the payment should have timed out: ask SensePass.
+                if let Some(number) = record.number.clone() {
+                    let _ = self.refresh(&number).await;
+                } else if record.phase == Phase::CreateUnknown {
+                    let _ = self.reconcile_unknown(record.clone()).await;
+                }
+                if overdue_by > SYNC_GRACE.as_millis() as i64 {
+                    return Err(AgentError::Uncertain(format!(
+                        "no final status from SensePass for payment {local_id}; ask GET /api/transactions/last"
+                    )));
+                }
+            }
+            tokio::select! {
+                ev = events.recv() => match ev {
+                    Ok(AgentEvent::Status(s)) if s.local_id != local_id => continue,
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return Err(AgentError::Internal("event bus closed".into())),
+                },
+                _ = tick.tick() => {}
+                _ = self.inner.shutdown.cancelled() => return Err(AgentError::Internal("agent shutting down".into())),
+            }
+        }
+    }
+
+    /// Re-reads one transaction from SensePass and applies it (source: poll).
+    pub async fn refresh(&self, number: &str) -> Result<PaymentRecord, AgentError> {
+        let (_, client) = self.device_client().await?;
+        let result = client.transaction(number).await;
+        self.note_reachability(&result);
+        let tx = result?;
+        self.apply(tx, EventSource::Poll).await
+    }
+
+    /// Applies an observed SensePass entity to the journal and, when it moved the payment
+    /// forward, publishes it and starts what follows (payment commit on approval).
+    pub async fn apply(&self, tx: Transaction, source: EventSource) -> Result<PaymentRecord, AgentError> {
+        let number = tx.number().to_string();
+        let status = tx.status();
+        let raw = tx.raw.clone();
+        let now = till_journal::now_ms();
+        let source_name = source_name(source);
+        let applied = self.journal(move |j| j.apply_status(&number, status, &raw, source, now)).await?;
+        if applied.transition == Transition::Advance {
+            tracing::info!(number = %tx.number(), status = %status, source = source_name, "status advanced");
+            self.publish_record(&applied.record, source_name);
+            if status == Status::Approved {
+                self.schedule_commit(&applied.record, &tx).await?;
+            }
+        } else if applied.transition == Transition::Same {
+            self.publish_record(&applied.record, source_name);
+        }
+        Ok(applied.record)
+    }
+
+    /// Queues the payment commit (GET commitLink) of an approved payment in the outbox.
+    async fn schedule_commit(&self, record: &PaymentRecord, tx: &Transaction) -> Result<(), AgentError> {
+        let Some(link) = tx.payment_commit().and_then(|c| c.commit_link.clone()) else {
+            return Ok(());
+        };
+        if tx.payment_commit().and_then(|c| c.is_payment_committed).unwrap_or(false) {
+            return Ok(());
+        }
+        let op = NewOperation {
+            kind: OpKind::Commit,
+            transaction_local_id: Some(record.local_id.clone()),
+            op_key: format!("commit:{}", tx.number()),
+            amount: None,
+            payload: json!({ "commitLink": link, "transactionNumber": tx.number() }),
+            now_ms: till_journal::now_ms(),
+        };
+        self.journal(move |j| j.enqueue(op)).await?;
+        self.wake_outbox();
+        Ok(())
+    }
+
+    /// Cancels a pending payment at SensePass (journaled as an outbox operation first).
+    /// `reason` is journaled with the intent.
+    pub async fn cancel(&self, number: &str, reason: &str) -> Result<Value, AgentError> {
+        let n = number.to_string();
+        let record = self
+            .journal(move |j| j.by_number(&n))
+            .await?
+            .ok_or_else(|| AgentError::NotFound(format!("transaction {number}")))?;
+        let op = NewOperation {
+            kind: OpKind::Cancel,
+            transaction_local_id: Some(record.local_id.clone()),
+            op_key: format!("cancel:{}:{}", number, uuid::Uuid::new_v4()),
+            amount: None,
+            payload: json!({ "transactionNumber": number, "reason": reason }),
+            now_ms: till_journal::now_ms(),
+        };
+        let op = self.journal(move |j| j.enqueue(op)).await?;
+        crate::outbox::deliver_now(self, op).await
+    }
+
+    /// Cancels the payment an abandoned sync call was waiting for (the POS hung up).
+    pub async fn cancel_abandoned(&self, local_id: String) {
+        let id = local_id.clone();
+        let record = match self.journal(move |j| j.by_local_id(&id)).await {
+            Ok(Some(r)) => r,
+            _ => return,
+        };
+        if record.status.map(Status::is_final).unwrap_or(false) || record.phase == Phase::CreateFailed {
+            return;
+        }
+        let Some(number) = record.number.clone() else {
+            tracing::warn!(%local_id, "POS hung up before SensePass answered; the reconciler will settle it");
+            return;
+        };
+        tracing::info!(%number, "POS closed the sync connection; cancelling the pending payment");
+        match self.cancel(&number, "pos_disconnected").await {
+            Ok(_) => {}
+            Err(e) => tracing::warn!(%number, error = %e, "cancel after POS disconnect failed"),
+        }
+    }
+
+    /// Starts a refund: validates, journals it in the outbox under the refund cap, and tries to
+    /// deliver it at once. Returns the SensePass answer, or `None` when it was queued.
+    pub async fn refund(&self, body: Value, idempotency_key: Option<String>) -> Result<RefundOutcome, AgentError> {
+        let number = body.get("transactionNumber").and_then(Value::as_str).map(str::to_string);
+        let Some(number) = number.filter(|n| !n.is_empty()) else {
+            return Err(AgentError::invalid("transactionNumber", "is required"));
+        };
+        let n = number.clone();
+        let record = self
+            .journal(move |j| j.by_number(&n))
+            .await?
+            .ok_or_else(|| AgentError::NotFound(format!("transaction {number}")))?;
+        if !record.status.map(Status::was_captured).unwrap_or(false) {
+            return Err(AgentError::Conflict(format!("transaction {number} was not paid; nothing to refund")));
+        }
+        let id = record.local_id.clone();
+        let (refunded, queued) = self.journal(move |j| j.refunded_total(&id)).await?;
+        let remaining = record.amount.checked_sub(refunded).and_then(|r| r.checked_sub(queued));
+        let remaining = remaining.map_err(|e| AgentError::Internal(e.to_string()))?;
+        let amount = refund_amount(&body, record.currency, remaining)?;
+        let op = NewOperation {
+            kind: OpKind::Refund,
+            transaction_local_id: Some(record.local_id.clone()),
+            op_key: idempotency_key
+                .map(|k| format!("refund:{k}"))
+                .unwrap_or_else(|| format!("refund:{}", uuid::Uuid::new_v4())),
+            amount: Some(amount),
+            payload: json!({
+                "transactionNumber": number,
+                "isPartial": amount < record.amount,
+                "amountMinor": amount.0,
+                "currency": record.currency.code(),
+            }),
+            now_ms: till_journal::now_ms(),
+        };
+        let captured = record.amount;
+        let op = self.journal(move |j| j.enqueue_refund(op, captured)).await?;
+        if op.state != till_journal::OpState::Pending {
+            // Same idempotency key as an earlier refund: answer what that one became.
+            return Ok(RefundOutcome::Existing(op));
+        }
+        match crate::outbox::deliver_now(self, op.clone()).await {
+            Ok(answer) => Ok(RefundOutcome::Answered(answer)),
+            Err(AgentError::Unreachable(_)) | Err(AgentError::Uncertain(_)) => Ok(RefundOutcome::Queued(op)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Publishes a record's state on the event bus.
+    pub fn publish_record(&self, record: &PaymentRecord, source: &str) {
+        self.inner.bus.publish(AgentEvent::Status(status_event(record, source)));
+    }
+
+    /// The SensePass entity of a record, or a minimal stand-in before SensePass answered.
+    pub fn entity_of(record: &PaymentRecord) -> Value {
+        if let Some(entity) = &record.entity_json {
+            return entity.clone();
+        }
+        json!({
+            "TransactionNumber": record.number,
+            "status": Value::Null,
+            "statusName": phase_name(record.phase),
+            "amount": till_core::money::minor_to_major_string(record.amount, record.currency),
+            "currency": record.currency.code(),
+            "posData": record.request_json.get("posData").cloned().unwrap_or(Value::Null),
+            "localId": record.local_id,
+        })
+    }
+
+    /// Start-up recovery: every payment that is not final and every payment with an unknown
+    /// create outcome is re-read from SensePass before new payments are taken.
+    pub async fn recover(&self) {
+        let open = match self.journal(|j| j.open_payments()).await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read open payments");
+                Vec::new()
+            }
+        };
+        if !open.is_empty() {
+            tracing::info!(count = open.len(), "reconciling open payments after start");
+        }
+        for record in open {
+            self.resync_one(record).await;
+        }
+        // Operations a crash interrupted mid-send: their outcome is unknown, so they go back to
+        // the queue marked uncertain, and the sender checks SensePass before re-sending.
+        let now = till_journal::now_ms();
+        let requeued = self
+            .journal(move |j| {
+                let mut n = 0;
+                for op in j.operations(Some(till_journal::OpState::InFlight), 10_000, 0)? {
+                    j.reschedule(op.id, op.attempts, now, "uncertain: interrupted by a restart")?;
+                    n += 1;
+                }
+                Ok(n)
+            })
+            .await;
+        match requeued {
+            Ok(n) if n > 0 => tracing::info!(count = n, "re-queued operations interrupted by a restart"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "cannot re-queue interrupted operations"),
+        }
+        self.wake_outbox();
+        self.inner.health.recovering.store(false, Ordering::SeqCst);
+    }
+
+    /// Re-reads one open payment (poll) or reconciles an unknown create.
+    pub async fn resync_one(&self, record: PaymentRecord) {
+        let result = match (&record.number, record.phase) {
+            (_, Phase::Intent) | (_, Phase::CreateUnknown) => self.reconcile_unknown(record.clone()).await.map(|_| ()),
+            (Some(number), _) => self.refresh(number).await.map(|_| ()),
+            (None, _) => Ok(()),
+        };
+        if let Err(e) = result {
+            tracing::debug!(local_id = %record.local_id, error = %e, "resync deferred");
+        }
+    }
+}
+
+/// What a refund request became.
+#[derive(Debug)]
+pub enum RefundOutcome {
+    /// SensePass answered (approved or declined); the body is SensePass's.
+    Answered(Value),
+    /// SensePass is unreachable or the outcome is uncertain: queued for delivery.
+    Queued(Operation),
+    /// The idempotency key matched an earlier refund.
+    Existing(Operation),
+}
+
+/// The POS's order id: `posData.orderId` (string or number).
+pub fn order_id_of(pos_data: Option<&Value>) -> Option<String> {
+    match pos_data?.get("orderId")? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The refund amount in minor units: the whole remainder for a full refund, otherwise
+/// `refundAmount` in major units (or minor units with `isCent: true`), per docs/DECISIONS.md.
+fn refund_amount(body: &Value, currency: Currency, remaining: Minor) -> Result<Minor, AgentError> {
+    let partial = body.get("isPartial").and_then(Value::as_bool).unwrap_or(false);
+    if !partial {
+        if !remaining.is_positive() {
+            return Err(AgentError::RefundCap { remaining: remaining.0.max(0) });
+        }
+        return Ok(remaining);
+    }
+    let is_cent = body.get("isCent").and_then(Value::as_bool).unwrap_or(false);
+    let amount = match body.get("refundAmount") {
+        Some(Value::Number(n)) if is_cent => till_core::money::minor_json_number(n).ok(),
+        Some(Value::Number(n)) => till_core::money::major_json_number_to_minor(n, currency).ok(),
+        Some(Value::String(s)) if !is_cent => till_core::money::parse_major(s, currency).ok(),
+        _ => None,
+    };
+    match amount {
+        Some(a) if a.is_positive() => {
+            if a > remaining {
+                Err(AgentError::RefundCap { remaining: remaining.0.max(0) })
+            } else {
+                Ok(a)
+            }
+        }
+        Some(_) => Err(AgentError::invalid("refundAmount", "must be greater than 0")),
+        None => Err(AgentError::invalid(
+            "refundAmount",
+            "is required for a partial refund: a number in major units (or minor units with isCent: true)",
+        )),
+    }
+}
+
+/// True for a 4xx from SensePass: it looked at the request and refused it, so nothing was created.
+fn is_client_error(e: &till_sensepass::Error) -> bool {
+    matches!(e, till_sensepass::Error::Http { status, .. } if (400..500).contains(status))
+}
+
+/// When the payment times out at SensePass, unix ms: `timeoutDate` if known, else creation +
+/// the requested `timeOut` (default 600 s, docs/DECISIONS.md).
+pub fn timeout_ms_of(record: &PaymentRecord) -> i64 {
+    let from_entity = record
+        .entity_json
+        .as_ref()
+        .and_then(|e| e.get("timeoutDate"))
+        .and_then(Value::as_str)
+        .and_then(|s| time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok())
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64);
+    from_entity.unwrap_or_else(|| {
+        let secs = record.request_json.get("timeOut").and_then(Value::as_i64).unwrap_or(600);
+        record.created_at + secs * 1000
+    })
+}
+
+fn source_name(source: EventSource) -> &'static str {
+    match source {
+        EventSource::Api => "api",
+        EventSource::Socket => "socket",
+        EventSource::Poll => "poll",
+        EventSource::Local => "local",
+    }
+}
+
+fn phase_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Intent => "Pending Creation",
+        Phase::Created => "Created",
+        Phase::CreateFailed => "Creation Failed",
+        Phase::CreateUnknown => "Creation Outcome Unknown",
+    }
+}
+
+/// The bus event for a record.
+pub fn status_event(record: &PaymentRecord, source: &str) -> StatusEvent {
+    let status_key = match (record.status, record.phase) {
+        (Some(s), _) => s.key().to_string(),
+        (None, Phase::CreateFailed) => "failed".to_string(),
+        (None, Phase::CreateUnknown) => "unknown".to_string(),
+        (None, _) => "creating".to_string(),
+    };
+    StatusEvent {
+        local_id: record.local_id.clone(),
+        transaction_number: record.number.clone(),
+        status: record.status.map(Status::code),
+        is_final: record.status.map(Status::is_final).unwrap_or(record.phase == Phase::CreateFailed),
+        status_key,
+        source: source.to_string(),
+        transaction: record.entity_json.clone(),
+    }
+}
+
+/// The POS token: generated once (32 random bytes, hex), kept in the journal's settings, whose
+/// file is mode 0600.
+fn ensure_pos_token(journal: &Journal) -> Result<String, AgentError> {
+    if let Some(t) = journal.setting("pos_token")? {
+        return Ok(t);
+    }
+    let bytes: [u8; 32] = rand::random();
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    journal.set_setting("pos_token", &token)?;
+    Ok(token)
+}
+
+/// Compares secrets without an early exit that would leak their length of common prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The one test command: installs what is missing, builds everything, runs every test.
+# Used as-is by CI (.ci/run). Safe to re-run; exits non-zero on the first failure.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+
+start=$(date +%s)
+bash scripts/setup.sh
+
+echo "== build (whole workspace, debug)"
+cargo build --locked --workspace --all-targets
+
+echo "== cargo tests (unit, property, integration, end-to-end)"
+cargo test --locked --workspace
+
+if [ -x scripts/ui-tests.sh ]; then
+  echo "== browser tests (headless chromium)"
+  bash scripts/ui-tests.sh
+fi
+
+if [ -x scripts/smoke-desktop.sh ]; then
+  echo "== desktop smoke test (Xvfb)"
+  bash scripts/smoke-desktop.sh target/desktop-smoke.png
+fi
+
+echo "== all tests passed in $(( $(date +%s) - start )) s"

@@ -1,0 +1,286 @@
+//! End-to-end payment flows: the real `till-agent` binary, the SensePass sandbox, real HTTP and
+//! Socket.IO on loopback. Each test has its own sandbox, agent process and journal.
+
+use anyhow::Result;
+use serde_json::{json, Value};
+use std::time::Duration;
+use till_tests::{init_body, Env};
+
+/// Starts `init/sync` in the background and returns its join handle plus the transaction number
+/// once SensePass has created it.
+async fn start_sync(env: &Env, body: Value) -> Result<(tokio::task::JoinHandle<Result<(u16, Value)>>, String)> {
+    let http = env.http.clone();
+    let url = env.url("/api/transactions/init/sync");
+    let handle = tokio::spawn(async move {
+        let r = http.post(url).json(&body).send().await?;
+        let status = r.status().as_u16();
+        Ok((status, r.json::<Value>().await?))
+    });
+    let last = env
+        .eventually("/api/transactions/last", 10, |v| v["TransactionNumber"].as_str().map(|s| !s.is_empty()).unwrap_or(false))
+        .await?;
+    Ok((handle, last["TransactionNumber"].as_str().unwrap_or_default().to_string()))
+}
+
+#[tokio::test]
+async fn sync_payment_approved_then_committed() -> Result<()> {
+    let env = Env::start().await?;
+    let (sync, number) = start_sync(&env, init_body("A-1", 1250)).await?;
+    env.control(&format!("/transactions/{number}/pay"), json!({ "card": "4111111111111111" })).await?;
+    let (status, body) = sync.await??;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], 5);
+    assert_eq!(body["TransactionNumber"], number.as_str());
+    assert_eq!(body["amount"], "12.5");
+    assert_eq!(body["posData"]["orderId"], "A-1");
+    // The agent commits the payment (GET commitLink) and journals it.
+    let detail = env
+        .eventually(&format!("/api/agent/transactions/{number}"), 10, |v| !v["committedAt"].is_null())
+        .await?;
+    assert_eq!(detail["statusKey"], "approved");
+    let truth = env.sandbox_transactions_for("A-1").await?;
+    assert_eq!(truth.len(), 1);
+    assert!(truth[0]["_sandbox"]["commitCount"].as_u64().unwrap_or(0) >= 1, "{}", truth[0]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn sync_payment_declined() -> Result<()> {
+    let env = Env::start().await?;
+    let (sync, number) = start_sync(&env, init_body("D-1", 500)).await?;
+    env.control(&format!("/transactions/{number}/pay"), json!({ "card": "4456530000001013" })).await?;
+    let (status, body) = sync.await??;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], 6);
+    Ok(())
+}
+
+#[tokio::test]
+async fn sync_payment_timed_out() -> Result<()> {
+    let env = Env::start().await?;
+    let (sync, number) = start_sync(&env, init_body("T-1", 500)).await?;
+    env.control(&format!("/transactions/{number}/expire"), json!({})).await?;
+    let (status, body) = sync.await??;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], 8);
+    Ok(())
+}
+
+#[tokio::test]
+async fn pos_closing_the_sync_connection_cancels_the_payment() -> Result<()> {
+    let env = Env::start().await?;
+    let client = reqwest::Client::builder().timeout(Duration::from_millis(1500)).build()?;
+    let result = client.post(env.url("/api/transactions/init/sync")).json(&init_body("C-1", 700)).send().await;
+    assert!(result.is_err(), "the sync call must still be waiting when the POS gives up");
+    let last = env.eventually("/api/transactions/last", 10, |v| v["status"] == 9).await?;
+    let number = last["TransactionNumber"].as_str().unwrap_or_default().to_string();
+    let truth = env.sandbox_transactions_for("C-1").await?;
+    assert_eq!(truth.len(), 1);
+    assert_eq!(truth[0]["status"], 9, "cancelled at SensePass too");
+    let (_, ops) = env.get("/api/agent/outbox").await?;
+    assert!(
+        ops["items"].as_array().map(|a| a.iter().any(|o| o["kind"] == "cancel" && o["state"] == "delivered")).unwrap_or(false),
+        "the cancel is journaled as an operation: {ops}"
+    );
+    let _ = number;
+    Ok(())
+}
+
+#[tokio::test]
+async fn async_init_and_event_stream() -> Result<()> {
+    let env = Env::start().await?;
+    let mut stream = env.http.get(env.url("/api/agent/events")).send().await?.bytes_stream();
+    let (status, created) = env.post("/api/transactions/init", init_body("E-1", 300)).await?;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["status"], 0);
+    let number = created["TransactionNumber"].as_str().unwrap_or_default().to_string();
+    assert_eq!(number.len(), 56);
+    env.control(&format!("/transactions/{number}/tap"), json!({})).await?;
+    env.control(&format!("/transactions/{number}/pay"), json!({ "card": "5200000000000056" })).await?;
+    use futures_util::StreamExt;
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !seen.contains("\"statusKey\":\"approved\"") {
+        let chunk = tokio::time::timeout_at(deadline, stream.next()).await?;
+        match chunk {
+            Some(Ok(bytes)) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+            _ => break,
+        }
+    }
+    assert!(seen.contains("event: status"), "{seen}");
+    assert!(seen.contains("\"statusKey\":\"tapped\""), "{seen}");
+    assert!(seen.contains("\"statusKey\":\"approved\""), "{seen}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn last_is_truthful_after_a_kill_mid_payment() -> Result<()> {
+    let mut env = Env::start().await?;
+    let (_, created) = env.post("/api/transactions/init", init_body("K-1", 990)).await?;
+    let number = created["TransactionNumber"].as_str().unwrap_or_default().to_string();
+    env.agent.kill9();
+    // The customer pays while the agent is down: no socket event will ever reach it.
+    env.control(&format!("/transactions/{number}/pay"), json!({ "card": "4111111111111111" })).await?;
+    env.restart_agent().await?;
+    let (status, last) = env.get("/api/transactions/last").await?;
+    assert_eq!(status, 200);
+    assert_eq!(last["TransactionNumber"], number.as_str());
+    assert_eq!(last["status"], 5);
+    Ok(())
+}
+
+#[tokio::test]
+async fn socket_drop_during_payment_still_ends_right() -> Result<()> {
+    let env = Env::start().await?;
+    let (sync, number) = start_sync(&env, init_body("S-1", 450)).await?;
+    env.control("/faults", json!({ "dropSockets": true })).await?;
+    env.control(&format!("/transactions/{number}/pay"), json!({ "card": "4111111111111111" })).await?;
+    let (status, body) = sync.await??;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], 5);
+    Ok(())
+}
+
+#[tokio::test]
+async fn duplicate_and_stale_events_change_nothing() -> Result<()> {
+    let env = Env::start().await?;
+    let (sync, number) = start_sync(&env, init_body("R-1", 450)).await?;
+    env.control(&format!("/transactions/{number}/pay"), json!({ "card": "4111111111111111" })).await?;
+    let (_, body) = sync.await??;
+    assert_eq!(body["status"], 5);
+    // A duplicate of the final event, then stale ones from earlier in the walk.
+    env.control(&format!("/transactions/{number}/emit"), json!({})).await?;
+    for stale in [4, 1, 0] {
+        env.control(&format!("/transactions/{number}/emit"), json!({ "status": stale })).await?;
+    }
+    let detail = env
+        .eventually(&format!("/api/agent/transactions/{number}"), 10, |v| {
+            v["events"].as_array().map(|e| e.iter().filter(|e| e["applied"] == false).count() >= 3).unwrap_or(false)
+        })
+        .await?;
+    assert_eq!(detail["status"], 5, "stale events never move a payment backwards: {detail}");
+    let (_, last) = env.get("/api/transactions/last").await?;
+    assert_eq!(last["status"], 5);
+    Ok(())
+}
+
+#[tokio::test]
+async fn lost_create_response_then_retry_makes_one_transaction() -> Result<()> {
+    let env = Env::start_with_config("http_timeout_secs = 2\n").await?;
+    env.control("/faults", json!({ "loseNextResponse": ["init"] })).await?;
+    let (first_status, first) = env.post("/api/transactions/init", init_body("L-1", 1000)).await?;
+    // The POS retries the same order, as it would after any doubt.
+    let (second_status, second) = env.post("/api/transactions/init", init_body("L-1", 1000)).await?;
+    assert_eq!(second_status, 200, "{second}");
+    if first_status == 200 {
+        assert_eq!(first["TransactionNumber"], second["TransactionNumber"]);
+    }
+    let truth = env.sandbox_transactions_for("L-1").await?;
+    assert_eq!(truth.len(), 1, "exactly one SensePass transaction for the order: {truth:?}");
+    assert_eq!(truth[0]["TransactionNumber"], second["TransactionNumber"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn one_payment_at_a_time() -> Result<()> {
+    let env = Env::start().await?;
+    let (_, first) = env.post("/api/transactions/init", init_body("B-1", 100)).await?;
+    let (status, busy) = env.post("/api/transactions/init", init_body("B-2", 200)).await?;
+    assert_eq!(status, 409, "{busy}");
+    assert_eq!(busy["error_type"], "busy");
+    assert_eq!(busy["transactionNumber"], first["TransactionNumber"]);
+    assert_eq!(env.sandbox_transactions_for("B-2").await?.len(), 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn idempotent_after_approval_new_attempt_after_decline() -> Result<()> {
+    let env = Env::start().await?;
+    // Approved: a retry returns the approved payment and charges nothing new.
+    let (sync, number) = start_sync(&env, init_body("I-1", 800)).await?;
+    env.control(&format!("/transactions/{number}/pay"), json!({ "card": "4111111111111111" })).await?;
+    assert_eq!(sync.await??.1["status"], 5);
+    let (status, again) = env.post("/api/transactions/init/sync", init_body("I-1", 800)).await?;
+    assert_eq!(status, 200);
+    assert_eq!(again["TransactionNumber"], number.as_str());
+    assert_eq!(again["status"], 5);
+    assert_eq!(env.sandbox_transactions_for("I-1").await?.len(), 1);
+
+    // Declined: the same order may try again, as a new transaction.
+    let (sync, declined) = start_sync(&env, init_body("I-2", 800)).await?;
+    env.control(&format!("/transactions/{declined}/pay"), json!({ "card": "4456530000001013" })).await?;
+    assert_eq!(sync.await??.1["status"], 6);
+    let (status, retry) = env.post("/api/transactions/init", init_body("I-2", 800)).await?;
+    assert_eq!(status, 200);
+    assert_ne!(retry["TransactionNumber"], declined.as_str());
+    assert_eq!(env.sandbox_transactions_for("I-2").await?.len(), 2);
+
+    // The Idempotency-Key header works the same way without an order id.
+    let body = json!({ "amount": 300, "currency": "USD" });
+    let send = || env.http.post(env.url("/api/transactions/init")).header("Idempotency-Key", "key-1").json(&body).send();
+    let a: Value = send().await?.json().await?;
+    let b: Value = send().await?.json().await?;
+    assert_eq!(a["TransactionNumber"], b["TransactionNumber"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn refunds_partial_then_rest_with_the_pos_token() -> Result<()> {
+    let env = Env::start().await?;
+    let (sync, number) = start_sync(&env, init_body("F-1", 1000)).await?;
+    env.control(&format!("/transactions/{number}/pay"), json!({ "card": "4111111111111111" })).await?;
+    assert_eq!(sync.await??.1["status"], 5);
+    let token = env.token()?;
+    let refund = |body: Value| {
+        env.http.post(env.url("/api/transactions/refund")).bearer_auth(&token).json(&body).send()
+    };
+    let r: Value = refund(json!({ "transactionNumber": number, "isPartial": true, "refundAmount": 2.5 })).await?.json().await?;
+    assert_eq!(r["errorCode"], 0, "{r}");
+    assert_eq!(r["result"], "Approved");
+    let over = refund(json!({ "transactionNumber": number, "isPartial": true, "refundAmount": 9 })).await?;
+    assert_eq!(over.status().as_u16(), 422, "more than what is left is refused locally");
+    let r: Value = refund(json!({ "transactionNumber": number })).await?.json().await?;
+    assert_eq!(r["result"], "Approved", "{r}");
+    let detail = env.eventually(&format!("/api/agent/transactions/{number}"), 10, |v| v["status"] == 11).await?;
+    assert_eq!(detail["refundedMinor"], 1000);
+    let truth = env.sandbox_transactions_for("F-1").await?;
+    assert_eq!(truth[0]["_sandbox"]["refundedMinor"], 1000);
+    Ok(())
+}
+
+/// Every example body of the spec's §4.1 and §8.3, sent unchanged (without deviceId).
+#[tokio::test]
+async fn spec_example_bodies_are_accepted_unchanged() -> Result<()> {
+    let env = Env::start().await?;
+    let bodies = vec![
+        json!({ "amount": 200, "isCent": true, "currency": "USD", "timeOut": 600,
+                "posData": { "orderId": "X-1" }, "callbackURL": "https://merchant.example/cb" }),
+        json!({ "amount": 1000, "isCent": true, "currency": "ILS", "timeOut": 500, "clientPhoneNumber": "+972500000000",
+                "customSmsText": "Pay %%amount%% at %%businessName%%: %%link%%", "reason": "Order 17" }),
+        json!({ "amount": 1000, "isCent": true, "currency": "EUR", "clientEmail": "buyer@example.com",
+                "emailConfig": { "paymentRequest": { "language": "en" } }, "clientName": "Ana Núñez" }),
+        json!({ "amount": 3499, "isCent": true, "currency": "USD",
+                "receipt": { "mode": 2, "accountingProvider": 4 }, "receiptNotifications": { "email": ["a@example.com"], "sms": [] },
+                "products": [ { "name": "Shirt", "quantity": 1, "amount": 3499, "vat": 0, "discount": 0, "itemNumber": 1, "posIdentifier": "SKU-1" } ] }),
+        json!({ "amount": 190, "isCent": true, "currency": "RUB",
+                "receipt": { "mode": 1, "accountingProvider": 4, "receiptInfo": { "firstName": "Ivan", "languageCode": "ru", "currencyCode": "RUB", "vat": true, "discount": 0 } },
+                "invoice": { "type": "pdf", "url": "https://merchant.example/invoice.pdf" },
+                "metadata": [ { "key": "genericDisplay", "value": [ { "sectionLabel": "Order", "values": [ { "label": "Table", "value": "4" } ] } ] } ] }),
+        json!({ "amount": 2500, "isCent": true, "currency": "CAD", "callbackURL": "https://merchant.example/cb", "callbackMethod": "GET",
+                "maxInstallments": 3, "methodType": "payment" }),
+    ];
+    for (i, body) in bodies.into_iter().enumerate() {
+        let (status, created) = env.post("/api/transactions/init", body.clone()).await?;
+        assert_eq!(status, 200, "example {i}: {created}");
+        assert_eq!(created["status"], 0);
+        let number = created["TransactionNumber"].as_str().unwrap_or_default().to_string();
+        let (status, _) = env.post(&format!("/api/transactions/cancel/{number}"), json!({})).await?;
+        assert_eq!(status, 200, "example {i} cancel");
+    }
+    // §8.3 live cart: lower-case `timeout` as a string.
+    let cart = json!({ "products": [ { "name": "Coffee", "quantity": 2, "amount": 250 } ], "amount": 500,
+                       "currency": "USD", "isCent": true, "timeout": "1000", "readyForPayment": false });
+    let (status, setup) = env.post("/api/transactions/products/update", cart).await?;
+    assert_eq!(status, 200, "{setup}");
+    Ok(())
+}
