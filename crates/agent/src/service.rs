@@ -255,6 +255,9 @@ impl Agent {
             }
             Begin::Started(record) => {
                 self.publish_record(&record, "local");
+                if !record.setup {
+                    self.close_open_setup(&record.device_id).await?;
+                }
                 // 2. The network call.
                 let result = client.init(&request).await;
                 self.note_reachability(&result);
@@ -295,6 +298,70 @@ impl Agent {
                 self.reconcile_unknown(rec).await
             }
         }
+    }
+
+    /// `POST /api/transactions/products/update` (spec §8.3): shows the live cart to the customer.
+    /// The first call creates a "Setup" transaction (`readyForPayment: false`: visible, not
+    /// payable); later calls PATCH it. Journaled like a payment, flagged `setup`.
+    pub async fn update_cart(&self, mut body: Value) -> Result<PaymentRecord, AgentError> {
+        if let Some(obj) = body.as_object_mut() {
+            obj.insert("readyForPayment".into(), Value::Bool(false));
+        }
+        let mut request = InitRequest::from_pos_json(body).map_err(AgentError::Invalid)?;
+        let (device, client) = self.device_client().await?;
+        request.device_id = Some(device.clone());
+        let d = device.clone();
+        let open = self.journal(move |j| j.open_setup(&d)).await?;
+        match open.and_then(|r| r.number.clone().map(|n| (r, n))) {
+            Some((setup, number)) => {
+                let update = till_sensepass::UpdateRequest::cart(&request);
+                let result = client.update(&number, &update).await;
+                self.note_reachability(&result);
+                let tx = result?;
+                let request_json = serde_json::to_value(&request).map_err(|e| AgentError::Internal(e.to_string()))?;
+                let (local_id, amount, mismatch, now) =
+                    (setup.local_id.clone(), request.amount, request.product_sum_mismatch(), till_journal::now_ms());
+                self.journal(move |j| j.update_cart(&local_id, amount, &request_json, mismatch, now)).await?;
+                self.apply(tx, EventSource::Api).await
+            }
+            None => {
+                let request_json = serde_json::to_value(&request).map_err(|e| AgentError::Internal(e.to_string()))?;
+                let new = NewPayment {
+                    local_id: uuid::Uuid::new_v4().to_string(),
+                    device_id: device,
+                    order_id: None,
+                    idempotency_key: None,
+                    amount: request.amount,
+                    currency: request.currency,
+                    request_json,
+                    product_sum_mismatch: request.product_sum_mismatch(),
+                    setup: true,
+                    now_ms: till_journal::now_ms(),
+                };
+                let record = match self.journal(move |j| j.begin_payment(new)).await? {
+                    Begin::Started(r) => r,
+                    Begin::Busy(open) => return Err(AgentError::Busy { number: open.number, local_id: open.local_id }),
+                    Begin::Existing(r) => return Ok(r),
+                };
+                let result = client.init(&request).await;
+                self.note_reachability(&result);
+                self.record_create_outcome(record, result).await
+            }
+        }
+    }
+
+    /// Before a real payment starts, an open Setup (cart display) transaction of the device is
+    /// cancelled (journaled), so the customer never sees two payable requests.
+    async fn close_open_setup(&self, device: &str) -> Result<(), AgentError> {
+        let d = device.to_string();
+        if let Some(setup) = self.journal(move |j| j.open_setup(&d)).await? {
+            if let Some(number) = setup.number {
+                if let Err(e) = self.cancel(&number, "cart_replaced_by_payment").await {
+                    tracing::warn!(error = %e, "could not cancel the cart display transaction");
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Finds out whether a create call with an unknown outcome created a transaction at SensePass,

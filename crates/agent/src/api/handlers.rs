@@ -209,13 +209,10 @@ pub async fn credit(State(agent): State<Agent>, headers: HeaderMap, uri: Uri, Js
     forward(&agent, Method::POST, uri.path(), Some(body)).await
 }
 
-/// `POST /api/transactions/products/update`: the live cart (spec §8.3). Creates a "Setup"
-/// transaction (`readyForPayment: false`) on the first call and PATCHes it afterwards.
-pub async fn products_update(State(agent): State<Agent>, JsonBody(mut body): JsonBody) -> Result<Response, AgentError> {
-    if let Some(obj) = body.as_object_mut() {
-        obj.insert("readyForPayment".into(), Value::Bool(false));
-    }
-    forward(&agent, Method::POST, "/api/transactions/init", Some(body)).await
+/// `POST /api/transactions/products/update`: the live cart (spec §8.3).
+pub async fn products_update(State(agent): State<Agent>, JsonBody(body): JsonBody) -> Result<Response, AgentError> {
+    let record = agent.update_cart(body).await?;
+    Ok(Json(Agent::entity_of(&record)).into_response())
 }
 
 /// Any other `/api/...` path: forwarded to SensePass with `deviceId` added (spec §8.2).
