@@ -43,6 +43,8 @@ mod misc;
 mod model;
 mod outbox;
 mod payments;
+#[cfg(test)]
+mod tests;
 
 use rusqlite::types::Type;
 use rusqlite::{Connection, Row, TransactionBehavior};
@@ -154,8 +156,8 @@ impl Journal {
 
     /// `EXPLAIN QUERY PLAN` of a statement, one detail line per step — lets tests prove the hot
     /// lookups use their indexes.
-    #[doc(hidden)]
-    pub fn explain(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Vec<String>, JournalError> {
+    #[cfg(test)]
+    fn explain(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Vec<String>, JournalError> {
         let conn = self.lock();
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
         let rows = stmt.query_map(params, |row| row.get::<_, String>(3))?;

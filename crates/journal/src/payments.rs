@@ -15,6 +15,26 @@ pub(crate) const TX_COLS: &str = "id, local_id, number, device_id, order_id, ide
      amount, currency, phase, status, request_json, entity_json, product_sum_mismatch, setup, \
      created_at, updated_at, final_at, commit_link, committed_at, failure";
 
+// The WHERE clauses of the hot lookups, named so the plan test in lib.rs checks the very
+// statements the methods run.
+// The partial indexes are named with INDEXED BY: without ANALYZE statistics the planner cannot
+// know they are tiny and may prefer a wider index (then scan every row of the device); with
+// INDEXED BY the statement fails to prepare rather than silently scanning.
+pub(crate) const W_NUMBER: &str = "WHERE number = ?1";
+pub(crate) const W_ORDER_LATEST: &str =
+    "WHERE order_id = ?1 ORDER BY created_at DESC, id DESC LIMIT 1";
+pub(crate) const W_LAST_DEVICE: &str =
+    "WHERE device_id = ?1 AND setup = 0 ORDER BY created_at DESC, id DESC LIMIT 1";
+pub(crate) const W_LAST_ANY: &str = "WHERE setup = 0 ORDER BY created_at DESC, id DESC LIMIT 1";
+pub(crate) const W_BUSY: &str = "INDEXED BY transactions_open \
+     WHERE device_id = ?1 AND is_open = 1 AND setup = 0 ORDER BY created_at, id LIMIT 1";
+pub(crate) const W_OPEN_SETUP: &str = "INDEXED BY transactions_open \
+     WHERE device_id = ?1 AND is_open = 1 AND setup = 1 ORDER BY created_at DESC, id DESC LIMIT 1";
+pub(crate) const W_OPEN: &str =
+    "INDEXED BY transactions_open WHERE is_open = 1 ORDER BY created_at, id";
+pub(crate) const W_UNCOMMITTED: &str = "INDEXED BY transactions_uncommitted \
+     WHERE committed_at IS NULL AND status IN (5, 11, 12, 13) ORDER BY created_at, id";
+
 /// Builds a [`PaymentRecord`] from a row selected with [`TX_COLS`].
 pub(crate) fn record_from_row(row: &Row<'_>) -> rusqlite::Result<PaymentRecord> {
     Ok(PaymentRecord {
@@ -41,30 +61,31 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> rusqlite::Result<PaymentRecord> 
     })
 }
 
-/// One record selected by a `WHERE` clause (with `?` parameters).
+/// One record selected by `tail`, the SQL after `FROM transactions` (an optional `INDEXED BY`,
+/// then `WHERE ...`), with `?` parameters.
 fn one(
     tx: &rusqlite::Connection,
-    where_sql: &str,
+    tail: &str,
     params: impl rusqlite::Params,
 ) -> Result<Option<PaymentRecord>, JournalError> {
-    let sql = format!("SELECT {TX_COLS} FROM transactions WHERE {where_sql}");
+    let sql = format!("SELECT {TX_COLS} FROM transactions {tail}");
     Ok(tx.prepare_cached(&sql)?.query_row(params, record_from_row).optional()?)
 }
 
-/// All records selected by a `WHERE ... ORDER BY` clause.
+/// All records selected by `tail` (see [`one`]).
 fn many(
     tx: &rusqlite::Connection,
-    where_sql: &str,
+    tail: &str,
     params: impl rusqlite::Params,
 ) -> Result<Vec<PaymentRecord>, JournalError> {
-    let sql = format!("SELECT {TX_COLS} FROM transactions WHERE {where_sql}");
+    let sql = format!("SELECT {TX_COLS} FROM transactions {tail}");
     let mut stmt = tx.prepare_cached(&sql)?;
     let rows = stmt.query_map(params, record_from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
 fn by_id(tx: &rusqlite::Connection, id: i64) -> Result<PaymentRecord, JournalError> {
-    one(tx, "id = ?1", [id])?
+    one(tx, "WHERE id = ?1", [id])?
         .ok_or_else(|| JournalError::NotFound { what: "transaction", key: id.to_string() })
 }
 
@@ -72,12 +93,12 @@ pub(crate) fn by_local_id_in(
     tx: &rusqlite::Connection,
     local_id: &str,
 ) -> Result<PaymentRecord, JournalError> {
-    one(tx, "local_id = ?1", [local_id])?
+    one(tx, "WHERE local_id = ?1", [local_id])?
         .ok_or_else(|| JournalError::NotFound { what: "transaction", key: local_id.to_string() })
 }
 
 fn by_number_in(tx: &rusqlite::Connection, number: &str) -> Result<PaymentRecord, JournalError> {
-    one(tx, "number = ?1", [number])?
+    one(tx, W_NUMBER, [number])?
         .ok_or_else(|| JournalError::NotFound { what: "transaction", key: number.to_string() })
 }
 
@@ -199,7 +220,7 @@ impl Journal {
     /// Idempotency is journal-wide, not per device.
     pub fn begin_payment(&self, p: NewPayment) -> Result<Begin, JournalError> {
         self.write(|tx| {
-            if let Some(rec) = one(tx, "local_id = ?1", [&p.local_id])? {
+            if let Some(rec) = one(tx, "WHERE local_id = ?1", [&p.local_id])? {
                 return Ok(Begin::Existing(rec));
             }
             let scopes: Vec<(&str, &str)> = [
@@ -215,11 +236,7 @@ impl Journal {
                 }
             }
             if !p.setup {
-                if let Some(rec) = one(
-                    tx,
-                    "device_id = ?1 AND is_open = 1 AND setup = 0 ORDER BY created_at, id LIMIT 1",
-                    [&p.device_id],
-                )? {
+                if let Some(rec) = one(tx, W_BUSY, [&p.device_id])? {
                     return Ok(Begin::Busy(rec));
                 }
             }
@@ -285,7 +302,7 @@ impl Journal {
                 }
                 return Ok(apply_in(tx, rec, status, entity, EventSource::Api, now_ms)?.record);
             }
-            if let Some(other) = one(tx, "number = ?1", [number])? {
+            if let Some(other) = one(tx, W_NUMBER, [number])? {
                 if other.id != rec.id {
                     return Err(JournalError::NumberTaken(number.to_string()));
                 }
@@ -447,26 +464,26 @@ impl Journal {
     /// The payment with this local ID.
     pub fn by_local_id(&self, local_id: &str) -> Result<Option<PaymentRecord>, JournalError> {
         let conn = self.lock();
-        one(&conn, "local_id = ?1", [local_id])
+        one(&conn, "WHERE local_id = ?1", [local_id])
     }
 
     /// The payment with this SensePass TransactionNumber.
     pub fn by_number(&self, number: &str) -> Result<Option<PaymentRecord>, JournalError> {
         let conn = self.lock();
-        one(&conn, "number = ?1", [number])
+        one(&conn, W_NUMBER, [number])
     }
 
     /// The latest payment for this POS order ID (retries create several; the newest is the one
     /// that counts).
     pub fn by_order_id(&self, order_id: &str) -> Result<Option<PaymentRecord>, JournalError> {
         let conn = self.lock();
-        one(&conn, "order_id = ?1 ORDER BY created_at DESC, id DESC LIMIT 1", [order_id])
+        one(&conn, W_ORDER_LATEST, [order_id])
     }
 
     /// Every payment for this POS order ID, oldest first.
     pub fn all_by_order_id(&self, order_id: &str) -> Result<Vec<PaymentRecord>, JournalError> {
         let conn = self.lock();
-        many(&conn, "order_id = ?1 ORDER BY created_at, id", [order_id])
+        many(&conn, "WHERE order_id = ?1 ORDER BY created_at, id", [order_id])
     }
 
     /// The latest sale (setup carts excluded), of one device or of all: what
@@ -474,23 +491,15 @@ impl Journal {
     pub fn last(&self, device_id: Option<&str>) -> Result<Option<PaymentRecord>, JournalError> {
         let conn = self.lock();
         match device_id {
-            Some(device) => one(
-                &conn,
-                "device_id = ?1 AND setup = 0 ORDER BY created_at DESC, id DESC LIMIT 1",
-                [device],
-            ),
-            None => one(&conn, "setup = 0 ORDER BY created_at DESC, id DESC LIMIT 1", []),
+            Some(device) => one(&conn, W_LAST_DEVICE, [device]),
+            None => one(&conn, W_LAST_ANY, []),
         }
     }
 
     /// The open "Setup" cart transaction of a device, if any (the newest).
     pub fn open_setup(&self, device_id: &str) -> Result<Option<PaymentRecord>, JournalError> {
         let conn = self.lock();
-        one(
-            &conn,
-            "device_id = ?1 AND is_open = 1 AND setup = 1 ORDER BY created_at DESC, id DESC LIMIT 1",
-            [device_id],
-        )
+        one(&conn, W_OPEN_SETUP, [device_id])
     }
 
     /// Every payment still waiting for an outcome (phase `Intent`/`CreateUnknown`, or created
@@ -498,17 +507,13 @@ impl Journal {
     /// after a restart.
     pub fn open_payments(&self) -> Result<Vec<PaymentRecord>, JournalError> {
         let conn = self.lock();
-        many(&conn, "is_open = 1 ORDER BY created_at, id", [])
+        many(&conn, W_OPEN, [])
     }
 
     /// Captured payments whose payment commit has not been acknowledged, oldest first.
     pub fn uncommitted_approved(&self) -> Result<Vec<PaymentRecord>, JournalError> {
         let conn = self.lock();
-        many(
-            &conn,
-            "committed_at IS NULL AND status IN (5, 11, 12, 13) ORDER BY created_at, id",
-            [],
-        )
+        many(&conn, W_UNCOMMITTED, [])
     }
 
     /// The manager's journal view: filtered, newest first, paged, with the total match count.
@@ -563,7 +568,7 @@ impl Journal {
             let items = many(
                 tx,
                 &format!(
-                    "{where_sql} ORDER BY created_at DESC, id DESC LIMIT ?{} OFFSET ?{}",
+                    "WHERE {where_sql} ORDER BY created_at DESC, id DESC LIMIT ?{} OFFSET ?{}",
                     n + 1,
                     n + 2
                 ),

@@ -44,7 +44,7 @@ CREATE INDEX transactions_last ON transactions (setup, created_at, id);
 -- Date-range queries that include setup rows.
 CREATE INDEX transactions_created ON transactions (created_at, id);
 -- The busy check and the reconciler: only open rows are in this index, so it stays tiny.
-CREATE INDEX transactions_open ON transactions (device_id) WHERE is_open = 1;
+CREATE INDEX transactions_open ON transactions (device_id, created_at, id) WHERE is_open = 1;
 -- Captured payments still waiting for their payment commit; small in normal operation.
 CREATE INDEX transactions_uncommitted ON transactions (created_at, id)
     WHERE committed_at IS NULL AND status IN (5, 11, 12, 13);

@@ -1,0 +1,185 @@
+//! The manager's views: filtered, paged queries; counts; totals; pairing and settings.
+
+mod common;
+
+use common::{journal, sale};
+use serde_json::json;
+use till_core::{Currency, Minor, Status};
+use till_journal::{EventSource, Journal, NewOperation, OpKind, Pairing, Query};
+
+const T0: i64 = 1_700_000_000_000;
+const HOUR: i64 = 3_600_000;
+
+/// 30 payments, one per hour, on two devices: amounts 100..=3000, EUR every fifth, statuses
+/// cycling approved / declined / timeout, order IDs `o0..o29`.
+fn seed(j: &Journal) {
+    for i in 0..30_i64 {
+        let id = format!("p{i}");
+        let mut p = sale(&id, if i % 2 == 0 { "dev-even" } else { "dev-odd" }, Some(&format!("o{i}")), None, (i + 1) * 100, T0 + i * HOUR);
+        if i % 5 == 0 {
+            p.currency = Currency::Eur;
+        }
+        j.begin_payment(p).unwrap();
+        let number = format!("N{i}");
+        j.record_created(&id, &number, Status::Initialize, &json!({}), T0 + i * HOUR).unwrap();
+        let end = [Status::Approved, Status::Declined, Status::Timeout][(i % 3) as usize];
+        j.apply_status(&number, end, &json!({}), EventSource::Socket, T0 + i * HOUR + 1).unwrap();
+    }
+    let mut s = sale("setup", "dev-even", None, None, 5, T0 + 5 * HOUR);
+    s.setup = true;
+    j.begin_payment(s).unwrap();
+}
+
+fn ids(page: &till_journal::Page<till_journal::PaymentRecord>) -> Vec<String> {
+    page.items.iter().map(|r| r.local_id.clone()).collect()
+}
+
+#[test]
+fn default_query_is_newest_sales_first() {
+    let (_d, j) = journal();
+    seed(&j);
+    let page = j.query(&Query::default()).unwrap();
+    assert_eq!(page.total, 30, "setup carts are not sales");
+    assert_eq!(page.items.len(), 30);
+    assert_eq!(page.items[0].local_id, "p29");
+    assert_eq!(page.items[29].local_id, "p0");
+    let with_setup = j.query(&Query { include_setup: true, ..Query::default() }).unwrap();
+    assert_eq!(with_setup.total, 31);
+}
+
+#[test]
+fn filters_combine() {
+    let (_d, j) = journal();
+    seed(&j);
+    // Time window [from, to).
+    let q = Query { from_ms: Some(T0 + 10 * HOUR), to_ms: Some(T0 + 20 * HOUR), ..Query::default() };
+    let page = j.query(&q).unwrap();
+    assert_eq!(page.total, 10);
+    assert_eq!(ids(&page).first().unwrap(), "p19");
+    assert_eq!(ids(&page).last().unwrap(), "p10");
+
+    // Statuses.
+    let q = Query { status: vec![Status::Approved], ..Query::default() };
+    let page = j.query(&q).unwrap();
+    assert_eq!(page.total, 10);
+    assert!(page.items.iter().all(|r| r.status == Some(Status::Approved)));
+    let q = Query { status: vec![Status::Declined, Status::Timeout], ..Query::default() };
+    assert_eq!(j.query(&q).unwrap().total, 20);
+
+    // Order ID.
+    let q = Query { order_id: Some("o7".into()), ..Query::default() };
+    assert_eq!(ids(&j.query(&q).unwrap()), ["p7"]);
+
+    // Amount range (inclusive) and currency.
+    let q = Query { min_amount: Some(Minor(1000)), max_amount: Some(Minor(1500)), ..Query::default() };
+    assert_eq!(ids(&j.query(&q).unwrap()), ["p14", "p13", "p12", "p11", "p10", "p9"]);
+    let q = Query { currency: Some(Currency::Eur), ..Query::default() };
+    assert_eq!(ids(&j.query(&q).unwrap()), ["p25", "p20", "p15", "p10", "p5", "p0"]);
+
+    // Device, and everything at once.
+    let q = Query {
+        device_id: Some("dev-even".into()),
+        status: vec![Status::Approved],
+        currency: Some(Currency::Usd),
+        from_ms: Some(T0),
+        to_ms: Some(T0 + 30 * HOUR),
+        min_amount: Some(Minor(200)),
+        ..Query::default()
+    };
+    // even i, i % 3 == 0, i % 5 != 0: 6, 12, 18, 24
+    assert_eq!(ids(&j.query(&q).unwrap()), ["p24", "p18", "p12", "p6"]);
+
+    // Nothing matches.
+    let q = Query { order_id: Some("nope".into()), ..Query::default() };
+    let page = j.query(&q).unwrap();
+    assert_eq!((page.total, page.items.len()), (0, 0));
+}
+
+#[test]
+fn pagination() {
+    let (_d, j) = journal();
+    seed(&j);
+    let mut seen = Vec::new();
+    for page_no in 0..4 {
+        let page = j.query(&Query { limit: 8, offset: page_no * 8, ..Query::default() }).unwrap();
+        assert_eq!(page.total, 30);
+        assert_eq!(page.items.len(), if page_no < 3 { 8 } else { 6 });
+        seen.extend(ids(&page));
+    }
+    let expected: Vec<String> = (0..30).rev().map(|i| format!("p{i}")).collect();
+    assert_eq!(seen, expected);
+    let beyond = j.query(&Query { limit: 8, offset: 100, ..Query::default() }).unwrap();
+    assert_eq!((beyond.total, beyond.items.len()), (30, 0));
+}
+
+#[test]
+fn query_deserializes_from_json_with_defaults() {
+    let q: Query = serde_json::from_value(json!({"status": [5, 6], "limit": 10})).unwrap();
+    assert_eq!(q.status, vec![Status::Approved, Status::Declined]);
+    assert_eq!((q.limit, q.offset, q.include_setup), (10, 0, false));
+}
+
+#[test]
+fn counts_and_totals() {
+    let (_d, j) = journal();
+    seed(&j);
+    let c = j.counts().unwrap();
+    assert_eq!(c.transactions, 31);
+    assert_eq!(c.open_payments, 1, "the setup cart");
+    assert_eq!(c.uncommitted_approved, 10);
+
+    // One delivered refund of p3 (USD 400), inside the window.
+    let op = j
+        .enqueue_refund(
+            NewOperation {
+                kind: OpKind::Refund,
+                transaction_local_id: Some("p3".into()),
+                op_key: "r".into(),
+                amount: Some(Minor(150)),
+                payload: json!({}),
+                now_ms: T0 + 4 * HOUR,
+            },
+            Minor(400),
+        )
+        .unwrap();
+    j.mark_delivered(op.id, &json!({}), T0 + 4 * HOUR).unwrap();
+
+    let totals = j.totals(T0, T0 + 12 * HOUR).unwrap();
+    // Approved in [0, 12): 0, 3, 6, 9 → EUR: p0 (100); USD: p3 400 + p6 700 + p9 1000.
+    assert_eq!(totals.len(), 2);
+    let usd = totals.iter().find(|t| t.currency == Currency::Usd).unwrap();
+    assert_eq!((usd.captured_count, usd.captured_amount, usd.refunded_amount), (3, Minor(2100), Minor(150)));
+    let eur = totals.iter().find(|t| t.currency == Currency::Eur).unwrap();
+    assert_eq!((eur.captured_count, eur.captured_amount, eur.refunded_amount), (1, Minor(100), Minor(0)));
+    assert!(j.totals(T0 - 10 * HOUR, T0).unwrap().is_empty());
+}
+
+#[test]
+fn pairing_and_settings() {
+    let (_d, j) = journal();
+    assert!(j.pairing().unwrap().is_none());
+    let mut p = Pairing {
+        device_id: "dev-1".into(),
+        pos_name: "Front till".into(),
+        environment: "sandbox".into(),
+        api_base: "http://127.0.0.1:9/api".into(),
+        socket_url: "http://127.0.0.1:9".into(),
+        client_box_url: Some("http://127.0.0.1:10".into()),
+        paired_at: T0,
+    };
+    j.set_pairing(&p).unwrap();
+    assert_eq!(j.pairing().unwrap().as_ref(), Some(&p));
+    p.device_id = "dev-2".into();
+    p.client_box_url = None;
+    j.set_pairing(&p).unwrap();
+    assert_eq!(j.pairing().unwrap().as_ref(), Some(&p), "re-pairing replaces");
+    j.clear_pairing().unwrap();
+    assert!(j.pairing().unwrap().is_none());
+
+    assert_eq!(j.setting("a").unwrap(), None);
+    j.set_setting("a", "1").unwrap();
+    j.set_setting("a", "2").unwrap();
+    assert_eq!(j.setting("a").unwrap().as_deref(), Some("2"));
+    assert!(j.delete_setting("a").unwrap());
+    assert!(!j.delete_setting("a").unwrap());
+}
