@@ -1,1 +1,287 @@
-//! placeholder
+//! # till-sandbox
+//!
+//! A faithful SensePass simulator that runs on loopback, so that Till Agent can be developed,
+//! demonstrated and tested without credentials or a network: the REST API under `/api/`, the
+//! Socket.IO `message` stream, consumer payment pages with test cards, and a separate control
+//! API (`/_sandbox`) that exposes the ground truth and injects faults (really closing the port,
+//! failing or delaying calls, performing a call but never answering, dropping sockets).
+//!
+//! It implements the wire format on its own, from the SensePass fact sheet and
+//! `docs/DECISIONS.md`, without sharing code with the client crate (`till-sensepass`), so that a
+//! misreading in one is caught by the other. Money and status rules come from `till-core`.
+//!
+//! What it is not: a SensePass replacement for production, persistent (everything lives in
+//! memory and is lost on exit), or a sender of webhooks (`callbackURL` is accepted and echoed,
+//! never called).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), till_sandbox::SandboxError> {
+//! let sandbox = till_sandbox::start(till_sandbox::SandboxConfig::default()).await?;
+//! println!("REST base {}", sandbox.api_base());
+//! sandbox.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod api;
+mod app;
+mod control;
+mod ids;
+mod model;
+mod pay;
+mod server;
+mod tasks;
+mod validate;
+
+use app::{Autopilot, Shared};
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::Router;
+use model::{Emit, State};
+use server::{ConnRegistry, MainServer};
+use socketioxide::extract::SocketRef;
+use socketioxide::SocketIo;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+pub use model::SANDBOX_API_KEY;
+
+/// Where the sandbox listens and which base URL it hands out.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Main API port: REST, Socket.IO and payment pages. Port 0 picks an ephemeral port.
+    pub listen: SocketAddr,
+    /// Control API port (`/_sandbox`). Port 0 picks an ephemeral port. Separate so that it keeps
+    /// answering while the main port is switched off.
+    pub control_listen: SocketAddr,
+    /// Base used in `qrURL`, `commitLink`, client boxes and receipt endpoints; defaults to
+    /// `http://<bound listen address>`. Set it when the sandbox sits behind a proxy.
+    pub public_url: Option<String>,
+}
+
+impl Default for SandboxConfig {
+    /// Both listeners on 127.0.0.1 with ephemeral ports: safe for parallel tests.
+    fn default() -> Self {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        SandboxConfig { listen: loopback, control_listen: loopback, public_url: None }
+    }
+}
+
+/// Why the sandbox could not start or be configured.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// A listener could not bind its address.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A card number that is not one of the sandbox test cards.
+    #[error("`{0}` is not a sandbox test card")]
+    UnknownCard(String),
+}
+
+/// A running sandbox. Dropping it stops the listeners; [`SandboxHandle::shutdown`] does so and
+/// waits.
+pub struct SandboxHandle {
+    shared: Arc<Shared>,
+    main_addr: SocketAddr,
+    control_addr: SocketAddr,
+    control_task: Option<JoinHandle<()>>,
+    emitter_task: Option<JoinHandle<()>>,
+}
+
+impl SandboxHandle {
+    /// REST base with a trailing slash, e.g. `http://127.0.0.1:41234/api/` — join endpoint paths
+    /// such as `transactions/init` to it.
+    pub fn api_base(&self) -> String {
+        format!("http://{}/api/", self.main_addr)
+    }
+
+    /// Socket.IO server URL, e.g. `http://127.0.0.1:41234`; connect with `?id=id_<deviceId>`.
+    pub fn socket_url(&self) -> String {
+        format!("http://{}", self.main_addr)
+    }
+
+    /// Control API base, e.g. `http://127.0.0.1:41235/_sandbox`.
+    pub fn control_url(&self) -> String {
+        format!("http://{}/_sandbox", self.control_addr)
+    }
+
+    /// The sandbox merchant's API key ([`SANDBOX_API_KEY`]).
+    pub fn api_key(&self) -> &str {
+        SANDBOX_API_KEY
+    }
+
+    /// The bound main address (the real port when 0 was asked for).
+    pub fn main_addr(&self) -> SocketAddr {
+        self.main_addr
+    }
+
+    /// The bound control address.
+    pub fn control_addr(&self) -> SocketAddr {
+        self.control_addr
+    }
+
+    /// The base URL used in links the sandbox hands out.
+    pub fn public_url(&self) -> &str {
+        &self.shared.public_url
+    }
+
+    /// Pays every transaction created from now on after `approve_after_ms`, with `card` (a test
+    /// card number) — what the control API's `autopilot` does. `None` turns it off.
+    pub fn set_autopilot(&self, autopilot: Option<(u64, &str)>) -> Result<(), SandboxError> {
+        let pilot = match autopilot {
+            None => None,
+            Some((ms, number)) => {
+                let card = model::find_card(number)
+                    .ok_or_else(|| SandboxError::UnknownCard(number.to_string()))?;
+                Some(Autopilot { approve_after_ms: ms, card })
+            }
+        };
+        self.shared.set_autopilot(pilot);
+        Ok(())
+    }
+
+    /// Stops both listeners, cuts every connection, ends background work and waits for it.
+    pub async fn shutdown(mut self) {
+        self.shared.shutdown.cancel();
+        if let Some(server) = self.shared.main.lock().await.as_mut() {
+            server.go_offline().await;
+        }
+        self.shared.new_epoch();
+        self.shared.io.close().await;
+        for task in [self.control_task.take(), self.emitter_task.take()].into_iter().flatten() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for SandboxHandle {
+    fn drop(&mut self) {
+        self.shared.shutdown.cancel();
+        self.shared.registry.shutdown(false);
+    }
+}
+
+/// Logs requests by method and path only: query strings (Socket.IO's `?id=id_<deviceId>`) and
+/// bodies carry credentials and card data, and the one path that carries a device ID is redacted.
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let path = match path.find("/cancelByDeviceId/") {
+        Some(i) => format!("{}/cancelByDeviceId/***", &path[..i]),
+        None => path,
+    };
+    let response = next.run(request).await;
+    tracing::debug!(%method, %path, status = response.status().as_u16(), "request");
+    response
+}
+
+/// The device ID in a Socket.IO handshake query (`id=id_<deviceId>`).
+fn socket_device(query: Option<&str>) -> Option<String> {
+    query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == "id")
+        .and_then(|(_, v)| v.strip_prefix("id_"))
+        .map(str::to_string)
+}
+
+/// Starts the sandbox: binds both listeners and returns once they accept connections.
+pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError> {
+    let main_listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| SandboxError::Bind { addr: config.listen, source })?;
+    let main_addr = main_listener
+        .local_addr()
+        .map_err(|source| SandboxError::Bind { addr: config.listen, source })?;
+    let control_listener = TcpListener::bind(config.control_listen)
+        .await
+        .map_err(|source| SandboxError::Bind { addr: config.control_listen, source })?;
+    let control_addr = control_listener
+        .local_addr()
+        .map_err(|source| SandboxError::Bind { addr: config.control_listen, source })?;
+    let public_url = config
+        .public_url
+        .map(|u| u.trim_end_matches('/').to_string())
+        .unwrap_or_else(|| format!("http://{main_addr}"));
+
+    let (sio_layer, io) = SocketIo::builder().build_layer();
+    let (emit_tx, mut emit_rx) = mpsc::unbounded_channel::<Emit>();
+    let registry = Arc::new(ConnRegistry::default());
+    let state = State::new(public_url.clone(), emit_tx);
+    let shared = Arc::new(Shared::new(state, io.clone(), registry.clone(), public_url));
+
+    // Socket.IO: `?id=id_<deviceId>` joins the device's room; anything else is disconnected.
+    let on_connect = shared.clone();
+    io.ns("/", move |socket: SocketRef| {
+        let sh = on_connect.clone();
+        async move {
+            let device = socket_device(socket.req_parts().uri.query());
+            match device.filter(|d| sh.state().devices.contains_key(d)) {
+                Some(d) => {
+                    tracing::debug!("socket connected for a known device");
+                    socket.join(d);
+                }
+                None => {
+                    tracing::debug!("socket with an unknown device id disconnected");
+                    let _ = socket.disconnect();
+                }
+            }
+        }
+    });
+
+    // Emissions leave in the order the state queued them.
+    let emit_io = io.clone();
+    let stop = shared.shutdown.clone();
+    let emitter_task = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                next = emit_rx.recv() => match next {
+                    Some(e) => {
+                        if let Err(err) = emit_io.to(e.device).emit("message", &e.payload).await {
+                            tracing::debug!("socket emit failed: {err}");
+                        }
+                    }
+                    None => break,
+                },
+                _ = stop.cancelled() => break,
+            }
+        }
+    });
+
+    let main_router = Router::new()
+        .nest("/api", api::router(shared.clone()))
+        .merge(pay::router(shared.clone()))
+        .layer(sio_layer)
+        .layer(axum::middleware::from_fn(log_request))
+        .layer(axum::middleware::from_fn_with_state(registry.clone(), server::mark_socketio));
+    let main = MainServer::start(main_listener, main_router, registry, shared.shutdown.clone())
+        .map_err(|source| SandboxError::Bind { addr: config.listen, source })?;
+    *shared.main.lock().await = Some(main);
+
+    let control_router = control::router(shared.clone());
+    let stop = shared.shutdown.clone();
+    let control_task = tokio::spawn(async move {
+        let serve = axum::serve(control_listener, control_router)
+            .with_graceful_shutdown(async move { stop.cancelled().await });
+        if let Err(e) = serve.await {
+            tracing::warn!("control listener stopped: {e}");
+        }
+    });
+
+    tracing::info!(api = %format!("http://{main_addr}/api/"), control = %format!("http://{control_addr}/_sandbox"), "sandbox listening");
+    Ok(SandboxHandle {
+        shared,
+        main_addr,
+        control_addr,
+        control_task: Some(control_task),
+        emitter_task: Some(emitter_task),
+    })
+}
