@@ -98,7 +98,9 @@ pub struct Journal {
 
 impl std::fmt::Debug for Journal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Journal").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("Journal")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -114,24 +116,26 @@ impl Journal {
         }
         create_private_file(path)?;
         let mut conn = Connection::open(path)?;
-        let mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(JournalError::Corrupt(format!(
-                "could not switch the journal to WAL mode (got `{mode}`)"
-            )));
-        }
+        // Before anything that locks: another process may be opening the same file right now.
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        set_wal(&conn)?;
         configure(&mut conn)?;
         // SQLite creates `-wal`/`-shm` with the main file's permissions, so they are 0600 too.
         tracing::debug!(path = %path.display(), "journal opened");
-        Ok(Journal { conn: Arc::new(Mutex::new(conn)), path: Some(path.to_path_buf()) })
+        Ok(Journal {
+            conn: Arc::new(Mutex::new(conn)),
+            path: Some(path.to_path_buf()),
+        })
     }
 
     /// An in-memory journal for unit tests: same schema and rules, nothing on disk.
     pub fn open_in_memory() -> Result<Journal, JournalError> {
         let mut conn = Connection::open_in_memory()?;
         configure(&mut conn)?;
-        Ok(Journal { conn: Arc::new(Mutex::new(conn)), path: None })
+        Ok(Journal {
+            conn: Arc::new(Mutex::new(conn)),
+            path: None,
+        })
     }
 
     /// The file this journal lives in (`None` in memory).
@@ -157,7 +161,11 @@ impl Journal {
     /// `EXPLAIN QUERY PLAN` of a statement, one detail line per step — lets tests prove the hot
     /// lookups use their indexes.
     #[cfg(test)]
-    fn explain(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Vec<String>, JournalError> {
+    fn explain(
+        &self,
+        sql: &str,
+        params: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<String>, JournalError> {
         let conn = self.lock();
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
         let rows = stmt.query_map(params, |row| row.get::<_, String>(3))?;
@@ -168,7 +176,9 @@ impl Journal {
     /// through the `rusqlite::Transaction` guard, which rolls back, so the connection itself is
     /// always in a clean state.
     fn lock(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Runs `f` inside one `BEGIN IMMEDIATE` transaction and commits it if `f` succeeds; any error
@@ -198,13 +208,49 @@ impl Journal {
     }
 }
 
+/// Switches the file to WAL mode (persistent: only the first opener really changes it).
+///
+/// The switch needs an exclusive lock and SQLite does not run the busy handler for it, so when
+/// another process is opening the same new file at the same moment the switch is retried here,
+/// for up to [`BUSY_TIMEOUT`].
+fn set_wal(conn: &Connection) -> Result<(), JournalError> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        let attempt = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0));
+        match attempt {
+            Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
+            Ok(mode) => {
+                return Err(JournalError::Corrupt(format!(
+                    "could not switch the journal to WAL mode (got `{mode}`)"
+                )))
+            }
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Connection settings shared by file and memory journals, then the migrations.
 fn configure(conn: &mut Connection) -> Result<(), JournalError> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.set_prepared_statement_cache_capacity(64);
-    Migrations::from_slice(MIGRATIONS).to_latest(conn)?;
+    // Migrations take the write lock up front, so two processes opening a new file at once
+    // serialize. The loser may still have read the old schema version before waiting; trying
+    // again re-reads it and finds nothing left to do. A real migration error fails twice.
+    conn.set_transaction_behavior(TransactionBehavior::Immediate);
+    let migrations = Migrations::from_slice(MIGRATIONS);
+    if let Err(first) = migrations.to_latest(conn) {
+        tracing::debug!(error = %first, "migration failed; retrying once in case another process migrated");
+        migrations.to_latest(conn)?;
+    }
     Ok(())
 }
 
@@ -212,7 +258,11 @@ fn configure(conn: &mut Connection) -> Result<(), JournalError> {
 #[cfg(unix)]
 fn create_private_file(path: &Path) -> Result<(), JournalError> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
     let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
     if mode != 0o600 {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
@@ -224,7 +274,10 @@ fn create_private_file(path: &Path) -> Result<(), JournalError> {
 /// other users out.
 #[cfg(not(unix))]
 fn create_private_file(path: &Path) -> Result<(), JournalError> {
-    std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
     Ok(())
 }
 

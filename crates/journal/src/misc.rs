@@ -131,9 +131,8 @@ impl Journal {
                      WHERE setup = 0 AND created_at >= ?1 AND created_at < ?2 \
                      AND status IN (5, 11, 12, 13) GROUP BY currency",
                 )?;
-                let rows = stmt.query_map([from_ms, to_ms], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?;
+                let rows =
+                    stmt.query_map([from_ms, to_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
                 for row in rows {
                     captured.push(row?);
                 }

@@ -116,9 +116,14 @@ impl Phase {
 
     /// From the stored text form.
     pub fn parse(s: &str) -> Option<Phase> {
-        [Phase::Intent, Phase::Created, Phase::CreateFailed, Phase::CreateUnknown]
-            .into_iter()
-            .find(|p| p.as_str() == s)
+        [
+            Phase::Intent,
+            Phase::Created,
+            Phase::CreateFailed,
+            Phase::CreateUnknown,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
     }
 }
 
@@ -150,9 +155,14 @@ impl EventSource {
 
     /// From the stored text form.
     pub fn parse(s: &str) -> Option<EventSource> {
-        [EventSource::Api, EventSource::Socket, EventSource::Poll, EventSource::Local]
-            .into_iter()
-            .find(|p| p.as_str() == s)
+        [
+            EventSource::Api,
+            EventSource::Socket,
+            EventSource::Poll,
+            EventSource::Local,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
     }
 }
 
@@ -355,9 +365,14 @@ impl OpKind {
 
     /// From the stored text form.
     pub fn parse(s: &str) -> Option<OpKind> {
-        [OpKind::Refund, OpKind::Credit, OpKind::Cancel, OpKind::Commit]
-            .into_iter()
-            .find(|p| p.as_str() == s)
+        [
+            OpKind::Refund,
+            OpKind::Credit,
+            OpKind::Cancel,
+            OpKind::Commit,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
     }
 }
 
@@ -396,9 +411,14 @@ impl OpState {
 
     /// From the stored text form.
     pub fn parse(s: &str) -> Option<OpState> {
-        [OpState::Pending, OpState::InFlight, OpState::Delivered, OpState::Failed]
-            .into_iter()
-            .find(|p| p.as_str() == s)
+        [
+            OpState::Pending,
+            OpState::InFlight,
+            OpState::Delivered,
+            OpState::Failed,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
     }
 }
 

@@ -44,12 +44,17 @@ fn op_where(
     params: impl rusqlite::Params,
 ) -> Result<Option<Operation>, JournalError> {
     let sql = format!("{OP_SELECT} WHERE {where_sql}");
-    Ok(conn.prepare_cached(&sql)?.query_row(params, op_from_row).optional()?)
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params, op_from_row)
+        .optional()?)
 }
 
 fn op_by_id(conn: &rusqlite::Connection, id: i64) -> Result<Operation, JournalError> {
-    op_where(conn, "o.id = ?1", [id])?
-        .ok_or_else(|| JournalError::NotFound { what: "operation", key: id.to_string() })
+    op_where(conn, "o.id = ?1", [id])?.ok_or_else(|| JournalError::NotFound {
+        what: "operation",
+        key: id.to_string(),
+    })
 }
 
 /// Refunds of payment row `transaction_id`: (delivered, pending + in flight), in minor units.
@@ -276,7 +281,12 @@ impl Journal {
     /// SensePass, e.g. a declined refund) and will not be retried. A failed refund no longer
     /// counts against the cap. Only call this when SensePass certainly did not perform it.
     /// Repeating it is harmless.
-    pub fn mark_failed(&self, id: i64, reason: &str, now_ms: i64) -> Result<Operation, JournalError> {
+    pub fn mark_failed(
+        &self,
+        id: i64,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<Operation, JournalError> {
         self.write(|tx| {
             let op = op_by_id(tx, id)?;
             match op.state {
@@ -309,14 +319,19 @@ impl Journal {
         next_at_ms: i64,
         error: &str,
     ) -> Result<Operation, JournalError> {
-        self.transition_op(id, &[OpState::Pending, OpState::InFlight], "reschedule", |tx| {
-            tx.prepare_cached(
-                "UPDATE operations SET state = 'pending', attempts = ?2, next_at = ?3, \
+        self.transition_op(
+            id,
+            &[OpState::Pending, OpState::InFlight],
+            "reschedule",
+            |tx| {
+                tx.prepare_cached(
+                    "UPDATE operations SET state = 'pending', attempts = ?2, next_at = ?3, \
                  last_error = ?4 WHERE id = ?1",
-            )?
-            .execute(params![id, attempts, next_at_ms, error])?;
-            Ok(())
-        })
+                )?
+                .execute(params![id, attempts, next_at_ms, error])?;
+                Ok(())
+            },
+        )
     }
 
     /// Checks that operation `id` is in one of `from`, runs `update`, returns the new row — in one
@@ -331,7 +346,11 @@ impl Journal {
         self.write(|tx| {
             let op = op_by_id(tx, id)?;
             if !from.contains(&op.state) {
-                return Err(JournalError::InvalidOpState { id, state: op.state, action });
+                return Err(JournalError::InvalidOpState {
+                    id,
+                    state: op.state,
+                    action,
+                });
             }
             update(tx)?;
             op_by_id(tx, id)

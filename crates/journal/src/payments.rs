@@ -69,7 +69,10 @@ fn one(
     params: impl rusqlite::Params,
 ) -> Result<Option<PaymentRecord>, JournalError> {
     let sql = format!("SELECT {TX_COLS} FROM transactions {tail}");
-    Ok(tx.prepare_cached(&sql)?.query_row(params, record_from_row).optional()?)
+    Ok(tx
+        .prepare_cached(&sql)?
+        .query_row(params, record_from_row)
+        .optional()?)
 }
 
 /// All records selected by `tail` (see [`one`]).
@@ -85,21 +88,27 @@ fn many(
 }
 
 fn by_id(tx: &rusqlite::Connection, id: i64) -> Result<PaymentRecord, JournalError> {
-    one(tx, "WHERE id = ?1", [id])?
-        .ok_or_else(|| JournalError::NotFound { what: "transaction", key: id.to_string() })
+    one(tx, "WHERE id = ?1", [id])?.ok_or_else(|| JournalError::NotFound {
+        what: "transaction",
+        key: id.to_string(),
+    })
 }
 
 pub(crate) fn by_local_id_in(
     tx: &rusqlite::Connection,
     local_id: &str,
 ) -> Result<PaymentRecord, JournalError> {
-    one(tx, "WHERE local_id = ?1", [local_id])?
-        .ok_or_else(|| JournalError::NotFound { what: "transaction", key: local_id.to_string() })
+    one(tx, "WHERE local_id = ?1", [local_id])?.ok_or_else(|| JournalError::NotFound {
+        what: "transaction",
+        key: local_id.to_string(),
+    })
 }
 
 fn by_number_in(tx: &rusqlite::Connection, number: &str) -> Result<PaymentRecord, JournalError> {
-    one(tx, W_NUMBER, [number])?
-        .ok_or_else(|| JournalError::NotFound { what: "transaction", key: number.to_string() })
+    one(tx, W_NUMBER, [number])?.ok_or_else(|| JournalError::NotFound {
+        what: "transaction",
+        key: number.to_string(),
+    })
 }
 
 /// The time a status makes a payment final, if it does and none was recorded yet.
@@ -483,7 +492,11 @@ impl Journal {
     /// Every payment for this POS order ID, oldest first.
     pub fn all_by_order_id(&self, order_id: &str) -> Result<Vec<PaymentRecord>, JournalError> {
         let conn = self.lock();
-        many(&conn, "WHERE order_id = ?1 ORDER BY created_at, id", [order_id])
+        many(
+            &conn,
+            "WHERE order_id = ?1 ORDER BY created_at, id",
+            [order_id],
+        )
     }
 
     /// The latest sale (setup carts excluded), of one device or of all: what
@@ -547,14 +560,22 @@ impl Journal {
             push("amount <= ?", V::Integer(max.0), &mut args);
         }
         if let Some(currency) = q.currency {
-            push("currency = ?", V::Text(currency.code().to_string()), &mut args);
+            push(
+                "currency = ?",
+                V::Text(currency.code().to_string()),
+                &mut args,
+            );
         }
         if !q.status.is_empty() {
             // Status codes are small integers from our own enum: safe to inline.
             let codes: Vec<String> = q.status.iter().map(|s| s.code().to_string()).collect();
             clauses.push(format!("status IN ({})", codes.join(", ")));
         }
-        let where_sql = if clauses.is_empty() { "1".to_string() } else { clauses.join(" AND ") };
+        let where_sql = if clauses.is_empty() {
+            "1".to_string()
+        } else {
+            clauses.join(" AND ")
+        };
         self.read(|tx| {
             let total: i64 = tx.query_row(
                 &format!("SELECT COUNT(*) FROM transactions WHERE {where_sql}"),
@@ -574,7 +595,10 @@ impl Journal {
                 ),
                 params_from_iter(page_args.iter()),
             )?;
-            Ok(Page { items, total: crate::count(total) })
+            Ok(Page {
+                items,
+                total: crate::count(total),
+            })
         })
     }
 

@@ -1,7 +1,8 @@
 //! Unit tests that need the crate's internals: query plans and a large-journal timing check.
 
 use crate::payments::{
-    TX_COLS, W_BUSY, W_OPEN_SETUP, W_LAST_ANY, W_LAST_DEVICE, W_NUMBER, W_OPEN, W_ORDER_LATEST, W_UNCOMMITTED,
+    TX_COLS, W_BUSY, W_LAST_ANY, W_LAST_DEVICE, W_NUMBER, W_OPEN, W_OPEN_SETUP, W_ORDER_LATEST,
+    W_UNCOMMITTED,
 };
 use crate::*;
 use serde_json::json;
@@ -16,7 +17,10 @@ fn plan(j: &Journal, tail: &str, params: &[&dyn rusqlite::ToSql]) -> String {
 /// Asserts the statement searches with `index` and needs neither a full scan nor a sort.
 fn assert_plan(j: &Journal, tail: &str, params: &[&dyn rusqlite::ToSql], index: &str) {
     let plan = plan(j, tail, params);
-    assert!(plan.starts_with(&format!("SEARCH transactions USING INDEX {index} (")), "{tail}: expected {index}, plan: {plan}");
+    assert!(
+        plan.starts_with(&format!("SEARCH transactions USING INDEX {index} (")),
+        "{tail}: expected {index}, plan: {plan}"
+    );
     assert!(!plan.contains("TEMP B-TREE"), "{tail}: sorts, plan: {plan}");
 }
 
@@ -24,7 +28,10 @@ fn assert_plan(j: &Journal, tail: &str, params: &[&dyn rusqlite::ToSql], index: 
 /// sorting those is cheap).
 fn assert_partial(j: &Journal, tail: &str, index: &str) {
     let plan = plan(j, tail, &[]);
-    assert!(plan.starts_with(&format!("SCAN transactions USING INDEX {index}")), "{tail}: plan: {plan}");
+    assert!(
+        plan.starts_with(&format!("SCAN transactions USING INDEX {index}")),
+        "{tail}: plan: {plan}"
+    );
 }
 
 #[test]
@@ -38,7 +45,12 @@ fn hot_lookups_use_their_indexes() {
     assert_plan(&j, W_OPEN_SETUP, &[&"d"], "transactions_open");
     assert_partial(&j, W_OPEN, "transactions_open");
     assert_partial(&j, W_UNCOMMITTED, "transactions_uncommitted");
-    assert_plan(&j, "WHERE local_id = ?1", &[&"l"], "sqlite_autoindex_transactions_1");
+    assert_plan(
+        &j,
+        "WHERE local_id = ?1",
+        &[&"l"],
+        "sqlite_autoindex_transactions_1",
+    );
 }
 
 #[test]
@@ -58,9 +70,18 @@ fn in_memory_journal_has_the_same_rules() {
         setup: false,
         now_ms: now_ms(),
     };
-    assert!(matches!(j.begin_payment(p.clone()).unwrap(), Begin::Started(_)));
-    let again = NewPayment { local_id: new_local_id(), ..p };
-    assert!(matches!(j.begin_payment(again).unwrap(), Begin::Existing(_)));
+    assert!(matches!(
+        j.begin_payment(p.clone()).unwrap(),
+        Begin::Started(_)
+    ));
+    let again = NewPayment {
+        local_id: new_local_id(),
+        ..p
+    };
+    assert!(matches!(
+        j.begin_payment(again).unwrap(),
+        Begin::Existing(_)
+    ));
 }
 
 #[test]
@@ -84,7 +105,10 @@ fn avg(n: u32, mut f: impl FnMut(u32)) -> Duration {
 #[test]
 #[ignore = "seeds a million rows; run on demand"]
 fn large_journal_lookups_stay_sub_millisecond() {
-    let rows: i64 = std::env::var("TILL_JOURNAL_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let rows: i64 = std::env::var("TILL_JOURNAL_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let dir = tempfile::tempdir().unwrap();
     let j = Journal::open(dir.path().join("big.sqlite3")).unwrap();
     let t0 = 1_600_000_000_000_i64;
@@ -124,18 +148,38 @@ fn large_journal_lookups_stay_sub_millisecond() {
     let n = 2000;
     let limit = Duration::from_millis(1);
     let results = [
-        ("last(device)", avg(n, |i| assert!(j.last(Some(&format!("dev{}", i % 50))).unwrap().is_some()))),
-        ("last(any)", avg(n, |_| assert!(j.last(None).unwrap().is_some()))),
-        ("by_order_id", avg(n, |i| {
-            let k = i64::from(i) * 7919 % rows;
-            assert!(j.by_order_id(&format!("order-{k}")).unwrap().is_some())
-        })),
-        ("by_number", avg(n, |i| {
-            let k = i64::from(i) * 104_729 % rows;
-            assert!(j.by_number(&format!("N{k}")).unwrap().is_some())
-        })),
-        ("open_payments", avg(n, |_| assert!(j.open_payments().unwrap().is_empty()))),
-        ("uncommitted_approved", avg(n, |_| assert!(j.uncommitted_approved().unwrap().is_empty()))),
+        (
+            "last(device)",
+            avg(n, |i| {
+                assert!(j.last(Some(&format!("dev{}", i % 50))).unwrap().is_some())
+            }),
+        ),
+        (
+            "last(any)",
+            avg(n, |_| assert!(j.last(None).unwrap().is_some())),
+        ),
+        (
+            "by_order_id",
+            avg(n, |i| {
+                let k = i64::from(i) * 7919 % rows;
+                assert!(j.by_order_id(&format!("order-{k}")).unwrap().is_some())
+            }),
+        ),
+        (
+            "by_number",
+            avg(n, |i| {
+                let k = i64::from(i) * 104_729 % rows;
+                assert!(j.by_number(&format!("N{k}")).unwrap().is_some())
+            }),
+        ),
+        (
+            "open_payments",
+            avg(n, |_| assert!(j.open_payments().unwrap().is_empty())),
+        ),
+        (
+            "uncommitted_approved",
+            avg(n, |_| assert!(j.uncommitted_approved().unwrap().is_empty())),
+        ),
     ];
     for (name, took) in &results {
         eprintln!("{name}: {took:?} per call");

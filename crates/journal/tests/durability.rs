@@ -45,7 +45,10 @@ fn an_existing_file_with_loose_permissions_is_tightened() {
     drop(Journal::open(&path).unwrap());
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let _j = Journal::open(&path).unwrap();
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 }
 
 #[test]
@@ -70,9 +73,27 @@ fn everything_survives_drop_and_reopen() {
     {
         let j = Journal::open(&path).unwrap();
         let j2 = j.clone(); // clones share the connection; dropping all closes it
-        assert!(matches!(j.begin_payment(sale("a", "dev1", Some("o1"), Some("k1"), 700, T0)).unwrap(), Begin::Started(_)));
-        j2.record_created("a", "N-1", Status::Initialize, &entity("N-1", Status::Initialize), T0 + 1).unwrap();
-        j.apply_status("N-1", Status::Approved, &entity("N-1", Status::Approved), EventSource::Socket, T0 + 2).unwrap();
+        assert!(matches!(
+            j.begin_payment(sale("a", "dev1", Some("o1"), Some("k1"), 700, T0))
+                .unwrap(),
+            Begin::Started(_)
+        ));
+        j2.record_created(
+            "a",
+            "N-1",
+            Status::Initialize,
+            &entity("N-1", Status::Initialize),
+            T0 + 1,
+        )
+        .unwrap();
+        j.apply_status(
+            "N-1",
+            Status::Approved,
+            &entity("N-1", Status::Approved),
+            EventSource::Socket,
+            T0 + 2,
+        )
+        .unwrap();
         j.enqueue_refund(
             NewOperation {
                 kind: OpKind::Refund,
@@ -85,7 +106,11 @@ fn everything_survives_drop_and_reopen() {
             Minor(700),
         )
         .unwrap();
-        assert!(matches!(j.begin_payment(sale("b", "dev1", Some("o2"), None, 100, T0 + 4)).unwrap(), Begin::Started(_)));
+        assert!(matches!(
+            j.begin_payment(sale("b", "dev1", Some("o2"), None, 100, T0 + 4))
+                .unwrap(),
+            Begin::Started(_)
+        ));
         j.set_pairing(&Pairing {
             device_id: "dev1".into(),
             pos_name: "Till 1".into(),
@@ -107,10 +132,25 @@ fn everything_survives_drop_and_reopen() {
     assert_eq!(j.refunded_total("a").unwrap(), (Minor(0), Minor(200)));
     assert_eq!(j.due_operations(T0 + 3).unwrap().len(), 1);
     // The open intent is still open (for the reconciler), and the device still busy.
-    assert_eq!(j.open_payments().unwrap().iter().map(|r| r.local_id.as_str()).collect::<Vec<_>>(), ["b"]);
-    assert!(matches!(j.begin_payment(sale("c", "dev1", Some("o3"), None, 100, T0 + 5)).unwrap(), Begin::Busy(_)));
+    assert_eq!(
+        j.open_payments()
+            .unwrap()
+            .iter()
+            .map(|r| r.local_id.as_str())
+            .collect::<Vec<_>>(),
+        ["b"]
+    );
+    assert!(matches!(
+        j.begin_payment(sale("c", "dev1", Some("o3"), None, 100, T0 + 5))
+            .unwrap(),
+        Begin::Busy(_)
+    ));
     // Idempotency survived too.
-    assert!(matches!(j.begin_payment(sale("d", "dev2", Some("o1"), None, 100, T0 + 5)).unwrap(), Begin::Existing(_)));
+    assert!(matches!(
+        j.begin_payment(sale("d", "dev2", Some("o1"), None, 100, T0 + 5))
+            .unwrap(),
+        Begin::Existing(_)
+    ));
     assert_eq!(j.pairing().unwrap().unwrap().pos_name, "Till 1");
     assert_eq!(j.setting("pin_hash").unwrap().as_deref(), Some("xyz"));
     assert_eq!(j.last(Some("dev1")).unwrap().unwrap().local_id, "b");
@@ -121,14 +161,30 @@ fn everything_survives_drop_and_reopen() {
 #[test]
 #[ignore = "helper process for killed_writer_loses_nothing_it_reported"]
 fn child_writer() {
-    let Ok(path) = std::env::var("TILL_JOURNAL_CHILD_PATH") else { return };
+    let Ok(path) = std::env::var("TILL_JOURNAL_CHILD_PATH") else {
+        return;
+    };
     let j = Journal::open(path).unwrap();
     for i in 0.. {
         let id = format!("p{i}");
-        let mut p = sale(&id, &format!("dev{i}"), Some(&format!("o{i}")), None, 100 + i, T0 + i);
+        let mut p = sale(
+            &id,
+            &format!("dev{i}"),
+            Some(&format!("o{i}")),
+            None,
+            100 + i,
+            T0 + i,
+        );
         p.request_json = json!({"i": i});
         j.begin_payment(p).unwrap();
-        j.record_created(&id, &format!("N{i}"), Status::Initialize, &json!({}), T0 + i).unwrap();
+        j.record_created(
+            &id,
+            &format!("N{i}"),
+            Status::Initialize,
+            &json!({}),
+            T0 + i,
+        )
+        .unwrap();
         println!("{id}");
     }
 }
@@ -139,7 +195,13 @@ fn killed_writer_loses_nothing_it_reported() {
     let path = dir.path().join("journal.sqlite3");
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new(exe)
-        .args(["--exact", "child_writer", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_writer",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("TILL_JOURNAL_CHILD_PATH", &path)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -165,11 +227,19 @@ fn killed_writer_loses_nothing_it_reported() {
 
     let j = Journal::open(&path).unwrap();
     for id in &reported {
-        let rec = j.by_local_id(id).unwrap().unwrap_or_else(|| panic!("{id} lost"));
+        let rec = j
+            .by_local_id(id)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{id} lost"));
         assert_eq!(rec.status, Some(Status::Initialize), "{id}");
     }
     // At most one payment may be half-done (begun, create not recorded): it is an open intent.
-    let intents: Vec<_> = j.open_payments().unwrap().into_iter().filter(|r| r.number.is_none()).collect();
+    let intents: Vec<_> = j
+        .open_payments()
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.number.is_none())
+        .collect();
     assert!(intents.len() <= 1, "{intents:?}");
 }
 
@@ -189,10 +259,24 @@ fn concurrent_begin_for_one_order_starts_exactly_one_payment() {
                 let mut started = 0;
                 for i in 0..25 {
                     // Different devices so only idempotency (not busy) decides.
-                    let p = sale(&format!("t{t}-{i}"), &format!("dev{t}"), Some(&format!("order-{i}")), None, 100, T0 + i);
+                    let p = sale(
+                        &format!("t{t}-{i}"),
+                        &format!("dev{t}"),
+                        Some(&format!("order-{i}")),
+                        None,
+                        100,
+                        T0 + i,
+                    );
                     if let Begin::Started(r) = j.begin_payment(p).unwrap() {
                         started += 1;
-                        j.record_created(&r.local_id, &format!("N-{i}"), Status::Approved, &json!({}), T0 + i).unwrap();
+                        j.record_created(
+                            &r.local_id,
+                            &format!("N-{i}"),
+                            Status::Approved,
+                            &json!({}),
+                            T0 + i,
+                        )
+                        .unwrap();
                     }
                 }
                 started
@@ -204,5 +288,26 @@ fn concurrent_begin_for_one_order_starts_exactly_one_payment() {
     let j = Journal::open(&path).unwrap();
     for i in 0..25 {
         assert_eq!(j.all_by_order_id(&format!("order-{i}")).unwrap().len(), 1);
+    }
+}
+
+#[test]
+fn many_processes_opening_a_new_file_at_once_all_succeed() {
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite3");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+        let threads: Vec<_> = (0..6)
+            .map(|_| {
+                let (path, barrier) = (path.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    Journal::open(&path).map(|j| j.pragma("user_version").unwrap())
+                })
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().unwrap().unwrap(), "1");
+        }
     }
 }

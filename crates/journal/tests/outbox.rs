@@ -12,10 +12,32 @@ const T0: i64 = 1_700_000_000_000;
 
 /// An approved payment `local_id` of `amount` cents.
 fn approved(j: &Journal, local_id: &str, amount: i64) {
-    j.begin_payment(sale(local_id, &format!("dev-{local_id}"), None, None, amount, T0)).unwrap();
+    j.begin_payment(sale(
+        local_id,
+        &format!("dev-{local_id}"),
+        None,
+        None,
+        amount,
+        T0,
+    ))
+    .unwrap();
     let number = format!("N-{local_id}");
-    j.record_created(local_id, &number, Status::Initialize, &entity(&number, Status::Initialize), T0).unwrap();
-    j.apply_status(&number, Status::Approved, &entity(&number, Status::Approved), EventSource::Socket, T0).unwrap();
+    j.record_created(
+        local_id,
+        &number,
+        Status::Initialize,
+        &entity(&number, Status::Initialize),
+        T0,
+    )
+    .unwrap();
+    j.apply_status(
+        &number,
+        Status::Approved,
+        &entity(&number, Status::Approved),
+        EventSource::Socket,
+        T0,
+    )
+    .unwrap();
 }
 
 fn refund(local_id: &str, key: &str, amount: Option<i64>, now: i64) -> NewOperation {
@@ -35,7 +57,9 @@ fn refund_cap_counts_delivered_and_queued() {
     approved(&j, "a", 1000);
     let cap = Minor(1000);
 
-    let r1 = j.enqueue_refund(refund("a", "r1", Some(400), T0), cap).unwrap();
+    let r1 = j
+        .enqueue_refund(refund("a", "r1", Some(400), T0), cap)
+        .unwrap();
     assert_eq!(r1.state, OpState::Pending);
     assert_eq!(r1.amount, Some(Minor(400)));
     assert_eq!(r1.transaction_local_id.as_deref(), Some("a"));
@@ -45,15 +69,20 @@ fn refund_cap_counts_delivered_and_queued() {
         other => panic!("{other:?}"),
     }
     // Same key again: the existing operation, not a second refund (even with another amount).
-    let again = j.enqueue_refund(refund("a", "r1", Some(999), T0 + 1), cap).unwrap();
+    let again = j
+        .enqueue_refund(refund("a", "r1", Some(999), T0 + 1), cap)
+        .unwrap();
     assert_eq!(again.id, r1.id);
     assert_eq!(again.amount, Some(Minor(400)));
 
     // Delivered refunds count.
     j.mark_in_flight(r1.id, T0 + 2).unwrap();
-    j.mark_delivered(r1.id, &json!({"result": "Approved"}), T0 + 3).unwrap();
+    j.mark_delivered(r1.id, &json!({"result": "Approved"}), T0 + 3)
+        .unwrap();
     assert_eq!(j.refunded_total("a").unwrap(), (Minor(400), Minor(0)));
-    let r2 = j.enqueue_refund(refund("a", "r2", Some(500), T0 + 4), cap).unwrap();
+    let r2 = j
+        .enqueue_refund(refund("a", "r2", Some(500), T0 + 4), cap)
+        .unwrap();
     assert_eq!(j.refunded_total("a").unwrap(), (Minor(400), Minor(500)));
     match j.enqueue_refund(refund("a", "r3", Some(101), T0 + 5), cap) {
         Err(JournalError::RefundCapExceeded { remaining }) => assert_eq!(remaining, Minor(100)),
@@ -61,25 +90,43 @@ fn refund_cap_counts_delivered_and_queued() {
     }
     // A failed (declined) refund frees its amount again.
     j.mark_in_flight(r2.id, T0 + 6).unwrap();
-    j.mark_failed(r2.id, "refund operation declined by Processor", T0 + 7).unwrap();
+    j.mark_failed(r2.id, "refund operation declined by Processor", T0 + 7)
+        .unwrap();
     assert_eq!(j.refunded_total("a").unwrap(), (Minor(400), Minor(0)));
     // No amount = everything that remains.
-    let rest = j.enqueue_refund(refund("a", "r4", None, T0 + 8), cap).unwrap();
+    let rest = j
+        .enqueue_refund(refund("a", "r4", None, T0 + 8), cap)
+        .unwrap();
     assert_eq!(rest.amount, Some(Minor(600)));
     match j.enqueue_refund(refund("a", "r5", None, T0 + 9), cap) {
         Err(JournalError::RefundCapExceeded { remaining }) => assert_eq!(remaining, Minor(0)),
         other => panic!("{other:?}"),
     }
     // Invalid refunds change nothing.
-    assert!(matches!(j.enqueue_refund(refund("a", "r6", Some(0), T0), cap), Err(JournalError::InvalidOperation(_))));
-    assert!(matches!(j.enqueue_refund(refund("a", "r6", Some(-5), T0), cap), Err(JournalError::InvalidOperation(_))));
+    assert!(matches!(
+        j.enqueue_refund(refund("a", "r6", Some(0), T0), cap),
+        Err(JournalError::InvalidOperation(_))
+    ));
+    assert!(matches!(
+        j.enqueue_refund(refund("a", "r6", Some(-5), T0), cap),
+        Err(JournalError::InvalidOperation(_))
+    ));
     let mut no_tx = refund("a", "r6", Some(1), T0);
     no_tx.transaction_local_id = None;
-    assert!(matches!(j.enqueue_refund(no_tx, cap), Err(JournalError::InvalidOperation(_))));
+    assert!(matches!(
+        j.enqueue_refund(no_tx, cap),
+        Err(JournalError::InvalidOperation(_))
+    ));
     let mut wrong_kind = refund("a", "r6", Some(1), T0);
     wrong_kind.kind = OpKind::Credit;
-    assert!(matches!(j.enqueue_refund(wrong_kind, cap), Err(JournalError::InvalidOperation(_))));
-    assert!(matches!(j.enqueue_refund(refund("zz", "r6", Some(1), T0), cap), Err(JournalError::NotFound { .. })));
+    assert!(matches!(
+        j.enqueue_refund(wrong_kind, cap),
+        Err(JournalError::InvalidOperation(_))
+    ));
+    assert!(matches!(
+        j.enqueue_refund(refund("zz", "r6", Some(1), T0), cap),
+        Err(JournalError::NotFound { .. })
+    ));
     assert!(j.operation_by_key("r6").unwrap().is_none());
     assert_eq!(j.operations_for("a").unwrap().len(), 3);
 }
@@ -89,8 +136,10 @@ fn refund_caps_are_per_payment() {
     let (_d, j) = journal();
     approved(&j, "a", 100);
     approved(&j, "b", 100);
-    j.enqueue_refund(refund("a", "ra", Some(100), T0), Minor(100)).unwrap();
-    j.enqueue_refund(refund("b", "rb", Some(100), T0), Minor(100)).unwrap();
+    j.enqueue_refund(refund("a", "ra", Some(100), T0), Minor(100))
+        .unwrap();
+    j.enqueue_refund(refund("b", "rb", Some(100), T0), Minor(100))
+        .unwrap();
     assert_eq!(j.refunded_total("a").unwrap(), (Minor(0), Minor(100)));
 }
 
@@ -117,7 +166,10 @@ fn concurrent_refunds_never_exceed_the_captured_amount() {
                     let mut accepted = Minor::ZERO;
                     // 40 × 300 = 12_000 per thread: together far more than captured.
                     for i in 0..40 {
-                        match j.enqueue_refund(refund(&local, &format!("{local}-t{t}-{i}"), Some(300), T0 + i), captured) {
+                        match j.enqueue_refund(
+                            refund(&local, &format!("{local}-t{t}-{i}"), Some(300), T0 + i),
+                            captured,
+                        ) {
                             Ok(op) => accepted = accepted.checked_add(op.amount.unwrap()).unwrap(),
                             Err(JournalError::RefundCapExceeded { .. }) => {}
                             Err(e) => panic!("{e}"),
@@ -129,7 +181,10 @@ fn concurrent_refunds_never_exceed_the_captured_amount() {
             .collect();
         let accepted: Vec<Minor> = threads.into_iter().map(|t| t.join().unwrap()).collect();
         let total = Minor::checked_sum(accepted.iter().copied()).unwrap();
-        assert!(total <= captured, "round {round}: accepted {total} > {captured}");
+        assert!(
+            total <= captured,
+            "round {round}: accepted {total} > {captured}"
+        );
         // 10_000 / 300 = 33 refunds fit; both threads together must have filled it exactly.
         assert_eq!(total, Minor(9_900), "round {round}: {accepted:?}");
         let j = Journal::open(&path).unwrap();
@@ -151,7 +206,10 @@ fn outbox_state_machine() {
             now_ms: T0,
         })
         .unwrap();
-    assert_eq!((commit.state, commit.attempts, commit.next_at), (OpState::Pending, 0, T0));
+    assert_eq!(
+        (commit.state, commit.attempts, commit.next_at),
+        (OpState::Pending, 0, T0)
+    );
     // Enqueue is idempotent by key.
     let dup = j
         .enqueue(NewOperation {
@@ -189,50 +247,140 @@ fn outbox_state_machine() {
 
     // Due order: by next_at.
     assert!(j.due_operations(T0 - 1).unwrap().is_empty());
-    assert_eq!(j.due_operations(T0).unwrap().iter().map(|o| o.id).collect::<Vec<_>>(), [commit.id]);
-    assert_eq!(j.due_operations(T0 + 1).unwrap().iter().map(|o| o.id).collect::<Vec<_>>(), [commit.id, credit.id]);
+    assert_eq!(
+        j.due_operations(T0)
+            .unwrap()
+            .iter()
+            .map(|o| o.id)
+            .collect::<Vec<_>>(),
+        [commit.id]
+    );
+    assert_eq!(
+        j.due_operations(T0 + 1)
+            .unwrap()
+            .iter()
+            .map(|o| o.id)
+            .collect::<Vec<_>>(),
+        [commit.id, credit.id]
+    );
 
     // Claim; a second claim fails (two senders never send the same operation).
     let c = j.mark_in_flight(commit.id, T0 + 2).unwrap();
     assert_eq!((c.state, c.attempts), (OpState::InFlight, 1));
-    assert!(matches!(j.mark_in_flight(commit.id, T0 + 2), Err(JournalError::InvalidOpState { state: OpState::InFlight, .. })));
-    assert!(!j.due_operations(T0 + 100).unwrap().iter().any(|o| o.id == commit.id));
+    assert!(matches!(
+        j.mark_in_flight(commit.id, T0 + 2),
+        Err(JournalError::InvalidOpState {
+            state: OpState::InFlight,
+            ..
+        })
+    ));
+    assert!(!j
+        .due_operations(T0 + 100)
+        .unwrap()
+        .iter()
+        .any(|o| o.id == commit.id));
 
     // Transient failure: back to pending later, with the error visible.
-    let c = j.reschedule(commit.id, c.attempts, T0 + 1000, "connection refused").unwrap();
-    assert_eq!((c.state, c.attempts, c.next_at), (OpState::Pending, 1, T0 + 1000));
+    let c = j
+        .reschedule(commit.id, c.attempts, T0 + 1000, "connection refused")
+        .unwrap();
+    assert_eq!(
+        (c.state, c.attempts, c.next_at),
+        (OpState::Pending, 1, T0 + 1000)
+    );
     assert_eq!(c.last_error.as_deref(), Some("connection refused"));
-    assert!(!j.due_operations(T0 + 999).unwrap().iter().any(|o| o.id == commit.id));
-    assert!(j.due_operations(T0 + 1000).unwrap().iter().any(|o| o.id == commit.id));
+    assert!(!j
+        .due_operations(T0 + 999)
+        .unwrap()
+        .iter()
+        .any(|o| o.id == commit.id));
+    assert!(j
+        .due_operations(T0 + 1000)
+        .unwrap()
+        .iter()
+        .any(|o| o.id == commit.id));
 
     let c = j.mark_in_flight(commit.id, T0 + 1000).unwrap();
     assert_eq!(c.attempts, 2);
-    let c = j.mark_delivered(commit.id, &json!({"isPaymentCommitted": true}), T0 + 1001).unwrap();
+    let c = j
+        .mark_delivered(commit.id, &json!({"isPaymentCommitted": true}), T0 + 1001)
+        .unwrap();
     assert_eq!(c.state, OpState::Delivered);
     assert_eq!(c.finished_at, Some(T0 + 1001));
     assert_eq!(c.result, Some(json!({"isPaymentCommitted": true})));
     // Delivered is final: redelivery is harmless, failure and reschedule are refused.
-    assert_eq!(j.mark_delivered(commit.id, &json!({}), T0 + 2000).unwrap().finished_at, Some(T0 + 1001));
-    assert!(matches!(j.mark_failed(commit.id, "x", T0), Err(JournalError::InvalidOpState { .. })));
-    assert!(matches!(j.reschedule(commit.id, 3, T0, "x"), Err(JournalError::InvalidOpState { .. })));
-    assert!(matches!(j.mark_in_flight(commit.id, T0), Err(JournalError::InvalidOpState { .. })));
+    assert_eq!(
+        j.mark_delivered(commit.id, &json!({}), T0 + 2000)
+            .unwrap()
+            .finished_at,
+        Some(T0 + 1001)
+    );
+    assert!(matches!(
+        j.mark_failed(commit.id, "x", T0),
+        Err(JournalError::InvalidOpState { .. })
+    ));
+    assert!(matches!(
+        j.reschedule(commit.id, 3, T0, "x"),
+        Err(JournalError::InvalidOpState { .. })
+    ));
+    assert!(matches!(
+        j.mark_in_flight(commit.id, T0),
+        Err(JournalError::InvalidOpState { .. })
+    ));
 
     // Permanent failure straight from pending; failed is final.
-    let f = j.mark_failed(credit.id, "401 unauthorized", T0 + 3).unwrap();
-    assert_eq!((f.state, f.last_error.as_deref()), (OpState::Failed, Some("401 unauthorized")));
-    assert!(matches!(j.mark_delivered(credit.id, &json!({}), T0), Err(JournalError::InvalidOpState { .. })));
-    assert!(matches!(j.mark_in_flight(credit.id, T0), Err(JournalError::InvalidOpState { .. })));
-    assert_eq!(j.mark_failed(credit.id, "again", T0 + 9).unwrap().last_error.as_deref(), Some("401 unauthorized"));
+    let f = j
+        .mark_failed(credit.id, "401 unauthorized", T0 + 3)
+        .unwrap();
+    assert_eq!(
+        (f.state, f.last_error.as_deref()),
+        (OpState::Failed, Some("401 unauthorized"))
+    );
+    assert!(matches!(
+        j.mark_delivered(credit.id, &json!({}), T0),
+        Err(JournalError::InvalidOpState { .. })
+    ));
+    assert!(matches!(
+        j.mark_in_flight(credit.id, T0),
+        Err(JournalError::InvalidOpState { .. })
+    ));
+    assert_eq!(
+        j.mark_failed(credit.id, "again", T0 + 9)
+            .unwrap()
+            .last_error
+            .as_deref(),
+        Some("401 unauthorized")
+    );
     assert!(j.due_operations(i64::MAX).unwrap().is_empty());
 
     // Listings.
-    assert_eq!(j.operations(None, 10, 0).unwrap().iter().map(|o| o.id).collect::<Vec<_>>(), [credit.id, commit.id]);
+    assert_eq!(
+        j.operations(None, 10, 0)
+            .unwrap()
+            .iter()
+            .map(|o| o.id)
+            .collect::<Vec<_>>(),
+        [credit.id, commit.id]
+    );
     assert_eq!(j.operations(Some(OpState::Failed), 10, 0).unwrap().len(), 1);
-    assert_eq!(j.operations(Some(OpState::Pending), 10, 0).unwrap().len(), 0);
+    assert_eq!(
+        j.operations(Some(OpState::Pending), 10, 0).unwrap().len(),
+        0
+    );
     assert_eq!(j.operations(None, 1, 1).unwrap()[0].id, commit.id);
-    assert!(matches!(j.mark_delivered(999, &json!({}), T0), Err(JournalError::NotFound { .. })));
+    assert!(matches!(
+        j.mark_delivered(999, &json!({}), T0),
+        Err(JournalError::NotFound { .. })
+    ));
     let counts = j.counts().unwrap();
-    assert_eq!((counts.pending_operations, counts.in_flight_operations, counts.failed_operations), (0, 0, 1));
+    assert_eq!(
+        (
+            counts.pending_operations,
+            counts.in_flight_operations,
+            counts.failed_operations
+        ),
+        (0, 0, 1)
+    );
 }
 
 #[test]
@@ -242,7 +390,9 @@ fn interrupted_sends_stay_in_flight_across_restart() {
     let id = {
         let j = Journal::open(&path).unwrap();
         approved(&j, "a", 500);
-        let op = j.enqueue_refund(refund("a", "r1", Some(500), T0), Minor(500)).unwrap();
+        let op = j
+            .enqueue_refund(refund("a", "r1", Some(500), T0), Minor(500))
+            .unwrap();
         j.mark_in_flight(op.id, T0 + 1).unwrap();
         op.id
     };

@@ -19,29 +19,51 @@ fn started(b: Begin) -> till_journal::PaymentRecord {
 #[test]
 fn begin_started_then_existing_for_same_order_and_key() {
     let (_d, j) = journal();
-    let a = started(j.begin_payment(sale("a", "dev1", Some("order-1"), Some("key-1"), 500, T0)).unwrap());
+    let a = started(
+        j.begin_payment(sale("a", "dev1", Some("order-1"), Some("key-1"), 500, T0))
+            .unwrap(),
+    );
     assert_eq!(a.phase, Phase::Intent);
     assert_eq!(a.status, None);
     assert!(a.is_open());
     assert_eq!(a.amount, Minor(500));
 
     // Same order, new local id: attach, nothing new inserted.
-    match j.begin_payment(sale("b", "dev1", Some("order-1"), None, 500, T0 + 1)).unwrap() {
+    match j
+        .begin_payment(sale("b", "dev1", Some("order-1"), None, 500, T0 + 1))
+        .unwrap()
+    {
         Begin::Existing(r) => assert_eq!(r.local_id, "a"),
         other => panic!("{other:?}"),
     }
     // Same key, other order: attach too.
-    match j.begin_payment(sale("c", "dev1", Some("order-other"), Some("key-1"), 500, T0 + 2)).unwrap() {
+    match j
+        .begin_payment(sale(
+            "c",
+            "dev1",
+            Some("order-other"),
+            Some("key-1"),
+            500,
+            T0 + 2,
+        ))
+        .unwrap()
+    {
         Begin::Existing(r) => assert_eq!(r.local_id, "a"),
         other => panic!("{other:?}"),
     }
     // Same order from another device: still the same order, never a second charge.
-    match j.begin_payment(sale("d", "dev2", Some("order-1"), None, 500, T0 + 3)).unwrap() {
+    match j
+        .begin_payment(sale("d", "dev2", Some("order-1"), None, 500, T0 + 3))
+        .unwrap()
+    {
         Begin::Existing(r) => assert_eq!(r.local_id, "a"),
         other => panic!("{other:?}"),
     }
     // Same local id again: the first record.
-    match j.begin_payment(sale("a", "dev1", None, None, 500, T0 + 4)).unwrap() {
+    match j
+        .begin_payment(sale("a", "dev1", None, None, 500, T0 + 4))
+        .unwrap()
+    {
         Begin::Existing(r) => assert_eq!(r.local_id, "a"),
         other => panic!("{other:?}"),
     }
@@ -52,13 +74,22 @@ fn begin_started_then_existing_for_same_order_and_key() {
 #[test]
 fn busy_while_another_payment_is_open_on_the_device_only() {
     let (_d, j) = journal();
-    started(j.begin_payment(sale("a", "dev1", Some("o1"), None, 100, T0)).unwrap());
-    match j.begin_payment(sale("b", "dev1", Some("o2"), None, 200, T0 + 1)).unwrap() {
+    started(
+        j.begin_payment(sale("a", "dev1", Some("o1"), None, 100, T0))
+            .unwrap(),
+    );
+    match j
+        .begin_payment(sale("b", "dev1", Some("o2"), None, 200, T0 + 1))
+        .unwrap()
+    {
         Begin::Busy(r) => assert_eq!(r.local_id, "a"),
         other => panic!("{other:?}"),
     }
     // Another device is not busy.
-    started(j.begin_payment(sale("c", "dev2", Some("o3"), None, 300, T0 + 2)).unwrap());
+    started(
+        j.begin_payment(sale("c", "dev2", Some("o3"), None, 300, T0 + 2))
+            .unwrap(),
+    );
     // A setup cart never makes a device busy and is never refused as busy.
     let mut setup = sale("s", "dev1", None, None, 100, T0 + 3);
     setup.setup = true;
@@ -67,52 +98,135 @@ fn busy_while_another_payment_is_open_on_the_device_only() {
 
     // Uncertain create keeps the device busy.
     j.record_create_unknown("a", "timeout", T0 + 4).unwrap();
-    assert!(matches!(j.begin_payment(sale("b", "dev1", Some("o2"), None, 200, T0 + 5)).unwrap(), Begin::Busy(_)));
+    assert!(matches!(
+        j.begin_payment(sale("b", "dev1", Some("o2"), None, 200, T0 + 5))
+            .unwrap(),
+        Begin::Busy(_)
+    ));
     // Created with an open status: busy.
-    j.record_created("a", "N-1", Status::Initialize, &entity("N-1", Status::Initialize), T0 + 6).unwrap();
-    assert!(matches!(j.begin_payment(sale("b", "dev1", Some("o2"), None, 200, T0 + 7)).unwrap(), Begin::Busy(_)));
+    j.record_created(
+        "a",
+        "N-1",
+        Status::Initialize,
+        &entity("N-1", Status::Initialize),
+        T0 + 6,
+    )
+    .unwrap();
+    assert!(matches!(
+        j.begin_payment(sale("b", "dev1", Some("o2"), None, 200, T0 + 7))
+            .unwrap(),
+        Begin::Busy(_)
+    ));
     // Approved: free again.
-    j.apply_status("N-1", Status::Approved, &entity("N-1", Status::Approved), EventSource::Socket, T0 + 8).unwrap();
-    started(j.begin_payment(sale("b", "dev1", Some("o2"), None, 200, T0 + 9)).unwrap());
+    j.apply_status(
+        "N-1",
+        Status::Approved,
+        &entity("N-1", Status::Approved),
+        EventSource::Socket,
+        T0 + 8,
+    )
+    .unwrap();
+    started(
+        j.begin_payment(sale("b", "dev1", Some("o2"), None, 200, T0 + 9))
+            .unwrap(),
+    );
 }
 
 #[test]
 fn a_new_attempt_is_allowed_after_an_uncaptured_end_but_not_after_capture() {
     let (_d, j) = journal();
-    for (i, ending) in [Status::Declined, Status::Failed, Status::Timeout, Status::Cancelled].into_iter().enumerate() {
+    for (i, ending) in [
+        Status::Declined,
+        Status::Failed,
+        Status::Timeout,
+        Status::Cancelled,
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let order = format!("order-{i}");
         let first = format!("first-{i}");
         let number = format!("N-{i}");
-        started(j.begin_payment(sale(&first, "dev1", Some(&order), Some(&order), 100, T0)).unwrap());
-        j.record_created(&first, &number, Status::Initialize, &entity(&number, Status::Initialize), T0 + 1).unwrap();
-        j.apply_status(&number, ending, &entity(&number, ending), EventSource::Socket, T0 + 2).unwrap();
+        started(
+            j.begin_payment(sale(&first, "dev1", Some(&order), Some(&order), 100, T0))
+                .unwrap(),
+        );
+        j.record_created(
+            &first,
+            &number,
+            Status::Initialize,
+            &entity(&number, Status::Initialize),
+            T0 + 1,
+        )
+        .unwrap();
+        j.apply_status(
+            &number,
+            ending,
+            &entity(&number, ending),
+            EventSource::Socket,
+            T0 + 2,
+        )
+        .unwrap();
         // Retry of the same order after the decline: a new payment starts, and the idempotency
         // records now point at it.
         let second = format!("second-{i}");
-        let r = started(j.begin_payment(sale(&second, "dev1", Some(&order), Some(&order), 100, T0 + 3)).unwrap());
+        let r = started(
+            j.begin_payment(sale(
+                &second,
+                "dev1",
+                Some(&order),
+                Some(&order),
+                100,
+                T0 + 3,
+            ))
+            .unwrap(),
+        );
         assert_eq!(r.local_id, second);
-        match j.begin_payment(sale("again", "dev1", Some(&order), None, 100, T0 + 4)).unwrap() {
+        match j
+            .begin_payment(sale("again", "dev1", Some(&order), None, 100, T0 + 4))
+            .unwrap()
+        {
             Begin::Existing(r) => assert_eq!(r.local_id, second),
             other => panic!("{other:?}"),
         }
         assert_eq!(j.by_order_id(&order).unwrap().unwrap().local_id, second);
-        j.record_create_failed(&second, "bad request", T0 + 5).unwrap();
+        j.record_create_failed(&second, "bad request", T0 + 5)
+            .unwrap();
     }
 
     // CreateFailed also allows a retry.
-    started(j.begin_payment(sale("f1", "dev1", Some("of"), None, 100, T0)).unwrap());
-    let failed = j.record_create_failed("f1", "400 validation", T0 + 1).unwrap();
+    started(
+        j.begin_payment(sale("f1", "dev1", Some("of"), None, 100, T0))
+            .unwrap(),
+    );
+    let failed = j
+        .record_create_failed("f1", "400 validation", T0 + 1)
+        .unwrap();
     assert_eq!(failed.phase, Phase::CreateFailed);
     assert!(!failed.is_open());
     assert_eq!(failed.final_at, Some(T0 + 1));
-    started(j.begin_payment(sale("f2", "dev1", Some("of"), None, 100, T0 + 2)).unwrap());
-    j.record_created("f2", "N-f2", Status::Initialize, &entity("N-f2", Status::Initialize), T0 + 3).unwrap();
+    started(
+        j.begin_payment(sale("f2", "dev1", Some("of"), None, 100, T0 + 2))
+            .unwrap(),
+    );
+    j.record_created(
+        "f2",
+        "N-f2",
+        Status::Initialize,
+        &entity("N-f2", Status::Initialize),
+        T0 + 3,
+    )
+    .unwrap();
 
     // Captured, and even refunded afterwards: never a second charge for that order.
     for (s, n) in [(Status::Approved, 0), (Status::Refunded, 1)] {
         let number = "N-f2";
-        j.apply_status(number, s, &entity(number, s), EventSource::Api, T0 + 4 + n).unwrap();
-        match j.begin_payment(sale("f3", "dev1", Some("of"), None, 100, T0 + 10)).unwrap() {
+        j.apply_status(number, s, &entity(number, s), EventSource::Api, T0 + 4 + n)
+            .unwrap();
+        match j
+            .begin_payment(sale("f3", "dev1", Some("of"), None, 100, T0 + 10))
+            .unwrap()
+        {
             Begin::Existing(r) => assert_eq!(r.local_id, "f2"),
             other => panic!("{other:?}"),
         }
@@ -122,18 +236,46 @@ fn a_new_attempt_is_allowed_after_an_uncaptured_end_but_not_after_capture() {
 #[test]
 fn idempotency_records_expire_after_31_days() {
     let (_d, j) = journal();
-    started(j.begin_payment(sale("a", "dev1", Some("o1"), None, 100, T0)).unwrap());
-    j.record_created("a", "N-1", Status::Approved, &entity("N-1", Status::Approved), T0 + 1).unwrap();
+    started(
+        j.begin_payment(sale("a", "dev1", Some("o1"), None, 100, T0))
+            .unwrap(),
+    );
+    j.record_created(
+        "a",
+        "N-1",
+        Status::Approved,
+        &entity("N-1", Status::Approved),
+        T0 + 1,
+    )
+    .unwrap();
     // Just before expiry: attached.
     assert!(matches!(
-        j.begin_payment(sale("b", "dev1", Some("o1"), None, 100, T0 + IDEMPOTENCY_TTL_MS - 1)).unwrap(),
+        j.begin_payment(sale(
+            "b",
+            "dev1",
+            Some("o1"),
+            None,
+            100,
+            T0 + IDEMPOTENCY_TTL_MS - 1
+        ))
+        .unwrap(),
         Begin::Existing(_)
     ));
     // Purge keeps the young record.
     assert_eq!(j.purge_idempotency(T0 + IDEMPOTENCY_TTL_MS - 1).unwrap(), 0);
     assert_eq!(j.purge_idempotency(T0 + IDEMPOTENCY_TTL_MS).unwrap(), 1);
     // After expiry the order ID may be reused.
-    started(j.begin_payment(sale("b", "dev1", Some("o1"), None, 100, T0 + IDEMPOTENCY_TTL_MS)).unwrap());
+    started(
+        j.begin_payment(sale(
+            "b",
+            "dev1",
+            Some("o1"),
+            None,
+            100,
+            T0 + IDEMPOTENCY_TTL_MS,
+        ))
+        .unwrap(),
+    );
 }
 
 #[test]
@@ -143,19 +285,37 @@ fn purge_deletes_only_expired_records() {
     for (i, age_days) in [40, 32, 31, 30, 1, 0].into_iter().enumerate() {
         let id = format!("p{i}");
         let at = T0 - age_days * day;
-        let mut p = sale(&id, &format!("dev{i}"), Some(&format!("o{i}")), Some(&format!("k{i}")), 100, at);
+        let mut p = sale(
+            &id,
+            &format!("dev{i}"),
+            Some(&format!("o{i}")),
+            Some(&format!("k{i}")),
+            100,
+            at,
+        );
         p.setup = false;
         started(j.begin_payment(p).unwrap());
-        j.record_created(&id, &format!("N{i}"), Status::Approved, &entity("x", Status::Approved), at).unwrap();
+        j.record_created(
+            &id,
+            &format!("N{i}"),
+            Status::Approved,
+            &entity("x", Status::Approved),
+            at,
+        )
+        .unwrap();
     }
     // 40, 32 and exactly-31-day-old records (two each: order + key) are expired.
     assert_eq!(j.purge_idempotency(T0).unwrap(), 6);
     assert_eq!(j.purge_idempotency(T0).unwrap(), 0);
     for i in 3..6 {
-        assert!(matches!(
-            j.begin_payment(sale("new", "devX", Some(&format!("o{i}")), None, 100, T0)).unwrap(),
-            Begin::Existing(_)
-        ), "record {i} must survive");
+        assert!(
+            matches!(
+                j.begin_payment(sale("new", "devX", Some(&format!("o{i}")), None, 100, T0))
+                    .unwrap(),
+                Begin::Existing(_)
+            ),
+            "record {i} must survive"
+        );
     }
     // The payments themselves are never purged.
     assert_eq!(j.counts().unwrap().transactions, 6);
@@ -164,14 +324,27 @@ fn purge_deletes_only_expired_records() {
 #[test]
 fn create_phases() {
     let (_d, j) = journal();
-    started(j.begin_payment(sale("a", "dev1", None, None, 100, T0)).unwrap());
-    let u = j.record_create_unknown("a", "read timeout", T0 + 1).unwrap();
+    started(
+        j.begin_payment(sale("a", "dev1", None, None, 100, T0))
+            .unwrap(),
+    );
+    let u = j
+        .record_create_unknown("a", "read timeout", T0 + 1)
+        .unwrap();
     assert_eq!(u.phase, Phase::CreateUnknown);
     assert_eq!(u.failure.as_deref(), Some("read timeout"));
     assert_eq!(j.open_payments().unwrap().len(), 1);
 
     // The reconciler found it at SensePass.
-    let c = j.record_created("a", "N-1", Status::WaitingForTap, &entity("N-1", Status::WaitingForTap), T0 + 2).unwrap();
+    let c = j
+        .record_created(
+            "a",
+            "N-1",
+            Status::WaitingForTap,
+            &entity("N-1", Status::WaitingForTap),
+            T0 + 2,
+        )
+        .unwrap();
     assert_eq!(c.phase, Phase::Created);
     assert_eq!(c.number.as_deref(), Some("N-1"));
     assert_eq!(c.status, Some(Status::WaitingForTap));
@@ -179,33 +352,69 @@ fn create_phases() {
     assert_eq!(j.by_number("N-1").unwrap().unwrap().local_id, "a");
 
     // A created payment cannot be declared failed or uncertain.
-    assert!(matches!(j.record_create_failed("a", "x", T0 + 3), Err(JournalError::InvalidPhase { .. })));
-    assert!(matches!(j.record_create_unknown("a", "x", T0 + 3), Err(JournalError::InvalidPhase { .. })));
+    assert!(matches!(
+        j.record_create_failed("a", "x", T0 + 3),
+        Err(JournalError::InvalidPhase { .. })
+    ));
+    assert!(matches!(
+        j.record_create_unknown("a", "x", T0 + 3),
+        Err(JournalError::InvalidPhase { .. })
+    ));
     // Another number for the same payment is refused; the same number again is a status observation.
     assert!(matches!(
         j.record_created("a", "N-2", Status::Initialize, &json!({}), T0 + 3),
         Err(JournalError::NumberMismatch { .. })
     ));
-    let again = j.record_created("a", "N-1", Status::Initialize, &json!({}), T0 + 4).unwrap();
-    assert_eq!(again.status, Some(Status::WaitingForTap), "stale status from a repeated create is ignored");
+    let again = j
+        .record_created("a", "N-1", Status::Initialize, &json!({}), T0 + 4)
+        .unwrap();
+    assert_eq!(
+        again.status,
+        Some(Status::WaitingForTap),
+        "stale status from a repeated create is ignored"
+    );
 
     // A number already used by another payment is refused.
-    started(j.begin_payment(sale("b", "dev2", None, None, 100, T0)).unwrap());
+    started(
+        j.begin_payment(sale("b", "dev2", None, None, 100, T0))
+            .unwrap(),
+    );
     assert!(matches!(
         j.record_created("b", "N-1", Status::Initialize, &json!({}), T0 + 5),
         Err(JournalError::NumberTaken(_))
     ));
     // Unknown payments are NotFound.
-    assert!(matches!(j.record_create_failed("zzz", "x", T0), Err(JournalError::NotFound { .. })));
     assert!(matches!(
-        j.apply_status("N-zzz", Status::Approved, &json!({}), EventSource::Socket, T0),
+        j.record_create_failed("zzz", "x", T0),
+        Err(JournalError::NotFound { .. })
+    ));
+    assert!(matches!(
+        j.apply_status(
+            "N-zzz",
+            Status::Approved,
+            &json!({}),
+            EventSource::Socket,
+            T0
+        ),
         Err(JournalError::NotFound { .. })
     ));
 
     // A payment believed not created that SensePass does know is recorded as created.
-    started(j.begin_payment(sale("c", "dev3", None, None, 100, T0)).unwrap());
-    j.record_create_failed("c", "connection refused", T0 + 1).unwrap();
-    let c = j.record_created("c", "N-3", Status::Approved, &entity("N-3", Status::Approved), T0 + 2).unwrap();
+    started(
+        j.begin_payment(sale("c", "dev3", None, None, 100, T0))
+            .unwrap(),
+    );
+    j.record_create_failed("c", "connection refused", T0 + 1)
+        .unwrap();
+    let c = j
+        .record_created(
+            "c",
+            "N-3",
+            Status::Approved,
+            &entity("N-3", Status::Approved),
+            T0 + 2,
+        )
+        .unwrap();
     assert!(c.was_captured());
     // The mistaken "failed" outcome is replaced by the real one.
     assert_eq!(c.final_at, Some(T0 + 2));
@@ -215,36 +424,74 @@ fn create_phases() {
 #[test]
 fn apply_status_never_moves_backwards_and_records_every_event() {
     let (_d, j) = journal();
-    started(j.begin_payment(sale("a", "dev1", Some("o"), None, 1000, T0)).unwrap());
-    j.record_created("a", "N", Status::Initialize, &entity("N", Status::Initialize), T0 + 1).unwrap();
+    started(
+        j.begin_payment(sale("a", "dev1", Some("o"), None, 1000, T0))
+            .unwrap(),
+    );
+    j.record_created(
+        "a",
+        "N",
+        Status::Initialize,
+        &entity("N", Status::Initialize),
+        T0 + 1,
+    )
+    .unwrap();
 
     // Reordered and duplicated deliveries from three sources.
     let feed = [
-        (Status::TapDetected, EventSource::Socket, Transition::Advance),
+        (
+            Status::TapDetected,
+            EventSource::Socket,
+            Transition::Advance,
+        ),
         (Status::WaitingForTap, EventSource::Poll, Transition::Ignore), // late
         (Status::TapDetected, EventSource::Poll, Transition::Same),     // duplicate
-        (Status::ProcessingPayment, EventSource::Socket, Transition::Advance),
-        (Status::UserApproved, EventSource::Socket, Transition::Ignore), // reordered
+        (
+            Status::ProcessingPayment,
+            EventSource::Socket,
+            Transition::Advance,
+        ),
+        (
+            Status::UserApproved,
+            EventSource::Socket,
+            Transition::Ignore,
+        ), // reordered
         (Status::Approved, EventSource::Socket, Transition::Advance),
-        (Status::ProcessingPayment, EventSource::Poll, Transition::Ignore),
+        (
+            Status::ProcessingPayment,
+            EventSource::Poll,
+            Transition::Ignore,
+        ),
         (Status::Approved, EventSource::Api, Transition::Same),
         (Status::Declined, EventSource::Poll, Transition::Ignore),
-        (Status::PartiallyRefunded, EventSource::Socket, Transition::Advance),
+        (
+            Status::PartiallyRefunded,
+            EventSource::Socket,
+            Transition::Advance,
+        ),
         (Status::Approved, EventSource::Poll, Transition::Ignore),
     ];
     let mut last_final_at = None;
     for (i, (status, source, expected)) in feed.iter().enumerate() {
         let mut e = entity("N", *status);
         e["seq"] = json!(i);
-        let applied = j.apply_status("N", *status, &e, *source, T0 + 10 + i as i64).unwrap();
+        let applied = j
+            .apply_status("N", *status, &e, *source, T0 + 10 + i as i64)
+            .unwrap();
         assert_eq!(applied.transition, *expected, "event {i} {status:?}");
         assert_eq!(applied.advanced(), *expected == Transition::Advance);
         match expected {
             Transition::Advance | Transition::Same => {
-                assert_eq!(applied.record.entity_json.as_ref().unwrap()["seq"], json!(i));
+                assert_eq!(
+                    applied.record.entity_json.as_ref().unwrap()["seq"],
+                    json!(i)
+                );
             }
             Transition::Ignore => {
-                assert_ne!(applied.record.entity_json.as_ref().unwrap()["seq"], json!(i));
+                assert_ne!(
+                    applied.record.entity_json.as_ref().unwrap()["seq"],
+                    json!(i)
+                );
             }
         }
         if *status == Status::Approved && *expected == Transition::Advance {
@@ -254,7 +501,10 @@ fn apply_status_never_moves_backwards_and_records_every_event() {
     }
     let rec = j.by_local_id("a").unwrap().unwrap();
     assert_eq!(rec.status, Some(Status::PartiallyRefunded));
-    assert_eq!(rec.final_at, last_final_at, "final_at is the first final time");
+    assert_eq!(
+        rec.final_at, last_final_at,
+        "final_at is the first final time"
+    );
     assert!(!rec.is_open());
 
     let events = j.events("a").unwrap();
@@ -274,16 +524,36 @@ fn apply_status_never_moves_backwards_and_records_every_event() {
 #[test]
 fn commit_bookkeeping() {
     let (_d, j) = journal();
-    started(j.begin_payment(sale("a", "dev1", None, None, 100, T0)).unwrap());
-    j.record_created("a", "N", Status::Initialize, &json!({}), T0).unwrap();
+    started(
+        j.begin_payment(sale("a", "dev1", None, None, 100, T0))
+            .unwrap(),
+    );
+    j.record_created("a", "N", Status::Initialize, &json!({}), T0)
+        .unwrap();
     assert!(j.uncommitted_approved().unwrap().is_empty());
-    j.apply_status("N", Status::Approved, &json!({}), EventSource::Socket, T0 + 1).unwrap();
+    j.apply_status(
+        "N",
+        Status::Approved,
+        &json!({}),
+        EventSource::Socket,
+        T0 + 1,
+    )
+    .unwrap();
     let link = "https://api.sandbox.sensepass.com/api/transactions/commitPayment/N";
-    assert_eq!(j.set_commit_link("N", link).unwrap().commit_link.as_deref(), Some(link));
+    assert_eq!(
+        j.set_commit_link("N", link).unwrap().commit_link.as_deref(),
+        Some(link)
+    );
     assert_eq!(j.uncommitted_approved().unwrap().len(), 1);
     assert_eq!(j.counts().unwrap().uncommitted_approved, 1);
-    assert_eq!(j.record_commit("N", T0 + 2).unwrap().committed_at, Some(T0 + 2));
-    assert_eq!(j.record_commit("N", T0 + 3).unwrap().committed_at, Some(T0 + 2));
+    assert_eq!(
+        j.record_commit("N", T0 + 2).unwrap().committed_at,
+        Some(T0 + 2)
+    );
+    assert_eq!(
+        j.record_commit("N", T0 + 3).unwrap().committed_at,
+        Some(T0 + 2)
+    );
     assert!(j.uncommitted_approved().unwrap().is_empty());
 }
 
@@ -291,14 +561,23 @@ fn commit_bookkeeping() {
 fn last_skips_setup_carts_and_is_per_device() {
     let (_d, j) = journal();
     assert!(j.last(None).unwrap().is_none());
-    started(j.begin_payment(sale("a", "dev1", None, None, 100, T0)).unwrap());
+    started(
+        j.begin_payment(sale("a", "dev1", None, None, 100, T0))
+            .unwrap(),
+    );
     j.record_create_failed("a", "x", T0).unwrap();
-    started(j.begin_payment(sale("b", "dev2", None, None, 100, T0 + 1)).unwrap());
+    started(
+        j.begin_payment(sale("b", "dev2", None, None, 100, T0 + 1))
+            .unwrap(),
+    );
     let mut s = sale("s", "dev1", None, None, 100, T0 + 2);
     s.setup = true;
     started(j.begin_payment(s).unwrap());
     // Same millisecond: the later row wins.
-    started(j.begin_payment(sale("c", "dev3", None, None, 100, T0 + 1)).unwrap());
+    started(
+        j.begin_payment(sale("c", "dev3", None, None, 100, T0 + 1))
+            .unwrap(),
+    );
 
     assert_eq!(j.last(Some("dev1")).unwrap().unwrap().local_id, "a");
     assert_eq!(j.last(Some("dev2")).unwrap().unwrap().local_id, "b");
@@ -306,7 +585,9 @@ fn last_skips_setup_carts_and_is_per_device() {
     assert!(j.last(Some("nope")).unwrap().is_none());
 
     // The setup cart follows the live cart.
-    let updated = j.update_cart("s", Minor(250), &json!({"amount": 250}), true, T0 + 3).unwrap();
+    let updated = j
+        .update_cart("s", Minor(250), &json!({"amount": 250}), true, T0 + 3)
+        .unwrap();
     assert_eq!(updated.amount, Minor(250));
     assert!(updated.product_sum_mismatch);
     assert!(matches!(

@@ -15,15 +15,30 @@ const HOUR: i64 = 3_600_000;
 fn seed(j: &Journal) {
     for i in 0..30_i64 {
         let id = format!("p{i}");
-        let mut p = sale(&id, if i % 2 == 0 { "dev-even" } else { "dev-odd" }, Some(&format!("o{i}")), None, (i + 1) * 100, T0 + i * HOUR);
+        let mut p = sale(
+            &id,
+            if i % 2 == 0 { "dev-even" } else { "dev-odd" },
+            Some(&format!("o{i}")),
+            None,
+            (i + 1) * 100,
+            T0 + i * HOUR,
+        );
         if i % 5 == 0 {
             p.currency = Currency::Eur;
         }
         j.begin_payment(p).unwrap();
         let number = format!("N{i}");
-        j.record_created(&id, &number, Status::Initialize, &json!({}), T0 + i * HOUR).unwrap();
+        j.record_created(&id, &number, Status::Initialize, &json!({}), T0 + i * HOUR)
+            .unwrap();
         let end = [Status::Approved, Status::Declined, Status::Timeout][(i % 3) as usize];
-        j.apply_status(&number, end, &json!({}), EventSource::Socket, T0 + i * HOUR + 1).unwrap();
+        j.apply_status(
+            &number,
+            end,
+            &json!({}),
+            EventSource::Socket,
+            T0 + i * HOUR + 1,
+        )
+        .unwrap();
     }
     let mut s = sale("setup", "dev-even", None, None, 5, T0 + 5 * HOUR);
     s.setup = true;
@@ -43,7 +58,12 @@ fn default_query_is_newest_sales_first() {
     assert_eq!(page.items.len(), 30);
     assert_eq!(page.items[0].local_id, "p29");
     assert_eq!(page.items[29].local_id, "p0");
-    let with_setup = j.query(&Query { include_setup: true, ..Query::default() }).unwrap();
+    let with_setup = j
+        .query(&Query {
+            include_setup: true,
+            ..Query::default()
+        })
+        .unwrap();
     assert_eq!(with_setup.total, 31);
 }
 
@@ -52,29 +72,58 @@ fn filters_combine() {
     let (_d, j) = journal();
     seed(&j);
     // Time window [from, to).
-    let q = Query { from_ms: Some(T0 + 10 * HOUR), to_ms: Some(T0 + 20 * HOUR), ..Query::default() };
+    let q = Query {
+        from_ms: Some(T0 + 10 * HOUR),
+        to_ms: Some(T0 + 20 * HOUR),
+        ..Query::default()
+    };
     let page = j.query(&q).unwrap();
     assert_eq!(page.total, 10);
     assert_eq!(ids(&page).first().unwrap(), "p19");
     assert_eq!(ids(&page).last().unwrap(), "p10");
 
     // Statuses.
-    let q = Query { status: vec![Status::Approved], ..Query::default() };
+    let q = Query {
+        status: vec![Status::Approved],
+        ..Query::default()
+    };
     let page = j.query(&q).unwrap();
     assert_eq!(page.total, 10);
-    assert!(page.items.iter().all(|r| r.status == Some(Status::Approved)));
-    let q = Query { status: vec![Status::Declined, Status::Timeout], ..Query::default() };
+    assert!(page
+        .items
+        .iter()
+        .all(|r| r.status == Some(Status::Approved)));
+    let q = Query {
+        status: vec![Status::Declined, Status::Timeout],
+        ..Query::default()
+    };
     assert_eq!(j.query(&q).unwrap().total, 20);
 
     // Order ID.
-    let q = Query { order_id: Some("o7".into()), ..Query::default() };
+    let q = Query {
+        order_id: Some("o7".into()),
+        ..Query::default()
+    };
     assert_eq!(ids(&j.query(&q).unwrap()), ["p7"]);
 
     // Amount range (inclusive) and currency.
-    let q = Query { min_amount: Some(Minor(1000)), max_amount: Some(Minor(1500)), ..Query::default() };
-    assert_eq!(ids(&j.query(&q).unwrap()), ["p14", "p13", "p12", "p11", "p10", "p9"]);
-    let q = Query { currency: Some(Currency::Eur), ..Query::default() };
-    assert_eq!(ids(&j.query(&q).unwrap()), ["p25", "p20", "p15", "p10", "p5", "p0"]);
+    let q = Query {
+        min_amount: Some(Minor(1000)),
+        max_amount: Some(Minor(1500)),
+        ..Query::default()
+    };
+    assert_eq!(
+        ids(&j.query(&q).unwrap()),
+        ["p14", "p13", "p12", "p11", "p10", "p9"]
+    );
+    let q = Query {
+        currency: Some(Currency::Eur),
+        ..Query::default()
+    };
+    assert_eq!(
+        ids(&j.query(&q).unwrap()),
+        ["p25", "p20", "p15", "p10", "p5", "p0"]
+    );
 
     // Device, and everything at once.
     let q = Query {
@@ -90,7 +139,10 @@ fn filters_combine() {
     assert_eq!(ids(&j.query(&q).unwrap()), ["p24", "p18", "p12", "p6"]);
 
     // Nothing matches.
-    let q = Query { order_id: Some("nope".into()), ..Query::default() };
+    let q = Query {
+        order_id: Some("nope".into()),
+        ..Query::default()
+    };
     let page = j.query(&q).unwrap();
     assert_eq!((page.total, page.items.len()), (0, 0));
 }
@@ -101,14 +153,26 @@ fn pagination() {
     seed(&j);
     let mut seen = Vec::new();
     for page_no in 0..4 {
-        let page = j.query(&Query { limit: 8, offset: page_no * 8, ..Query::default() }).unwrap();
+        let page = j
+            .query(&Query {
+                limit: 8,
+                offset: page_no * 8,
+                ..Query::default()
+            })
+            .unwrap();
         assert_eq!(page.total, 30);
         assert_eq!(page.items.len(), if page_no < 3 { 8 } else { 6 });
         seen.extend(ids(&page));
     }
     let expected: Vec<String> = (0..30).rev().map(|i| format!("p{i}")).collect();
     assert_eq!(seen, expected);
-    let beyond = j.query(&Query { limit: 8, offset: 100, ..Query::default() }).unwrap();
+    let beyond = j
+        .query(&Query {
+            limit: 8,
+            offset: 100,
+            ..Query::default()
+        })
+        .unwrap();
     assert_eq!((beyond.total, beyond.items.len()), (30, 0));
 }
 
@@ -148,9 +212,15 @@ fn counts_and_totals() {
     // Approved in [0, 12): 0, 3, 6, 9 → EUR: p0 (100); USD: p3 400 + p6 700 + p9 1000.
     assert_eq!(totals.len(), 2);
     let usd = totals.iter().find(|t| t.currency == Currency::Usd).unwrap();
-    assert_eq!((usd.captured_count, usd.captured_amount, usd.refunded_amount), (3, Minor(2100), Minor(150)));
+    assert_eq!(
+        (usd.captured_count, usd.captured_amount, usd.refunded_amount),
+        (3, Minor(2100), Minor(150))
+    );
     let eur = totals.iter().find(|t| t.currency == Currency::Eur).unwrap();
-    assert_eq!((eur.captured_count, eur.captured_amount, eur.refunded_amount), (1, Minor(100), Minor(0)));
+    assert_eq!(
+        (eur.captured_count, eur.captured_amount, eur.refunded_amount),
+        (1, Minor(100), Minor(0))
+    );
     assert!(j.totals(T0 - 10 * HOUR, T0).unwrap().is_empty());
 }
 
@@ -172,7 +242,11 @@ fn pairing_and_settings() {
     p.device_id = "dev-2".into();
     p.client_box_url = None;
     j.set_pairing(&p).unwrap();
-    assert_eq!(j.pairing().unwrap().as_ref(), Some(&p), "re-pairing replaces");
+    assert_eq!(
+        j.pairing().unwrap().as_ref(),
+        Some(&p),
+        "re-pairing replaces"
+    );
     j.clear_pairing().unwrap();
     assert!(j.pairing().unwrap().is_none());
 

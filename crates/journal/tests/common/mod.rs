@@ -13,7 +13,14 @@ pub fn journal() -> (tempfile::TempDir, Journal) {
 }
 
 /// A sale of `amount` cents USD on `device`, with optional order ID and key.
-pub fn sale(local_id: &str, device: &str, order: Option<&str>, key: Option<&str>, amount: i64, now: i64) -> NewPayment {
+pub fn sale(
+    local_id: &str,
+    device: &str,
+    order: Option<&str>,
+    key: Option<&str>,
+    amount: i64,
+    now: i64,
+) -> NewPayment {
     NewPayment {
         local_id: local_id.to_string(),
         device_id: device.to_string(),
