@@ -208,3 +208,9 @@ fn large_journal_lookups_stay_sub_millisecond() {
         assert!(took < limit, "{name} took {took:?}");
     }
 }
+
+#[test]
+fn journal_is_clone_send_sync() {
+    fn assert_shareable<T: Clone + Send + Sync + 'static>() {}
+    assert_shareable::<Journal>();
+}
