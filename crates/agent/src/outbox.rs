@@ -78,7 +78,8 @@ pub async fn deliver_now(agent: &Agent, op: Operation) -> Result<Value, AgentErr
         })
         .await?;
     let Some(op) = claimed else {
-        return Err(AgentError::Conflict(format!("operation {id} is already being delivered")));
+        // Another sender holds it: its outcome is not known yet to this caller.
+        return Err(AgentError::Uncertain(format!("operation {id} is already being delivered")));
     };
     let result = match op.kind {
         OpKind::Commit => deliver_commit(agent, &op).await,

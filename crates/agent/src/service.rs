@@ -544,6 +544,12 @@ impl Agent {
         let Some(number) = number.filter(|n| !n.is_empty()) else {
             return Err(AgentError::invalid("transactionNumber", "is required"));
         };
+        let op_key = idempotency_key.map(|k| format!("refund:{k}"));
+        if let Some(key) = op_key.clone() {
+            if let Some(op) = self.journal(move |j| j.operation_by_key(&key)).await? {
+                return self.refund_outcome(op).await;
+            }
+        }
         let n = number.clone();
         let record = self
             .journal(move |j| j.by_number(&n))
@@ -560,9 +566,7 @@ impl Agent {
         let op = NewOperation {
             kind: OpKind::Refund,
             transaction_local_id: Some(record.local_id.clone()),
-            op_key: idempotency_key
-                .map(|k| format!("refund:{k}"))
-                .unwrap_or_else(|| format!("refund:{}", uuid::Uuid::new_v4())),
+            op_key: op_key.unwrap_or_else(|| format!("refund:{}", uuid::Uuid::new_v4())),
             amount: Some(amount),
             payload: json!({
                 "transactionNumber": number,
@@ -574,14 +578,20 @@ impl Agent {
         };
         let captured = record.amount;
         let op = self.journal(move |j| j.enqueue_refund(op, captured)).await?;
-        if op.state != till_journal::OpState::Pending {
-            // Same idempotency key as an earlier refund: answer what that one became.
-            return Ok(RefundOutcome::Existing(op));
-        }
-        match crate::outbox::deliver_now(self, op.clone()).await {
-            Ok(answer) => Ok(RefundOutcome::Answered(answer)),
-            Err(AgentError::Unreachable(_)) | Err(AgentError::Uncertain(_)) => Ok(RefundOutcome::Queued(op)),
-            Err(e) => Err(e),
+        self.refund_outcome(op).await
+    }
+
+    /// Sends a refund operation that is still waiting, or answers what it became. The same
+    /// Idempotency-Key as an earlier refund lands here with that earlier operation.
+    async fn refund_outcome(&self, op: Operation) -> Result<RefundOutcome, AgentError> {
+        match op.state {
+            till_journal::OpState::Pending => match crate::outbox::deliver_now(self, op.clone()).await {
+                Ok(answer) => Ok(RefundOutcome::Answered(answer)),
+                Err(AgentError::Unreachable(_)) | Err(AgentError::Uncertain(_)) => Ok(RefundOutcome::Queued(op)),
+                Err(e) => Err(e),
+            },
+            till_journal::OpState::InFlight => Ok(RefundOutcome::Queued(op)),
+            till_journal::OpState::Delivered | till_journal::OpState::Failed => Ok(RefundOutcome::Existing(op)),
         }
     }
 
