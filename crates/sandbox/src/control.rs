@@ -260,16 +260,21 @@ async fn faults_set(AxState(sh): Sh, bytes: Bytes) -> Response {
             faults.lose_next = kinds;
         }
     }
-    if drop_sockets {
+    let dropped = drop_sockets.then(|| {
         let cut = sh.registry.shutdown(true);
         tracing::info!("dropped {cut} Socket.IO connections (fault)");
-    }
+        cut
+    });
     if let Some(offline) = offline {
         if let Err(r) = apply_offline(&sh, offline).await {
             return r;
         }
     }
-    Json(sh.faults().json()).into_response()
+    let mut reply = sh.faults().json();
+    if let Some(cut) = dropped {
+        reply["droppedSockets"] = json!(cut);
+    }
+    Json(reply).into_response()
 }
 
 async fn faults_clear(AxState(sh): Sh) -> Response {

@@ -833,6 +833,7 @@ impl State {
             })).collect::<Vec<_>>(),
             "refundedMinor": txn.refunded().0,
             "amountMinor": txn.amount.0,
+            "timeOutSeconds": txn.timeout_secs,
             "commitCount": txn.commit_count,
             "committedAt": txn.first_commit_at.map(fmt_time),
             "commitExpired": self.commit_expired(txn),
