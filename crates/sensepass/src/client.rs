@@ -14,10 +14,10 @@ use crate::models::wire::path_segment;
 use crate::models::{
     CancelResponse, CommitResponse, CreateDeviceRequest, CreditRequest, CustomerInputRequest,
     CustomerInputResetRequest, CustomerInputResetResponse, CustomerInputResponse, Device,
-    FetchTransactions, InitRequest, MatchRequest, PayRequest, PayResponse,
-    ReadyForPaymentRequest, RefundRequest, RefundResponse, SdkCommitRequest, SdkCommitResponse,
-    SettlementsPage, SettlementsRequest, Subscription, SubscriptionStatus, Transaction,
-    TransactionsPage, UpdateRequest, UpdateSubscriptionRequest,
+    FetchTransactions, InitRequest, MatchRequest, PayRequest, PayResponse, ReadyForPaymentRequest,
+    RefundRequest, RefundResponse, SdkCommitRequest, SdkCommitResponse, SettlementsPage,
+    SettlementsRequest, Subscription, SubscriptionStatus, Transaction, TransactionsPage,
+    UpdateRequest, UpdateSubscriptionRequest,
 };
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
@@ -90,7 +90,10 @@ impl Credentials {
     fn body_fields(&self) -> Vec<(&'static str, String)> {
         match self {
             Credentials::Device(id) => vec![("deviceId", id.clone())],
-            Credentials::ApiKey { api_key, branch_number } => {
+            Credentials::ApiKey {
+                api_key,
+                branch_number,
+            } => {
                 let mut v = vec![("apiKey", api_key.clone())];
                 if let Some(b) = branch_number {
                     v.push(("branchNumber", b.clone()));
@@ -105,10 +108,19 @@ impl Credentials {
     fn header_fields(&self) -> Vec<(&'static str, String)> {
         match self {
             Credentials::Device(id) => vec![("deviceId", id.clone())],
-            Credentials::ApiKey { api_key, branch_number: Some(b) } => {
-                vec![("merchantApiKey", api_key.clone()), ("branchNumber", b.clone())]
+            Credentials::ApiKey {
+                api_key,
+                branch_number: Some(b),
+            } => {
+                vec![
+                    ("merchantApiKey", api_key.clone()),
+                    ("branchNumber", b.clone()),
+                ]
             }
-            Credentials::ApiKey { api_key, branch_number: None } => {
+            Credentials::ApiKey {
+                api_key,
+                branch_number: None,
+            } => {
                 vec![("branchApiKey", api_key.clone())]
             }
         }
@@ -126,10 +138,14 @@ impl Credentials {
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Credentials::Device(id) => {
-                f.debug_tuple("Device").field(&crate::models::mask_secret(id)).finish()
-            }
-            Credentials::ApiKey { api_key, branch_number } => f
+            Credentials::Device(id) => f
+                .debug_tuple("Device")
+                .field(&crate::models::mask_secret(id))
+                .finish(),
+            Credentials::ApiKey {
+                api_key,
+                branch_number,
+            } => f
                 .debug_struct("ApiKey")
                 .field("api_key", &crate::models::mask_secret(api_key))
                 .field("branch_number", branch_number)
@@ -196,11 +212,23 @@ impl Client {
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(20))
+            // One connection per call: then "could not connect" proves the call was not sent.
+            // A reused keep-alive connection that the server (or a proxy) had already closed
+            // would fail only after the request was written, turning a harmless retry into an
+            // uncertain outcome that needs reconciliation. A handshake per call is cheap at a
+            // till's call rate.
+            .pool_max_idle_per_host(0)
             .user_agent(concat!("till-agent/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
-        Ok(Client { inner: Arc::new(Inner { http, base, config, credentials }) })
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                config,
+                credentials,
+            }),
+        })
     }
 
     /// The same client (same connection pool and settings) acting with other credentials,
@@ -236,57 +264,105 @@ impl Client {
     /// `POST /transactions/init` (§4.1): creates a payment request; answers the entity with
     /// status 0.
     pub async fn init(&self, req: &InitRequest) -> Result<Transaction, Error> {
-        let body = self.call_json("init", Method::POST, "transactions/init", Some(req.to_json()), Auth::Body).await?;
+        let body = self
+            .call_json(
+                "init",
+                Method::POST,
+                "transactions/init",
+                Some(req.to_json()),
+                Auth::Body,
+            )
+            .await?;
         transaction_from(body)
     }
 
     /// `GET /transactions/{n}` (§4.2), a GET with the credentials in a JSON body.
     pub async fn transaction(&self, number: &str) -> Result<Transaction, Error> {
         let path = format!("transactions/{}", path_segment(number));
-        let body = self.call_json("status", Method::GET, &path, None, Auth::Body).await?;
+        let body = self
+            .call_json("status", Method::GET, &path, None, Auth::Body)
+            .await?;
         transaction_from(body)
     }
 
     /// `POST /transactions` (§4.3): transactions in a time window, filtered and paged.
     pub async fn transactions(&self, q: &FetchTransactions) -> Result<TransactionsPage, Error> {
-        self.call("transactions", Method::POST, "transactions", Some(to_body(q)?), Auth::Body).await
+        self.call(
+            "transactions",
+            Method::POST,
+            "transactions",
+            Some(to_body(q)?),
+            Auth::Body,
+        )
+        .await
     }
 
     /// `POST /transactions/cancel/{n}` (§4.4). A `501` ([`Error::is_consumer_activity`]) means
     /// the consumer is already paying.
     pub async fn cancel(&self, number: &str) -> Result<CancelResponse, Error> {
         let path = format!("transactions/cancel/{}", path_segment(number));
-        self.call("cancel", Method::POST, &path, None, Auth::Body).await
+        self.call("cancel", Method::POST, &path, None, Auth::Body)
+            .await
     }
 
     /// `POST /transactions/cancelByDeviceId/{deviceId}` (§4.5): cancels the device's last
     /// pending transaction.
     pub async fn cancel_by_device(&self, device_id: &str) -> Result<CancelResponse, Error> {
         let path = format!("transactions/cancelByDeviceId/{}", path_segment(device_id));
-        self.call("cancelByDeviceId", Method::POST, &path, None, Auth::Body).await
+        self.call("cancelByDeviceId", Method::POST, &path, None, Auth::Body)
+            .await
     }
 
     /// `POST /transactions/refund` (§4.6). A processor decline is an `Ok` answer with
     /// `result: "Declined"`; check [`RefundResponse::is_approved`].
     pub async fn refund(&self, req: &RefundRequest) -> Result<RefundResponse, Error> {
-        self.call("refund", Method::POST, "transactions/refund", Some(to_body(req)?), Auth::Body).await
+        self.call(
+            "refund",
+            Method::POST,
+            "transactions/refund",
+            Some(to_body(req)?),
+            Auth::Body,
+        )
+        .await
     }
 
     /// `POST /transactions/pay` (§4.7): charges a card server to server.
     pub async fn pay(&self, req: &PayRequest) -> Result<PayResponse, Error> {
-        self.call("pay", Method::POST, "transactions/pay", Some(to_body(req)?), Auth::Body).await
+        self.call(
+            "pay",
+            Method::POST,
+            "transactions/pay",
+            Some(to_body(req)?),
+            Auth::Body,
+        )
+        .await
     }
 
     /// `POST /transactions/credit` (§4.8): sends money to a tokenised card.
     pub async fn credit(&self, req: &CreditRequest) -> Result<RefundResponse, Error> {
-        self.call("credit", Method::POST, "transactions/credit", Some(to_body(req)?), Auth::Body).await
+        self.call(
+            "credit",
+            Method::POST,
+            "transactions/credit",
+            Some(to_body(req)?),
+            Auth::Body,
+        )
+        .await
     }
 
     /// `PATCH /transactions/{n}` (§4.9): updates an open-cart transaction; answers the
     /// updated entity.
     pub async fn update(&self, number: &str, req: &UpdateRequest) -> Result<Transaction, Error> {
         let path = format!("transactions/{}", path_segment(number));
-        let body = self.call_json("update", Method::PATCH, &path, Some(req.to_json()), Auth::Body).await?;
+        let body = self
+            .call_json(
+                "update",
+                Method::PATCH,
+                &path,
+                Some(req.to_json()),
+                Auth::Body,
+            )
+            .await?;
         transaction_from(body)
     }
 
@@ -297,8 +373,15 @@ impl Client {
         req: &ReadyForPaymentRequest,
     ) -> Result<Transaction, Error> {
         let path = format!("transactions/{}/readyForPayment", path_segment(number));
-        let body =
-            self.call_json("readyForPayment", Method::POST, &path, Some(to_body(req)?), Auth::Body).await?;
+        let body = self
+            .call_json(
+                "readyForPayment",
+                Method::POST,
+                &path,
+                Some(to_body(req)?),
+                Auth::Body,
+            )
+            .await?;
         transaction_from(body)
     }
 
@@ -309,7 +392,14 @@ impl Client {
         req: &SdkCommitRequest,
     ) -> Result<SdkCommitResponse, Error> {
         let path = format!("transactions/{}/commit", path_segment(number));
-        self.call("sdkCommit", Method::POST, &path, Some(req.to_json()), Auth::Body).await
+        self.call(
+            "sdkCommit",
+            Method::POST,
+            &path,
+            Some(req.to_json()),
+            Auth::Body,
+        )
+        .await
     }
 
     /// `GET {commitLink}` (§3.3): acknowledges an approved payment. The link is absolute and is
@@ -319,7 +409,9 @@ impl Client {
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https"))
             .ok_or_else(|| Error::Config("commitLink is not an http(s) URL".into()))?;
-        let answer = self.send("commitPayment", Method::GET, url, None, Auth::None, None).await?;
+        let answer = self
+            .send("commitPayment", Method::GET, url, None, Auth::None, None)
+            .await?;
         decode(ok_body(answer)?)
     }
 
@@ -328,24 +420,48 @@ impl Client {
     /// `POST /devices/match` (§4.11): pairs a tag; needs API-key credentials.
     pub async fn devices_match(&self, req: &MatchRequest) -> Result<Device, Error> {
         self.require_api_key("devices/match")?;
-        self.call("devicesMatch", Method::POST, "devices/match", Some(to_body(req)?), Auth::Body).await
+        self.call(
+            "devicesMatch",
+            Method::POST,
+            "devices/match",
+            Some(to_body(req)?),
+            Auth::Body,
+        )
+        .await
     }
 
     /// `POST /devices/create` (§4.12): creates a dynamic-QR device; needs API-key credentials.
     pub async fn devices_create(&self, req: &CreateDeviceRequest) -> Result<Device, Error> {
         self.require_api_key("devices/create")?;
-        self.call("devicesCreate", Method::POST, "devices/create", Some(to_body(req)?), Auth::Body).await
+        self.call(
+            "devicesCreate",
+            Method::POST,
+            "devices/create",
+            Some(to_body(req)?),
+            Auth::Body,
+        )
+        .await
     }
 
     /// `POST /transactions/customer-input` (§4.13): asks the consumer questions on the device.
     /// May wait for the answers, so its time limit is [`CUSTOMER_INPUT_TIMEOUT`].
-    pub async fn customer_input(&self, req: &CustomerInputRequest) -> Result<CustomerInputResponse, Error> {
+    pub async fn customer_input(
+        &self,
+        req: &CustomerInputRequest,
+    ) -> Result<CustomerInputResponse, Error> {
         if req.device_id.is_none() && self.inner.credentials.device_id().is_none() {
             return Err(Error::Config("customer input needs a deviceId".into()));
         }
         let url = self.url("transactions/customer-input")?;
         let answer = self
-            .send("customerInput", Method::POST, url, Some(to_body(req)?), Auth::Body, Some(CUSTOMER_INPUT_TIMEOUT))
+            .send(
+                "customerInput",
+                Method::POST,
+                url,
+                Some(to_body(req)?),
+                Auth::Body,
+                Some(CUSTOMER_INPUT_TIMEOUT),
+            )
             .await?;
         decode(ok_body(answer)?)
     }
@@ -356,10 +472,18 @@ impl Client {
         req: &CustomerInputResetRequest,
     ) -> Result<CustomerInputResetResponse, Error> {
         if req.device_id.is_none() && self.inner.credentials.device_id().is_none() {
-            return Err(Error::Config("customer input reset needs a deviceId".into()));
+            return Err(Error::Config(
+                "customer input reset needs a deviceId".into(),
+            ));
         }
         let body = self
-            .call_json("customerInputReset", Method::POST, "transactions/customer-input/reset", Some(to_body(req)?), Auth::Body)
+            .call_json(
+                "customerInputReset",
+                Method::POST,
+                "transactions/customer-input/reset",
+                Some(to_body(req)?),
+                Auth::Body,
+            )
             .await?;
         if body.is_null() {
             return Ok(CustomerInputResetResponse::default());
@@ -371,13 +495,21 @@ impl Client {
 
     /// `POST /settlements/all` (§4.14): the settlement report.
     pub async fn settlements(&self, req: &SettlementsRequest) -> Result<SettlementsPage, Error> {
-        self.call("settlements", Method::POST, "settlements/all", Some(to_body(req)?), Auth::Body).await
+        self.call(
+            "settlements",
+            Method::POST,
+            "settlements/all",
+            Some(to_body(req)?),
+            Auth::Body,
+        )
+        .await
     }
 
     /// `GET /subscription/{uid}` (§4.16), credentials as headers.
     pub async fn subscription(&self, uid: &str) -> Result<Subscription, Error> {
         let path = format!("subscription/{}", path_segment(uid));
-        self.call("subscription", Method::GET, &path, None, Auth::Headers).await
+        self.call("subscription", Method::GET, &path, None, Auth::Headers)
+            .await
     }
 
     /// `PATCH /subscription/{uid}` (§4.17), credentials as headers.
@@ -388,7 +520,14 @@ impl Client {
     ) -> Result<Subscription, Error> {
         let path = format!("subscription/{}", path_segment(uid));
         let body = to_body(&UpdateSubscriptionRequest { status })?;
-        self.call("updateSubscription", Method::PATCH, &path, Some(body), Auth::Headers).await
+        self.call(
+            "updateSubscription",
+            Method::PATCH,
+            &path,
+            Some(body),
+            Auth::Headers,
+        )
+        .await
     }
 
     // ----- passthrough -----------------------------------------------------------------------
@@ -435,12 +574,17 @@ impl Client {
     fn require_api_key(&self, what: &str) -> Result<(), Error> {
         match self.inner.credentials {
             Credentials::ApiKey { .. } => Ok(()),
-            Credentials::Device(_) => Err(Error::Config(format!("{what} needs API-key credentials"))),
+            Credentials::Device(_) => {
+                Err(Error::Config(format!("{what} needs API-key credentials")))
+            }
         }
     }
 
     fn url(&self, rel: &str) -> Result<Url, Error> {
-        self.inner.base.join(rel).map_err(|e| Error::Config(format!("path `{rel}`: {e}")))
+        self.inner
+            .base
+            .join(rel)
+            .map_err(|e| Error::Config(format!("path `{rel}`: {e}")))
     }
 
     /// Calls and decodes a 2xx answer into `T`.
@@ -502,8 +646,11 @@ impl Client {
             }
             Auth::Headers => {
                 for (k, v) in self.inner.credentials.header_fields() {
-                    let mut value = reqwest::header::HeaderValue::from_str(&v)
-                        .map_err(|_| Error::Config(format!("credential for header {k} is not valid header text")))?;
+                    let mut value = reqwest::header::HeaderValue::from_str(&v).map_err(|_| {
+                        Error::Config(format!(
+                            "credential for header {k} is not valid header text"
+                        ))
+                    })?;
                     value.set_sensitive(true);
                     rb = rb.header(k, value);
                 }
@@ -530,7 +677,10 @@ impl Client {
             Error::Uncertain(format!("answer cut off: {e}"))
         })?;
         tracing::debug!(op, %method, status, elapsed_ms = started.elapsed().as_millis() as u64, "SensePass call");
-        Ok(Answer { status, body: parse_body(&bytes) })
+        Ok(Answer {
+            status,
+            body: parse_body(&bytes),
+        })
     }
 }
 
@@ -573,7 +723,10 @@ fn ok_body(answer: Answer) -> Result<Value, Error> {
     if (200..300).contains(&answer.status) {
         Ok(answer.body)
     } else {
-        Err(Error::Http { status: answer.status, body: answer.body })
+        Err(Error::Http {
+            status: answer.status,
+            body: answer.body,
+        })
     }
 }
 
@@ -598,26 +751,63 @@ mod tests {
 
     #[test]
     fn config_and_credentials() {
-        let c = Client::new(ClientConfig::new("http://127.0.0.1:9/api"), Credentials::Device("d".into())).unwrap();
+        let c = Client::new(
+            ClientConfig::new("http://127.0.0.1:9/api"),
+            Credentials::Device("d".into()),
+        )
+        .unwrap();
         assert_eq!(c.base_url(), "http://127.0.0.1:9/api/");
         assert!(matches!(
-            Client::new(ClientConfig::new("ftp://x/api/"), Credentials::Device("d".into())),
+            Client::new(
+                ClientConfig::new("ftp://x/api/"),
+                Credentials::Device("d".into())
+            ),
             Err(Error::Config(_))
         ));
         assert!(matches!(
-            Client::new(ClientConfig::new("not a url"), Credentials::Device("d".into())),
+            Client::new(
+                ClientConfig::new("not a url"),
+                Credentials::Device("d".into())
+            ),
             Err(Error::Config(_))
         ));
         let secret = "0123456789abcdefghijklmnopqrstuvwxyz";
-        let dbg = format!("{:?}", c.with_credentials(Credentials::ApiKey { api_key: secret.into(), branch_number: Some("1".into()) }));
+        let dbg = format!(
+            "{:?}",
+            c.with_credentials(Credentials::ApiKey {
+                api_key: secret.into(),
+                branch_number: Some("1".into())
+            })
+        );
         assert!(!dbg.contains(secret), "{dbg}");
-        let k = Credentials::ApiKey { api_key: "k".into(), branch_number: None };
+        let k = Credentials::ApiKey {
+            api_key: "k".into(),
+            branch_number: None,
+        };
         assert_eq!(k.body_fields(), vec![("apiKey", "k".to_string())]);
         assert_eq!(k.header_fields(), vec![("branchApiKey", "k".to_string())]);
-        let m = Credentials::ApiKey { api_key: "k".into(), branch_number: Some("1".into()) };
-        assert_eq!(m.body_fields(), vec![("apiKey", "k".to_string()), ("branchNumber", "1".to_string())]);
-        assert_eq!(m.header_fields(), vec![("merchantApiKey", "k".to_string()), ("branchNumber", "1".to_string())]);
-        assert_eq!(Credentials::Device("d".into()).header_fields(), vec![("deviceId", "d".to_string())]);
+        let m = Credentials::ApiKey {
+            api_key: "k".into(),
+            branch_number: Some("1".into()),
+        };
+        assert_eq!(
+            m.body_fields(),
+            vec![
+                ("apiKey", "k".to_string()),
+                ("branchNumber", "1".to_string())
+            ]
+        );
+        assert_eq!(
+            m.header_fields(),
+            vec![
+                ("merchantApiKey", "k".to_string()),
+                ("branchNumber", "1".to_string())
+            ]
+        );
+        assert_eq!(
+            Credentials::Device("d".into()).header_fields(),
+            vec![("deviceId", "d".to_string())]
+        );
     }
 
     #[test]

@@ -87,7 +87,12 @@ pub fn spawn_listener_with(
 ) -> mpsc::Receiver<SocketEvent> {
     let (tx, rx) = mpsc::channel(options.channel_capacity.max(1));
     tokio::spawn(async move {
-        let listener = Listener { tx, shutdown, options, device_id };
+        let listener = Listener {
+            tx,
+            shutdown,
+            options,
+            device_id,
+        };
         match socket_endpoint(&socket_url, &listener.device_id) {
             Ok(url) => listener.run(url).await,
             Err(reason) => {
@@ -101,15 +106,16 @@ pub fn spawn_listener_with(
 
 /// `<socket_url>/socket.io/?id=id_<deviceId>`.
 fn socket_endpoint(socket_url: &str, device_id: &str) -> Result<reqwest::Url, String> {
-    let mut url = reqwest::Url::parse(socket_url.trim())
-        .map_err(|e| format!("invalid socket URL: {e}"))?;
+    let mut url =
+        reqwest::Url::parse(socket_url.trim()).map_err(|e| format!("invalid socket URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https" | "ws" | "wss") {
         return Err(format!("invalid socket URL scheme `{}`", url.scheme()));
     }
     if url.path() == "/" || url.path().is_empty() {
         url.set_path("/socket.io/");
     }
-    url.query_pairs_mut().append_pair("id", &format!("id_{device_id}"));
+    url.query_pairs_mut()
+        .append_pair("id", &format!("id_{device_id}"));
     Ok(url)
 }
 
@@ -193,7 +199,9 @@ impl Listener {
     /// One connection, from the Engine.IO handshake to its loss.
     async fn session(&self, url: &reqwest::Url, reported: &mut Option<bool>) -> End {
         let connect = async {
-            let client = EngineBuilder::new(url.clone()).build_with_fallback().await?;
+            let client = EngineBuilder::new(url.clone())
+                .build_with_fallback()
+                .await?;
             client.connect().await?;
             // Socket.IO CONNECT to the default namespace.
             client.emit(Packet::new(PacketId::Message, "0")).await?;
@@ -223,18 +231,33 @@ impl Listener {
                 p = stream.next() => p,
             };
             let packet = match packet {
-                None => break End::Lost { reason: "connection closed".into(), connected },
-                Some(Err(e)) => break End::Lost { reason: format!("transport error: {e}"), connected },
+                None => {
+                    break End::Lost {
+                        reason: "connection closed".into(),
+                        connected,
+                    }
+                }
+                Some(Err(e)) => {
+                    break End::Lost {
+                        reason: format!("transport error: {e}"),
+                        connected,
+                    }
+                }
                 Some(Ok(p)) => p,
             };
             match packet.packet_id {
                 PacketId::Close => {
-                    break End::Lost { reason: "the server closed the connection".into(), connected }
+                    break End::Lost {
+                        reason: "the server closed the connection".into(),
+                        connected,
+                    }
                 }
                 PacketId::Message => {}
                 _ => continue,
             }
-            let Ok(text) = std::str::from_utf8(&packet.data) else { continue };
+            let Ok(text) = std::str::from_utf8(&packet.data) else {
+                continue;
+            };
             match parse_packet(text) {
                 SioPacket::Connect => {
                     connected = true;
@@ -247,10 +270,16 @@ impl Listener {
                     }
                 }
                 SioPacket::Disconnect => {
-                    break End::Lost { reason: "the server disconnected the socket".into(), connected }
+                    break End::Lost {
+                        reason: "the server disconnected the socket".into(),
+                        connected,
+                    }
                 }
                 SioPacket::ConnectError(message) => {
-                    break End::Lost { reason: format!("connection refused by the server: {message}"), connected }
+                    break End::Lost {
+                        reason: format!("connection refused by the server: {message}"),
+                        connected,
+                    }
                 }
                 SioPacket::Event(event, args) => {
                     if event != "message" {
@@ -300,7 +329,9 @@ enum SioPacket {
 /// Decodes a Socket.IO v5 text packet: `<type>[<attachments>-][<nsp>,][<ack id>][<json>]`.
 fn parse_packet(text: &str) -> SioPacket {
     let mut chars = text.char_indices();
-    let Some((_, kind)) = chars.next() else { return SioPacket::Other };
+    let Some((_, kind)) = chars.next() else {
+        return SioPacket::Other;
+    };
     let mut rest = &text[kind.len_utf8()..];
     if matches!(kind, '5' | '6') {
         return SioPacket::Other;
@@ -328,9 +359,11 @@ fn parse_packet(text: &str) -> SioPacket {
         },
         '4' => {
             let message = match serde_json::from_str::<Value>(rest) {
-                Ok(Value::Object(m)) => {
-                    m.get("message").and_then(Value::as_str).unwrap_or("no reason given").to_string()
-                }
+                Ok(Value::Object(m)) => m
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("no reason given")
+                    .to_string(),
                 Ok(Value::String(s)) => s,
                 _ => "no reason given".to_string(),
             };
@@ -380,7 +413,10 @@ mod tests {
             parse_packet("4{\"message\":\"Unknown id\"}"),
             SioPacket::ConnectError("Unknown id".into())
         );
-        assert_eq!(parse_packet("51-[\"message\",{\"_placeholder\":true,\"num\":0}]"), SioPacket::Other);
+        assert_eq!(
+            parse_packet("51-[\"message\",{\"_placeholder\":true,\"num\":0}]"),
+            SioPacket::Other
+        );
         assert_eq!(parse_packet(""), SioPacket::Other);
     }
 
@@ -388,7 +424,8 @@ mod tests {
     fn message_payload_object_or_string() {
         let t = message_transaction(vec![json!({"TransactionNumber": "n", "status": 5})]).unwrap();
         assert_eq!(t.status(), till_core::Status::Approved);
-        let t = message_transaction(vec![json!("{\"TransactionNumber\":\"n\",\"status\":1}")]).unwrap();
+        let t =
+            message_transaction(vec![json!("{\"TransactionNumber\":\"n\",\"status\":1}")]).unwrap();
         assert_eq!(t.status(), till_core::Status::TapDetected);
         assert!(message_transaction(vec![json!("nope")]).is_err());
         assert!(message_transaction(vec![]).is_err());

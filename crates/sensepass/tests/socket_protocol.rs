@@ -29,8 +29,14 @@ async fn start_server() -> (SocketAddr, SocketIo) {
             let _ = s.disconnect();
             return;
         }
-        let _ = s.emit("message", &json!({"TransactionNumber": "t1", "status": 1, "amount": "2", "currency": "USD"}));
-        let _ = s.emit("message", &json!({"TransactionNumber": "t1", "status": 5}).to_string());
+        let _ = s.emit(
+            "message",
+            &json!({"TransactionNumber": "t1", "status": 1, "amount": "2", "currency": "USD"}),
+        );
+        let _ = s.emit(
+            "message",
+            &json!({"TransactionNumber": "t1", "status": 5}).to_string(),
+        );
         let _ = s.emit("other", &json!({"x": 1}));
         let _ = s.emit("message", &json!({"no": "number"}));
         let _ = s.emit("message", &json!({"TransactionNumber": "t2", "status": 9}));
@@ -72,7 +78,9 @@ impl Relay {
         let freeze = self.freeze.clone();
         tasks.lock().unwrap().spawn(async move {
             loop {
-                let Ok((mut inbound, _)) = listener.accept().await else { return };
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
                 let freeze = freeze.clone();
                 inner.lock().unwrap().spawn(async move {
                     if let Ok(mut outbound) = TcpStream::connect(target).await {
@@ -151,10 +159,18 @@ async fn expect_connect_burst(rx: &mut Receiver<SocketEvent>) {
 async fn messages_as_objects_and_json_strings() {
     let (addr, _io) = start_server().await;
     let shutdown = CancellationToken::new();
-    let mut rx = spawn_listener_with(format!("http://{addr}"), DEVICE.into(), shutdown.clone(), fast());
+    let mut rx = spawn_listener_with(
+        format!("http://{addr}"),
+        DEVICE.into(),
+        shutdown.clone(),
+        fast(),
+    );
     expect_connect_burst(&mut rx).await;
     shutdown.cancel();
-    let closed = tokio::time::timeout(Duration::from_secs(5), async { while rx.recv().await.is_some() {} }).await;
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        while rx.recv().await.is_some() {}
+    })
+    .await;
     assert!(closed.is_ok(), "the channel closes after shutdown");
 }
 
@@ -162,7 +178,12 @@ async fn messages_as_objects_and_json_strings() {
 async fn server_disconnect_is_reported_and_healed() {
     let (addr, io) = start_server().await;
     let shutdown = CancellationToken::new();
-    let mut rx = spawn_listener_with(format!("http://{addr}"), DEVICE.into(), shutdown.clone(), fast());
+    let mut rx = spawn_listener_with(
+        format!("http://{addr}"),
+        DEVICE.into(),
+        shutdown.clone(),
+        fast(),
+    );
     expect_connect_burst(&mut rx).await;
     io.disconnect().await.unwrap();
     let started = std::time::Instant::now();
@@ -173,7 +194,10 @@ async fn server_disconnect_is_reported_and_healed() {
         }
         other => panic!("expected Disconnected, got {other:?}"),
     }
-    assert!(started.elapsed() < Duration::from_secs(2), "reported promptly");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "reported promptly"
+    );
     expect_connect_burst(&mut rx).await;
     shutdown.cancel();
 }
@@ -192,9 +216,15 @@ async fn network_loss_is_reported_promptly_and_healed() {
         SocketEvent::Disconnected { reason } => assert!(!reason.contains(DEVICE), "{reason}"),
         other => panic!("expected Disconnected, got {other:?}"),
     }
-    assert!(started.elapsed() < Duration::from_secs(3), "reported promptly: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "reported promptly: {:?}",
+        started.elapsed()
+    );
     // While unreachable, failed attempts are not reported again.
-    assert!(tokio::time::timeout(Duration::from_millis(800), rx.recv()).await.is_err());
+    assert!(tokio::time::timeout(Duration::from_millis(800), rx.recv())
+        .await
+        .is_err());
 
     relay.restore().await;
     expect_connect_burst(&mut rx).await;
@@ -209,7 +239,10 @@ async fn unreachable_from_the_start_is_reported_then_connects() {
     relay.cut();
     let shutdown = CancellationToken::new();
     let mut rx = spawn_listener_with(relay.url(), DEVICE.into(), shutdown.clone(), fast());
-    assert!(matches!(next(&mut rx).await, SocketEvent::Disconnected { .. }));
+    assert!(matches!(
+        next(&mut rx).await,
+        SocketEvent::Disconnected { .. }
+    ));
     relay.restore().await;
     expect_connect_burst(&mut rx).await;
     shutdown.cancel();
@@ -219,7 +252,12 @@ async fn unreachable_from_the_start_is_reported_then_connects() {
 async fn unknown_device_never_stays_connected() {
     let (addr, _io) = start_server().await;
     let shutdown = CancellationToken::new();
-    let mut rx = spawn_listener_with(format!("http://{addr}"), "someone-else".into(), shutdown.clone(), fast());
+    let mut rx = spawn_listener_with(
+        format!("http://{addr}"),
+        "someone-else".into(),
+        shutdown.clone(),
+        fast(),
+    );
     let mut saw_disconnect = false;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, rx.recv()).await {
@@ -237,12 +275,20 @@ async fn unknown_device_never_stays_connected() {
 async fn dropping_the_receiver_stops_the_listener() {
     let (addr, io) = start_server().await;
     let shutdown = CancellationToken::new();
-    let mut rx = spawn_listener_with(format!("http://{addr}"), DEVICE.into(), shutdown.clone(), fast());
+    let mut rx = spawn_listener_with(
+        format!("http://{addr}"),
+        DEVICE.into(),
+        shutdown.clone(),
+        fast(),
+    );
     expect_connect_burst(&mut rx).await;
     drop(rx);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while !io.sockets().is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "socket still open after the receiver dropped");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "socket still open after the receiver dropped"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -258,11 +304,17 @@ async fn silent_server_is_detected_by_ping_timeout() {
     relay.freeze();
     let started = std::time::Instant::now();
     match next(&mut rx).await {
-        SocketEvent::Disconnected { reason } => assert!(reason.to_lowercase().contains("ping"), "{reason}"),
+        SocketEvent::Disconnected { reason } => {
+            assert!(reason.to_lowercase().contains("ping"), "{reason}")
+        }
         other => panic!("expected Disconnected, got {other:?}"),
     }
     // pingInterval + pingTimeout is 600 ms here.
-    assert!(started.elapsed() < Duration::from_secs(3), "detected in {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "detected in {:?}",
+        started.elapsed()
+    );
     // New connections through the relay still work.
     expect_connect_burst(&mut rx).await;
     shutdown.cancel();

@@ -59,18 +59,36 @@ pub struct CreateDeviceRequest {
 #[serde(rename_all = "camelCase")]
 pub struct Device {
     /// Register name.
-    #[serde(default, deserialize_with = "opt_string", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub name: Option<String>,
     /// The device ID to use as `deviceId` from now on.
     pub device_alias_key: String,
     /// `merchantUID`.
-    #[serde(default, rename = "merchantUID", deserialize_with = "opt_string", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "merchantUID",
+        deserialize_with = "opt_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub merchant_uid: Option<String>,
     /// `branchUID`.
-    #[serde(default, rename = "branchUID", deserialize_with = "opt_string", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "branchUID",
+        deserialize_with = "opt_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub branch_uid: Option<String>,
     /// The tag's pin code (match only).
-    #[serde(default, deserialize_with = "opt_string", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pin_code: Option<String>,
     /// Consumer URLs of the device; the first is what a static QR would encode.
     #[serde(default, deserialize_with = "vec_or_null")]
@@ -206,22 +224,39 @@ mod tests {
         assert_eq!(d.branch_uid.as_deref(), Some("7"));
         assert_eq!(d.client_boxes.len(), 1);
         let dbg = format!("{d:?}");
-        assert!(!dbg.contains("abcdefghijklmnopqrstuvwxyz0123456789"), "{dbg}");
-        let no_pin: Device = serde_json::from_value(json!({"deviceAliasKey": "k", "clientBoxes": null})).unwrap();
+        assert!(
+            !dbg.contains("abcdefghijklmnopqrstuvwxyz0123456789"),
+            "{dbg}"
+        );
+        let no_pin: Device =
+            serde_json::from_value(json!({"deviceAliasKey": "k", "clientBoxes": null})).unwrap();
         assert!(no_pin.pin_code.is_none() && no_pin.client_boxes.is_empty());
         assert!(serde_json::from_value::<Device>(json!({"name": "x"})).is_err());
     }
 
     #[test]
     fn match_and_customer_input_bodies() {
-        let m = MatchRequest { pin_code: Some("53K-HMD-786".into()), pos_name: Some("Till 1".into()), ..Default::default() };
-        assert_eq!(serde_json::to_value(&m).unwrap(), json!({"pinCode": "53K-HMD-786", "posName": "Till 1"}));
+        let m = MatchRequest {
+            pin_code: Some("53K-HMD-786".into()),
+            pos_name: Some("Till 1".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&m).unwrap(),
+            json!({"pinCode": "53K-HMD-786", "posName": "Till 1"})
+        );
         let q = CustomerInputRequest {
             device_id: None,
-            inputs: vec![CustomerInputQuestion { kind: "email".into(), question: "E-mail?".into(), minimum_length: Some(5) }],
+            inputs: vec![CustomerInputQuestion {
+                kind: "email".into(),
+                question: "E-mail?".into(),
+                minimum_length: Some(5),
+            }],
         };
-        assert_eq!(serde_json::to_value(&q).unwrap(),
-            json!({"inputs": [{"type": "email", "question": "E-mail?", "minimumLength": 5}]}));
+        assert_eq!(
+            serde_json::to_value(&q).unwrap(),
+            json!({"inputs": [{"type": "email", "question": "E-mail?", "minimumLength": 5}]})
+        );
         let a: CustomerInputResponse = serde_json::from_value(json!({"success": true, "error": null,
             "results": [{"type": "email", "question": "E-mail?", "minimumLength": 5, "input": "a@b.co"}]}))
         .unwrap();

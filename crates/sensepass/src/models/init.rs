@@ -18,8 +18,13 @@ use till_core::{Currency, InvalidParameters, Minor, MoneyError, Product};
 
 /// The currencies SensePass documents (spec §4.1). `till_core` knows more (GBP for another
 /// gateway); SensePass is not sent what it never promised to take.
-pub const SENSEPASS_CURRENCIES: [Currency; 5] =
-    [Currency::Usd, Currency::Cad, Currency::Ils, Currency::Eur, Currency::Rub];
+pub const SENSEPASS_CURRENCIES: [Currency; 5] = [
+    Currency::Usd,
+    Currency::Cad,
+    Currency::Ils,
+    Currency::Eur,
+    Currency::Rub,
+];
 
 /// `timeOut` when the request has none (docs/DECISIONS.md).
 pub const DEFAULT_TIMEOUT_SECS: u32 = 600;
@@ -30,12 +35,24 @@ pub const MAX_TIMEOUT_SECS: u32 = 86_400;
 
 /// The documented `methodType` request values, compared case-insensitively (the examples write
 /// `"Authorize"` and `"Tokenize"`).
-pub const METHOD_TYPES: [&str; 6] =
-    ["payment", "tokenize", "authorize", "credit", "subscription", "capture+tokenize"];
+pub const METHOD_TYPES: [&str; 6] = [
+    "payment",
+    "tokenize",
+    "authorize",
+    "credit",
+    "subscription",
+    "capture+tokenize",
+];
 
 /// Request-body names of credentials. The POS may send them; they are never forwarded from its
 /// body, because the client injects the agent's own credentials.
-const AUTH_FIELDS: [&str; 5] = ["deviceId", "apiKey", "branchNumber", "merchantApiKey", "branchApiKey"];
+const AUTH_FIELDS: [&str; 5] = [
+    "deviceId",
+    "apiKey",
+    "branchNumber",
+    "merchantApiKey",
+    "branchApiKey",
+];
 
 /// How SensePass calls `callbackURL`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,7 +182,9 @@ pub struct PaymentDetails {
 
 impl fmt::Debug for PaymentDetails {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PaymentDetails").field("credit_card", &self.credit_card).finish()
+        f.debug_struct("PaymentDetails")
+            .field("credit_card", &self.credit_card)
+            .finish()
     }
 }
 
@@ -233,6 +252,8 @@ pub struct SubscriptionTerms {
 /// minus the credentials: `isCent` is always `true`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+// The private field is the constant `isCent: true` of the wire, not a non-exhaustive marker.
+#[allow(clippy::manual_non_exhaustive)]
 pub struct InitRequest {
     /// Amount to charge, minor units.
     pub amount: Minor,
@@ -385,7 +406,10 @@ impl InitRequest {
         let mut m = match value {
             Value::Object(m) => m,
             other => {
-                errs.push("body", format!("must be a JSON object, got {}", kind(&other)));
+                errs.push(
+                    "body",
+                    format!("must be a JSON object, got {}", kind(&other)),
+                );
                 return Err(errs);
             }
         };
@@ -402,7 +426,10 @@ impl InitRequest {
         let currency = read_currency(take(&mut m, "currency"), &mut errs);
         let amount = read_amount(take(&mut m, "amount"), is_cent, currency, &mut errs);
 
-        let mut req = InitRequest::new(amount.unwrap_or(Minor::ZERO), currency.unwrap_or(Currency::Usd));
+        let mut req = InitRequest::new(
+            amount.unwrap_or(Minor::ZERO),
+            currency.unwrap_or(Currency::Usd),
+        );
 
         // timeOut, or the lower-case `timeout` of the products/update example.
         let upper = take(&mut m, "timeOut");
@@ -421,7 +448,10 @@ impl InitRequest {
         req.method_type = read_string(&mut m, "methodType", &mut errs);
         if let Some(method) = &req.method_type {
             if !METHOD_TYPES.iter().any(|t| t.eq_ignore_ascii_case(method)) {
-                errs.push("methodType", format!("must be one of {}", METHOD_TYPES.join(", ")));
+                errs.push(
+                    "methodType",
+                    format!("must be one of {}", METHOD_TYPES.join(", ")),
+                );
             }
         }
         if let Some(v) = take(&mut m, "maxInstallments") {
@@ -446,7 +476,10 @@ impl InitRequest {
         req.client_phone_number = read_string(&mut m, "clientPhoneNumber", &mut errs);
         if let Some(phone) = &req.client_phone_number {
             if !is_phone(phone) {
-                errs.push("clientPhoneNumber", "must be a phone number (digits, optional +)");
+                errs.push(
+                    "clientPhoneNumber",
+                    "must be a phone number (digits, optional +)",
+                );
             }
         }
         req.custom_sms_text = read_string(&mut m, "customSmsText", &mut errs);
@@ -464,7 +497,10 @@ impl InitRequest {
             .and_then(|p| p.language.as_deref())
         {
             if !["en", "he", "ru"].contains(&lang) {
-                errs.push("emailConfig.paymentRequest.language", "must be en, he or ru");
+                errs.push(
+                    "emailConfig.paymentRequest.language",
+                    "must be en, he or ru",
+                );
             }
         }
         req.client_name = read_string(&mut m, "clientName", &mut errs);
@@ -487,12 +523,18 @@ impl InitRequest {
         if let Some(n) = &req.receipt_notifications {
             for (i, e) in n.email.iter().enumerate() {
                 if !is_email(e) {
-                    errs.push(format!("receiptNotifications.email[{i}]"), "must be an e-mail address");
+                    errs.push(
+                        format!("receiptNotifications.email[{i}]"),
+                        "must be an e-mail address",
+                    );
                 }
             }
             for (i, p) in n.sms.iter().enumerate() {
                 if !is_phone(p) {
-                    errs.push(format!("receiptNotifications.sms[{i}]"), "must be a phone number");
+                    errs.push(
+                        format!("receiptNotifications.sms[{i}]"),
+                        "must be a phone number",
+                    );
                 }
             }
         }
@@ -515,9 +557,15 @@ impl InitRequest {
         }
         req.subscription = read_typed::<SubscriptionTerms>(&mut m, "subscription", &mut errs);
         if req.subscription.is_some()
-            && !req.method_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("subscription"))
+            && !req
+                .method_type
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case("subscription"))
         {
-            errs.push("subscription", "is only allowed with methodType \"subscription\"");
+            errs.push(
+                "subscription",
+                "is only allowed with methodType \"subscription\"",
+            );
         }
 
         req.device_id = read_string(&mut m, "deviceId", &mut errs);
@@ -540,7 +588,11 @@ fn take(m: &mut Map<String, Value>, name: &str) -> Option<Value> {
     m.remove(name).filter(|v| !v.is_null())
 }
 
-fn read_string(m: &mut Map<String, Value>, name: &str, errs: &mut InvalidParameters) -> Option<String> {
+fn read_string(
+    m: &mut Map<String, Value>,
+    name: &str,
+    errs: &mut InvalidParameters,
+) -> Option<String> {
     match take(m, name)? {
         Value::String(s) => Some(s),
         other => {
@@ -550,7 +602,11 @@ fn read_string(m: &mut Map<String, Value>, name: &str, errs: &mut InvalidParamet
     }
 }
 
-fn read_url(m: &mut Map<String, Value>, name: &str, errs: &mut InvalidParameters) -> Option<String> {
+fn read_url(
+    m: &mut Map<String, Value>,
+    name: &str,
+    errs: &mut InvalidParameters,
+) -> Option<String> {
     let url = read_string(m, name, errs)?;
     if is_http_url(&url) {
         Some(url)
@@ -590,7 +646,10 @@ fn read_currency(v: Option<Value>, errs: &mut InvalidParameters) -> Option<Curre
             }
         },
         Some(other) => {
-            errs.push("currency", format!("must be a string, got {}", kind(&other)));
+            errs.push(
+                "currency",
+                format!("must be a string, got {}", kind(&other)),
+            );
             None
         }
     }
@@ -607,7 +666,11 @@ fn as_number(v: &Value) -> Option<Number> {
 
 /// Reads one money value: minor units when `is_cent`, else major units of `currency`.
 /// `Err` carries the reason; `Ok(None)` means it cannot be judged (no valid currency).
-fn read_money(v: &Value, is_cent: bool, currency: Option<Currency>) -> Result<Option<Minor>, String> {
+fn read_money(
+    v: &Value,
+    is_cent: bool,
+    currency: Option<Currency>,
+) -> Result<Option<Minor>, String> {
     let n = as_number(v).ok_or_else(|| format!("must be a number, got {}", kind(v)))?;
     if is_cent {
         return minor_json_number(&n).map(Some).map_err(|e| match e {
@@ -615,14 +678,18 @@ fn read_money(v: &Value, is_cent: bool, currency: Option<Currency>) -> Result<Op
             _ => "must be a whole number of minor units (isCent is true)".to_string(),
         });
     }
-    let Some(currency) = currency else { return Ok(None) };
-    major_json_number_to_minor(&n, currency).map(Some).map_err(|e| match e {
-        MoneyError::Overflow => "is too large".to_string(),
-        MoneyError::TooPrecise(..) => {
-            format!("has more decimals than {currency} allows (isCent is false)")
-        }
-        _ => "must be a plain decimal number".to_string(),
-    })
+    let Some(currency) = currency else {
+        return Ok(None);
+    };
+    major_json_number_to_minor(&n, currency)
+        .map(Some)
+        .map_err(|e| match e {
+            MoneyError::Overflow => "is too large".to_string(),
+            MoneyError::TooPrecise(..) => {
+                format!("has more decimals than {currency} allows (isCent is false)")
+            }
+            _ => "must be a plain decimal number".to_string(),
+        })
 }
 
 fn read_amount(
@@ -650,7 +717,8 @@ fn read_amount(
 }
 
 fn read_timeout(name: &str, v: &Value, errs: &mut InvalidParameters) -> Option<u32> {
-    let range = format!("must be a whole number of seconds from {MIN_TIMEOUT_SECS} to {MAX_TIMEOUT_SECS}");
+    let range =
+        format!("must be a whole number of seconds from {MIN_TIMEOUT_SECS} to {MAX_TIMEOUT_SECS}");
     match crate::models::wire::lenient_i64(v) {
         Some(n) if (i64::from(MIN_TIMEOUT_SECS)..=i64::from(MAX_TIMEOUT_SECS)).contains(&n) => {
             u32::try_from(n).ok()
@@ -723,12 +791,19 @@ fn normalise_product_money(
         }
         Some(Value::Array(subs)) => {
             for (j, sub) in subs.iter_mut().enumerate() {
-                normalise_product_money(sub, &format!("{path}.subProducts[{j}]"), is_cent, currency, errs);
+                normalise_product_money(
+                    sub,
+                    &format!("{path}.subProducts[{j}]"),
+                    is_cent,
+                    currency,
+                    errs,
+                );
             }
         }
-        Some(other) => {
-            errs.push(format!("{path}.subProducts"), format!("must be an array, got {}", kind(other)))
-        }
+        Some(other) => errs.push(
+            format!("{path}.subProducts"),
+            format!("must be an array, got {}", kind(other)),
+        ),
     }
 }
 
@@ -751,7 +826,10 @@ fn validate_receipt(receipt: &Receipt, errs: &mut InvalidParameters) {
         }
         if let Some(code) = info.currency_code.as_deref() {
             if !["ILS", "USD", "EUR", "RUB"].contains(&code) {
-                errs.push("receipt.receiptInfo.currencyCode", "must be ILS, USD, EUR or RUB");
+                errs.push(
+                    "receipt.receiptInfo.currencyCode",
+                    "must be ILS, USD, EUR or RUB",
+                );
             }
         }
         if let Some(email) = info.email.as_deref() {
@@ -780,7 +858,9 @@ pub(crate) fn validate_card(card: &CreditCard, path: &str, errs: &mut InvalidPar
 
 /// `MM/YY` with a real month.
 pub(crate) fn is_expiry(text: &str) -> bool {
-    let Some((mm, yy)) = text.split_once('/') else { return false };
+    let Some((mm, yy)) = text.split_once('/') else {
+        return false;
+    };
     mm.len() == 2
         && yy.len() == 2
         && yy.bytes().all(|b| b.is_ascii_digit())
@@ -810,7 +890,9 @@ fn is_phone(text: &str) -> bool {
     let body = text.strip_prefix('+').unwrap_or(text);
     let digits = body.bytes().filter(u8::is_ascii_digit).count();
     (6..=15).contains(&digits)
-        && body.bytes().all(|b| b.is_ascii_digit() || matches!(b, b' ' | b'-' | b'(' | b')'))
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b' ' | b'-' | b'(' | b')'))
 }
 
 #[cfg(test)]
@@ -862,8 +944,10 @@ mod tests {
         let wire = req.to_json();
         assert_eq!(wire["amount"], 1250);
         assert_eq!(wire["products"][0]["amount"], 525);
-        let req = InitRequest::from_pos_json(json!({"amount": "0.1", "isCent": false, "currency": "ILS"}))
-            .unwrap();
+        let req = InitRequest::from_pos_json(
+            json!({"amount": "0.1", "isCent": false, "currency": "ILS"}),
+        )
+        .unwrap();
         assert_eq!(req.amount, Minor(10));
     }
 
@@ -901,19 +985,47 @@ mod tests {
         let errs = InitRequest::from_pos_json(body).unwrap_err();
         let names = errs.names();
         for expected in [
-            "amount", "currency", "timeOut", "methodType", "maxInstallments", "returnURL",
-            "cancelURL", "callbackURL", "callbackMethod", "clientPhoneNumber", "clientEmail",
-            "customSmsText", "clientName", "reason", "emailConfig.paymentRequest.language",
-            "invoice.type", "invoice.url", "receipt.mode", "receipt.accountingProvider",
-            "receipt.receiptInfo.languageCode", "receipt.receiptInfo.currencyCode",
-            "receipt.receiptInfo.email", "receiptNotifications.email[0]",
-            "receiptNotifications.sms[0]", "products[0].amount", "products[1].quantity",
-            "products[1].amount", "products[2]", "products[3].subProducts[0].vat", "metadata",
-            "readyForPayment", "paymentDetails.creditCard.cardNumber",
-            "paymentDetails.creditCard.expiration", "paymentDetails.creditCard.cvv",
-            "subscription", "deviceId",
+            "amount",
+            "currency",
+            "timeOut",
+            "methodType",
+            "maxInstallments",
+            "returnURL",
+            "cancelURL",
+            "callbackURL",
+            "callbackMethod",
+            "clientPhoneNumber",
+            "clientEmail",
+            "customSmsText",
+            "clientName",
+            "reason",
+            "emailConfig.paymentRequest.language",
+            "invoice.type",
+            "invoice.url",
+            "receipt.mode",
+            "receipt.accountingProvider",
+            "receipt.receiptInfo.languageCode",
+            "receipt.receiptInfo.currencyCode",
+            "receipt.receiptInfo.email",
+            "receiptNotifications.email[0]",
+            "receiptNotifications.sms[0]",
+            "products[0].amount",
+            "products[1].quantity",
+            "products[1].amount",
+            "products[2]",
+            "products[3].subProducts[0].vat",
+            "metadata",
+            "readyForPayment",
+            "paymentDetails.creditCard.cardNumber",
+            "paymentDetails.creditCard.expiration",
+            "paymentDetails.creditCard.cvv",
+            "subscription",
+            "deviceId",
         ] {
-            assert!(names.contains(&expected), "{expected} not reported in {names:?}");
+            assert!(
+                names.contains(&expected),
+                "{expected} not reported in {names:?}"
+            );
         }
         // Card data never appears in reasons.
         assert!(!errs.to_string().contains("13/99"));
@@ -927,39 +1039,95 @@ mod tests {
             e.0[0].reason.clone()
         };
         assert_eq!(reason(json!({"currency": "USD"})), "is required");
-        assert_eq!(reason(json!({"currency": "USD", "amount": null})), "is required");
-        assert_eq!(reason(json!({"currency": "USD", "amount": 0})), "must be greater than 0");
-        assert_eq!(reason(json!({"currency": "USD", "amount": -5})), "must be greater than 0");
+        assert_eq!(
+            reason(json!({"currency": "USD", "amount": null})),
+            "is required"
+        );
+        assert_eq!(
+            reason(json!({"currency": "USD", "amount": 0})),
+            "must be greater than 0"
+        );
+        assert_eq!(
+            reason(json!({"currency": "USD", "amount": -5})),
+            "must be greater than 0"
+        );
         assert!(reason(json!({"currency": "USD", "amount": 1.5})).contains("whole number"));
         assert!(reason(json!({"currency": "USD", "amount": true})).contains("must be a number"));
-        assert!(reason(json!({"currency": "USD", "amount": 1.234, "isCent": false}))
-            .contains("more decimals"));
-        assert_eq!(reason(json!({"currency": "USD", "amount": 1e300, "isCent": true})),
-            "must be a whole number of minor units (isCent is true)");
-        assert_eq!(reason(json!({"currency": "USD", "amount": 10000000000000000000u64})), "is too large");
+        assert!(
+            reason(json!({"currency": "USD", "amount": 1.234, "isCent": false}))
+                .contains("more decimals")
+        );
+        assert_eq!(
+            reason(json!({"currency": "USD", "amount": 1e300, "isCent": true})),
+            "must be a whole number of minor units (isCent is true)"
+        );
+        assert_eq!(
+            reason(json!({"currency": "USD", "amount": 10000000000000000000u64})),
+            "is too large"
+        );
         // A whole float and a numeric string are fine.
-        assert_eq!(InitRequest::from_pos_json(json!({"currency": "USD", "amount": 200.0})).unwrap().amount, Minor(200));
-        assert_eq!(InitRequest::from_pos_json(json!({"currency": "USD", "amount": "200"})).unwrap().amount, Minor(200));
+        assert_eq!(
+            InitRequest::from_pos_json(json!({"currency": "USD", "amount": 200.0}))
+                .unwrap()
+                .amount,
+            Minor(200)
+        );
+        assert_eq!(
+            InitRequest::from_pos_json(json!({"currency": "USD", "amount": "200"}))
+                .unwrap()
+                .amount,
+            Minor(200)
+        );
         // GBP is a till_core currency but not a SensePass one.
         let e = InitRequest::from_pos_json(json!({"currency": "GBP", "amount": 1})).unwrap_err();
         assert_eq!(e.names(), vec!["currency"]);
         let e = InitRequest::from_pos_json(json!([1])).unwrap_err();
         assert_eq!(e.names(), vec!["body"]);
-        let e = InitRequest::from_pos_json(json!({"currency": "USD", "amount": 1, "isCent": "yes"})).unwrap_err();
+        let e =
+            InitRequest::from_pos_json(json!({"currency": "USD", "amount": 1, "isCent": "yes"}))
+                .unwrap_err();
         assert_eq!(e.names(), vec!["isCent"]);
     }
 
     #[test]
     fn timeout_rules() {
-        let names = |body: Value| InitRequest::from_pos_json(body).unwrap_err().names().iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(names(json!({"currency": "USD", "amount": 1, "timeOut": 9})), vec!["timeOut"]);
-        assert_eq!(names(json!({"currency": "USD", "amount": 1, "timeOut": 86401})), vec!["timeOut"]);
-        assert_eq!(names(json!({"currency": "USD", "amount": 1, "timeout": "ten"})), vec!["timeout"]);
-        assert_eq!(names(json!({"currency": "USD", "amount": 1, "timeOut": 60, "timeout": 70})), vec!["timeout"]);
+        let names = |body: Value| {
+            InitRequest::from_pos_json(body)
+                .unwrap_err()
+                .names()
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(json!({"currency": "USD", "amount": 1, "timeOut": 9})),
+            vec!["timeOut"]
+        );
+        assert_eq!(
+            names(json!({"currency": "USD", "amount": 1, "timeOut": 86401})),
+            vec!["timeOut"]
+        );
+        assert_eq!(
+            names(json!({"currency": "USD", "amount": 1, "timeout": "ten"})),
+            vec!["timeout"]
+        );
+        assert_eq!(
+            names(json!({"currency": "USD", "amount": 1, "timeOut": 60, "timeout": 70})),
+            vec!["timeout"]
+        );
         let ok = |body: Value| InitRequest::from_pos_json(body).unwrap().time_out;
-        assert_eq!(ok(json!({"currency": "USD", "amount": 1, "timeOut": 10})), Some(10));
-        assert_eq!(ok(json!({"currency": "USD", "amount": 1, "timeOut": "86400"})), Some(86400));
-        assert_eq!(ok(json!({"currency": "USD", "amount": 1, "timeOut": 60, "timeout": 60})), Some(60));
+        assert_eq!(
+            ok(json!({"currency": "USD", "amount": 1, "timeOut": 10})),
+            Some(10)
+        );
+        assert_eq!(
+            ok(json!({"currency": "USD", "amount": 1, "timeOut": "86400"})),
+            Some(86400)
+        );
+        assert_eq!(
+            ok(json!({"currency": "USD", "amount": 1, "timeOut": 60, "timeout": 60})),
+            Some(60)
+        );
     }
 
     #[test]
@@ -989,7 +1157,10 @@ mod tests {
         assert!(!req.product_sum_mismatch());
         assert_eq!(req.extra["brandNewField"], json!({"x": 1}));
         let wire = req.to_json();
-        assert_eq!(wire, body, "every field is sent exactly as the spec names it");
+        assert_eq!(
+            wire, body,
+            "every field is sent exactly as the spec names it"
+        );
         // Debug never shows the card number.
         let dbg = format!("{req:?}");
         assert!(!dbg.contains("4111111111111111"));
@@ -1001,7 +1172,10 @@ mod tests {
         let req = InitRequest::from_pos_json(json!({"amount": 1000, "currency": "USD",
             "methodType": "subscription", "subscription": {"interval": "1month", "dueDate": "2025-01-01"}}))
         .unwrap();
-        assert_eq!(req.subscription.unwrap().due_date.as_deref(), Some("2025-01-01"));
+        assert_eq!(
+            req.subscription.unwrap().due_date.as_deref(),
+            Some("2025-01-01")
+        );
     }
 
     #[test]

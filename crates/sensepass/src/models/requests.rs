@@ -51,7 +51,11 @@ pub struct Filter {
 impl Filter {
     /// `key = value`.
     pub fn eq(key: impl Into<String>, value: impl Into<Value>) -> Filter {
-        Filter { key: key.into(), value: value.into(), operator: FilterOperator::Eq }
+        Filter {
+            key: key.into(),
+            value: value.into(),
+            operator: FilterOperator::Eq,
+        }
     }
 }
 
@@ -140,12 +144,18 @@ pub struct RefundRequest {
 impl RefundRequest {
     /// Refund everything that remains.
     pub fn full(number: impl Into<TransactionNumber>) -> RefundRequest {
-        RefundRequest { transaction_number: number.into(), partial: None }
+        RefundRequest {
+            transaction_number: number.into(),
+            partial: None,
+        }
     }
 
     /// Refund `amount` minor units.
     pub fn partial(number: impl Into<TransactionNumber>, amount: Minor) -> RefundRequest {
-        RefundRequest { transaction_number: number.into(), partial: Some(amount) }
+        RefundRequest {
+            transaction_number: number.into(),
+            partial: Some(amount),
+        }
     }
 }
 
@@ -205,12 +215,16 @@ pub struct RefundResponse {
 impl RefundResponse {
     /// `result` is `Approved` (and no non-zero `errorCode`).
     pub fn is_approved(&self) -> bool {
-        self.result.as_deref().is_some_and(|r| r.eq_ignore_ascii_case("approved"))
+        self.result
+            .as_deref()
+            .is_some_and(|r| r.eq_ignore_ascii_case("approved"))
             && self.error_code.unwrap_or(0) == 0
     }
 }
 
-fn opt_transaction<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Transaction>, D::Error> {
+fn opt_transaction<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Transaction>, D::Error> {
     let v = Option::<Value>::deserialize(d)?;
     Ok(v.and_then(|v| Transaction::from_json(v).ok()))
 }
@@ -303,7 +317,11 @@ pub struct PayResponse {
     #[serde(default, deserialize_with = "opt_string")]
     pub transaction_number: Option<String>,
     /// `transactionPaymentID`.
-    #[serde(default, rename = "transactionPaymentID", deserialize_with = "opt_string")]
+    #[serde(
+        default,
+        rename = "transactionPaymentID",
+        deserialize_with = "opt_string"
+    )]
     pub transaction_payment_id: Option<String>,
     /// Enum-form status, e.g. `TransactionApproved`.
     #[serde(default, deserialize_with = "opt_string")]
@@ -320,7 +338,9 @@ impl PayResponse {
     /// `transactionStatus` as a typed status.
     pub fn status(&self) -> Option<till_core::Status> {
         let name = self.transaction_status.as_deref()?;
-        till_core::Status::ALL.into_iter().find(|s| s.enum_name() == name)
+        till_core::Status::ALL
+            .into_iter()
+            .find(|s| s.enum_name() == name)
     }
 }
 
@@ -425,7 +445,11 @@ pub struct ReadyForPaymentRequest {
 impl ReadyForPaymentRequest {
     /// Ready to pay `amount` minor units of `currency`.
     pub fn new(amount: Minor, currency: Currency) -> ReadyForPaymentRequest {
-        ReadyForPaymentRequest { amount, currency, is_cent: () }
+        ReadyForPaymentRequest {
+            amount,
+            currency,
+            is_cent: (),
+        }
     }
 }
 
@@ -566,7 +590,10 @@ mod tests {
         assert!(ok.is_approved());
         assert_eq!(ok.refund_confirmation.as_deref(), Some("778"));
         assert_eq!(ok.provider_id.as_deref(), Some("3"));
-        assert_eq!(ok.transaction.unwrap().status(), till_core::Status::PartiallyRefunded);
+        assert_eq!(
+            ok.transaction.unwrap().status(),
+            till_core::Status::PartiallyRefunded
+        );
         // The documented failure example.
         let declined: RefundResponse = serde_json::from_value(json!({
             "errorCode": 22, "errorMessage": "refund operation declined by Processor",
@@ -625,16 +652,30 @@ mod tests {
         assert_eq!(r.status(), Some(till_core::Status::Approved));
         assert_eq!(r.request_id.as_deref(), Some("9"));
         assert_eq!(
-            serde_json::to_value(CreditRequest { token: "t".into(), amount: Minor(123) }).unwrap(),
+            serde_json::to_value(CreditRequest {
+                token: "t".into(),
+                amount: Minor(123)
+            })
+            .unwrap(),
             json!({"token": "t", "refundAmount": 123, "isCent": true})
         );
     }
 
     #[test]
     fn update_and_commit_bodies() {
-        let u = UpdateRequest { amount: Some(Minor(300)), ready_for_payment: Some(true), ..Default::default() };
-        assert_eq!(u.to_json(), json!({"amount": 300, "isCent": true, "readyForPayment": true}));
-        let u = UpdateRequest { reason: Some("r".into()), ..Default::default() };
+        let u = UpdateRequest {
+            amount: Some(Minor(300)),
+            ready_for_payment: Some(true),
+            ..Default::default()
+        };
+        assert_eq!(
+            u.to_json(),
+            json!({"amount": 300, "isCent": true, "readyForPayment": true})
+        );
+        let u = UpdateRequest {
+            reason: Some("r".into()),
+            ..Default::default()
+        };
         assert_eq!(u.to_json(), json!({"reason": "r"}));
         assert_eq!(
             serde_json::to_value(ReadyForPaymentRequest::new(Minor(5), Currency::Cad)).unwrap(),
@@ -655,7 +696,10 @@ mod tests {
         let end = time::macros::datetime!(2024-01-02 12:00 UTC);
         let mut q = FetchTransactions::between(start, end);
         q.filter.push(Filter::eq("posData.orderId", "A-17"));
-        q.pagination = Some(Pagination { limit: 10, offset: 0 });
+        q.pagination = Some(Pagination {
+            limit: 10,
+            offset: 0,
+        });
         q.status = Some(ListStatus::Settled);
         assert_eq!(
             serde_json::to_value(&q).unwrap(),

@@ -96,25 +96,41 @@ pub struct SettlementReport {
 
 impl SettlementReport {
     fn currency(&self) -> Result<Currency, FieldError> {
-        let code = self.settlement_currency.as_deref().ok_or(FieldError::Missing("settlementCurrency"))?;
-        Currency::from_code(code)
-            .map_err(|e| FieldError::Invalid { field: "settlementCurrency", reason: e.to_string() })
+        let code = self
+            .settlement_currency
+            .as_deref()
+            .ok_or(FieldError::Missing("settlementCurrency"))?;
+        Currency::from_code(code).map_err(|e| FieldError::Invalid {
+            field: "settlementCurrency",
+            reason: e.to_string(),
+        })
     }
 
     /// `settlementAmount` as exact minor units of `settlementCurrency`.
     pub fn settlement_amount_minor(&self) -> Result<Minor, FieldError> {
         let currency = self.currency()?;
-        let text = self.settlement_amount.as_deref().ok_or(FieldError::Missing("settlementAmount"))?;
-        major_amount(&Value::String(text.to_string()), currency)
-            .map_err(|reason| FieldError::Invalid { field: "settlementAmount", reason })
+        let text = self
+            .settlement_amount
+            .as_deref()
+            .ok_or(FieldError::Missing("settlementAmount"))?;
+        major_amount(&Value::String(text.to_string()), currency).map_err(|reason| {
+            FieldError::Invalid {
+                field: "settlementAmount",
+                reason,
+            }
+        })
     }
 
     /// `fee` as exact minor units of `settlementCurrency`.
     pub fn fee_minor(&self) -> Result<Minor, FieldError> {
         let currency = self.currency()?;
         let text = self.fee.as_deref().ok_or(FieldError::Missing("fee"))?;
-        major_amount(&Value::String(text.to_string()), currency)
-            .map_err(|reason| FieldError::Invalid { field: "fee", reason })
+        major_amount(&Value::String(text.to_string()), currency).map_err(|reason| {
+            FieldError::Invalid {
+                field: "fee",
+                reason,
+            }
+        })
     }
 }
 
@@ -151,7 +167,10 @@ mod tests {
         let start = time::macros::datetime!(2024-01-01 0:00 UTC);
         let mut q = SettlementsRequest::between(start, start);
         q.order_by = Some("submitDate".into());
-        assert_eq!(serde_json::to_value(&q).unwrap(), json!({"startDate": "2024-01-01T00:00:00Z",
-            "endDate": "2024-01-01T00:00:00Z", "orderBy": "submitDate"}));
+        assert_eq!(
+            serde_json::to_value(&q).unwrap(),
+            json!({"startDate": "2024-01-01T00:00:00Z",
+            "endDate": "2024-01-01T00:00:00Z", "orderBy": "submitDate"})
+        );
     }
 }

@@ -94,7 +94,11 @@ impl Transaction {
                 })
             })?,
         };
-        Ok(Transaction { raw: value, number, status })
+        Ok(Transaction {
+            raw: value,
+            number,
+            status,
+        })
     }
 
     /// Any field of the entity by its wire name, for what has no accessor.
@@ -119,13 +123,17 @@ impl Transaction {
 
     /// `currency`.
     pub fn currency(&self) -> Result<Currency, FieldError> {
-        let code = self.get("currency").ok_or(FieldError::Missing("currency"))?;
+        let code = self
+            .get("currency")
+            .ok_or(FieldError::Missing("currency"))?;
         let code = code.as_str().ok_or_else(|| FieldError::Invalid {
             field: "currency",
             reason: format!("expected a string, got {code}"),
         })?;
-        Currency::from_code(code)
-            .map_err(|e| FieldError::Invalid { field: "currency", reason: e.to_string() })
+        Currency::from_code(code).map_err(|e| FieldError::Invalid {
+            field: "currency",
+            reason: e.to_string(),
+        })
     }
 
     /// `amount` (a major-unit string such as `"12.5"`, or a JSON number in major units) as
@@ -142,8 +150,8 @@ impl Transaction {
     fn money_field(&self, field: &'static str) -> Result<Money, FieldError> {
         let currency = self.currency()?;
         let raw = self.get(field).ok_or(FieldError::Missing(field))?;
-        let minor = major_amount(raw, currency)
-            .map_err(|reason| FieldError::Invalid { field, reason })?;
+        let minor =
+            major_amount(raw, currency).map_err(|reason| FieldError::Invalid { field, reason })?;
         Ok(Money { minor, currency })
     }
 
@@ -204,21 +212,27 @@ impl Transaction {
 
     /// `productSumMismatch`: the cart total differs from the amount.
     pub fn product_sum_mismatch(&self) -> bool {
-        self.get("productSumMismatch").and_then(lenient_bool).unwrap_or(false)
+        self.get("productSumMismatch")
+            .and_then(lenient_bool)
+            .unwrap_or(false)
     }
 
     /// `products`, as cart lines in minor units.
     pub fn products(&self) -> Result<Vec<Product>, FieldError> {
         match self.get("products") {
             None => Ok(Vec::new()),
-            Some(v) => serde_json::from_value(v.clone())
-                .map_err(|e| FieldError::Invalid { field: "products", reason: e.to_string() }),
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| FieldError::Invalid {
+                field: "products",
+                reason: e.to_string(),
+            }),
         }
     }
 
     /// `paymentCommit`: whether and how the POS must acknowledge an approved payment.
     pub fn payment_commit(&self) -> Option<PaymentCommit> {
-        self.get("paymentCommit").filter(|v| v.is_object()).map(PaymentCommit::from_value)
+        self.get("paymentCommit")
+            .filter(|v| v.is_object())
+            .map(PaymentCommit::from_value)
     }
 
     /// `confirmations` (§7.9): one per approval or refund. Entries that are not objects are
@@ -233,11 +247,14 @@ impl Transaction {
     /// `transactionPage`: the consumer links and QR URL. Falls back to the deprecated
     /// `paymentMethodData.directAppLinks` of older examples.
     pub fn transaction_page(&self) -> Option<TransactionPage> {
-        let page = self.get("transactionPage").filter(|v| v.is_object()).or_else(|| {
-            self.get("paymentMethodData")
-                .and_then(|d| d.get("directAppLinks"))
-                .filter(|v| v.is_object())
-        })?;
+        let page = self
+            .get("transactionPage")
+            .filter(|v| v.is_object())
+            .or_else(|| {
+                self.get("paymentMethodData")
+                    .and_then(|d| d.get("directAppLinks"))
+                    .filter(|v| v.is_object())
+            })?;
         serde_json::from_value(page.clone()).ok()
     }
 
@@ -249,12 +266,14 @@ impl Transaction {
 
     /// `subscription` (§7.12) of a subscription transaction.
     pub fn subscription(&self) -> Option<Subscription> {
-        self.get("subscription").and_then(|v| serde_json::from_value(v.clone()).ok())
+        self.get("subscription")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
     }
 
     /// `parentTransaction` of subscription callbacks, when it is itself a readable entity.
     pub fn parent_transaction(&self) -> Option<Transaction> {
-        self.get("parentTransaction").and_then(|v| Transaction::from_json(v.clone()).ok())
+        self.get("parentTransaction")
+            .and_then(|v| Transaction::from_json(v.clone()).ok())
     }
 
     /// `posReceiptsEndpoint`, where the POS uploads its own receipt (receipt mode 2).
@@ -264,7 +283,9 @@ impl Transaction {
 
     /// `receiptPending`.
     pub fn receipt_pending(&self) -> bool {
-        self.get("receiptPending").and_then(lenient_bool).unwrap_or(false)
+        self.get("receiptPending")
+            .and_then(lenient_bool)
+            .unwrap_or(false)
     }
 
     /// `SMS`, the delivery status of an SMS payment link.
@@ -339,7 +360,10 @@ impl PaymentCommit {
             message: first_of(v, &["messsage", "message"]).and_then(scalar_string),
             is_payment_committed: v.get("isPaymentCommitted").and_then(lenient_bool),
             seconds_to_commit: v.get("secondsToCommit").and_then(lenient_i64),
-            commit_link: v.get("commitLink").and_then(Value::as_str).map(str::to_string),
+            commit_link: v
+                .get("commitLink")
+                .and_then(Value::as_str)
+                .map(str::to_string),
         }
     }
 
@@ -467,8 +491,12 @@ impl Confirmation {
             sense_pass_reference_id: s(&["sensePassReferenceId"]),
             ..Confirmation::default()
         };
-        c.payment_method_code = take(&mut m, &["paymentMethodCode"]).as_ref().and_then(lenient_i64);
-        c.installments = take(&mut m, &["installments"]).as_ref().and_then(lenient_i64);
+        c.payment_method_code = take(&mut m, &["paymentMethodCode"])
+            .as_ref()
+            .and_then(lenient_i64);
+        c.installments = take(&mut m, &["installments"])
+            .as_ref()
+            .and_then(lenient_i64);
         c.extra_details = take(&mut m, &["extraDetails"]);
         c.source_provider =
             take(&mut m, &["sourceProvider"]).and_then(|v| serde_json::from_value(v).ok());
@@ -479,14 +507,23 @@ impl Confirmation {
 
     /// The confirmation's `amount` as exact minor units of `currency`.
     pub fn amount_minor(&self, currency: Currency) -> Result<Minor, FieldError> {
-        let text = self.amount.as_deref().ok_or(FieldError::Missing("amount"))?;
-        major_amount(&Value::String(text.to_string()), currency)
-            .map_err(|reason| FieldError::Invalid { field: "amount", reason })
+        let text = self
+            .amount
+            .as_deref()
+            .ok_or(FieldError::Missing("amount"))?;
+        major_amount(&Value::String(text.to_string()), currency).map_err(|reason| {
+            FieldError::Invalid {
+                field: "amount",
+                reason,
+            }
+        })
     }
 
     /// True for the confirmation of a refund (`paymentType: "Refund"`).
     pub fn is_refund(&self) -> bool {
-        self.payment_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("refund"))
+        self.payment_type
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("refund"))
     }
 }
 
@@ -522,13 +559,25 @@ pub struct ConsumerPage {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 pub struct TransactionPage {
     /// `iOSLink`.
-    #[serde(default, rename = "iOSLink", deserialize_with = "crate::models::wire::opt_string")]
+    #[serde(
+        default,
+        rename = "iOSLink",
+        deserialize_with = "crate::models::wire::opt_string"
+    )]
     pub ios_link: Option<String>,
     /// `androidLink`.
-    #[serde(default, rename = "androidLink", deserialize_with = "crate::models::wire::opt_string")]
+    #[serde(
+        default,
+        rename = "androidLink",
+        deserialize_with = "crate::models::wire::opt_string"
+    )]
     pub android_link: Option<String>,
     /// `qrURL`.
-    #[serde(default, rename = "qrURL", deserialize_with = "crate::models::wire::opt_string")]
+    #[serde(
+        default,
+        rename = "qrURL",
+        deserialize_with = "crate::models::wire::opt_string"
+    )]
     pub qr_url: Option<String>,
     /// `consumerPage`.
     #[serde(default, rename = "consumerPage")]
@@ -611,11 +660,22 @@ mod tests {
         assert_eq!(t.business_id().as_deref(), Some("1234"));
         assert_eq!(t.pos_data().unwrap()["orderId"], "A-17");
         let commit = t.payment_commit().unwrap();
-        assert_eq!(commit.message.as_deref(), Some("Payment commit is enabled for this transaction"));
+        assert_eq!(
+            commit.message.as_deref(),
+            Some("Payment commit is enabled for this transaction")
+        );
         assert!(!commit.needs_commit());
         let page = t.transaction_page().unwrap();
-        assert_eq!(page.qr_url.as_deref(), Some("https://pay.sandbox.sensepass.com/orderSummary/x"));
-        assert!(page.consumer_page.unwrap().medium.unwrap().ends_with("viewMode=medium"));
+        assert_eq!(
+            page.qr_url.as_deref(),
+            Some("https://pay.sandbox.sensepass.com/orderSummary/x")
+        );
+        assert!(page
+            .consumer_page
+            .unwrap()
+            .medium
+            .unwrap()
+            .ends_with("viewMode=medium"));
         assert!(t.metadata().unwrap().is_array());
         assert_eq!(t.created_at().unwrap().year(), 2024);
         assert!(!t.product_sum_mismatch());
@@ -674,7 +734,10 @@ mod tests {
         let commit = t.payment_commit().unwrap();
         assert_eq!(commit.seconds_to_commit, Some(7200));
         assert!(commit.needs_commit());
-        assert_eq!(commit.message.as_deref(), Some("Please Commit this payment in 7200 seconds"));
+        assert_eq!(
+            commit.message.as_deref(),
+            Some("Please Commit this payment in 7200 seconds")
+        );
         let confirmations = t.confirmations();
         assert_eq!(confirmations.len(), 1);
         let c = &confirmations[0];
@@ -683,7 +746,10 @@ mod tests {
         assert_eq!(c.payment_method_code, Some(1));
         assert_eq!(c.provider_id.as_deref(), Some("3"));
         assert_eq!(c.card_expiration.as_deref(), Some("12/30"));
-        assert_eq!(c.source_provider.as_ref().unwrap().code.as_deref(), Some("7"));
+        assert_eq!(
+            c.source_provider.as_ref().unwrap().code.as_deref(),
+            Some("7")
+        );
         assert!(c.settlement.as_ref().unwrap().is_settled());
         assert_eq!(c.amount_minor(Currency::Usd), Ok(Minor(1250)));
         assert_eq!(c.extra.get("unknownThing"), Some(&json!(1)));
@@ -700,7 +766,10 @@ mod tests {
         .unwrap();
         assert_eq!(t.timeout_seconds(), Some(600));
         assert_eq!(t.status(), Status::WaitingForTap);
-        assert_eq!(t.transaction_page().unwrap().qr_url.as_deref(), Some("https://q"));
+        assert_eq!(
+            t.transaction_page().unwrap().qr_url.as_deref(),
+            Some("https://q")
+        );
         assert_eq!(t.amount_minor().unwrap(), Money::new(123456, Currency::Ils));
     }
 
@@ -716,7 +785,13 @@ mod tests {
         let t = Transaction::from_json(json!({"TransactionNumber": "n", "status": 0,
             "currency": "XYZ", "amount": "1"}))
         .unwrap();
-        assert!(matches!(t.amount_minor(), Err(FieldError::Invalid { field: "currency", .. })));
+        assert!(matches!(
+            t.amount_minor(),
+            Err(FieldError::Invalid {
+                field: "currency",
+                ..
+            })
+        ));
         assert!(t.payment_commit().is_none());
         assert!(t.confirmations().is_empty());
     }

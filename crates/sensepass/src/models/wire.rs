@@ -59,7 +59,10 @@ pub(crate) fn major_amount(v: &Value, currency: Currency) -> Result<Minor, Strin
 /// First present, non-null value among several spellings of one field (`timeOut`/`timeout`,
 /// `messsage`/`message`).
 pub(crate) fn first_of<'a>(obj: &'a Value, names: &[&str]) -> Option<&'a Value> {
-    names.iter().filter_map(|n| obj.get(*n)).find(|v| !v.is_null())
+    names
+        .iter()
+        .filter_map(|n| obj.get(*n))
+        .find(|v| !v.is_null())
 }
 
 /// `deserialize_with` for `Option<String>` fields that may arrive as a number or bool.
