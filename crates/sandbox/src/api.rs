@@ -1415,3 +1415,28 @@ async fn receipt_upload(
     });
     ok(json!({"success": true, "error": null}))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_compare_exactly() {
+        assert_eq!(compare(&json!("10"), &json!(2)), Some(Ordering::Greater));
+        assert_eq!(compare(&json!("2.50"), &json!(2.5)), Some(Ordering::Equal));
+        assert_eq!(compare(&json!("A-17"), &json!("A-17")), Some(Ordering::Equal));
+        assert_eq!(compare(&json!("a"), &json!(1)), None);
+        let row = json!({"posData": {"orderId": "A-1"}, "confirmations": [{"cardType": "Visa"}]});
+        assert_eq!(lookup(&row, "posData.orderId"), Some(&json!("A-1")));
+        assert_eq!(lookup(&row, "confirmations.0.cardType"), Some(&json!("Visa")));
+        assert_eq!(lookup(&row, "nope.x"), None);
+    }
+
+    #[test]
+    fn small_formats() {
+        assert!(valid_interval("1month") && valid_interval("14day") && valid_interval("2years"));
+        assert!(!valid_interval("month") && !valid_interval("0day") && !valid_interval("1fortnight"));
+        assert!(valid_pin("53K-HMD-786") && !valid_pin("53K-HMD") && !valid_pin("53K-HMD-78!"));
+        assert!(valid_expiration("01/30") && !valid_expiration("13/30") && !valid_expiration("1/30"));
+    }
+}

@@ -34,14 +34,23 @@ fn error(code: StatusCode, message: &str) -> Response {
     (code, Json(json!({"error": message}))).into_response()
 }
 
-fn body(bytes: &[u8]) -> Result<Value, Response> {
+/// A control request the sandbox refuses (small, unlike a whole `Response`).
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        error(self.0, &self.1)
+    }
+}
+
+fn body(bytes: &[u8]) -> Result<Value, Refusal> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(json!({}));
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err(error(StatusCode::BAD_REQUEST, "body must be a JSON object")),
-        Err(e) => Err(error(StatusCode::BAD_REQUEST, &format!("malformed JSON: {e}"))),
+        Ok(_) => Err(Refusal(StatusCode::BAD_REQUEST, "body must be a JSON object".into())),
+        Err(e) => Err(Refusal(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}"))),
     }
 }
 
@@ -89,7 +98,7 @@ async fn state(AxState(sh): Sh) -> Response {
 async fn action(AxState(sh): Sh, Path((n, action)): Path<(String, String)>, bytes: Bytes) -> Response {
     let b = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let result = match action.as_str() {
         "tap" => sh.state().tap(&n),
@@ -128,7 +137,7 @@ async fn action(AxState(sh): Sh, Path((n, action)): Path<(String, String)>, byte
 async fn create_device(AxState(sh): Sh, bytes: Bytes) -> Response {
     let b = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let name = b.get("posName").and_then(Value::as_str).unwrap_or("Sandbox Register").to_string();
     let pin = b.get("pinCode").and_then(Value::as_str).map(str::to_string);
@@ -139,7 +148,7 @@ async fn create_device(AxState(sh): Sh, bytes: Bytes) -> Response {
 async fn answer_input(AxState(sh): Sh, Path(device): Path<String>, bytes: Bytes) -> Response {
     let b = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let Some(answers) = b.get("answers").and_then(Value::as_array).cloned() else {
         return error(StatusCode::BAD_REQUEST, "answers must be an array of strings");
@@ -197,7 +206,7 @@ async fn apply_offline(sh: &Shared, offline: bool) -> Result<(), Response> {
 async fn faults_set(AxState(sh): Sh, bytes: Bytes) -> Response {
     let b = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     // Validate everything before changing anything.
     let offline = match b.get("offline") {
@@ -299,7 +308,7 @@ async fn autopilot_get(AxState(sh): Sh) -> Response {
 async fn autopilot_set(AxState(sh): Sh, bytes: Bytes) -> Response {
     let b = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let after = match b.get("approveAfterMs") {
         None => 200,
@@ -338,15 +347,14 @@ async fn settings_get(AxState(sh): Sh) -> Response {
 async fn settings_set(AxState(sh): Sh, bytes: Bytes) -> Response {
     let b = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
-    let read = |key: &str| -> Result<Option<u64>, Response> {
+    let read = |key: &str| -> Result<Option<u64>, Refusal> {
         match b.get(key) {
             None => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .map(Some)
-                .ok_or_else(|| error(StatusCode::BAD_REQUEST, &format!("{key} must be a whole number"))),
+            Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+                Refusal(StatusCode::BAD_REQUEST, format!("{key} must be a whole number"))
+            }),
         }
     };
     let (min, commit, wait) = match (
@@ -355,7 +363,7 @@ async fn settings_set(AxState(sh): Sh, bytes: Bytes) -> Response {
         read("customerInputWaitMs"),
     ) {
         (Ok(a), Ok(b), Ok(c)) => (a, b, c),
-        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
+        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r.into_response(),
     };
     {
         let mut st = sh.state();

@@ -285,3 +285,15 @@ pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
         emitter_task: Some(emitter_task),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::socket_device;
+
+    #[test]
+    fn socket_query_id() {
+        assert_eq!(socket_device(Some("EIO=4&transport=websocket&id=id_abc")), Some("abc".into()));
+        assert_eq!(socket_device(Some("id=abc")), None);
+        assert_eq!(socket_device(None), None);
+    }
+}

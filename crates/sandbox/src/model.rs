@@ -930,3 +930,46 @@ pub(crate) fn products_sum(products: &[Product], currency: Currency) -> Value {
         "allTotalSum": minor_to_major_string(Minor(total), currency),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn card_mask_keeps_first_six_and_last_four() {
+        let c = CardInfo::new(&TEST_CARDS[1], "12/30");
+        assert_eq!(c.mask, "411111******1111");
+        assert_eq!(c.last4, "1111");
+        assert!(find_card("4111 1111 1111 1111").is_some());
+        assert!(find_card("4000000000000002").is_none());
+    }
+
+    #[test]
+    fn times_are_rfc3339_utc_with_millis() {
+        let t = time::macros::datetime!(2024-05-01 12:00:00.123456 +02:00);
+        assert_eq!(fmt_time(t), "2024-05-01T10:00:00.123Z");
+    }
+
+    #[test]
+    fn products_sum_strings() {
+        let mut latte = Product::simple("Latte", 2, 90);
+        latte.vat = Minor(10);
+        let mut cookie = Product::simple("Cookie", 1, 20);
+        cookie.discount = Minor(5);
+        cookie.sub_products.push(Product::simple("Icing", 1, 5));
+        let sum = products_sum(&[latte, cookie], Currency::Usd);
+        assert_eq!(sum["allAmountSum"], "2.05");
+        assert_eq!(sum["allVatSum"], "0.2");
+        assert_eq!(sum["allDiscountSum"], "0.05");
+        assert_eq!(sum["allDiscountedAmountSum"], "2");
+        assert_eq!(sum["allTotalSum"], "2.2");
+    }
+
+    #[test]
+    fn method_types() {
+        assert_eq!(Method::parse("Capture+Tokenize"), Some(Method::CaptureTokenize));
+        assert_eq!(Method::parse("TOKENIZE").map(Method::code), Some(1));
+        assert_eq!(Method::parse("subscription").map(Method::code), Some(5));
+        assert_eq!(Method::parse("manual_capture"), None);
+    }
+}
