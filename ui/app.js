@@ -26,11 +26,14 @@
   const base = agentBase();
   $("agent-url").textContent = base;
 
-  // Picks a human-readable store name out of whatever the health answer carries.
-  function storeName(body) {
+  // The header's store line from the health answer: the paired till's name, or "not paired yet".
+  function storeLine(body) {
     if (!body || typeof body !== "object") return null;
-    const candidates = [body.storeName, body.store_name, body.businessName, body.store && body.store.name];
-    for (const c of candidates) if (typeof c === "string" && c.trim() !== "") return c.trim();
+    const candidates = [body.storeName, body.businessName, body.posName];
+    for (const c of candidates) {
+      if (typeof c === "string" && c.trim() !== "") return "Store: " + c.trim();
+    }
+    if (body.paired === false) return "Store: not paired yet";
     return null;
   }
 
@@ -69,8 +72,8 @@
         show("down", "agent answered HTTP " + res.status);
         return;
       }
-      const name = storeName(body);
-      if (name) $("store").textContent = "Store: " + name;
+      const line = storeLine(body);
+      if (line) $("store").textContent = line;
       show("ok", summary(body));
     } catch (_) {
       // Network error, timeout, or a CORS refusal: from the page they all look the same.
