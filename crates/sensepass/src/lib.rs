@@ -16,6 +16,8 @@
 //! What this crate is not: it keeps no state, retries no calls and decides nothing about
 //! payments. Journaling, idempotency and reconciliation live in the agent.
 
+#![warn(missing_docs)]
+
 pub mod client;
 pub mod error;
 pub mod models;

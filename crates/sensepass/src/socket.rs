@@ -69,7 +69,8 @@ impl Default for ListenerOptions {
 
 /// Starts the listener for `device_id` on the Socket.IO server at `socket_url` (e.g.
 /// `https://api.sensepass.com`) with default options. Runs until `shutdown` is cancelled or the
-/// receiver is dropped; the channel closes when it stops.
+/// receiver is dropped; the channel closes when it stops. Must be called from within a Tokio
+/// runtime (it spawns a task). An unusable `socket_url` yields one `Disconnected` and stops.
 pub fn spawn_listener(
     socket_url: String,
     device_id: String,
