@@ -9,6 +9,7 @@ use till_tests::{init_body, Env};
 /// Starts `init/sync` in the background and returns its join handle plus the transaction number
 /// once SensePass has created it.
 async fn start_sync(env: &Env, body: Value) -> Result<(tokio::task::JoinHandle<Result<(u16, Value)>>, String)> {
+    let order = body["posData"]["orderId"].clone();
     let http = env.http.clone();
     let url = env.url("/api/transactions/init/sync");
     let handle = tokio::spawn(async move {
@@ -17,7 +18,9 @@ async fn start_sync(env: &Env, body: Value) -> Result<(tokio::task::JoinHandle<R
         Ok((status, r.json::<Value>().await?))
     });
     let last = env
-        .eventually("/api/transactions/last", 10, |v| v["TransactionNumber"].as_str().map(|s| !s.is_empty()).unwrap_or(false))
+        .eventually("/api/transactions/last", 10, |v| {
+            v["posData"]["orderId"] == order && v["TransactionNumber"].as_str().map(|s| !s.is_empty()).unwrap_or(false)
+        })
         .await?;
     Ok((handle, last["TransactionNumber"].as_str().unwrap_or_default().to_string()))
 }
@@ -104,7 +107,7 @@ async fn async_init_and_event_stream() -> Result<()> {
         let chunk = tokio::time::timeout_at(deadline, stream.next()).await?;
         match chunk {
             Some(Ok(bytes)) => seen.push_str(&String::from_utf8_lossy(&bytes)),
-            _ => break,
+            other => panic!("event stream ended: {other:?}; seen: {seen}"),
         }
     }
     assert!(seen.contains("event: status"), "{seen}");

@@ -118,13 +118,14 @@ impl Env {
         self.wait_ready().await
     }
 
-    /// Waits until health answers `ok` (start-up reconciliation done).
+    /// Waits until health answers `ok` (start-up reconciliation done) with the Socket.IO stream
+    /// connected, so that tests see live events rather than the polling fallback.
     pub async fn wait_ready(&self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(r) = self.http.get(self.url("/api/agent/health")).send().await {
                 if let Ok(v) = r.json::<Value>().await {
-                    if v["status"] == "ok" {
+                    if v["status"] == "ok" && v["socketConnected"] == true {
                         return Ok(());
                     }
                 }

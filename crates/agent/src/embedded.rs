@@ -44,7 +44,7 @@ pub async fn start(config: &mut Config, autopilot_ms: Option<u64>) -> Result<San
     )
     .map_err(|e| EmbeddedError::Pair(e.to_string()))?;
     let device = client
-        .devices_create(&till_sensepass::CreateDeviceRequest::new("Till Agent sandbox till"))
+        .devices_create(&till_sensepass::models::CreateDeviceRequest { pos_name: "Till Agent sandbox till".into() })
         .await
         .map_err(|e| EmbeddedError::Pair(e.to_string()))?;
     let journal = Journal::open(config.journal_path())?;

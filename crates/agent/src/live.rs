@@ -10,7 +10,7 @@
 use crate::service::Agent;
 use std::time::Duration;
 use till_journal::EventSource;
-use till_sensepass::SocketEvent;
+use till_sensepass::socket::{spawn_listener, SocketEvent};
 use tokio_util::sync::CancellationToken;
 
 /// How often the pairing is re-read to notice a change made by `till-agent pair`.
@@ -42,7 +42,7 @@ pub async fn run(agent: Agent) {
 async fn follow_device(agent: &Agent, device: &str, session: CancellationToken) {
     tracing::info!("following SensePass status events for the paired device");
     let mut events =
-        till_sensepass::spawn_listener(agent.config().socket_url.clone(), device.to_string(), session.clone());
+        spawn_listener(agent.config().socket_url.clone(), device.to_string(), session.clone());
     let mut poll = tokio::time::interval(agent.config().poll_interval);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pairing_check = tokio::time::interval(PAIRING_CHECK);

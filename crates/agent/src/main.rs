@@ -221,10 +221,16 @@ async fn pair(
             Credentials::ApiKey { api_key, branch_number: None },
         )?;
         let device = if let Some(pin) = pin {
-            client.devices_match(&till_sensepass::MatchRequest::new(&pin, pos_name.as_deref())).await?
+            client
+                .devices_match(&till_sensepass::models::MatchRequest {
+                    pin_code: Some(pin),
+                    pos_name: pos_name.clone(),
+                    ..Default::default()
+                })
+                .await?
         } else if create {
             let name = pos_name.context("--pos-name is required with --create")?;
-            client.devices_create(&till_sensepass::CreateDeviceRequest::new(&name)).await?
+            client.devices_create(&till_sensepass::models::CreateDeviceRequest { pos_name: name }).await?
         } else {
             bail!("say how to pair: --pin PIN --api-key KEY, --create --api-key KEY --pos-name NAME, or --device-id ID");
         };

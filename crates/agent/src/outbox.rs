@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use till_core::{Minor, Status};
 use till_journal::{EventSource, OpKind, OpState, Operation};
-use till_sensepass::RefundRequest;
+use till_sensepass::models::RefundRequest;
 
 /// Longest wait between two attempts of one operation.
 const MAX_DELAY: Duration = Duration::from_secs(60);
@@ -135,7 +135,7 @@ enum Attempt {
 
 /// Sorts a SensePass error into retry (unreachable, unknown outcome, 5xx) or a definite answer.
 fn classify(agent: &Agent, e: till_sensepass::Error) -> Attempt {
-    agent.note_reachability::<()>(&Err(e.clone()));
+    agent.note_offline_if(e.certainly_not_performed());
     match e {
         till_sensepass::Error::Http { status, body } if status < 500 => Attempt::Answered(status, body),
         other => Attempt::Retry(other),
@@ -197,10 +197,15 @@ async fn deliver_refund(agent: &Agent, op: &Operation) -> Result<Value, Attempt>
         .map_err(|e| Attempt::Refused(e.to_string()))?
         .map(|r| r.currency)
         .ok_or_else(|| Attempt::Refused(format!("transaction {number} not in the journal")))?;
-    let request = RefundRequest::new(&number, is_partial.then_some(amount), currency);
+    let _ = currency;
+    let request = if is_partial {
+        RefundRequest::partial(number.as_str(), amount)
+    } else {
+        RefundRequest::full(number.as_str())
+    };
     let answer = client.refund(&request).await.map_err(|e| classify(agent, e))?;
     agent.note_reachability::<()>(&Ok(()));
-    let body = serde_json::to_value(&answer).map_err(|e| Attempt::Refused(e.to_string()))?;
+    let body = refund_body(&answer);
     if !answer.is_approved() {
         return Err(Attempt::Answered(200, body));
     }
@@ -219,7 +224,11 @@ async fn already_refunded(
     number: &str,
 ) -> Result<Option<Value>, Attempt> {
     let tx = client.transaction(number).await.map_err(|e| classify(agent, e))?;
-    let at_sensepass = tx.refunded_minor().map_err(|e| Attempt::Refused(e.to_string()))?;
+    let currency = tx.currency().map_err(|e| Attempt::Refused(e.to_string()))?;
+    let at_sensepass = Minor::checked_sum(
+        tx.confirmations().iter().filter(|c| c.is_refund()).filter_map(|c| c.amount_minor(currency).ok()),
+    )
+    .map_err(|e| Attempt::Refused(e.to_string()))?;
     let local_id = op.transaction_local_id.clone().unwrap_or_default();
     let (delivered, _) = agent
         .journal(move |j| j.refunded_total(&local_id))
@@ -234,6 +243,22 @@ async fn already_refunded(
         return Ok(Some(json!({ "errorCode": 0, "result": "Approved", "recoveredFrom": "transaction status" })));
     }
     Ok(None)
+}
+
+/// SensePass's refund answer as JSON for the POS (every field it sent, unchanged).
+fn refund_body(answer: &till_sensepass::models::RefundResponse) -> Value {
+    let mut body = Value::Object(answer.extra.clone());
+    body["errorCode"] = json!(answer.error_code);
+    body["errorMessage"] = json!(answer.error_message);
+    body["result"] = json!(answer.result);
+    body["refundConfirmation"] = json!(answer.refund_confirmation);
+    body["approvedBy"] = json!(answer.approved_by);
+    body["refundBy"] = json!(answer.refund_by);
+    body["dateApproval"] = json!(answer.date_approval);
+    body["providerId"] = json!(answer.provider_id);
+    body["amount"] = json!(answer.amount);
+    body["transaction"] = answer.transaction.as_ref().map(|t| t.raw.clone()).unwrap_or(Value::Null);
+    body
 }
 
 /// Whether an operation in this state still needs work.

@@ -208,6 +208,16 @@ impl Agent {
         }
     }
 
+    /// Marks SensePass unreachable (from now, if not already) or reachable.
+    pub fn note_offline_if(&self, offline: bool) {
+        let h = &self.inner.health.offline_since_ms;
+        if offline {
+            let _ = h.compare_exchange(0, till_journal::now_ms(), Ordering::SeqCst, Ordering::SeqCst);
+        } else {
+            h.store(0, Ordering::SeqCst);
+        }
+    }
+
     /// Publishes a connectivity change.
     pub fn set_socket_connected(&self, connected: bool) {
         self.inner.health.socket_connected.store(connected, Ordering::SeqCst);
@@ -314,7 +324,7 @@ impl Agent {
         let open = self.journal(move |j| j.open_setup(&d)).await?;
         match open.and_then(|r| r.number.clone().map(|n| (r, n))) {
             Some((setup, number)) => {
-                let update = till_sensepass::UpdateRequest::cart(&request);
+                let update = till_sensepass::models::UpdateRequest::from_init(&request);
                 let result = client.update(&number, &update).await;
                 self.note_reachability(&result);
                 let tx = result?;
@@ -370,10 +380,17 @@ impl Agent {
     /// → marked failed. Otherwise the payment stays unknown and the call reports so.
     pub async fn reconcile_unknown(&self, record: PaymentRecord) -> Result<PaymentRecord, AgentError> {
         let (_, client) = self.device_client().await?;
-        let query = till_sensepass::FetchTransactions::around(
-            record.created_at - 60_000,
-            till_journal::now_ms() + 60_000,
+        let at = |ms: i64| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        };
+        let mut query = till_sensepass::models::FetchTransactions::between(
+            at(record.created_at - 60_000),
+            at(till_journal::now_ms() + 60_000),
         );
+        if let Some(order) = &record.order_id {
+            query.filter.push(till_sensepass::models::Filter::eq("posData.orderId", order.clone()));
+        }
         let result = client.transactions(&query).await;
         self.note_reachability(&result);
         let page = match result {

@@ -4,7 +4,6 @@
 //! the checked-in copy differs from what the code generates, or when a route is missing.
 
 use axum::response::IntoResponse;
-use axum::Json;
 use utoipa::openapi::path::{OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::{
