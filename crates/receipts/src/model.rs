@@ -113,8 +113,8 @@ pub struct Receipt {
     pub transaction_number: Option<String>,
     /// The POS's order ID, which links the receipt to the store's own records.
     pub order_id: Option<String>,
-    /// Date and time of the payment, already formatted in local time. Also used as the PDF
-    /// title's date; the PDF creation date is the rendering time (see [`crate::render_pdf_at`]).
+    /// Date and time of the payment, already formatted in local time; also written into the
+    /// PDF's subject. The PDF creation date is set separately (see [`crate::render_pdf_at`]).
     pub date: String,
     /// Currency of every amount on the receipt.
     pub currency: Currency,

@@ -18,6 +18,7 @@ use printpdf::{
     PdfDocument, PdfFontHandle, PdfPage, PdfSaveOptions, Point, Polygon, PolygonRing, Pt,
     TextItem, WindingOrder,
 };
+use std::collections::BTreeSet;
 use std::sync::OnceLock;
 use till_core::{Minor, Money};
 
@@ -135,6 +136,46 @@ impl Fonts {
     }
 }
 
+/// A copy of `face` reduced to the glyphs of `chars` (plus `.notdef`), named with the PDF
+/// subset tag. printpdf (without its heavy text-layout feature) embeds fonts whole, which
+/// would put 1.4 MB of DejaVu into every receipt; the subset is a few kilobytes and keeps
+/// the same glyph advances, so the layout measured on the full face stays exact.
+fn subset(
+    full_bytes: &[u8],
+    face: &ParsedFont,
+    chars: &BTreeSet<char>,
+    name: &str,
+) -> Result<ParsedFont, ReceiptError> {
+    use allsorts::binary::read::ReadScope;
+    use allsorts::font_data::FontData;
+    use allsorts::subset::{CmapTarget, SubsetProfile};
+
+    let font_err = |e: &dyn std::fmt::Display| ReceiptError::Font(format!("{name}: {e}"));
+    // Glyph 0 first and no duplicates, as allsorts requires: a BTreeSet with 0 gives both.
+    let mut ids: BTreeSet<u16> = chars.iter().filter_map(|c| face.lookup_glyph_index(*c as u32)).collect();
+    ids.insert(0);
+    let ids: Vec<u16> = ids.into_iter().collect();
+    let file = ReadScope::new(full_bytes).read::<FontData<'_>>().map_err(|e| font_err(&e))?;
+    let provider = file.table_provider(0).map_err(|e| font_err(&e))?;
+    let bytes = allsorts::subset::subset(&provider, &ids, &SubsetProfile::Pdf, CmapTarget::Unicode)
+        .map_err(|e| font_err(&e))?;
+    let mut font = ParsedFont::from_bytes(&bytes, 0, &mut Vec::new())
+        .ok_or_else(|| ReceiptError::Font(format!("{name}: subset does not parse")))?;
+    // ISO 32000-1 §9.6.4: a subset's name starts with six upper-case letters and `+`; derive
+    // them from the glyph set so equal subsets get equal names.
+    let mut tag = String::with_capacity(7);
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for id in &ids {
+        h = (h ^ u64::from(*id)).wrapping_mul(0x0100_0000_01b3);
+    }
+    for _ in 0..6 {
+        tag.push(char::from(b'A' + (h % 26) as u8));
+        h /= 26;
+    }
+    font.font_name = Some(format!("{tag}+{name}"));
+    Ok(font)
+}
+
 /// The fonts, parsed on first use. Parsing takes milliseconds; receipts take far less.
 fn fonts() -> Result<&'static Fonts, ReceiptError> {
     static FONTS: OnceLock<Result<Fonts, String>> = OnceLock::new();
@@ -249,9 +290,21 @@ impl<'f> BlockBuilder<'f> {
             }
         } else {
             self.paragraph(label, label_style, 0.0);
-            for line in self.fonts.wrap(value, value_style, CONTENT_W - INDENT) {
-                let b = self.row(value_style);
-                self.text(MARGIN_X + CONTENT_W, b, &line, value_style, Align::Right);
+            self.wrapped_value(value, value_style);
+        }
+    }
+
+    /// A value on rows of its own under its label: right-aligned like every other value when
+    /// it fits one row, else wrapped and left-aligned at the indent so the pieces read in order.
+    fn wrapped_value(&mut self, value: &str, style: Style) {
+        let lines = self.fonts.wrap(value, style, CONTENT_W - INDENT);
+        let single = lines.len() == 1;
+        for line in lines {
+            let b = self.row(style);
+            if single {
+                self.text(MARGIN_X + CONTENT_W, b, &line, style, Align::Right);
+            } else {
+                self.text(MARGIN_X + INDENT, b, &line, style, Align::Left);
             }
         }
     }
@@ -269,21 +322,18 @@ impl<'f> BlockBuilder<'f> {
         self.text(MARGIN_X, b, label, BODY, Align::Left);
         let fitted = (BODY.size * (CONTENT_W - INDENT) / at_body).max(MIN_ID_SIZE);
         let style = Style { bold: false, size: fitted.min(BODY.size) };
-        for line in self.fonts.wrap(id, style, CONTENT_W - INDENT) {
-            let b = self.row(style);
-            self.text(MARGIN_X + CONTENT_W, b, &line, style, Align::Right);
-        }
+        self.wrapped_value(id, style);
     }
 
     /// Packs short phrases (`2 × €2.50`, `VAT €0.80`) into rows at `indent`, separated by
-    /// spaces, starting a new row when the next one does not fit.
+    /// middle dots, starting a new row when the next one does not fit.
     fn phrases(&mut self, phrases: &[String], style: Style, indent: f32) {
         let max_w = CONTENT_W - indent;
         let mut rows: Vec<String> = Vec::new();
         let mut current = String::new();
         for phrase in phrases {
             let candidate =
-                if current.is_empty() { phrase.clone() } else { format!("{current}   {phrase}") };
+                if current.is_empty() { phrase.clone() } else { format!("{current} · {phrase}") };
             if current.is_empty() || self.fonts.width(&candidate, style) <= max_w {
                 current = candidate;
             } else {
@@ -515,10 +565,37 @@ pub fn render_pdf_at(r: &Receipt, created_unix: i64) -> Result<Vec<u8>, ReceiptE
     render_with_date(r, date)
 }
 
-fn render_with_date(r: &Receipt, created: DateTime) -> Result<Vec<u8>, ReceiptError> {
-    let fonts = fonts()?;
+/// A page after layout: its height and the blocks on it, markers included.
+struct PageLayout {
+    height: f32,
+    blocks: Vec<Block>,
+}
+
+/// Lays the receipt out into pages, "continued" markers included.
+fn layout(r: &Receipt, fonts: &Fonts) -> Result<Vec<PageLayout>, ReceiptError> {
     let pages = paginate(blocks(r, fonts)?);
     let count = pages.len();
+    let mut out = Vec::with_capacity(count);
+    for (index, mut blocks) in pages.into_iter().enumerate() {
+        if count > 1 {
+            if index > 0 {
+                let name = clean(&r.merchant.name);
+                let text = format!("{name} receipt, page {} of {count}", index + 1);
+                blocks.insert(0, marker(fonts, text.trim()));
+            }
+            if index + 1 < count {
+                blocks.push(marker(fonts, &format!("continued on page {}", index + 2)));
+            }
+        }
+        let content: f32 = blocks.iter().map(|b| b.height).sum();
+        out.push(PageLayout { height: content + 2.0 * MARGIN_Y, blocks });
+    }
+    Ok(out)
+}
+
+fn render_with_date(r: &Receipt, created: DateTime) -> Result<Vec<u8>, ReceiptError> {
+    let fonts = fonts()?;
+    let pages = layout(r, fonts)?;
 
     let title = match (&r.transaction_number, &r.order_id) {
         (_, Some(order)) if !order.is_empty() => format!("Receipt {}", clean(order)),
@@ -533,34 +610,32 @@ fn render_with_date(r: &Receipt, created: DateTime) -> Result<Vec<u8>, ReceiptEr
     info.creator = "Till Agent".to_string();
     info.producer = concat!("till-receipts ", env!("CARGO_PKG_VERSION")).to_string();
     info.subject = format!("{} {}", clean(&r.merchant.name), clean(&r.date)).trim().to_string();
-    let regular = doc.add_font(&fonts.regular);
-    let bold = doc.add_font(&fonts.bold);
 
-    let mut pdf_pages = Vec::with_capacity(count);
-    for (index, mut blocks) in pages.into_iter().enumerate() {
-        if count > 1 {
-            if index > 0 {
-                let name = clean(&r.merchant.name);
-                let text = format!("{name} receipt, page {} of {count}", index + 1);
-                blocks.insert(0, marker(fonts, text.trim()));
-            }
-            if index + 1 < count {
-                blocks.push(marker(fonts, &format!("continued on page {}", index + 2)));
-            }
+    // Embed only the glyphs this receipt uses.
+    let (mut regular_chars, mut bold_chars) = (BTreeSet::new(), BTreeSet::new());
+    for item in pages.iter().flat_map(|p| &p.blocks).flat_map(|b| &b.items) {
+        if let Item::Text { text, style, .. } = item {
+            if style.bold { &mut bold_chars } else { &mut regular_chars }.extend(text.chars());
         }
-        let content: f32 = blocks.iter().map(|b| b.height).sum();
-        let page_h = content + 2.0 * MARGIN_Y;
+    }
+    let regular = doc.add_font(&subset(REGULAR_TTF, &fonts.regular, &regular_chars, "DejaVuSans")?);
+    let bold = doc.add_font(&subset(BOLD_TTF, &fonts.bold, &bold_chars, "DejaVuSans-Bold")?);
+
+    let mut pdf_pages = Vec::with_capacity(pages.len());
+    for page in pages {
         let mut ops = vec![Op::SetFillColor { col: black() }, Op::SetOutlineColor { col: black() }];
         let mut top = MARGIN_Y;
-        for block in blocks {
+        for block in page.blocks {
             for item in block.items {
-                draw(&mut ops, item, top, page_h, fonts, &regular, &bold);
+                draw(&mut ops, item, top, page.height, fonts, &regular, &bold);
             }
             top += block.height;
         }
-        pdf_pages.push(PdfPage::new(Mm(PAGE_W), Mm(page_h), ops));
+        pdf_pages.push(PdfPage::new(Mm(PAGE_W), Mm(page.height), ops));
     }
 
+    // printpdf's warnings concern unsupported operations and fonts; the operations used here
+    // are all supported, so there is nothing to report to the caller.
     let mut warnings = Vec::new();
     let options = PdfSaveOptions { image_optimization: None, ..PdfSaveOptions::default() };
     Ok(doc.with_pages(pdf_pages).save(&options, &mut warnings))
@@ -629,5 +704,177 @@ fn draw(
                 polygon: Polygon { rings, mode: PaintMode::Fill, winding_order: WindingOrder::NonZero },
             });
         }
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Approval, Merchant, RefundLine};
+    use till_core::{Currency, Product};
+
+    /// A box drawn on a page: left, top, right, bottom (mm from the page's top-left) and what.
+    type Boxed = (f32, f32, f32, f32, String);
+
+    fn boxes(page: &PageLayout, fonts: &Fonts) -> Vec<Boxed> {
+        let mut out = Vec::new();
+        let mut top = MARGIN_Y;
+        for block in &page.blocks {
+            for item in &block.items {
+                match item {
+                    Item::Text { x, baseline, text, style, align } => {
+                        let w = fonts.width(text, *style);
+                        let left = match align {
+                            Align::Left => *x,
+                            Align::Right => x - w,
+                            Align::Center => x - w / 2.0,
+                        };
+                        let em = style.size * MM_PER_PT;
+                        let b = top + baseline;
+                        out.push((left, b - 0.928 * em, left + w, b + 0.236 * em, text.clone()));
+                    }
+                    Item::Rule { y } => {
+                        out.push((MARGIN_X, top + y - 0.1, MARGIN_X + CONTENT_W, top + y + 0.1, "rule".into()))
+                    }
+                    Item::Qr { x, top: t, .. } => {
+                        out.push((*x, top + t, x + QR_SIDE, top + t + QR_SIDE, "qr".into()))
+                    }
+                }
+            }
+            top += block.height;
+        }
+        out
+    }
+
+    /// Nothing leaves the printable width or the page, and nothing overlaps anything else.
+    fn assert_clean(r: &Receipt) -> usize {
+        let fonts = fonts().unwrap();
+        let pages = layout(r, fonts).unwrap();
+        for (n, page) in pages.iter().enumerate() {
+            assert!(page.height <= MAX_PAGE_H + 0.01, "page {n} is {} mm", page.height);
+            let boxes = boxes(page, fonts);
+            for (l, t, rt, b, what) in &boxes {
+                assert!(*l >= MARGIN_X - 0.01 && *rt <= PAGE_W - MARGIN_X + 0.01, "{what:?} leaves the roll: {l}..{rt}");
+                assert!(*t >= MARGIN_Y - 0.01 && *b <= page.height - MARGIN_Y + 0.01, "{what:?} leaves page {n}");
+            }
+            for (i, a) in boxes.iter().enumerate() {
+                for c in &boxes[i + 1..] {
+                    let apart = a.2 <= c.0 + 0.01 || c.2 <= a.0 + 0.01 || a.3 <= c.1 + 0.01 || c.3 <= a.1 + 0.01;
+                    assert!(apart, "{:?} overlaps {:?} on page {n}", a.4, c.4);
+                }
+            }
+        }
+        pages.len()
+    }
+
+    fn receipt(lines: Vec<ReceiptLine>) -> Receipt {
+        Receipt {
+            merchant: Merchant {
+                name: "Sandbox Coffee".into(),
+                address: Some("1 Main Street, Springfield".into()),
+                phone: Some("+1 555 0100".into()),
+            },
+            transaction_number: Some("ab".repeat(28)),
+            order_id: Some("ORDER-1".into()),
+            date: "2024-05-03 14:21".into(),
+            currency: Currency::Eur,
+            lines,
+            total: Minor(123_456),
+            vat_total: Minor(2_000),
+            status: "Partially refunded".into(),
+            approval: Some(Approval {
+                confirmation: Some("C".repeat(40)),
+                payment_method: Some("Mastercard".into()),
+                card_mask: Some("520000******0056".into()),
+                auth_number: Some("123456".into()),
+                approved_at: Some("2024-05-03 14:22".into()),
+            }),
+            refunds: vec![
+                RefundLine { amount: Minor(100), at: "2024-05-03 15:00".into(), confirmation: Some("R1".into()), queued: false },
+                RefundLine { amount: Minor(200), at: "2024-05-03 15:05".into(), confirmation: None, queued: true },
+            ],
+            qr_data: Some("https://pay.sandbox.invalid/pay/".to_string() + &"ab".repeat(28)),
+            note: Some("Items do not add up to the amount charged".into()),
+        }
+    }
+
+    fn line(name: &str, qty: i64, unit: i64) -> ReceiptLine {
+        let mut p = Product::simple(name, qty, unit);
+        p.vat = Minor(unit / 10);
+        p.discount = Minor(unit / 20);
+        p.sub_products.push(Product::simple("Extra shot of something with a long name", 1, 50));
+        ReceiptLine::from_product(&p).unwrap()
+    }
+
+    #[test]
+    fn layout_is_clean_for_ordinary_and_awkward_input() {
+        let ordinary: Vec<ReceiptLine> = (0..5).map(|i| line(&format!("Flat white {i}"), 2, 350)).collect();
+        assert_eq!(assert_clean(&receipt(ordinary)), 1);
+
+        let awkward = vec![
+            line(&"Extraordinarily long product name ".repeat(4), 12_345, 9_999_999),
+            line("NoSpacesAtAllInThisProductNameWhichIsVeryVeryVeryLongIndeedYesReally", 1, 1),
+            line("", 1, 0),
+        ];
+        let mut r = receipt(awkward);
+        r.merchant.name = "M".repeat(80);
+        r.order_id = Some("O".repeat(150));
+        r.date = "Friday, 3 May 2024 at 14:21:00 Central European Summer Time".into();
+        r.status = "Refunded after a long and complicated dispute with the card issuer".into();
+        assert_eq!(assert_clean(&r), 1);
+    }
+
+    #[test]
+    fn long_receipts_split_without_losing_lines() {
+        let lines: Vec<ReceiptLine> = (0..300).map(|i| line(&format!("Item {i}"), 1, 100)).collect();
+        let r = receipt(lines);
+        let pages = assert_clean(&r);
+        assert!(pages > 1);
+        let fonts = fonts().unwrap();
+        let all: Vec<String> = layout(&r, fonts)
+            .unwrap()
+            .iter()
+            .flat_map(|p| boxes(p, fonts))
+            .map(|b| b.4)
+            .filter(|t| t.starts_with("Item "))
+            .collect();
+        let expected: Vec<String> = (0..300).map(|i| format!("Item {i}")).collect();
+        assert_eq!(all, expected);
+    }
+
+    #[test]
+    fn sixty_plain_lines_stay_on_one_page() {
+        let lines: Vec<ReceiptLine> =
+            (0..60).map(|i| ReceiptLine::from_product(&Product::simple(&format!("Item {i}"), 1, 100)).unwrap()).collect();
+        assert_eq!(assert_clean(&receipt(lines)), 1);
+    }
+
+    #[test]
+    fn wrap_respects_the_width_and_keeps_every_word() {
+        let fonts = fonts().unwrap();
+        let text = "José Núñez bought a Supercalifragilisticexpialidocious-sized crème brûlée";
+        for max in [10.0, 20.0, 40.0, 72.0] {
+            let lines = fonts.wrap(text, BODY, max);
+            for l in &lines {
+                assert!(fonts.width(l, BODY) <= max + 0.01 || l.chars().count() == 1, "{l:?} > {max}");
+            }
+            assert_eq!(lines.concat().replace(' ', ""), text.replace(' ', ""));
+        }
+        assert_eq!(fonts.wrap("", BODY, 10.0), vec![String::new()]);
+    }
+
+    #[test]
+    fn subset_keeps_widths_and_is_small() {
+        let fonts = fonts().unwrap();
+        let chars: BTreeSet<char> = "Total €12.50 Zoë ₪₽£".chars().collect();
+        let sub = subset(REGULAR_TTF, &fonts.regular, &chars, "DejaVuSans").unwrap();
+        assert!(sub.original_bytes.len() < 40_000, "{} bytes", sub.original_bytes.len());
+        for c in chars {
+            let full = fonts.regular.get_glyph_width(fonts.regular.lookup_glyph_index(c as u32).unwrap());
+            let small = sub.get_glyph_width(sub.lookup_glyph_index(c as u32).unwrap());
+            assert_eq!(full, small, "{c}");
+        }
+        assert!(sub.font_name.as_deref().unwrap().ends_with("+DejaVuSans"));
     }
 }
