@@ -69,8 +69,14 @@ fn times_quantity(amount: Minor, quantity: Quantity) -> Result<Minor, MoneyError
     let product = i128::from(amount.0) * i128::from(quantity.milli());
     let scale = i128::from(Quantity::SCALE);
     let half = scale / 2;
-    let rounded = if product >= 0 { (product + half) / scale } else { (product - half) / scale };
-    i64::try_from(rounded).map(Minor).map_err(|_| MoneyError::Overflow)
+    let rounded = if product >= 0 {
+        (product + half) / scale
+    } else {
+        (product - half) / scale
+    };
+    i64::try_from(rounded)
+        .map(Minor)
+        .map_err(|_| MoneyError::Overflow)
 }
 
 /// How the payment was approved, as far as the provider told us. Every field is optional

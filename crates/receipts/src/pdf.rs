@@ -15,8 +15,8 @@ use crate::qr::{self, Matrix, QUIET_ZONE};
 use crate::ReceiptError;
 use printpdf::{
     Color, DateTime, FontId, Greyscale, Line, LinePoint, Mm, Op, PaintMode, ParsedFont,
-    PdfDocument, PdfFontHandle, PdfPage, PdfSaveOptions, Point, Polygon, PolygonRing, Pt,
-    TextItem, WindingOrder,
+    PdfDocument, PdfFontHandle, PdfPage, PdfSaveOptions, Point, Polygon, PolygonRing, Pt, TextItem,
+    WindingOrder,
 };
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
@@ -48,11 +48,26 @@ const QR_SIDE: f32 = 36.0;
 const MM_PER_PT: f32 = 25.4 / 72.0;
 
 /// Font sizes (points).
-const TITLE: Style = Style { bold: true, size: 12.0 };
-const BODY: Style = Style { bold: false, size: 8.0 };
-const BODY_BOLD: Style = Style { bold: true, size: 8.0 };
-const SMALL: Style = Style { bold: false, size: 6.5 };
-const TOTAL: Style = Style { bold: true, size: 10.0 };
+const TITLE: Style = Style {
+    bold: true,
+    size: 12.0,
+};
+const BODY: Style = Style {
+    bold: false,
+    size: 8.0,
+};
+const BODY_BOLD: Style = Style {
+    bold: true,
+    size: 8.0,
+};
+const SMALL: Style = Style {
+    bold: false,
+    size: 6.5,
+};
+const TOTAL: Style = Style {
+    bold: true,
+    size: 10.0,
+};
 /// Smallest size an identifier is shrunk to before it is wrapped instead.
 const MIN_ID_SIZE: f32 = 5.0;
 
@@ -94,7 +109,9 @@ impl Fonts {
             .chars()
             .map(|c| {
                 let gid = font.lookup_glyph_index(c as u32).unwrap_or(0);
-                font.get_glyph_width(gid).map(|w| (f32::from(w) * 1000.0 / upm) as i64).unwrap_or(0)
+                font.get_glyph_width(gid)
+                    .map(|w| (f32::from(w) * 1000.0 / upm) as i64)
+                    .unwrap_or(0)
             })
             .sum();
         thousandths as f32 / 1000.0 * style.size * MM_PER_PT
@@ -106,8 +123,11 @@ impl Fonts {
         let mut lines = Vec::new();
         let mut current = String::new();
         for word in text.split_whitespace() {
-            let candidate =
-                if current.is_empty() { word.to_string() } else { format!("{current} {word}") };
+            let candidate = if current.is_empty() {
+                word.to_string()
+            } else {
+                format!("{current} {word}")
+            };
             if self.width(&candidate, style) <= max_w {
                 current = candidate;
                 continue;
@@ -152,10 +172,15 @@ fn subset(
 
     let font_err = |e: &dyn std::fmt::Display| ReceiptError::Font(format!("{name}: {e}"));
     // Glyph 0 first and no duplicates, as allsorts requires: a BTreeSet with 0 gives both.
-    let mut ids: BTreeSet<u16> = chars.iter().filter_map(|c| face.lookup_glyph_index(*c as u32)).collect();
+    let mut ids: BTreeSet<u16> = chars
+        .iter()
+        .filter_map(|c| face.lookup_glyph_index(*c as u32))
+        .collect();
     ids.insert(0);
     let ids: Vec<u16> = ids.into_iter().collect();
-    let file = ReadScope::new(full_bytes).read::<FontData<'_>>().map_err(|e| font_err(&e))?;
+    let file = ReadScope::new(full_bytes)
+        .read::<FontData<'_>>()
+        .map_err(|e| font_err(&e))?;
     let provider = file.table_provider(0).map_err(|e| font_err(&e))?;
     let bytes = allsorts::subset::subset(&provider, &ids, &SubsetProfile::Pdf, CmapTarget::Unicode)
         .map_err(|e| font_err(&e))?;
@@ -205,11 +230,22 @@ enum Align {
 /// Something drawn inside a block; `y` values are millimetres below the block's top.
 enum Item {
     /// A run of text on one baseline.
-    Text { x: f32, baseline: f32, text: String, style: Style, align: Align },
+    Text {
+        x: f32,
+        baseline: f32,
+        text: String,
+        style: Style,
+        align: Align,
+    },
     /// A thin horizontal rule across the content width.
     Rule { y: f32 },
     /// A QR code whose top-left corner (quiet zone included) is at `x`, `top`.
-    Qr { x: f32, top: f32, module: f32, matrix: Matrix },
+    Qr {
+        x: f32,
+        top: f32,
+        module: f32,
+        matrix: Matrix,
+    },
 }
 
 /// A piece of the receipt that is never split across pages.
@@ -227,7 +263,11 @@ struct BlockBuilder<'f> {
 
 impl<'f> BlockBuilder<'f> {
     fn new(fonts: &'f Fonts) -> Self {
-        BlockBuilder { fonts, y: 0.0, items: Vec::new() }
+        BlockBuilder {
+            fonts,
+            y: 0.0,
+            items: Vec::new(),
+        }
     }
 
     /// Starts a row of `style` and returns its baseline: the text is centred vertically in the
@@ -248,7 +288,13 @@ impl<'f> BlockBuilder<'f> {
         if text.is_empty() {
             return;
         }
-        self.items.push(Item::Text { x, baseline, text: text.to_string(), style, align });
+        self.items.push(Item::Text {
+            x,
+            baseline,
+            text: text.to_string(),
+            style,
+            align,
+        });
     }
 
     /// A separator rule with a little air above and below.
@@ -278,9 +324,15 @@ impl<'f> BlockBuilder<'f> {
     /// usually a name), and a value too wide for the roll moves to its own right-aligned rows.
     fn label_value(&mut self, label: &str, value: &str, label_style: Style, value_style: Style) {
         let value_w = self.fonts.width(value, value_style);
-        let style = if value_style.size >= label_style.size { value_style } else { label_style };
+        let style = if value_style.size >= label_style.size {
+            value_style
+        } else {
+            label_style
+        };
         if value_w <= CONTENT_W * 0.6 {
-            let label_lines = self.fonts.wrap(label, label_style, CONTENT_W - value_w - GAP);
+            let label_lines = self
+                .fonts
+                .wrap(label, label_style, CONTENT_W - value_w - GAP);
             for (i, line) in label_lines.iter().enumerate() {
                 let b = self.row(if i == 0 { style } else { label_style });
                 self.text(MARGIN_X, b, line, label_style, Align::Left);
@@ -321,7 +373,10 @@ impl<'f> BlockBuilder<'f> {
         let b = self.row(BODY);
         self.text(MARGIN_X, b, label, BODY, Align::Left);
         let fitted = (BODY.size * (CONTENT_W - INDENT) / at_body).max(MIN_ID_SIZE);
-        let style = Style { bold: false, size: fitted.min(BODY.size) };
+        let style = Style {
+            bold: false,
+            size: fitted.min(BODY.size),
+        };
         self.wrapped_value(id, style);
     }
 
@@ -332,8 +387,11 @@ impl<'f> BlockBuilder<'f> {
         let mut rows: Vec<String> = Vec::new();
         let mut current = String::new();
         for phrase in phrases {
-            let candidate =
-                if current.is_empty() { phrase.clone() } else { format!("{current} · {phrase}") };
+            let candidate = if current.is_empty() {
+                phrase.clone()
+            } else {
+                format!("{current} · {phrase}")
+            };
             if current.is_empty() || self.fonts.width(&candidate, style) <= max_w {
                 current = candidate;
             } else {
@@ -349,18 +407,31 @@ impl<'f> BlockBuilder<'f> {
     }
 
     fn finish(self) -> Block {
-        Block { height: self.y, items: self.items }
+        Block {
+            height: self.y,
+            items: self.items,
+        }
     }
 }
 
 /// Replaces control characters (newlines, tabs) with spaces: a receipt row is one line.
 fn clean(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>().trim().to_string()
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_string()
 }
 
 /// Lays the receipt out as blocks.
 fn blocks(r: &Receipt, fonts: &Fonts) -> Result<Vec<Block>, ReceiptError> {
-    let money = |m: Minor| Money { minor: m, currency: r.currency }.display();
+    let money = |m: Minor| {
+        Money {
+            minor: m,
+            currency: r.currency,
+        }
+        .display()
+    };
     let mut out = Vec::new();
 
     // Header: merchant and the identifiers of the transaction.
@@ -369,10 +440,22 @@ fn blocks(r: &Receipt, fonts: &Fonts) -> Result<Vec<Block>, ReceiptError> {
     if !name.is_empty() {
         b.centered(&name, TITLE);
     }
-    if let Some(address) = r.merchant.address.as_deref().map(clean).filter(|s| !s.is_empty()) {
+    if let Some(address) = r
+        .merchant
+        .address
+        .as_deref()
+        .map(clean)
+        .filter(|s| !s.is_empty())
+    {
         b.centered(&address, BODY);
     }
-    if let Some(phone) = r.merchant.phone.as_deref().map(clean).filter(|s| !s.is_empty()) {
+    if let Some(phone) = r
+        .merchant
+        .phone
+        .as_deref()
+        .map(clean)
+        .filter(|s| !s.is_empty())
+    {
         b.centered(&phone, BODY);
     }
     b.rule();
@@ -383,7 +466,12 @@ fn blocks(r: &Receipt, fonts: &Fonts) -> Result<Vec<Block>, ReceiptError> {
     if let Some(order) = r.order_id.as_deref().map(clean).filter(|s| !s.is_empty()) {
         b.identifier("Order", &order);
     }
-    if let Some(number) = r.transaction_number.as_deref().map(clean).filter(|s| !s.is_empty()) {
+    if let Some(number) = r
+        .transaction_number
+        .as_deref()
+        .map(clean)
+        .filter(|s| !s.is_empty())
+    {
         b.identifier("Transaction", &number);
     }
     b.rule();
@@ -402,7 +490,12 @@ fn blocks(r: &Receipt, fonts: &Fonts) -> Result<Vec<Block>, ReceiptError> {
     if !r.lines.is_empty() {
         b.rule();
     }
-    b.label_value("Subtotal", &money(r.total.checked_sub(r.vat_total)?), BODY, BODY);
+    b.label_value(
+        "Subtotal",
+        &money(r.total.checked_sub(r.vat_total)?),
+        BODY,
+        BODY,
+    );
     b.label_value("VAT", &money(r.vat_total), BODY, BODY);
     b.gap(0.6);
     b.label_value("TOTAL", &money(r.total), TOTAL, TOTAL);
@@ -448,10 +541,23 @@ fn blocks(r: &Receipt, fonts: &Fonts) -> Result<Vec<Block>, ReceiptError> {
             let mut b = BlockBuilder::new(fonts);
             let at = clean(&refund.at);
             let negated = Minor::ZERO.checked_sub(refund.amount)?;
-            b.label_value(if at.is_empty() { "Refund" } else { &at }, &money(negated), BODY, BODY);
+            b.label_value(
+                if at.is_empty() { "Refund" } else { &at },
+                &money(negated),
+                BODY,
+                BODY,
+            );
             if refund.queued {
-                b.paragraph("pending: queued, sent when the network is back", SMALL, INDENT);
-            } else if let Some(c) = refund.confirmation.as_deref().map(clean).filter(|s| !s.is_empty())
+                b.paragraph(
+                    "pending: queued, sent when the network is back",
+                    SMALL,
+                    INDENT,
+                );
+            } else if let Some(c) = refund
+                .confirmation
+                .as_deref()
+                .map(clean)
+                .filter(|s| !s.is_empty())
             {
                 b.paragraph(&format!("Confirmation {c}"), SMALL, INDENT);
             }
@@ -465,7 +571,12 @@ fn blocks(r: &Receipt, fonts: &Fonts) -> Result<Vec<Block>, ReceiptError> {
             "Net after refunds"
         };
         b.gap(0.6);
-        b.label_value(label, &money(r.total.checked_sub(refunded)?), BODY_BOLD, BODY_BOLD);
+        b.label_value(
+            label,
+            &money(r.total.checked_sub(refunded)?),
+            BODY_BOLD,
+            BODY_BOLD,
+        );
         out.push(b.finish());
     }
 
@@ -476,7 +587,12 @@ fn blocks(r: &Receipt, fonts: &Fonts) -> Result<Vec<Block>, ReceiptError> {
         b.rule();
         let module = QR_SIDE / (matrix.width + 2 * QUIET_ZONE) as f32;
         let top = b.y;
-        b.items.push(Item::Qr { x: (PAGE_W - QR_SIDE) / 2.0, top, module, matrix });
+        b.items.push(Item::Qr {
+            x: (PAGE_W - QR_SIDE) / 2.0,
+            top,
+            module,
+            matrix,
+        });
         b.gap(QR_SIDE);
         b.centered("Scan to view this payment", SMALL);
         out.push(b.finish());
@@ -487,7 +603,11 @@ fn blocks(r: &Receipt, fonts: &Fonts) -> Result<Vec<Block>, ReceiptError> {
 /// The rows of one receipt line (name and total, then details), and its sub-lines indented.
 fn line_rows(b: &mut BlockBuilder<'_>, line: &ReceiptLine, money: &dyn Fn(Minor) -> String) {
     let name = clean(&line.name);
-    let name = if name.is_empty() { "Item".to_string() } else { name };
+    let name = if name.is_empty() {
+        "Item".to_string()
+    } else {
+        name
+    };
     b.label_value(&name, &money(line.total), BODY, BODY);
     b.phrases(&details(line, money), SMALL, INDENT);
     sub_line_rows(b, &line.sub_lines, money, INDENT);
@@ -503,11 +623,19 @@ fn sub_line_rows(
 ) {
     for sub in subs {
         let name = clean(&sub.name);
-        let mut phrases = vec![format!("+ {}", if name.is_empty() { "Extra" } else { &name })];
+        let mut phrases = vec![format!(
+            "+ {}",
+            if name.is_empty() { "Extra" } else { &name }
+        )];
         phrases.extend(details(sub, money));
         b.phrases(&phrases, SMALL, indent);
         // Deeper levels stop indenting at three steps so text keeps some width.
-        sub_line_rows(b, &sub.sub_lines, money, (indent + INDENT).min(3.0 * INDENT));
+        sub_line_rows(
+            b,
+            &sub.sub_lines,
+            money,
+            (indent + INDENT).min(3.0 * INDENT),
+        );
     }
 }
 
@@ -518,7 +646,10 @@ fn details(line: &ReceiptLine, money: &dyn Fn(Minor) -> String) -> Vec<String> {
         out.push(format!("VAT {}", money(line.vat)));
     }
     if line.discount != Minor::ZERO {
-        out.push(format!("Discount {}", money(Minor(line.discount.0.saturating_neg()))));
+        out.push(format!(
+            "Discount {}",
+            money(Minor(line.discount.0.saturating_neg()))
+        ));
     }
     out
 }
@@ -531,7 +662,8 @@ fn paginate(blocks: Vec<Block>) -> Vec<Vec<Block>> {
     let mut pages: Vec<Vec<Block>> = vec![Vec::new()];
     let mut used = 0.0;
     for block in blocks {
-        let needs_new = pages.last().is_some_and(|p| !p.is_empty()) && used + block.height > capacity;
+        let needs_new =
+            pages.last().is_some_and(|p| !p.is_empty()) && used + block.height > capacity;
         if needs_new {
             pages.push(Vec::new());
             used = 0.0;
@@ -588,7 +720,10 @@ fn layout(r: &Receipt, fonts: &Fonts) -> Result<Vec<PageLayout>, ReceiptError> {
             }
         }
         let content: f32 = blocks.iter().map(|b| b.height).sum();
-        out.push(PageLayout { height: content + 2.0 * MARGIN_Y, blocks });
+        out.push(PageLayout {
+            height: content + 2.0 * MARGIN_Y,
+            blocks,
+        });
     }
     Ok(out)
 }
@@ -609,21 +744,41 @@ fn render_with_date(r: &Receipt, created: DateTime) -> Result<Vec<u8>, ReceiptEr
     info.metadata_date = created;
     info.creator = "Till Agent".to_string();
     info.producer = concat!("till-receipts ", env!("CARGO_PKG_VERSION")).to_string();
-    info.subject = format!("{} {}", clean(&r.merchant.name), clean(&r.date)).trim().to_string();
+    info.subject = format!("{} {}", clean(&r.merchant.name), clean(&r.date))
+        .trim()
+        .to_string();
 
     // Embed only the glyphs this receipt uses.
     let (mut regular_chars, mut bold_chars) = (BTreeSet::new(), BTreeSet::new());
     for item in pages.iter().flat_map(|p| &p.blocks).flat_map(|b| &b.items) {
         if let Item::Text { text, style, .. } = item {
-            if style.bold { &mut bold_chars } else { &mut regular_chars }.extend(text.chars());
+            if style.bold {
+                &mut bold_chars
+            } else {
+                &mut regular_chars
+            }
+            .extend(text.chars());
         }
     }
-    let regular = doc.add_font(&subset(REGULAR_TTF, &fonts.regular, &regular_chars, "DejaVuSans")?);
-    let bold = doc.add_font(&subset(BOLD_TTF, &fonts.bold, &bold_chars, "DejaVuSans-Bold")?);
+    let regular = doc.add_font(&subset(
+        REGULAR_TTF,
+        &fonts.regular,
+        &regular_chars,
+        "DejaVuSans",
+    )?);
+    let bold = doc.add_font(&subset(
+        BOLD_TTF,
+        &fonts.bold,
+        &bold_chars,
+        "DejaVuSans-Bold",
+    )?);
 
     let mut pdf_pages = Vec::with_capacity(pages.len());
     for page in pages {
-        let mut ops = vec![Op::SetFillColor { col: black() }, Op::SetOutlineColor { col: black() }];
+        let mut ops = vec![
+            Op::SetFillColor { col: black() },
+            Op::SetOutlineColor { col: black() },
+        ];
         let mut top = MARGIN_Y;
         for block in page.blocks {
             for item in block.items {
@@ -637,7 +792,10 @@ fn render_with_date(r: &Receipt, created: DateTime) -> Result<Vec<u8>, ReceiptEr
     // printpdf's warnings concern unsupported operations and fonts; the operations used here
     // are all supported, so there is nothing to report to the caller.
     let mut warnings = Vec::new();
-    let options = PdfSaveOptions { image_optimization: None, ..PdfSaveOptions::default() };
+    let options = PdfSaveOptions {
+        image_optimization: None,
+        ..PdfSaveOptions::default()
+    };
     Ok(doc.with_pages(pdf_pages).save(&options, &mut warnings))
 }
 
@@ -658,23 +816,43 @@ fn draw(
     // PDF y grows upwards from the bottom edge.
     let y = |below_top: f32| Mm(page_h - top - below_top);
     match item {
-        Item::Text { x, baseline, text, style, align } => {
+        Item::Text {
+            x,
+            baseline,
+            text,
+            style,
+            align,
+        } => {
             let left = match align {
                 Align::Left => x,
                 Align::Right => x - fonts.width(&text, style),
                 Align::Center => x - fonts.width(&text, style) / 2.0,
             };
-            let font = if style.bold { bold.clone() } else { regular.clone() };
+            let font = if style.bold {
+                bold.clone()
+            } else {
+                regular.clone()
+            };
             ops.extend([
                 Op::StartTextSection,
-                Op::SetFont { font: PdfFontHandle::External(font), size: Pt(style.size) },
-                Op::SetTextCursor { pos: Point::new(Mm(left), y(baseline)) },
-                Op::ShowText { items: vec![TextItem::Text(text)] },
+                Op::SetFont {
+                    font: PdfFontHandle::External(font),
+                    size: Pt(style.size),
+                },
+                Op::SetTextCursor {
+                    pos: Point::new(Mm(left), y(baseline)),
+                },
+                Op::ShowText {
+                    items: vec![TextItem::Text(text)],
+                },
                 Op::EndTextSection,
             ]);
         }
         Item::Rule { y: at } => {
-            let point = |x: f32| LinePoint { p: Point::new(Mm(x), y(at)), bezier: false };
+            let point = |x: f32| LinePoint {
+                p: Point::new(Mm(x), y(at)),
+                bezier: false,
+            };
             ops.extend([
                 Op::SetOutlineThickness { pt: Pt(0.5) },
                 Op::DrawLine {
@@ -685,7 +863,12 @@ fn draw(
                 },
             ]);
         }
-        Item::Qr { x, top: qr_top, module, matrix } => {
+        Item::Qr {
+            x,
+            top: qr_top,
+            module,
+            matrix,
+        } => {
             let origin_x = x + QUIET_ZONE as f32 * module;
             let origin_y = qr_top + QUIET_ZONE as f32 * module;
             let rings = matrix
@@ -696,17 +879,30 @@ fn draw(
                     let right = left + len as f32 * module;
                     let upper = origin_y + row as f32 * module;
                     let lower = upper + module;
-                    let p = |px: f32, py: f32| LinePoint { p: Point::new(Mm(px), y(py)), bezier: false };
-                    PolygonRing { points: vec![p(left, upper), p(right, upper), p(right, lower), p(left, lower)] }
+                    let p = |px: f32, py: f32| LinePoint {
+                        p: Point::new(Mm(px), y(py)),
+                        bezier: false,
+                    };
+                    PolygonRing {
+                        points: vec![
+                            p(left, upper),
+                            p(right, upper),
+                            p(right, lower),
+                            p(left, lower),
+                        ],
+                    }
                 })
                 .collect();
             ops.push(Op::DrawPolygon {
-                polygon: Polygon { rings, mode: PaintMode::Fill, winding_order: WindingOrder::NonZero },
+                polygon: Polygon {
+                    rings,
+                    mode: PaintMode::Fill,
+                    winding_order: WindingOrder::NonZero,
+                },
             });
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -723,7 +919,13 @@ mod tests {
         for block in &page.blocks {
             for item in &block.items {
                 match item {
-                    Item::Text { x, baseline, text, style, align } => {
+                    Item::Text {
+                        x,
+                        baseline,
+                        text,
+                        style,
+                        align,
+                    } => {
                         let w = fonts.width(text, *style);
                         let left = match align {
                             Align::Left => *x,
@@ -734,9 +936,13 @@ mod tests {
                         let b = top + baseline;
                         out.push((left, b - 0.928 * em, left + w, b + 0.236 * em, text.clone()));
                     }
-                    Item::Rule { y } => {
-                        out.push((MARGIN_X, top + y - 0.1, MARGIN_X + CONTENT_W, top + y + 0.1, "rule".into()))
-                    }
+                    Item::Rule { y } => out.push((
+                        MARGIN_X,
+                        top + y - 0.1,
+                        MARGIN_X + CONTENT_W,
+                        top + y + 0.1,
+                        "rule".into(),
+                    )),
                     Item::Qr { x, top: t, .. } => {
                         out.push((*x, top + t, x + QR_SIDE, top + t + QR_SIDE, "qr".into()))
                     }
@@ -752,15 +958,28 @@ mod tests {
         let fonts = fonts().unwrap();
         let pages = layout(r, fonts).unwrap();
         for (n, page) in pages.iter().enumerate() {
-            assert!(page.height <= MAX_PAGE_H + 0.01, "page {n} is {} mm", page.height);
+            assert!(
+                page.height <= MAX_PAGE_H + 0.01,
+                "page {n} is {} mm",
+                page.height
+            );
             let boxes = boxes(page, fonts);
             for (l, t, rt, b, what) in &boxes {
-                assert!(*l >= MARGIN_X - 0.01 && *rt <= PAGE_W - MARGIN_X + 0.01, "{what:?} leaves the roll: {l}..{rt}");
-                assert!(*t >= MARGIN_Y - 0.01 && *b <= page.height - MARGIN_Y + 0.01, "{what:?} leaves page {n}");
+                assert!(
+                    *l >= MARGIN_X - 0.01 && *rt <= PAGE_W - MARGIN_X + 0.01,
+                    "{what:?} leaves the roll: {l}..{rt}"
+                );
+                assert!(
+                    *t >= MARGIN_Y - 0.01 && *b <= page.height - MARGIN_Y + 0.01,
+                    "{what:?} leaves page {n}"
+                );
             }
             for (i, a) in boxes.iter().enumerate() {
                 for c in &boxes[i + 1..] {
-                    let apart = a.2 <= c.0 + 0.01 || c.2 <= a.0 + 0.01 || a.3 <= c.1 + 0.01 || c.3 <= a.1 + 0.01;
+                    let apart = a.2 <= c.0 + 0.01
+                        || c.2 <= a.0 + 0.01
+                        || a.3 <= c.1 + 0.01
+                        || c.3 <= a.1 + 0.01;
                     assert!(apart, "{:?} overlaps {:?} on page {n}", a.4, c.4);
                 }
             }
@@ -791,8 +1010,18 @@ mod tests {
                 approved_at: Some("2024-05-03 14:22".into()),
             }),
             refunds: vec![
-                RefundLine { amount: Minor(100), at: "2024-05-03 15:00".into(), confirmation: Some("R1".into()), queued: false },
-                RefundLine { amount: Minor(200), at: "2024-05-03 15:05".into(), confirmation: None, queued: true },
+                RefundLine {
+                    amount: Minor(100),
+                    at: "2024-05-03 15:00".into(),
+                    confirmation: Some("R1".into()),
+                    queued: false,
+                },
+                RefundLine {
+                    amount: Minor(200),
+                    at: "2024-05-03 15:05".into(),
+                    confirmation: None,
+                    queued: true,
+                },
             ],
             qr_data: Some("https://pay.sandbox.invalid/pay/".to_string() + &"ab".repeat(28)),
             note: Some("Items do not add up to the amount charged".into()),
@@ -803,18 +1032,32 @@ mod tests {
         let mut p = Product::simple(name, qty, unit);
         p.vat = Minor(unit / 10);
         p.discount = Minor(unit / 20);
-        p.sub_products.push(Product::simple("Extra shot of something with a long name", 1, 50));
+        p.sub_products.push(Product::simple(
+            "Extra shot of something with a long name",
+            1,
+            50,
+        ));
         ReceiptLine::from_product(&p).unwrap()
     }
 
     #[test]
     fn layout_is_clean_for_ordinary_and_awkward_input() {
-        let ordinary: Vec<ReceiptLine> = (0..5).map(|i| line(&format!("Flat white {i}"), 2, 350)).collect();
+        let ordinary: Vec<ReceiptLine> = (0..5)
+            .map(|i| line(&format!("Flat white {i}"), 2, 350))
+            .collect();
         assert_eq!(assert_clean(&receipt(ordinary)), 1);
 
         let awkward = vec![
-            line(&"Extraordinarily long product name ".repeat(4), 12_345, 9_999_999),
-            line("NoSpacesAtAllInThisProductNameWhichIsVeryVeryVeryLongIndeedYesReally", 1, 1),
+            line(
+                &"Extraordinarily long product name ".repeat(4),
+                12_345,
+                9_999_999,
+            ),
+            line(
+                "NoSpacesAtAllInThisProductNameWhichIsVeryVeryVeryLongIndeedYesReally",
+                1,
+                1,
+            ),
             line("", 1, 0),
         ];
         let mut r = receipt(awkward);
@@ -827,7 +1070,9 @@ mod tests {
 
     #[test]
     fn long_receipts_split_without_losing_lines() {
-        let lines: Vec<ReceiptLine> = (0..300).map(|i| line(&format!("Item {i}"), 1, 100)).collect();
+        let lines: Vec<ReceiptLine> = (0..300)
+            .map(|i| line(&format!("Item {i}"), 1, 100))
+            .collect();
         let r = receipt(lines);
         let pages = assert_clean(&r);
         assert!(pages > 1);
@@ -845,8 +1090,11 @@ mod tests {
 
     #[test]
     fn sixty_plain_lines_stay_on_one_page() {
-        let lines: Vec<ReceiptLine> =
-            (0..60).map(|i| ReceiptLine::from_product(&Product::simple(&format!("Item {i}"), 1, 100)).unwrap()).collect();
+        let lines: Vec<ReceiptLine> = (0..60)
+            .map(|i| {
+                ReceiptLine::from_product(&Product::simple(&format!("Item {i}"), 1, 100)).unwrap()
+            })
+            .collect();
         assert_eq!(assert_clean(&receipt(lines)), 1);
     }
 
@@ -857,7 +1105,10 @@ mod tests {
         for max in [10.0, 20.0, 40.0, 72.0] {
             let lines = fonts.wrap(text, BODY, max);
             for l in &lines {
-                assert!(fonts.width(l, BODY) <= max + 0.01 || l.chars().count() == 1, "{l:?} > {max}");
+                assert!(
+                    fonts.width(l, BODY) <= max + 0.01 || l.chars().count() == 1,
+                    "{l:?} > {max}"
+                );
             }
             assert_eq!(lines.concat().replace(' ', ""), text.replace(' ', ""));
         }
@@ -869,9 +1120,15 @@ mod tests {
         let fonts = fonts().unwrap();
         let chars: BTreeSet<char> = "Total €12.50 Zoë ₪₽£".chars().collect();
         let sub = subset(REGULAR_TTF, &fonts.regular, &chars, "DejaVuSans").unwrap();
-        assert!(sub.original_bytes.len() < 40_000, "{} bytes", sub.original_bytes.len());
+        assert!(
+            sub.original_bytes.len() < 40_000,
+            "{} bytes",
+            sub.original_bytes.len()
+        );
         for c in chars {
-            let full = fonts.regular.get_glyph_width(fonts.regular.lookup_glyph_index(c as u32).unwrap());
+            let full = fonts
+                .regular
+                .get_glyph_width(fonts.regular.lookup_glyph_index(c as u32).unwrap());
             let small = sub.get_glyph_width(sub.lookup_glyph_index(c as u32).unwrap());
             assert_eq!(full, small, "{c}");
         }

@@ -63,7 +63,11 @@ fn code(data: &str) -> Result<QrCode, ReceiptError> {
 pub(crate) fn matrix(data: &str) -> Result<Matrix, ReceiptError> {
     let code = code(data)?;
     let width = code.width();
-    let dark = code.to_colors().into_iter().map(|c| c == Color::Dark).collect();
+    let dark = code
+        .to_colors()
+        .into_iter()
+        .map(|c| c == Color::Dark)
+        .collect();
     Ok(Matrix { width, dark })
 }
 
@@ -88,7 +92,14 @@ pub fn qr_svg(data: &str) -> Result<String, ReceiptError> {
         s = size
     );
     for (y, x, len) in m.dark_runs() {
-        let _ = write!(svg, "M{} {}h{}v1h-{}z", x + QUIET_ZONE, y + QUIET_ZONE, len, len);
+        let _ = write!(
+            svg,
+            "M{} {}h{}v1h-{}z",
+            x + QUIET_ZONE,
+            y + QUIET_ZONE,
+            len,
+            len
+        );
     }
     svg.push_str(r#""/></svg>"#);
     Ok(svg)
@@ -100,7 +111,10 @@ pub fn qr_svg(data: &str) -> Result<String, ReceiptError> {
 /// module size rather than the image. `module_px` must be 1..=64.
 pub fn qr_png(data: &str, module_px: u32) -> Result<Vec<u8>, ReceiptError> {
     if module_px == 0 || module_px > MAX_MODULE_PX {
-        return Err(ReceiptError::ModuleSize { got: module_px, max: MAX_MODULE_PX });
+        return Err(ReceiptError::ModuleSize {
+            got: module_px,
+            max: MAX_MODULE_PX,
+        });
     }
     let code = code(data)?;
     let img: ImageBuffer<Luma<u8>, Vec<u8>> = code
@@ -109,7 +123,8 @@ pub fn qr_png(data: &str, module_px: u32) -> Result<Vec<u8>, ReceiptError> {
         .module_dimensions(module_px, module_px)
         .build();
     let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).map_err(|e| ReceiptError::Png(e.to_string()))?;
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .map_err(|e| ReceiptError::Png(e.to_string()))?;
     Ok(out.into_inner())
 }
 
@@ -119,8 +134,14 @@ mod tests {
 
     #[test]
     fn module_size_bounds() {
-        assert!(matches!(qr_png("x", 0), Err(ReceiptError::ModuleSize { got: 0, .. })));
-        assert!(matches!(qr_png("x", 65), Err(ReceiptError::ModuleSize { got: 65, .. })));
+        assert!(matches!(
+            qr_png("x", 0),
+            Err(ReceiptError::ModuleSize { got: 0, .. })
+        ));
+        assert!(matches!(
+            qr_png("x", 65),
+            Err(ReceiptError::ModuleSize { got: 65, .. })
+        ));
         assert!(qr_png("x", 1).is_ok());
     }
 

@@ -24,13 +24,17 @@ fn url() -> String {
 /// a delivered partial refund and a queued one.
 fn sample(currency: Currency) -> Receipt {
     let mut burger = Product::simple("José's Burger", 2, 900);
-    burger.sub_products.push(Product::simple("Extra cheese", 1, 100));
+    burger
+        .sub_products
+        .push(Product::simple("Extra cheese", 1, 100));
     let mut coffee = Product::simple("Café crème", 3, 250);
     coffee.vat = Minor(40);
     coffee.discount = Minor(15);
     let dessert = Product::simple("Crème brûlée for Zoë Núñez", 1, 450);
-    let lines: Vec<ReceiptLine> =
-        [burger, coffee, dessert].iter().map(|p| ReceiptLine::from_product(p).unwrap()).collect();
+    let lines: Vec<ReceiptLine> = [burger, coffee, dessert]
+        .iter()
+        .map(|p| ReceiptLine::from_product(p).unwrap())
+        .collect();
     Receipt {
         merchant: Merchant {
             name: "Café José Núñez".into(),
@@ -60,7 +64,12 @@ fn sample(currency: Currency) -> Receipt {
                 confirmation: Some("RFD-0001".into()),
                 queued: false,
             },
-            RefundLine { amount: Minor(300), at: "2024-05-03 16:10".into(), confirmation: None, queued: true },
+            RefundLine {
+                amount: Minor(300),
+                at: "2024-05-03 16:10".into(),
+                confirmation: None,
+                queued: true,
+            },
         ],
         qr_data: Some(url()),
         note: None,
@@ -76,7 +85,10 @@ fn write(name: &str, pdf: &[u8]) -> PathBuf {
 /// pdftotext output with runs of spaces collapsed, so layout padding does not matter.
 fn text_of(path: &std::path::Path) -> String {
     let raw = common::pdftotext(path);
-    raw.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join("\n")
+    raw.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn assert_contains(text: &str, needles: &[&str]) {
@@ -89,6 +101,8 @@ fn assert_contains(text: &str, needles: &[&str]) {
 fn eur_receipt_reads_back_and_scans() {
     let pdf = render_pdf(&sample(Currency::Eur)).unwrap();
     assert!(pdf.starts_with(b"%PDF-"));
+    // Fonts are embedded as subsets: the whole of DejaVu would add about 700 KB.
+    assert!(pdf.len() < 100_000, "{} bytes", pdf.len());
     if !common::require("eur_receipt_reads_back_and_scans", TOOLS) {
         return;
     }
@@ -129,7 +143,10 @@ fn eur_receipt_reads_back_and_scans() {
             "Net after refunds (incl. pending) €24.75",
         ],
     );
-    assert!(!text.contains("4111111111111111"), "a full card number reached the receipt");
+    assert!(
+        !text.contains("4111111111111111"),
+        "a full card number reached the receipt"
+    );
 
     // The fonts are embedded (subset), not referenced.
     let fonts = Command::new("pdffonts").arg(&path).output().unwrap();
@@ -153,12 +170,21 @@ fn gbp_and_ils_symbols_print() {
     if !common::require("gbp_and_ils_symbols_print", TOOLS) {
         return;
     }
-    for (currency, symbol, name) in
-        [(Currency::Gbp, "£", "receipt-gbp"), (Currency::Ils, "₪", "receipt-ils"), (Currency::Rub, "₽", "receipt-rub")]
-    {
+    for (currency, symbol, name) in [
+        (Currency::Gbp, "£", "receipt-gbp"),
+        (Currency::Ils, "₪", "receipt-ils"),
+        (Currency::Rub, "₽", "receipt-rub"),
+    ] {
         let path = write(name, &render_pdf(&sample(currency)).unwrap());
         let text = text_of(&path);
-        assert_contains(&text, &[&format!("TOTAL {symbol}32.75"), &format!("-{symbol}3.00"), "Zoë"]);
+        assert_contains(
+            &text,
+            &[
+                &format!("TOTAL {symbol}32.75"),
+                &format!("-{symbol}3.00"),
+                "Zoë",
+            ],
+        );
         assert!(!text.contains('€'), "{name} shows a euro sign");
         common::pdftoppm_page1(&path, &common::artifacts().join(name));
     }
@@ -170,7 +196,11 @@ fn sixty_lines_fit_one_page_and_more_split() {
         let mut r = sample(Currency::Eur);
         r.lines = (1..=n)
             .map(|i| {
-                let mut p = Product::simple(&format!("Item {i:03} Ñandú"), 1 + (i as i64 % 3), 100 + i as i64);
+                let mut p = Product::simple(
+                    &format!("Item {i:03} Ñandú"),
+                    1 + (i as i64 % 3),
+                    100 + i as i64,
+                );
                 if i % 5 == 0 {
                     p.vat = Minor(17);
                 }
@@ -194,10 +224,23 @@ fn sixty_lines_fit_one_page_and_more_split() {
     let pages = common::page_count(&path);
     assert!(pages >= 2, "250 lines on {pages} page(s)");
     let text = text_of(&path);
-    assert_contains(&text, &["Item 001 Ñandú", "Item 250 Ñandú", "continued on page 2", "page 2 of", "TOTAL €32.75"]);
+    assert_contains(
+        &text,
+        &[
+            "Item 001 Ñandú",
+            "Item 250 Ñandú",
+            "continued on page 2",
+            "page 2 of",
+            "TOTAL €32.75",
+        ],
+    );
     // Every line printed exactly once: no block was lost or duplicated at a page break.
     for i in 1..=250 {
-        assert_eq!(text.matches(&format!("Item {i:03} Ñandú")).count(), 1, "item {i}");
+        assert_eq!(
+            text.matches(&format!("Item {i:03} Ñandú")).count(),
+            1,
+            "item {i}"
+        );
     }
 }
 
@@ -230,18 +273,31 @@ fn empty_receipt_renders() {
 #[test]
 fn odd_input_is_laid_out_not_rejected() {
     let mut r = sample(Currency::Eur);
-    r.merchant.name = "A very long merchant name that certainly does not fit on one line of a roll".into();
-    r.lines[0].name = "Line\nwith a newline and a WordThatIsFarTooLongToFitOnTheRollAtAllSoItIsCutInPieces".into();
+    r.merchant.name =
+        "A very long merchant name that certainly does not fit on one line of a roll".into();
+    r.lines[0].name =
+        "Line\nwith a newline and a WordThatIsFarTooLongToFitOnTheRollAtAllSoItIsCutInPieces"
+            .into();
     r.note = Some("Items do not add up to the amount charged".into());
     r.order_id = Some("ORDER-".repeat(20));
-    r.approval = Some(Approval { card_mask: Some("Apple Pay".into()), ..Approval::default() });
+    r.approval = Some(Approval {
+        card_mask: Some("Apple Pay".into()),
+        ..Approval::default()
+    });
     let pdf = render_pdf(&r).unwrap();
     if !common::require("odd_input_is_laid_out_not_rejected", TOOLS) {
         return;
     }
     let path = write("receipt-odd", &pdf);
     let text = text_of(&path);
-    assert_contains(&text, &["Note: Items do not add up to the amount charged", "Apple Pay", "with a newline"]);
+    assert_contains(
+        &text,
+        &[
+            "Note: Items do not add up to the amount charged",
+            "Apple Pay",
+            "with a newline",
+        ],
+    );
     common::pdftoppm_page1(&path, &common::artifacts().join("receipt-odd"));
 }
 
@@ -255,7 +311,11 @@ fn creation_date_is_real() {
     }
     let info = |pdf: &[u8], name: &str| {
         let path = write(name, pdf);
-        let out = Command::new("pdfinfo").args(["-isodates"]).arg(&path).output().unwrap();
+        let out = Command::new("pdfinfo")
+            .args(["-isodates"])
+            .arg(&path)
+            .output()
+            .unwrap();
         String::from_utf8(out.stdout).unwrap()
     };
     let fixed = info(&pdf, "receipt-dated");
@@ -269,7 +329,10 @@ fn creation_date_is_real() {
 fn twenty_lines_render_fast() {
     let mut r = sample(Currency::Eur);
     r.lines = (0..20)
-        .map(|i| ReceiptLine::from_product(&Product::simple(&format!("Article {i} àéîõü"), 2, 199)).unwrap())
+        .map(|i| {
+            ReceiptLine::from_product(&Product::simple(&format!("Article {i} àéîõü"), 2, 199))
+                .unwrap()
+        })
         .collect();
     render_pdf(&r).unwrap(); // parses the fonts once
     let runs = 10;
@@ -285,6 +348,10 @@ fn twenty_lines_render_fast() {
     eprintln!("20-line receipt: median {median:?} over {runs} renders");
     // The target is 10 ms in release; allow headroom for a busy machine. Debug builds of
     // printpdf and its deflate are several times slower, so they are only checked loosely.
-    let limit = if cfg!(debug_assertions) { Duration::from_millis(1500) } else { Duration::from_millis(40) };
+    let limit = if cfg!(debug_assertions) {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_millis(40)
+    };
     assert!(median <= limit, "median {median:?} > {limit:?}");
 }

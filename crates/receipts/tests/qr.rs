@@ -13,13 +13,23 @@ fn svg_is_xml_with_a_viewbox_and_no_fixed_size() {
     let doc = roxmltree::Document::parse(&svg).expect("the SVG is well-formed XML");
     let root = doc.root_element();
     assert_eq!(root.tag_name().name(), "svg");
-    assert_eq!(root.tag_name().namespace(), Some("http://www.w3.org/2000/svg"));
-    let view_box: Vec<u32> =
-        root.attribute("viewBox").unwrap().split(' ').map(|n| n.parse().unwrap()).collect();
+    assert_eq!(
+        root.tag_name().namespace(),
+        Some("http://www.w3.org/2000/svg")
+    );
+    let view_box: Vec<u32> = root
+        .attribute("viewBox")
+        .unwrap()
+        .split(' ')
+        .map(|n| n.parse().unwrap())
+        .collect();
     assert_eq!(&view_box[..2], &[0, 0]);
     assert_eq!(view_box[2], view_box[3], "square");
     // Version 1 is 21 modules; the quiet zone adds 4 on each side.
-    assert!(view_box[2] >= 21 + 8 && (view_box[2] - 8 - 21) % 4 == 0, "{view_box:?}");
+    assert!(
+        view_box[2] >= 21 + 8 && (view_box[2] - 8 - 21).is_multiple_of(4),
+        "{view_box:?}"
+    );
     assert!(root.attribute("width").is_none() && root.attribute("height").is_none());
     assert_eq!(root.attribute("shape-rendering"), Some("crispEdges"));
     let path = root.children().find(|n| n.has_tag_name("path")).unwrap();
@@ -35,8 +45,21 @@ fn svg_scans_back_to_the_url() {
     // this checks the drawing, not just the XML.
     let svg = qr_svg(URL).unwrap();
     let doc = roxmltree::Document::parse(&svg).unwrap();
-    let size: u32 = doc.root_element().attribute("viewBox").unwrap().split(' ').nth(2).unwrap().parse().unwrap();
-    let d = doc.descendants().find(|n| n.has_tag_name("path")).unwrap().attribute("d").unwrap();
+    let size: u32 = doc
+        .root_element()
+        .attribute("viewBox")
+        .unwrap()
+        .split(' ')
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let d = doc
+        .descendants()
+        .find(|n| n.has_tag_name("path"))
+        .unwrap()
+        .attribute("d")
+        .unwrap();
     let scale = 6;
     let mut img = image::GrayImage::from_pixel(size * scale, size * scale, image::Luma([255]));
     for run in d.split('M').filter(|s| !s.is_empty()) {
@@ -59,11 +82,15 @@ fn svg_scans_back_to_the_url() {
 #[test]
 fn png_decodes_and_scans_back_to_the_exact_url() {
     let png = qr_png(URL, 4).unwrap();
-    let img = image::load_from_memory_with_format(&png, image::ImageFormat::Png).unwrap().to_luma8();
+    let img = image::load_from_memory_with_format(&png, image::ImageFormat::Png)
+        .unwrap()
+        .to_luma8();
     assert_eq!(img.width(), img.height());
     assert_eq!(img.width() % 4, 0, "whole-pixel modules");
     // Quiet zone: the first 16 pixel rows and columns are white.
-    assert!((0..16).all(|i| img.get_pixel(i, i).0 == [255] && img.get_pixel(i, img.height() - 1 - i).0 == [255]));
+    assert!((0..16).all(
+        |i| img.get_pixel(i, i).0 == [255] && img.get_pixel(i, img.height() - 1 - i).0 == [255]
+    ));
     // The finder pattern starts right after the quiet zone.
     assert_eq!(img.get_pixel(16, 16).0, [0]);
 

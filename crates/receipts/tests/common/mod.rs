@@ -9,7 +9,9 @@ use std::process::Command;
 /// True when `tool` is an executable on PATH. Tests that need it print why they skip when it
 /// is missing; scripts/setup.sh installs all of them (poppler-utils, zbar-tools).
 pub fn have(tool: &str) -> bool {
-    let Some(path) = std::env::var_os("PATH") else { return false };
+    let Some(path) = std::env::var_os("PATH") else {
+        return false;
+    };
     std::env::split_paths(&path).any(|dir| dir.join(tool).is_file())
 }
 
@@ -40,14 +42,32 @@ pub fn artifacts() -> PathBuf {
 
 /// Every symbol zbarimg decodes from an image file, as raw text.
 pub fn zbar(image: &Path) -> Vec<String> {
-    let out = Command::new("zbarimg").args(["--raw", "-q"]).arg(image).output().unwrap();
-    assert!(out.status.success(), "zbarimg found no code in {}: {:?}", image.display(), out);
-    String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
+    let out = Command::new("zbarimg")
+        .args(["--raw", "-q"])
+        .arg(image)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "zbarimg found no code in {}: {:?}",
+        image.display(),
+        out
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// `pdftotext -layout` of a PDF file, all pages.
 pub fn pdftotext(pdf: &Path) -> String {
-    let out = Command::new("pdftotext").arg("-layout").arg(pdf).arg("-").output().unwrap();
+    let out = Command::new("pdftotext")
+        .arg("-layout")
+        .arg(pdf)
+        .arg("-")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "pdftotext failed: {out:?}");
     String::from_utf8(out.stdout).unwrap()
 }
