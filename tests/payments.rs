@@ -80,12 +80,14 @@ async fn pos_closing_the_sync_connection_cancels_the_payment() -> Result<()> {
     let truth = env.sandbox_transactions_for("C-1").await?;
     assert_eq!(truth.len(), 1);
     assert_eq!(truth[0]["status"], 9, "cancelled at SensePass too");
-    let (_, ops) = env.get("/api/agent/outbox").await?;
-    assert!(
-        ops["items"].as_array().map(|a| a.iter().any(|o| o["kind"] == "cancel" && o["state"] == "delivered")).unwrap_or(false),
-        "the cancel is journaled as an operation: {ops}"
-    );
-    let _ = number;
+    let ops = env
+        .eventually("/api/agent/outbox", 10, |ops| {
+            ops["items"].as_array().map(|a| a.iter().any(|o| o["kind"] == "cancel" && o["state"] == "delivered")).unwrap_or(false)
+        })
+        .await?;
+    let cancel = ops["items"].as_array().and_then(|a| a.iter().find(|o| o["kind"] == "cancel").cloned()).unwrap_or_default();
+    assert_eq!(cancel["payload"]["transactionNumber"], number.as_str(), "the cancel is journaled as an operation");
+    assert_eq!(cancel["payload"]["reason"], "pos_disconnected");
     Ok(())
 }
 

@@ -34,6 +34,12 @@ pub enum AgentError {
     /// A money-out operation without a valid POS token or manager PIN.
     #[error("this operation needs the POS token (Authorization: Bearer …)")]
     Unauthorized,
+    /// A manager-only operation without a manager session.
+    #[error("this needs a manager login (Authorization: Bearer <session>)")]
+    ManagerOnly,
+    /// Wrong manager PIN, or logins locked after too many.
+    #[error("{0}")]
+    Login(String),
     /// The request conflicts with the transaction's state (e.g. refund of an unpaid payment).
     #[error("{0}")]
     Conflict(String),
@@ -98,6 +104,8 @@ impl AgentError {
             AgentError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             AgentError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             AgentError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            AgentError::ManagerOnly => (StatusCode::UNAUTHORIZED, "manager_only"),
+            AgentError::Login(_) => (StatusCode::UNAUTHORIZED, "login_failed"),
             AgentError::RefundCap { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "refund_exceeds_captured"),
             AgentError::Unreachable(_) => (StatusCode::SERVICE_UNAVAILABLE, "sensepass_unreachable"),
             AgentError::Uncertain(_) => (StatusCode::GATEWAY_TIMEOUT, "outcome_unknown"),

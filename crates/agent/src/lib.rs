@@ -28,6 +28,7 @@ pub mod embedded;
 pub mod error;
 pub mod events;
 pub mod live;
+pub mod manager;
 pub mod outbox;
 pub mod run;
 pub mod service;

@@ -93,6 +93,8 @@ struct Inner {
     shutdown: CancellationToken,
     /// Wakes the outbox worker when an operation is queued (it also polls on a timer).
     outbox_wake: tokio::sync::Notify,
+    /// Manager PIN sessions.
+    manager: crate::manager::Manager,
 }
 
 impl Agent {
@@ -120,6 +122,7 @@ impl Agent {
                 pos_token,
                 shutdown,
                 outbox_wake: tokio::sync::Notify::new(),
+                manager: crate::manager::Manager::default(),
             }),
         })
     }
@@ -142,6 +145,16 @@ impl Agent {
     /// The shutdown signal shared by all background tasks.
     pub fn shutdown_token(&self) -> &CancellationToken {
         &self.inner.shutdown
+    }
+
+    /// Manager PIN sessions.
+    pub fn manager(&self) -> &crate::manager::Manager {
+        &self.inner.manager
+    }
+
+    /// The POS token (shown to a logged-in manager and by `till-agent token`).
+    pub fn pos_token(&self) -> &str {
+        &self.inner.pos_token
     }
 
     /// Wakes the outbox worker.

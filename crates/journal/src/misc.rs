@@ -165,6 +165,42 @@ impl Journal {
     }
 }
 
+impl Journal {
+    /// Number of sales (setup carts excluded) created in `[from_ms, to_ms)`, per currency and
+    /// status, for the end-of-day summary. Payments SensePass never answered have no status and
+    /// are counted under `None`.
+    pub fn status_counts(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(Currency, Option<till_core::Status>, u64)>, JournalError> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT currency, status, COUNT(*) FROM transactions \
+                 WHERE setup = 0 AND created_at >= ?1 AND created_at < ?2 \
+                 GROUP BY currency, status ORDER BY currency, status",
+            )?;
+            let rows = stmt.query_map([from_ms, to_ms], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?, r.get::<_, i64>(2)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (code, status, n) = row?;
+                let currency =
+                    Currency::from_code(&code).map_err(|e| JournalError::Corrupt(e.to_string()))?;
+                let status = match status {
+                    Some(c) => Some(till_core::Status::from_code(c).ok_or_else(|| {
+                        JournalError::Corrupt(format!("unknown status code {c}"))
+                    })?),
+                    None => None,
+                };
+                out.push((currency, status, count(n)));
+            }
+            Ok(out)
+        })
+    }
+}
+
 /// The index of `code`'s entry in `out`, adding an empty one if needed.
 fn totals_entry(out: &mut Vec<Totals>, code: &str) -> Result<usize, JournalError> {
     let currency = Currency::from_code(code).map_err(|e| JournalError::Corrupt(e.to_string()))?;

@@ -257,3 +257,20 @@ fn pairing_and_settings() {
     assert!(j.delete_setting("a").unwrap());
     assert!(!j.delete_setting("a").unwrap());
 }
+
+#[test]
+fn status_counts_per_currency() {
+    let (_d, j) = journal();
+    seed(&j);
+    // [0, 6): p0 EUR approved, p1 declined, p2 timeout, p3 approved, p4 declined, p5 EUR timeout.
+    let counts = j.status_counts(T0, T0 + 6 * HOUR).unwrap();
+    let get = |c: Currency, s: Status| {
+        counts.iter().find(|(cc, ss, _)| *cc == c && *ss == Some(s)).map(|(_, _, n)| *n).unwrap_or(0)
+    };
+    assert_eq!(get(Currency::Usd, Status::Approved), 1);
+    assert_eq!(get(Currency::Usd, Status::Declined), 2);
+    assert_eq!(get(Currency::Usd, Status::Timeout), 1);
+    assert_eq!(get(Currency::Eur, Status::Approved), 1);
+    assert_eq!(get(Currency::Eur, Status::Timeout), 1);
+    assert_eq!(counts.iter().map(|(_, _, n)| n).sum::<u64>(), 6, "the setup cart is not a sale: {counts:?}");
+}

@@ -310,6 +310,15 @@ pub struct JournalParams {
 
 /// `GET /api/agent/transactions`: the journal, filtered and paginated.
 pub async fn journal_query(State(agent): State<Agent>, Query(p): Query<JournalParams>) -> Result<Response, AgentError> {
+    let q = journal_query_of(p)?;
+    let (limit, offset) = (q.limit, q.offset);
+    let page = agent.journal(move |j| j.query(&q)).await?;
+    let items: Vec<Value> = page.items.iter().map(record_json).collect();
+    Ok(Json(json!({ "total": page.total, "limit": limit, "offset": offset, "items": items })).into_response())
+}
+
+/// Validates journal filters (every invalid one named) into a journal query.
+pub(crate) fn journal_query_of(p: JournalParams) -> Result<JournalQuery, AgentError> {
     let mut invalid = till_core::InvalidParameters::new();
     let mut statuses = Vec::new();
     for part in p.status.as_deref().unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -320,7 +329,7 @@ pub async fn journal_query(State(agent): State<Agent>, Query(p): Query<JournalPa
     }
     let from = parse_time(p.from.as_deref(), "from", &mut invalid);
     let to = parse_time(p.to.as_deref(), "to", &mut invalid);
-    let currency = match p.currency.as_deref() {
+    let currency = match p.currency.as_deref().filter(|c| !c.is_empty()) {
         Some(c) => match till_core::Currency::from_code(c) {
             Ok(c) => Some(c),
             Err(_) => {
@@ -335,11 +344,11 @@ pub async fn journal_query(State(agent): State<Agent>, Query(p): Query<JournalPa
         invalid.push("limit", "must be between 1 and 500");
     }
     invalid.into_result().map_err(AgentError::Invalid)?;
-    let q = JournalQuery {
+    Ok(JournalQuery {
         from_ms: from,
         to_ms: to,
         status: statuses,
-        order_id: p.order_id,
+        order_id: p.order_id.filter(|o| !o.is_empty()),
         min_amount: p.min_amount.map(till_core::Minor),
         max_amount: p.max_amount.map(till_core::Minor),
         currency,
@@ -347,10 +356,7 @@ pub async fn journal_query(State(agent): State<Agent>, Query(p): Query<JournalPa
         include_setup: false,
         limit,
         offset: p.offset.unwrap_or(0),
-    };
-    let page = agent.journal(move |j| j.query(&q)).await?;
-    let items: Vec<Value> = page.items.iter().map(record_json).collect();
-    Ok(Json(json!({ "total": page.total, "limit": limit, "offset": p.offset.unwrap_or(0), "items": items })).into_response())
+    })
 }
 
 /// `GET /api/agent/transactions/{id}`: one payment (by local id or TransactionNumber) with its
@@ -437,7 +443,7 @@ fn record_json(r: &till_journal::PaymentRecord) -> Value {
     })
 }
 
-fn parse_time(v: Option<&str>, name: &str, invalid: &mut till_core::InvalidParameters) -> Option<i64> {
+pub(crate) fn parse_time(v: Option<&str>, name: &str, invalid: &mut till_core::InvalidParameters) -> Option<i64> {
     let v = v?.trim();
     if let Ok(ms) = v.parse::<i64>() {
         return Some(ms);

@@ -9,6 +9,7 @@
 //!
 //! Handlers are thin: they parse, call [`crate::service::Agent`], and shape the answer.
 
+mod console;
 mod handlers;
 pub mod openapi;
 pub mod security;
@@ -45,8 +46,19 @@ pub fn router(agent: Agent, addr: SocketAddr) -> Router {
         .route("/api/agent/transactions/{id}", get(handlers::journal_detail))
         .route("/api/agent/outbox", get(handlers::outbox))
         .route("/api/agent/openapi.json", get(openapi::serve))
+        .route("/api/agent/qr.svg", get(console::qr_svg))
+        .route("/api/agent/transactions/{id}/receipt.pdf", get(console::receipt_pdf))
+        .route("/api/agent/transactions.csv", get(console::transactions_csv))
+        .route("/api/agent/summary", get(console::summary))
+        .route("/api/agent/manager", get(console::manager_state))
+        .route("/api/agent/manager/pin", post(console::manager_set_pin))
+        .route("/api/agent/manager/login", post(console::manager_login))
+        .route("/api/agent/settings", get(console::settings))
+        .route("/api/agent/pairing", post(console::pair).delete(console::unpair))
         // Everything else under /api/ goes to SensePass with deviceId added.
         .route("/api/{*path}", axum::routing::any(handlers::passthrough))
+        // The web UI (cashier screen, manager console, settings).
+        .fallback(get(console::ui))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(security::cors(&origins))
         .layer(axum::middleware::from_fn_with_state(guard, security::guard))

@@ -102,21 +102,34 @@ fn has_body(headers: &HeaderMap) -> bool {
     }
 }
 
-/// Money-out operations need `Authorization: Bearer <POS token>`, unless the configuration
-/// waives it for legacy POS software (reported in the log and in health).
+/// Money-out operations need `Authorization: Bearer <POS token>` or a manager session, unless
+/// the configuration waives it for legacy POS software (reported in the log and in health).
 pub fn require_pos_token(agent: &Agent, headers: &HeaderMap) -> Result<(), AgentError> {
     if agent.config().waive_pos_token {
         return Ok(());
     }
-    let token = headers
+    match bearer(headers) {
+        Some(t) if agent.check_pos_token(t) || agent.manager().check(t) => Ok(()),
+        _ => Err(AgentError::Unauthorized),
+    }
+}
+
+/// Manager-only operations (pairing, settings, the POS token view) need a manager session from
+/// `POST /api/agent/manager/login`. The POS token is not enough: POS software has no business
+/// re-pairing the till.
+pub fn require_manager(agent: &Agent, headers: &HeaderMap) -> Result<(), AgentError> {
+    match bearer(headers) {
+        Some(t) if agent.manager().check(t) => Ok(()),
+        _ => Err(AgentError::ManagerOnly),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match token {
-        Some(t) if agent.check_pos_token(t) => Ok(()),
-        _ => Err(AgentError::Unauthorized),
-    }
+        .map(str::trim)
 }
 
 /// CORS for the allow-listed origins only.

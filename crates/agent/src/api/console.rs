@@ -1,0 +1,384 @@
+//! Endpoints behind the cashier screen and the manager console: the UI's static files, the
+//! dynamic QR, PDF receipts, manager PIN and sessions, end-of-day summary, CSV export, settings
+//! and pairing. Everything here is an agent extension under `/api/agent/` (or `/` for the UI).
+
+use super::handlers::{format_ms, JsonBody};
+use super::security::require_manager;
+use crate::error::AgentError;
+use crate::manager::{hash_pin, valid_pin, ManagerError, PIN_SETTING};
+use crate::service::Agent;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use till_core::{Currency, Minor, Money, Product, Status};
+use till_journal::{OpKind, OpState, Pairing, PaymentRecord};
+use till_sensepass::Transaction;
+
+/// The web UI (`ui/`), embedded in the binary so one file is the whole agent. In debug builds
+/// rust-embed reads the files from disk, so UI edits show without a rebuild.
+#[derive(rust_embed::Embed)]
+#[folder = "../../ui/"]
+#[exclude = "tests/*"]
+#[exclude = "*.md"]
+struct UiFiles;
+
+/// `GET /` and `GET /{file}`: the UI.
+pub async fn ui(uri: Uri) -> Response {
+    let path = uri.path().trim_start_matches('/');
+    let path = if path.is_empty() { "index.html" } else { path };
+    if path.split('/').any(|seg| seg == ".." || seg.starts_with('.')) {
+        return (StatusCode::NOT_FOUND, "not found").into_response();
+    }
+    match UiFiles::get(path) {
+        Some(file) => {
+            let mime = file.metadata.mimetype().to_string();
+            ([(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, "no-cache".to_string())], file.data.into_owned())
+                .into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}
+
+/// Query of `GET /api/agent/qr.svg`.
+#[derive(Deserialize)]
+pub struct QrParams {
+    /// What the QR encodes (a payment URL).
+    data: String,
+}
+
+/// `GET /api/agent/qr.svg?data=…`: the dynamic QR as SVG.
+pub async fn qr_svg(Query(q): Query<QrParams>) -> Result<Response, AgentError> {
+    if q.data.is_empty() || q.data.len() > 1024 {
+        return Err(AgentError::invalid("data", "must be 1 to 1024 characters"));
+    }
+    let svg = till_receipts::qr_svg(&q.data).map_err(|e| AgentError::invalid("data", &e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "no-store")], svg).into_response())
+}
+
+/// Query of the receipt endpoint.
+#[derive(Deserialize)]
+pub struct ReceiptParams {
+    /// `1` to download rather than display.
+    download: Option<u8>,
+}
+
+/// `GET /api/agent/transactions/{id}/receipt.pdf`.
+pub async fn receipt_pdf(
+    State(agent): State<Agent>,
+    Path(id): Path<String>,
+    Query(p): Query<ReceiptParams>,
+) -> Result<Response, AgentError> {
+    let key = id.clone();
+    let record = agent
+        .journal(move |j| Ok(j.by_local_id(&key)?.or(j.by_number(&key)?)))
+        .await?
+        .ok_or_else(|| AgentError::NotFound(format!("transaction {id}")))?;
+    let local = record.local_id.clone();
+    let ops = agent.journal(move |j| j.operations_for(&local)).await?;
+    let receipt = build_receipt(&record, &ops)?;
+    let pdf = till_receipts::render_pdf_at(&receipt, record.created_at / 1000)
+        .map_err(|e| AgentError::Internal(e.to_string()))?;
+    let name = format!("receipt-{}.pdf", record.number.as_deref().unwrap_or(&record.local_id).chars().take(12).collect::<String>());
+    let disposition = if p.download == Some(1) { format!("attachment; filename=\"{name}\"") } else { format!("inline; filename=\"{name}\"") };
+    Ok(([(header::CONTENT_TYPE, "application/pdf".to_string()), (header::CONTENT_DISPOSITION, disposition)], pdf).into_response())
+}
+
+/// Maps a journal record (and its SensePass entity) to the receipt model.
+pub fn build_receipt(record: &PaymentRecord, ops: &[till_journal::Operation]) -> Result<till_receipts::Receipt, AgentError> {
+    let tx = record.entity_json.clone().and_then(|e| Transaction::from_json(e).ok());
+    let raw = |k: &str| tx.as_ref().and_then(|t| t.get(k)).and_then(Value::as_str).map(str::to_string);
+    let products: Vec<Product> = match tx.as_ref().and_then(|t| t.products().ok()).filter(|p| !p.is_empty()) {
+        Some(p) => p,
+        None => record
+            .request_json
+            .get("products")
+            .cloned()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default(),
+    };
+    let lines = products
+        .iter()
+        .map(till_receipts::ReceiptLine::from_product)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| AgentError::Internal(e.to_string()))?;
+    let vat_total = Product::cart_vat(&products).unwrap_or(Minor::ZERO);
+    let approval = tx.as_ref().and_then(|t| {
+        t.confirmations().into_iter().find(|c| !c.is_refund()).map(|c| till_receipts::Approval {
+            confirmation: c.confirmation_number.clone(),
+            payment_method: c.payment_method_name.clone(),
+            card_mask: c.card_mask.clone(),
+            auth_number: c.auth_number.clone(),
+            approved_at: c.date_approval.clone(),
+        })
+    });
+    let refunds = ops
+        .iter()
+        .filter(|o| o.kind == OpKind::Refund && matches!(o.state, OpState::Delivered | OpState::Pending | OpState::InFlight))
+        .map(|o| till_receipts::RefundLine {
+            amount: o.amount.unwrap_or(Minor::ZERO),
+            at: format_ms(o.finished_at.unwrap_or(o.created_at)),
+            confirmation: o.result.as_ref().and_then(|r| r.get("refundConfirmation")).and_then(Value::as_str).map(str::to_string),
+            queued: o.state != OpState::Delivered,
+        })
+        .collect();
+    let status = match (record.status, record.phase) {
+        (Some(s), _) => s.display_name().trim_start_matches("Transaction ").to_string(),
+        (None, phase) => format!("{phase:?}"),
+    };
+    Ok(till_receipts::Receipt {
+        merchant: till_receipts::Merchant {
+            name: tx.as_ref().and_then(|t| t.business_name()).unwrap_or("Till Agent").to_string(),
+            address: raw("businessAddress"),
+            phone: raw("businessOwnerPhone"),
+        },
+        transaction_number: record.number.clone(),
+        order_id: record.order_id.clone(),
+        date: format_human(record.created_at),
+        currency: record.currency,
+        lines,
+        total: record.amount,
+        vat_total,
+        status,
+        approval,
+        refunds,
+        qr_data: tx.as_ref().and_then(|t| t.transaction_page()).and_then(|p| p.qr_url.clone()),
+        note: record.product_sum_mismatch.then(|| "The items do not add up to the amount charged.".to_string()),
+    })
+}
+
+fn format_human(ms: i64) -> String {
+    let s = format_ms(ms);
+    // 2026-11-21T17:36:31.291Z → 2026-11-21 17:36 UTC
+    match (s.get(0..10), s.get(11..16)) {
+        (Some(d), Some(t)) => format!("{d} {t} UTC"),
+        _ => s,
+    }
+}
+
+/// `GET /api/agent/manager`: whether a manager PIN has been set (first run sets it).
+pub async fn manager_state(State(agent): State<Agent>) -> Result<Response, AgentError> {
+    let set = agent.journal(|j| j.setting(PIN_SETTING)).await?.is_some();
+    Ok(Json(json!({ "pinSet": set })).into_response())
+}
+
+/// `POST /api/agent/manager/pin {pin, currentPin?}`: sets or changes the manager PIN.
+pub async fn manager_set_pin(State(agent): State<Agent>, JsonBody(body): JsonBody) -> Result<Response, AgentError> {
+    let pin = body.get("pin").and_then(Value::as_str).unwrap_or_default().to_string();
+    if !valid_pin(&pin) {
+        return Err(AgentError::invalid("pin", "must be 4 to 12 digits"));
+    }
+    if let Some(hash) = agent.journal(|j| j.setting(PIN_SETTING)).await? {
+        let current = body.get("currentPin").and_then(Value::as_str).unwrap_or_default().to_string();
+        agent.manager().login(&current, &hash).map_err(login_error)?;
+    }
+    let hash = tokio::task::spawn_blocking(move || hash_pin(&pin))
+        .await
+        .map_err(|e| AgentError::Internal(e.to_string()))?
+        .map_err(|e| AgentError::Internal(e.to_string()))?;
+    agent.journal(move |j| j.set_setting(PIN_SETTING, &hash)).await?;
+    agent.manager().logout_all();
+    tracing::info!("manager PIN set");
+    Ok(Json(json!({ "pinSet": true })).into_response())
+}
+
+/// `POST /api/agent/manager/login {pin}` → `{token, expiresAt}`.
+pub async fn manager_login(State(agent): State<Agent>, JsonBody(body): JsonBody) -> Result<Response, AgentError> {
+    let pin = body.get("pin").and_then(Value::as_str).unwrap_or_default().to_string();
+    let hash = agent
+        .journal(|j| j.setting(PIN_SETTING))
+        .await?
+        .ok_or_else(|| AgentError::Conflict("no manager PIN yet: set one first".into()))?;
+    let manager = agent.clone();
+    let (token, ttl) = tokio::task::spawn_blocking(move || manager.manager().login(&pin, &hash))
+        .await
+        .map_err(|e| AgentError::Internal(e.to_string()))?
+        .map_err(login_error)?;
+    let expires = till_journal::now_ms() + ttl.as_millis() as i64;
+    Ok(Json(json!({ "token": token, "expiresAt": format_ms(expires) })).into_response())
+}
+
+fn login_error(e: ManagerError) -> AgentError {
+    AgentError::Login(e.to_string())
+}
+
+/// Query of the summary and CSV endpoints.
+#[derive(Deserialize)]
+pub struct RangeParams {
+    /// Inclusive start (RFC 3339 or unix ms); default: today 00:00 UTC.
+    from: Option<String>,
+    /// Exclusive end; default: now.
+    to: Option<String>,
+}
+
+fn range(p: &RangeParams) -> Result<(i64, i64), AgentError> {
+    let mut invalid = till_core::InvalidParameters::new();
+    let now = till_journal::now_ms();
+    let from = super::handlers::parse_time(p.from.as_deref(), "from", &mut invalid).unwrap_or(now - now % 86_400_000);
+    let to = super::handlers::parse_time(p.to.as_deref(), "to", &mut invalid).unwrap_or(now + 1);
+    invalid.into_result().map_err(AgentError::Invalid)?;
+    Ok((from, to))
+}
+
+/// `GET /api/agent/summary?from&to`: end-of-day totals per currency and counts per status.
+pub async fn summary(State(agent): State<Agent>, Query(p): Query<RangeParams>) -> Result<Response, AgentError> {
+    let (from, to) = range(&p)?;
+    let (totals, counts) = agent.journal(move |j| Ok((j.totals(from, to)?, j.status_counts(from, to)?))).await?;
+    let mut currencies: Vec<Currency> = totals.iter().map(|t| t.currency).chain(counts.iter().map(|c| c.0)).collect();
+    currencies.sort();
+    currencies.dedup();
+    let rows: Vec<Value> = currencies
+        .into_iter()
+        .map(|c| {
+            let t = totals.iter().find(|t| t.currency == c);
+            let approved = t.map(|t| t.captured_amount).unwrap_or(Minor::ZERO);
+            let refunded = t.map(|t| t.refunded_amount).unwrap_or(Minor::ZERO);
+            let net = approved.checked_sub(refunded).unwrap_or(Minor::ZERO);
+            let mut by_status = serde_json::Map::new();
+            let mut count = 0;
+            for (_, s, n) in counts.iter().filter(|x| x.0 == c) {
+                let key = s.map(Status::key).unwrap_or("not_created");
+                count += n;
+                by_status.insert(key.to_string(), json!(n));
+            }
+            let fmt = |m: Minor| Money { minor: m, currency: c }.display();
+            json!({
+                "currency": c.code(),
+                "count": count,
+                "approvedCount": t.map(|t| t.captured_count).unwrap_or(0),
+                "approvedMinor": approved.0,
+                "refundedMinor": refunded.0,
+                "netMinor": net.0,
+                "approved": fmt(approved),
+                "refunded": fmt(refunded),
+                "net": fmt(net),
+                "byStatus": by_status,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "from": format_ms(from), "to": format_ms(to), "currencies": rows })).into_response())
+}
+
+/// `GET /api/agent/transactions.csv?<journal filters>`: the journal as CSV (up to 10,000 rows).
+pub async fn transactions_csv(
+    State(agent): State<Agent>,
+    Query(p): Query<super::handlers::JournalParams>,
+) -> Result<Response, AgentError> {
+    let mut q = super::handlers::journal_query_of(p)?;
+    q.limit = 10_000;
+    q.offset = 0;
+    let page = agent.journal(move |j| j.query(&q)).await?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let header = ["created_at", "transaction_number", "order_id", "status", "amount", "currency", "committed_at", "product_sum_mismatch", "local_id"];
+    w.write_record(header).map_err(|e| AgentError::Internal(e.to_string()))?;
+    for r in &page.items {
+        let amount = Money { minor: r.amount, currency: r.currency }.to_major_string_fixed();
+        let status = r.status.map(Status::key).unwrap_or("not_created");
+        let row = [
+            format_ms(r.created_at),
+            r.number.clone().unwrap_or_default(),
+            r.order_id.clone().unwrap_or_default(),
+            status.to_string(),
+            amount,
+            r.currency.code().to_string(),
+            r.committed_at.map(format_ms).unwrap_or_default(),
+            r.product_sum_mismatch.to_string(),
+            r.local_id.clone(),
+        ];
+        w.write_record(&row).map_err(|e| AgentError::Internal(e.to_string()))?;
+    }
+    let bytes = w.into_inner().map_err(|e| AgentError::Internal(e.to_string()))?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"till-agent-journal.csv\"")],
+        bytes,
+    )
+        .into_response())
+}
+
+/// `GET /api/agent/settings` (manager): the POS token and where the agent talks to.
+pub async fn settings(State(agent): State<Agent>, headers: HeaderMap) -> Result<Response, AgentError> {
+    require_manager(&agent, &headers)?;
+    let pairing = agent.pairing().await?;
+    let c = agent.config();
+    Ok(Json(json!({
+        "posToken": agent.pos_token(),
+        "environment": pairing.as_ref().map(|p| p.environment.clone()),
+        "sensepassUrl": pairing.as_ref().map(|p| p.api_base.clone()).unwrap_or_else(|| c.sensepass_url.clone()),
+        "socketUrl": pairing.as_ref().map(|p| p.socket_url.clone()).unwrap_or_else(|| c.socket_url.clone()),
+        "listen": c.listen.to_string(),
+        "waivePosToken": c.waive_pos_token,
+    }))
+    .into_response())
+}
+
+/// `POST /api/agent/pairing` (manager): pair by tag PIN, by creating a dynamic-QR device, or by
+/// device id. The agent keeps talking to its configured SensePass URLs; the environment names them.
+pub async fn pair(State(agent): State<Agent>, headers: HeaderMap, JsonBody(body): JsonBody) -> Result<Response, AgentError> {
+    require_manager(&agent, &headers)?;
+    let s = |k: &str| body.get(k).and_then(Value::as_str).map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+    let method = s("method").unwrap_or_default();
+    let mut invalid = till_core::InvalidParameters::new();
+    match method.as_str() {
+        "pin" => {
+            if s("pin").is_none() {
+                invalid.push("pin", "is required (XXX-XXX-XXX)");
+            }
+            if s("apiKey").is_none() {
+                invalid.push("apiKey", "is required");
+            }
+        }
+        "create" => {
+            if s("apiKey").is_none() {
+                invalid.push("apiKey", "is required");
+            }
+            if s("posName").is_none() {
+                invalid.push("posName", "is required");
+            }
+        }
+        "device" => {
+            if s("deviceId").is_none() {
+                invalid.push("deviceId", "is required");
+            }
+        }
+        _ => invalid.push("method", "must be pin, create or device"),
+    }
+    invalid.into_result().map_err(AgentError::Invalid)?;
+    let (device_id, name, client_box) = if method == "device" {
+        (s("deviceId").unwrap_or_default(), s("posName").unwrap_or_default(), None)
+    } else {
+        let client = agent.api_key_client(&s("apiKey").unwrap_or_default());
+        let result = if method == "pin" {
+            client
+                .devices_match(&till_sensepass::models::MatchRequest { pin_code: s("pin"), pos_name: s("posName"), ..Default::default() })
+                .await
+        } else {
+            client.devices_create(&till_sensepass::models::CreateDeviceRequest { pos_name: s("posName").unwrap_or_default() }).await
+        };
+        agent.note_reachability(&result);
+        let device = result?;
+        (device.device_alias_key.clone(), device.name.clone().unwrap_or_default(), device.client_boxes.first().cloned())
+    };
+    let c = agent.config();
+    let pairing = Pairing {
+        device_id: device_id.clone(),
+        pos_name: name.clone(),
+        environment: s("environment").unwrap_or_else(|| "custom".into()),
+        api_base: c.sensepass_url.clone(),
+        socket_url: c.socket_url.clone(),
+        client_box_url: client_box,
+        paired_at: till_journal::now_ms(),
+    };
+    agent.journal(move |j| j.set_pairing(&pairing)).await?;
+    tracing::info!("paired with a new device");
+    Ok(Json(json!({ "paired": true, "deviceId": device_id, "posName": name })).into_response())
+}
+
+/// `DELETE /api/agent/pairing` (manager).
+pub async fn unpair(State(agent): State<Agent>, headers: HeaderMap) -> Result<Response, AgentError> {
+    require_manager(&agent, &headers)?;
+    agent.journal(|j| j.clear_pairing()).await?;
+    tracing::info!("unpaired");
+    Ok(Json(json!({ "paired": false })).into_response())
+}
