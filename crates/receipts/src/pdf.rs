@@ -458,7 +458,10 @@ fn blocks(r: &Receipt, fonts: &Fonts) -> Result<Vec<Block>, ReceiptError> {
     {
         b.centered(&phone, BODY);
     }
-    b.rule();
+    if b.y > 0.0 {
+        b.rule();
+    }
+    let before_meta = b.y;
     let date = clean(&r.date);
     if !date.is_empty() {
         b.label_value("Date", &date, BODY, BODY);
@@ -474,7 +477,9 @@ fn blocks(r: &Receipt, fonts: &Fonts) -> Result<Vec<Block>, ReceiptError> {
     {
         b.identifier("Transaction", &number);
     }
-    b.rule();
+    if b.y > before_meta {
+        b.rule();
+    }
     out.push(b.finish());
 
     // One block per line, so a line and its details stay on one page.
@@ -508,6 +513,7 @@ fn blocks(r: &Receipt, fonts: &Fonts) -> Result<Vec<Block>, ReceiptError> {
     // Status and how the payment was approved.
     let mut b = BlockBuilder::new(fonts);
     b.rule();
+    let after_rule = b.y;
     let status = clean(&r.status);
     if !status.is_empty() {
         b.label_value("Status", &status, BODY, BODY_BOLD);
@@ -526,7 +532,9 @@ fn blocks(r: &Receipt, fonts: &Fonts) -> Result<Vec<Block>, ReceiptError> {
             }
         }
     }
-    out.push(b.finish());
+    if b.y > after_rule {
+        out.push(b.finish());
+    }
 
     // Refunds, each its own block, then the net.
     if !r.refunds.is_empty() {
