@@ -1,88 +1,191 @@
-// Till Agent placeholder page: polls the agent's health endpoint and shows what it says.
+// Till Agent UI: start-up, hash routes, the agent's health and event stream, the offline banner.
 //
-// The page runs in two places and must work in both:
-// - inside the desktop window, loaded from Tauri's own scheme (tauri://localhost or
-//   http://tauri.localhost), where the agent is a separate origin on http://127.0.0.1:8003;
-// - in a plain browser, served by the agent itself, where the API is same-origin.
+// Routes: #/cashier (default), #/manager[/tx/ID | /outbox | /summary], #/settings.
+// `?view=customer` shows only the customer-facing part of the cashier screen (a second display).
 "use strict";
 
-(function () {
-  const DEFAULT_AGENT = "http://127.0.0.1:8003";
-  const HEALTH_PATH = "/api/agent/health";
-  const POLL_MS = 3000;
-  const TIMEOUT_MS = 2500;
+(function (T) {
+  const HEALTH_MS = 3000;
+  const params = new URLSearchParams(window.location.search);
+  T.customerView = params.get("view") === "customer";
 
-  const $ = (id) => document.getElementById(id);
+  // ------------------------------------------------------------ confirm dialog
 
-  // Same-origin when the page is served over http(s) from a loopback host other than Tauri's;
-  // otherwise the agent's fixed local address.
-  function agentBase() {
-    const { protocol, hostname, origin } = window.location;
-    const loopback = hostname === "127.0.0.1" || hostname === "localhost" || hostname === "[::1]";
-    if ((protocol === "http:" || protocol === "https:") && loopback) return origin;
-    return DEFAULT_AGENT;
-  }
-
-  const base = agentBase();
-  $("agent-url").textContent = base;
-
-  // The header's store line from the health answer: the paired till's name, or "not paired yet".
-  function storeLine(body) {
-    if (!body || typeof body !== "object") return null;
-    const candidates = [body.storeName, body.businessName, body.posName];
-    for (const c of candidates) {
-      if (typeof c === "string" && c.trim() !== "") return "Store: " + c.trim();
-    }
-    if (body.paired === false) return "Store: not paired yet";
-    return null;
-  }
-
-  // One-line summary of the health answer: its status word and version, if any.
-  function summary(body) {
-    if (!body || typeof body !== "object") return "agent reachable";
-    const parts = [];
-    if (typeof body.status === "string") parts.push(body.status);
-    else if (body.ok === true) parts.push("ok");
-    if (typeof body.version === "string") parts.push("v" + body.version);
-    return parts.length ? "agent reachable: " + parts.join(", ") : "agent reachable";
-  }
-
-  function show(state, text) {
-    const status = $("status");
-    status.dataset.state = state;
-    status.textContent = text;
-    $("spinner").hidden = state === "ok";
-    $("headline").textContent = state === "ok" ? "Agent running" : "Agent starting…";
-    $("checked").textContent = "last checked " + new Date().toLocaleTimeString();
-  }
-
-  async function check() {
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
-    try {
-      const res = await fetch(base + HEALTH_PATH, {
-        method: "GET",
-        headers: { Accept: "application/json" },
-        cache: "no-store",
-        signal: controller.signal,
-      });
-      let body = null;
-      try { body = await res.json(); } catch (_) { body = null; }
-      if (!res.ok) {
-        show("down", "agent answered HTTP " + res.status);
-        return;
+  /** A modal question; resolves true when confirmed. {title, text, confirm, danger}. */
+  T.confirm = function (opts) {
+    const dialog = document.getElementById("confirm");
+    document.getElementById("confirm-title").textContent = opts.title || "Are you sure?";
+    document.getElementById("confirm-text").textContent = opts.text || "";
+    const yes = document.getElementById("confirm-yes");
+    yes.textContent = opts.confirm || "Confirm";
+    yes.classList.toggle("danger", !!opts.danger);
+    yes.classList.toggle("primary", !opts.danger);
+    return new Promise((resolve) => {
+      const done = () => {
+        dialog.removeEventListener("close", done);
+        resolve(dialog.returnValue === "ok");
+      };
+      dialog.returnValue = "";
+      dialog.addEventListener("close", done);
+      if (typeof dialog.showModal === "function") {
+        dialog.showModal();
+        document.getElementById("confirm-no").focus();
+      } else {
+        dialog.removeEventListener("close", done);
+        resolve(window.confirm((opts.title || "") + "\n\n" + (opts.text || "")));
       }
-      const line = storeLine(body);
-      if (line) $("store").textContent = line;
-      show("ok", summary(body));
+    });
+  };
+
+  // ------------------------------------------------------------ health
+
+  T.health = null;
+  T.agentReachable = null;
+  let healthBusy = false;
+  let healthAgain = false;
+
+  /** Reads /api/agent/health now (coalescing concurrent calls) and tells every view. */
+  T.refreshHealth = async function () {
+    if (healthBusy) { healthAgain = true; return; }
+    healthBusy = true;
+    try {
+      const r = await T.api("/api/agent/health", { timeoutMs: 2500 });
+      T.health = r.body || {};
+      T.agentReachable = true;
     } catch (_) {
-      // Network error, timeout, or a CORS refusal: from the page they all look the same.
-      show("down", "agent not reachable");
+      T.agentReachable = false;
     } finally {
-      clearTimeout(timer);
+      healthBusy = false;
+    }
+    renderHealth();
+    T.emit("health", T.health);
+    if (healthAgain) { healthAgain = false; T.refreshHealth(); }
+  };
+
+  function renderHealth() {
+    const h = T.health || {};
+    const conn = document.getElementById("conn");
+    const store = document.getElementById("store");
+    const banner = document.getElementById("banner");
+    if (T.agentReachable === false) {
+      conn.dataset.state = "down";
+      conn.textContent = "Agent offline";
+      T.fill(banner,
+        T.h("strong", {}, "The Till Agent is not running or not reachable."),
+        " Payments cannot start until it is back. Retrying every few seconds…");
+      banner.dataset.tone = "bad";
+      banner.hidden = false;
+      return;
+    }
+    store.textContent = h.paired ? (h.posName || "Paired till") : "Not paired";
+    const reachable = h.sensepassReachable !== false;
+    const socket = h.socketConnected !== false;
+    const queued = Number(h.queuedOperations || 0);
+    if (reachable && socket) {
+      conn.dataset.state = "ok";
+      conn.textContent = h.environment === "sandbox" ? "Online · sandbox" : "Online";
+      banner.hidden = true;
+      banner.replaceChildren();
+    } else {
+      conn.dataset.state = "offline";
+      conn.textContent = "Offline";
+      const since = h.offlineSince ? " since " + T.time(h.offlineSince) : "";
+      const what = !reachable ? "SensePass is unreachable" + since + "." : "The live connection to SensePass is down; statuses are being polled.";
+      T.fill(banner,
+        T.h("strong", {}, "Offline. "), what + " ",
+        T.h("span", { class: "queued", id: "queued-count", "data-count": String(queued) },
+          queued === 1 ? "1 operation queued" : queued + " operations queued"),
+        queued ? " — it will be sent when the connection returns." : ".");
+      banner.dataset.tone = "warn";
+      banner.hidden = false;
+    }
+    if (h.paired === false && !T.customerView) {
+      conn.dataset.state = "unpaired";
+      conn.textContent = "Not paired";
     }
   }
 
-  check();
-  setInterval(check, POLL_MS);
-})();
+  // ------------------------------------------------------------ event stream
+
+  let source = null;
+  let retryTimer = null;
+
+  function connectEvents() {
+    if (source) source.close();
+    source = new EventSource(T.url("/api/agent/events"));
+    source.addEventListener("hello", () => {
+      T.emit("resync");
+      T.refreshHealth();
+    });
+    source.addEventListener("lagged", () => T.emit("resync"));
+    source.addEventListener("status", (ev) => {
+      const data = parse(ev.data);
+      if (data) T.emit("status", data);
+    });
+    source.addEventListener("connectivity", (ev) => {
+      T.emit("connectivity", parse(ev.data));
+      T.refreshHealth();
+    });
+    source.addEventListener("operation", (ev) => {
+      T.emit("operation", parse(ev.data));
+      T.refreshHealth();
+    });
+    source.onerror = () => {
+      // The browser retries by itself while the stream is merely interrupted; a closed stream
+      // (agent restarted with an error answer) needs a new EventSource.
+      if (source.readyState === EventSource.CLOSED) {
+        clearTimeout(retryTimer);
+        retryTimer = setTimeout(connectEvents, 2000);
+      }
+      T.refreshHealth();
+    };
+  }
+
+  function parse(text) {
+    try { return JSON.parse(text); } catch (_) { return null; }
+  }
+
+  // ------------------------------------------------------------ routes
+
+  let current = null;
+
+  function route() {
+    let hash = window.location.hash.replace(/^#\/?/, "");
+    if (T.customerView) hash = "cashier";
+    const parts = hash.split("/").filter(Boolean).map(decodeURIComponent);
+    let name = parts[0] || "cashier";
+    if (!T.views[name]) name = "cashier";
+    for (const a of document.querySelectorAll("#nav a")) {
+      if (a.dataset.route === name) a.setAttribute("aria-current", "page");
+      else a.removeAttribute("aria-current");
+    }
+    for (const v of ["cashier", "manager", "settings"]) {
+      document.getElementById("view-" + v).hidden = v !== name;
+    }
+    if (current && current !== name && T.views[current].leave) T.views[current].leave();
+    const changed = current !== name;
+    current = name;
+    document.body.dataset.route = name;
+    T.views[name].enter(parts.slice(1), changed);
+    if (changed && !T.customerView) document.getElementById("main").focus({ preventScroll: true });
+  }
+  T.route = route;
+  T.currentRoute = () => current;
+
+  // ------------------------------------------------------------ start
+
+  function start() {
+    if (T.customerView) {
+      document.body.classList.add("customer");
+      document.title = "Till Agent — customer display";
+    }
+    window.addEventListener("hashchange", route);
+    route();
+    T.refreshHealth();
+    setInterval(T.refreshHealth, HEALTH_MS);
+    connectEvents();
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})(window.Till);

@@ -1,0 +1,441 @@
+// Till Agent UI: the cashier screen (and, with ?view=customer, the customer-facing display).
+//
+// The POS starts a payment over the local API; this screen learns of it from the `status` events
+// of /api/agent/events and shows the amount, the items, a large QR code the customer scans, a
+// countdown to the QR's expiry and the live status. At the expiry the QR is removed at once, never
+// left scannable. A final status shows an outcome screen that returns to idle after 10 seconds.
+"use strict";
+
+(function (T) {
+  const OUTCOME_MS = 10000;
+  const OPEN = new Set(T.OPEN_KEYS);
+
+  let root = null;
+  let mode = "idle"; // idle | active | outcome
+  let current = null; // the payment on screen
+  let tick = null;
+  let outcomeTimer = null;
+  let outcomeDeadline = 0;
+  let lastPayment = null;
+
+  // ------------------------------------------------------------ payment model
+
+  /** The fields this screen needs, from an SSE status event or a journal item. */
+  function fromEvent(ev) {
+    const tx = ev.transaction || null;
+    return {
+      localId: ev.localId,
+      number: ev.transactionNumber || (tx && tx.TransactionNumber) || null,
+      statusKey: ev.statusKey,
+      isFinal: !!ev.isFinal,
+      tx,
+    };
+  }
+  function fromItem(item) {
+    return {
+      localId: item.localId,
+      number: item.transactionNumber || null,
+      statusKey: item.statusKey,
+      isFinal: !OPEN.has(item.statusKey),
+      tx: item.transaction || null,
+      amountMinor: item.amountMinor,
+      currency: item.currency,
+      orderId: item.orderId,
+      mismatch: item.productSumMismatch,
+    };
+  }
+
+  /** Merges a newer observation of the same payment into `current`. */
+  function merge(p) {
+    if (!current || current.localId !== p.localId) {
+      current = p;
+    } else {
+      current.statusKey = p.statusKey;
+      current.isFinal = p.isFinal;
+      current.number = p.number || current.number;
+      if (p.tx) current.tx = p.tx;
+      for (const k of ["amountMinor", "currency", "orderId", "mismatch"]) {
+        if (p[k] !== undefined && p[k] !== null) current[k] = p[k];
+      }
+    }
+    const tx = current.tx;
+    if (tx) {
+      if (tx.currency) current.currency = tx.currency;
+      const m = T.majorToMinor(tx.amount, current.currency);
+      if (m !== null) current.amountMinor = m;
+      if (tx.posData && tx.posData.orderId) current.orderId = tx.posData.orderId;
+      if (typeof tx.productSumMismatch === "boolean") current.mismatch = tx.productSumMismatch;
+    }
+    return current;
+  }
+
+  /** Loads what an event lacks (amount before SensePass answered) from the journal. */
+  async function complete(p) {
+    if (p.amountMinor !== undefined && p.currency) return;
+    try {
+      const r = await T.api("/api/agent/transactions/" + encodeURIComponent(p.localId));
+      if (current && current.localId === p.localId) {
+        const item = fromItem(r.body);
+        // Keep the fresher status we may have received meanwhile.
+        item.statusKey = current.statusKey;
+        item.isFinal = current.isFinal;
+        merge(item);
+        render();
+      }
+    } catch (_) { /* the next event or resync fills it in */ }
+  }
+
+  // ------------------------------------------------------------ events
+
+  function onStatus(ev) {
+    const p = fromEvent(ev);
+    const same = current && current.localId === p.localId;
+    if (!same) {
+      // A payment we are not showing: only a new open one takes over the screen. Finals of
+      // other payments (a refund of an old sale, for instance) are not the cashier's business.
+      if (!OPEN.has(p.statusKey)) return;
+      current = null;
+    }
+    const wasFinal = same && current.isFinal;
+    merge(p);
+    if (current.isFinal) {
+      if (!wasFinal || mode !== "outcome") showOutcome();
+    } else {
+      mode = "active";
+      stopOutcomeTimer();
+      render();
+      complete(current);
+    }
+  }
+
+  /** After (re)connecting the event stream: events may have been missed. */
+  async function resync() {
+    try {
+      const open = await T.api("/api/agent/transactions?limit=1&status=" + T.OPEN_KEYS.filter((k) => k !== "creating" && k !== "unknown").join(","));
+      const item = open.body && open.body.items && open.body.items[0];
+      if (item) {
+        if (!current || current.localId !== item.localId || mode !== "active") current = null;
+        merge(fromItem(item));
+        mode = "active";
+        render();
+        return;
+      }
+      if (mode === "active" && current) {
+        // Our payment is no longer open: it ended while we were not listening.
+        const r = await T.api("/api/agent/transactions/" + encodeURIComponent(current.localId));
+        merge(fromItem(r.body));
+        if (current.isFinal) showOutcome();
+      }
+    } catch (_) { /* offline: the health banner says so */ }
+    if (mode === "idle") loadLast();
+  }
+
+  // ------------------------------------------------------------ cancel
+
+  async function cancel(button) {
+    if (!current || !current.number) return;
+    button.disabled = true;
+    const msg = T.$("#cancel-msg", root);
+    if (msg) msg.textContent = "Cancelling…";
+    try {
+      await T.api("/api/transactions/cancel/" + encodeURIComponent(current.number), { body: {} });
+      if (msg) msg.textContent = "";
+    } catch (e) {
+      let text = T.errorText(e);
+      if (e instanceof T.ApiError && e.status === 501) text = "The customer is paying right now; it can no longer be cancelled.";
+      if (msg) msg.textContent = text;
+      button.disabled = false;
+    }
+  }
+
+  // ------------------------------------------------------------ rendering
+
+  function stopTick() {
+    if (tick) { clearInterval(tick); tick = null; }
+  }
+  function stopOutcomeTimer() {
+    if (outcomeTimer) { clearInterval(outcomeTimer); outcomeTimer = null; }
+  }
+
+  function storeName() {
+    const h = T.health || {};
+    return h.posName || "Till Agent";
+  }
+
+  function renderIdle() {
+    stopTick();
+    const h = T.health || {};
+    const connected = T.agentReachable !== false && h.sensepassReachable !== false && h.socketConnected !== false;
+    let line;
+    if (T.agentReachable === false) line = "The agent is not reachable.";
+    else if (h.paired === false) line = "This till is not paired with SensePass yet. A manager can pair it in Settings.";
+    else if (!connected) line = "Offline: payments can start again when SensePass is reachable.";
+    else line = T.customerView ? "Your total will appear here." : "Ready. Payments started on the POS appear here.";
+    const last = lastPayment && !T.customerView
+      ? T.h("p", { class: "last-payment" }, "Last payment: ",
+          T.h("strong", {}, T.money(lastPayment.amountMinor, lastPayment.currency)), " ",
+          T.badge(lastPayment.statusKey), " at " + T.time(lastPayment.updatedAt))
+      : null;
+    T.fill(root,
+      T.h("div", { class: "idle", id: "cashier-idle", "data-state": "idle" },
+        T.h("div", { class: "idle-mark", "aria-hidden": "true" }, qrGlyph()),
+        T.h("h1", { class: "idle-title" }, T.customerView ? "Welcome" : storeName()),
+        T.customerView ? T.h("p", { class: "idle-store" }, storeName()) : null,
+        T.h("p", { class: "idle-line", "data-connected": String(connected) }, line),
+        last));
+  }
+
+  function qrGlyph() {
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("width", "72");
+    svg.setAttribute("height", "72");
+    const paths = ["M3 3h7v7H3z", "M14 3h7v7h-7z", "M3 14h7v7H3z", "M14 14h3v3h-3z", "M18 18h3v3h-3z", "M14 19h2v2h-2z", "M19 14h2v2h-2z"];
+    for (const d of paths) {
+      const p = document.createElementNS(ns, "path");
+      p.setAttribute("d", d);
+      svg.appendChild(p);
+    }
+    return svg;
+  }
+
+  /** Line total in minor units: (amount + vat − discount + sub-lines) × quantity, half away from zero. */
+  function lineTotal(p) {
+    let unit = Number(p.amount || 0) + Number(p.vat || 0) - Number(p.discount || 0);
+    for (const s of Array.isArray(p.subProducts) ? p.subProducts : []) unit += lineTotal(s);
+    const milli = Math.round(Number(p.quantity === undefined ? 1 : p.quantity) * 1000);
+    const prod = unit * milli;
+    return prod >= 0 ? Math.floor((prod + 500) / 1000) : -Math.floor((-prod + 500) / 1000);
+  }
+
+  function qty(q) {
+    const n = Number(q === undefined ? 1 : q);
+    return Number.isInteger(n) ? String(n) : n.toLocaleString(undefined, { maximumFractionDigits: 3 });
+  }
+
+  function itemsList(tx, currency, totalMinor) {
+    const products = tx && Array.isArray(tx.products) ? tx.products : [];
+    if (!products.length) return T.h("p", { class: "muted items-empty" }, "No line items.");
+    return T.h("table", { class: "items", id: "items" },
+      T.h("caption", { class: "sr-only" }, "Items"),
+      T.h("thead", { class: "sr-only" }, T.h("tr", {},
+        T.h("th", { scope: "col" }, "Quantity"), T.h("th", { scope: "col" }, "Item"), T.h("th", { scope: "col" }, "Price"))),
+      T.h("tbody", {}, products.map((p) => T.h("tr", {},
+        T.h("td", { class: "qty" }, qty(p.quantity) + " ×"),
+        T.h("td", { class: "name" }, p.name || "Item",
+          Number(p.discount) > 0 ? T.h("span", { class: "discount" }, " −" + T.money(p.discount, currency) + " each") : null),
+        T.h("td", { class: "price" }, T.money(lineTotal(p), currency))))),
+      totalMinor === undefined ? null : T.h("tfoot", {}, T.h("tr", {},
+        T.h("td", {}), T.h("th", { scope: "row" }, "Total"), T.h("td", { class: "price" }, T.money(totalMinor, currency)))));
+  }
+
+  function qrURL() {
+    const tx = current && current.tx;
+    return tx && tx.transactionPage && tx.transactionPage.qrURL ? tx.transactionPage.qrURL : null;
+  }
+
+  function secondsLeft() {
+    const tx = current && current.tx;
+    if (!tx || !tx.timeoutDate) return null;
+    const end = Date.parse(tx.timeoutDate);
+    if (isNaN(end)) return null;
+    return Math.max(0, Math.ceil((end - Date.now()) / 1000));
+  }
+
+  function clock(s) {
+    const m = Math.floor(s / 60);
+    const r = s % 60;
+    return m + ":" + String(r).padStart(2, "0");
+  }
+
+  function renderActive() {
+    const p = current;
+    const currency = p.currency || (p.tx && p.tx.currency) || "";
+    const amount = p.amountMinor !== undefined ? T.money(p.amountMinor, currency) : "…";
+    const cart = p.tx && p.tx.readyForPayment === false;
+    const url = cart ? null : qrURL();
+    const left = secondsLeft();
+    const expired = left === 0;
+
+    const countdown = left === null || cart || expired ? null : T.h("p", { class: "countdown" + (left <= 30 ? " soon" : ""), id: "countdown" },
+      "Expires in ", T.h("time", { id: "countdown-value" }, clock(left)));
+
+    let qr;
+    if (url && !expired) {
+      const img = T.h("img", {
+        id: "qr", class: "qr-img", width: "400", height: "400",
+        src: T.url("/api/agent/qr.svg?data=" + encodeURIComponent(url)),
+        alt: "QR code to pay " + amount + ". Scan it with your phone's camera.",
+        "data-url": url,
+      });
+      img.addEventListener("error", () => {
+        T.fill(T.$("#qr-box", root), T.h("p", { class: "qr-missing" }, "The QR code could not be drawn. The customer can open:"),
+          T.h("p", { class: "qr-link" }, url));
+      });
+      qr = T.h("figure", { class: "qr", id: "qr-box" }, img,
+        T.h("figcaption", {}, T.customerView ? "Scan with your phone to pay" : "Customer scans to pay"),
+        countdown);
+    } else if (expired) {
+      qr = T.h("div", { class: "qr qr-gone", id: "qr-box", "data-reason": "expired" },
+        T.h("p", { class: "big" }, "QR code expired"), T.h("p", {}, "Waiting for SensePass to confirm the timeout…"));
+    } else if (cart) {
+      qr = T.h("div", { class: "qr qr-gone", id: "qr-box", "data-reason": "cart" },
+        T.h("p", { class: "big" }, "Cart in progress"), T.h("p", {}, "The QR code appears when the POS starts the payment."));
+    } else {
+      qr = T.h("div", { class: "qr qr-gone", id: "qr-box", "data-reason": "pending" },
+        T.h("div", { class: "spinner", "aria-hidden": "true" }), T.h("p", {}, "Preparing the QR code…"));
+    }
+
+    const info = T.h("div", { class: "pay-info" },
+      T.customerView ? T.h("p", { class: "eyebrow" }, "Total to pay") :
+        T.h("p", { class: "eyebrow" }, "Payment", p.orderId ? T.h("span", { class: "order" }, " · Order ", T.h("span", { class: "id" }, p.orderId)) : null),
+      T.h("p", { class: "amount", id: "amount", "data-minor": String(p.amountMinor), "data-currency": currency }, amount),
+      T.h("p", { class: "status-line", role: "status", "aria-live": "polite" },
+        T.h("span", { class: "pulse tone-" + T.statusTone(p.statusKey), "aria-hidden": "true" }),
+        T.h("span", { id: "live-status", "data-status": p.statusKey }, cart ? "Cart in progress" : T.statusLabel(p.statusKey))),
+      p.mismatch && !T.customerView ? T.h("p", { class: "warning", id: "mismatch", role: "alert" },
+        "The line items do not add up to the amount. Check the sale on the POS.") : null,
+      T.h("div", { class: "items-wrap" }, itemsList(p.tx, currency, p.amountMinor)),
+      T.customerView ? null : T.h("div", { class: "pay-actions" },
+        T.h("button", {
+          type: "button", class: "btn danger large", id: "cancel",
+          disabled: !p.number || cart, onclick: (e) => cancel(e.currentTarget),
+        }, "Cancel payment"),
+        T.h("span", { class: "cancel-msg", id: "cancel-msg", role: "status", "aria-live": "polite" })));
+
+    T.fill(root, T.h("div", { class: "active", id: "cashier-active", "data-state": "active", "data-status": p.statusKey }, info, qr));
+    startTick(left !== null && !cart);
+  }
+
+  function startTick(on) {
+    stopTick();
+    if (!on) return;
+    tick = setInterval(() => {
+      if (mode !== "active" || !current) return stopTick();
+      const left = secondsLeft();
+      if (left === null) return;
+      if (left === 0) {
+        // Expired: redraw now so the QR disappears, then wait for the final status.
+        stopTick();
+        renderActive();
+        stopTick();
+        return;
+      }
+      const v = T.$("#countdown-value", root);
+      if (v) v.textContent = clock(left);
+      const c = T.$("#countdown", root);
+      if (c) c.classList.toggle("soon", left <= 30);
+    }, 250);
+  }
+
+  function outcomeText(key) {
+    const cust = T.customerView;
+    switch (key) {
+      case "approved": return ["Payment approved", cust ? "Thank you!" : "The customer has paid.", "ok"];
+      case "declined": return ["Payment declined", cust ? "Please try another card or payment method." : "Ask the customer for another payment method.", "bad"];
+      case "failed": return ["Payment failed", cust ? "Please ask the cashier." : "The payment could not be completed. Start it again from the POS.", "bad"];
+      case "timed_out": return ["Payment timed out", cust ? "The QR code expired." : "The QR code expired before the customer paid.", "warn"];
+      case "cancelled": return ["Payment cancelled", cust ? "The payment was cancelled." : "No money was taken.", "warn"];
+      case "refunded":
+      case "partially_refunded":
+      case "refund_processing": return ["Payment approved", "A refund has been recorded for it.", "ok"];
+      default: return [T.statusLabel(key), "", "info"];
+    }
+  }
+
+  function cardLine(tx) {
+    const c = tx && Array.isArray(tx.confirmations)
+      ? tx.confirmations.find((x) => x && x.paymentType !== "Refund") : null;
+    if (!c) return null;
+    const parts = [];
+    if (c.cardType || c.paymentMethodName) parts.push(c.cardType || c.paymentMethodName);
+    if (c.lastFourDigits) parts.push("•••• " + c.lastFourDigits);
+    if (c.authNumber) parts.push("auth " + c.authNumber);
+    return parts.length ? parts.join(" · ") : null;
+  }
+
+  function showOutcome() {
+    mode = "outcome";
+    stopTick();
+    stopOutcomeTimer();
+    outcomeDeadline = Date.now() + OUTCOME_MS;
+    const p = current;
+    const [title, line, tone] = outcomeText(p.statusKey);
+    const currency = p.currency || "";
+    const icon = { ok: "✓", bad: "✕", warn: "!", info: "i" }[tone];
+    const card = p.statusKey === "approved" && !T.customerView ? cardLine(p.tx) : null;
+    T.fill(root, T.h("div", { class: "outcome tone-" + tone, id: "cashier-outcome", "data-state": "outcome", "data-status": p.statusKey },
+      T.h("div", { class: "outcome-icon", "aria-hidden": "true" }, icon),
+      T.h("h1", { class: "outcome-title", id: "outcome-title", role: "alert" }, title),
+      p.amountMinor !== undefined ? T.h("p", { class: "outcome-amount" }, T.money(p.amountMinor, currency)) : null,
+      line ? T.h("p", { class: "outcome-line" }, line) : null,
+      card ? T.h("p", { class: "outcome-card" }, card) : null,
+      T.customerView ? null : T.h("div", { class: "outcome-actions" },
+        T.h("button", { type: "button", class: "btn primary large", id: "outcome-done", onclick: toIdle }, "Next customer"),
+        T.h("span", { class: "muted", id: "outcome-return" }, "Returns to the idle screen in 10 s"))));
+    const done = T.$("#outcome-done", root);
+    if (done) done.focus({ preventScroll: true });
+    outcomeTimer = setInterval(() => {
+      const left = Math.max(0, Math.ceil((outcomeDeadline - Date.now()) / 1000));
+      const r = T.$("#outcome-return", root);
+      if (r) r.textContent = "Returns to the idle screen in " + left + " s";
+      if (left === 0) toIdle();
+    }, 500);
+  }
+
+  function toIdle() {
+    stopOutcomeTimer();
+    stopTick();
+    if (current && current.isFinal) {
+      lastPayment = { amountMinor: current.amountMinor, currency: current.currency, statusKey: current.statusKey, updatedAt: new Date().toISOString() };
+    }
+    mode = "idle";
+    current = null;
+    render();
+    loadLast();
+  }
+
+  async function loadLast() {
+    if (T.customerView) return;
+    try {
+      const r = await T.api("/api/agent/transactions?limit=1");
+      const item = r.body && r.body.items && r.body.items[0];
+      if (item && item.status !== null && !OPEN.has(item.statusKey)) {
+        lastPayment = item;
+        if (mode === "idle") renderIdle();
+      }
+    } catch (_) { /* not important */ }
+  }
+
+  function render() {
+    if (!root) return;
+    if (mode === "active" && current) renderActive();
+    else if (mode === "outcome" && current) { /* the outcome screen stays until its timer ends */ }
+    else renderIdle();
+  }
+
+  T.views.cashier = {
+    enter() {
+      root = document.getElementById("view-cashier");
+      render();
+      if (mode === "idle") resync();
+    },
+    leave() {
+      // Events keep updating the model; the screen redraws on return.
+      stopTick();
+    },
+  };
+
+  T.on("status", (ev) => {
+    root = root || document.getElementById("view-cashier");
+    onStatus(ev);
+  });
+  T.on("resync", resync);
+  T.on("health", () => {
+    if (mode === "idle" && root && T.currentRoute && T.currentRoute() === "cashier") renderIdle();
+  });
+
+  // Exposed for the other views (the manager's "live payment" link) and for debugging.
+  T.cashier = { current: () => current, mode: () => mode };
+})(window.Till);
