@@ -89,13 +89,14 @@
     } else {
       conn.dataset.state = "offline";
       conn.textContent = "Offline";
-      const since = h.offlineSince ? " since " + T.time(h.offlineSince) : "";
-      const what = !reachable ? "SensePass is unreachable" + since + "." : "The live connection to SensePass is down; statuses are being polled.";
+      const what = !reachable
+        ? "SensePass unreachable" + (h.offlineSince ? " since " + T.time(h.offlineSince) : "") + "."
+        : "Live connection to SensePass down; polling for statuses.";
       T.fill(banner,
-        T.h("strong", {}, "Offline. "), what + " ",
-        T.h("span", { class: "queued", id: "queued-count", "data-count": String(queued) },
-          queued === 1 ? "1 operation queued" : queued + " operations queued"),
-        queued ? " — it will be sent when the connection returns." : ".");
+        T.h("strong", {}, "Offline. "), what,
+        T.h("span", { class: "queued-wrap" }, "Queued operations: ",
+          T.h("strong", { class: "queued", id: "queued-count", "data-count": String(queued) }, String(queued)),
+          queued ? ", sent when the connection returns" : ""));
       banner.dataset.tone = "warn";
       banner.hidden = false;
     }

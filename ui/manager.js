@@ -379,20 +379,15 @@
     const created = tx.status !== null && tx.statusKey !== "creating";
     const src = receiptUrl(tx, false);
     const holder = T.h("div", { class: "receipt-body", id: "receipt-body" });
+    const toggle = T.h("button", { type: "button", class: "btn", id: "receipt-show-pdf", "aria-controls": "receipt-body" });
     const showMode = (mode) => {
       receiptMode = mode;
-      for (const b of tabs.querySelectorAll("button")) b.setAttribute("aria-pressed", String(b.value === mode));
+      toggle.textContent = mode === "pdf" ? "Preview" : "View PDF";
       T.fill(holder, mode === "pdf"
         ? T.h("iframe", { class: "receipt-frame", id: "receipt-frame", title: "Receipt PDF", src })
         : receiptPreview(tx));
     };
-    const tabs = T.h("div", { class: "segmented", role: "group", "aria-label": "Receipt view" },
-      T.h("button", { type: "button", value: "preview", "aria-pressed": "true" }, "Preview"),
-      T.h("button", { type: "button", value: "pdf", id: "receipt-show-pdf", "aria-pressed": "false" }, "PDF"));
-    tabs.addEventListener("click", (ev) => {
-      const b = ev.target.closest("button");
-      if (b) showMode(b.value);
-    });
+    toggle.addEventListener("click", () => showMode(receiptMode === "pdf" ? "preview" : "pdf"));
     const print = () => {
       // Prints the PDF itself. Same-origin (the browser) prints from a hidden frame; the desktop
       // window, where the agent is another origin, opens the PDF to print from its viewer.
@@ -411,8 +406,8 @@
     const panel = T.h("section", { class: "panel", id: "receipt-panel", "aria-labelledby": "receipt-title" },
       T.h("div", { class: "panel-head" },
         T.h("h2", { id: "receipt-title" }, "Receipt"),
-        created ? tabs : null,
         T.h("div", { class: "panel-actions" },
+          created ? toggle : null,
           T.h("a", { class: "btn", id: "receipt-download", href: receiptUrl(tx, true), download: "receipt-" + (tx.orderId || tx.localId) + ".pdf" }, "Download"),
           T.h("button", { type: "button", class: "btn", id: "receipt-print", onclick: print }, "Print"))),
       created ? holder : T.h("p", { class: "muted" }, "No receipt: the payment was not created."));

@@ -132,6 +132,12 @@
 
   // ------------------------------------------------------------ POS token and settings
 
+  /** The configured listen address; port 0 means "any free port": show the one in use. */
+  function localApi(listen) {
+    if (listen && /:0$/.test(listen)) return T.base ? T.base.replace(/^https?:\/\//, "") : window.location.host;
+    return listen || "—";
+  }
+
   function tokenPanel() {
     const panel = T.h("section", { class: "panel", id: "token-panel", "aria-labelledby": "token-title" },
       T.h("h2", { id: "token-title" }, "POS token"),
@@ -169,7 +175,7 @@
       T.h("div", { class: "token-row" }, out, toggle, copy),
       settings.waivePosToken ? T.h("p", { class: "warning" }, "The POS token is waived: money-out operations are accepted without it.") : null,
       T.h("dl", { class: "kv small" },
-        kv("Local API", T.h("span", { class: "mono" }, settings.listen || "—")),
+        kv("Local API", T.h("span", { class: "mono" }, localApi(settings.listen))),
         kv("SensePass API", T.h("span", { class: "mono wrap" }, settings.sensepassUrl || "—")),
         kv("Socket.IO", T.h("span", { class: "mono wrap" }, settings.socketUrl || "—"))),
     ]);

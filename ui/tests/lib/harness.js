@@ -160,6 +160,15 @@ async function newPage(browser, opts) {
   return page;
 }
 
+/**
+ * The page's errors that point at a bug: uncaught exceptions and console errors, less the
+ * browser's own report of an HTTP error status the UI expected and handled (a wrong PIN's 401).
+ */
+function unexpectedErrors(page) {
+  return page.errors.filter((e) => !/Failed to load resource: the server responded with a status of (401|404|409|422)/.test(e)
+    && !/ERR_CONNECTION|net::ERR_/.test(e));
+}
+
 /** A JSON call to the agent, as the POS would make it. */
 async function pos(agent, method, p, body, headers) {
   const res = await fetch(agent.url + p, {
@@ -187,19 +196,19 @@ async function control(agent, method, p, body) {
 
 /** Decodes the QR codes in a PNG with zbarimg; returns the decoded strings. */
 function decodeQr(file) {
-  const out = execFileSync("zbarimg", ["--raw", "-q", file], { encoding: "utf8" });
+  const out = execFileSync("zbarimg", ["--raw", "-q", file], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
   return out.split("\n").map((s) => s.trim()).filter(Boolean);
 }
 
 /** The text of a PDF, by pdftotext. */
 function pdfText(file) {
-  return execFileSync("pdftotext", ["-layout", file, "-"], { encoding: "utf8" });
+  return execFileSync("pdftotext", ["-layout", file, "-"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 }
 
 /** Renders the first page of a PDF to `png` (100 dpi) with pdftoppm. */
 function pdfToPng(file, png) {
   const prefix = png.replace(/\.png$/, "");
-  execFileSync("pdftoppm", ["-png", "-r", "100", "-f", "1", "-l", "1", "-singlefile", file, prefix]);
+  execFileSync("pdftoppm", ["-png", "-r", "100", "-f", "1", "-l", "1", "-singlefile", file, prefix], { stdio: ["ignore", "pipe", "pipe"] });
   return prefix + ".png";
 }
 
@@ -232,6 +241,6 @@ function cart(orderId, extra) {
 }
 
 module.exports = {
-  REPO, UI_DIR, ARTIFACTS, until, startAgent, uiUrl, launchBrowser, newPage, pos, control,
+  REPO, UI_DIR, ARTIFACTS, until, unexpectedErrors, startAgent, uiUrl, launchBrowser, newPage, pos, control,
   decodeQr, pdfText, pdfToPng, publish, artifact, cart,
 };
