@@ -98,7 +98,10 @@
     }
     const wasFinal = same && current.isFinal;
     merge(p);
-    if (current.isFinal) {
+    if (current.isFinal && current.tx && current.tx.readyForPayment === false) {
+      // A live cart closed without a payment (or replaced by one): nothing to tell the customer.
+      toIdle();
+    } else if (current.isFinal) {
       if (!wasFinal || mode !== "outcome") showOutcome();
     } else {
       mode = "active";
@@ -388,7 +391,7 @@
   function toIdle() {
     stopOutcomeTimer();
     stopTick();
-    if (current && current.isFinal) {
+    if (current && current.isFinal && !(current.tx && current.tx.readyForPayment === false)) {
       lastPayment = { amountMinor: current.amountMinor, currency: current.currency, statusKey: current.statusKey, updatedAt: new Date().toISOString() };
     }
     mode = "idle";

@@ -71,6 +71,28 @@ test("the customer display shows only the amount, items, QR and status", async (
   await page.locator(".last-payment", { hasText: "€12.50" }).waitFor();
 });
 
+test("a live cart shows its items without a QR; the payment then takes over", async () => {
+  const id = order();
+  const cartBody = h.cart(id);
+  delete cartBody.posData;
+  cartBody.products = cartBody.products.slice(0, 1);
+  cartBody.amount = 900;
+  const r = await h.pos(agent, "POST", "/api/transactions/products/update", cartBody);
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  await page.locator('#qr-box[data-reason="cart"]').waitFor();
+  assert.equal((await page.locator("#amount").textContent()).trim(), "€9.00");
+  assert.equal(await page.locator("#qr").count(), 0, "a cart is not payable: no QR");
+  assert.equal(await page.locator("#cancel").isDisabled(), true);
+
+  const tx = await start(h.cart(id));
+  await page.locator("#qr").waitFor();
+  assert.equal((await page.locator("#amount").textContent()).trim(), "€12.50");
+  assert.equal(await page.locator("#qr").getAttribute("data-url"), tx.transactionPage.qrURL);
+  await page.click("#cancel");
+  await page.locator("#cashier-outcome[data-status=cancelled]").waitFor();
+  await page.click("#outcome-done");
+});
+
 test("the cashier cancels a waiting payment", async () => {
   const tx = await start(h.cart(order()));
   await page.locator("#cashier-active").waitFor();
