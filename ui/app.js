@@ -78,6 +78,17 @@
       return;
     }
     store.textContent = h.paired ? (h.posName || "Paired till") : "Not paired";
+    store.title = store.textContent;
+    if (h.paired === false) {
+      // Without a device there is no SensePass connection to miss: say what to do instead.
+      conn.dataset.state = "unpaired";
+      conn.textContent = "Not paired";
+      T.fill(banner, T.h("strong", {}, "Not paired. "), "This till cannot take payments until a manager pairs it in ",
+        T.h("a", { href: "#/settings" }, "Settings"), ".");
+      banner.dataset.tone = "info";
+      banner.hidden = false;
+      return;
+    }
     const reachable = h.sensepassReachable !== false;
     const socket = h.socketConnected !== false;
     const queued = Number(h.queuedOperations || 0);
@@ -93,16 +104,12 @@
         ? "SensePass unreachable" + (h.offlineSince ? " since " + T.time(h.offlineSince) : "") + "."
         : "Live connection to SensePass down; polling for statuses.";
       T.fill(banner,
-        T.h("strong", {}, "Offline. "), what,
         T.h("span", { class: "queued-wrap" }, "Queued operations: ",
           T.h("strong", { class: "queued", id: "queued-count", "data-count": String(queued) }, String(queued)),
-          queued ? ", sent when the connection returns" : ""));
+          queued ? ", sent when the connection returns" : ""),
+        T.h("strong", {}, "Offline. "), what);
       banner.dataset.tone = "warn";
       banner.hidden = false;
-    }
-    if (h.paired === false && !T.customerView) {
-      conn.dataset.state = "unpaired";
-      conn.textContent = "Not paired";
     }
   }
 

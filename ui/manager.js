@@ -531,8 +531,8 @@
           T.h("td", { class: "num" }, op.amountMinor === null || op.amountMinor === undefined ? "—" :
             currency ? T.money(op.amountMinor, currency) : T.minorToInput(op.amountMinor, "")),
           T.h("td", { class: "num" }, String(op.attempts || 0)),
-          T.h("td", { class: "small" }, op.lastError || "—"),
-          T.h("td", {}, op.transactionLocalId ? T.h("a", { href: "#/manager/tx/" + encodeURIComponent(op.transactionLocalId) }, T.shortId(op.transactionLocalId)) : "—"),
+          T.h("td", { class: "small clip", title: op.lastError || null }, op.lastError || "—"),
+          T.h("td", { class: "nowrap" }, op.transactionLocalId ? T.h("a", { href: "#/manager/tx/" + encodeURIComponent(op.transactionLocalId) }, T.shortId(op.transactionLocalId)) : "—"),
           T.h("td", { class: "nowrap" }, T.dateTime(op.createdAt)));
       }))));
   }
