@@ -294,7 +294,7 @@
       T.customerView ? T.h("p", { class: "eyebrow" }, "Total to pay") :
         T.h("p", { class: "eyebrow" }, "Payment", p.orderId ? T.h("span", { class: "order" }, " · Order ", T.h("span", { class: "id" }, p.orderId)) : null),
       T.h("p", { class: "amount", id: "amount", "data-minor": String(p.amountMinor), "data-currency": currency }, amount),
-      T.h("p", { class: "status-line", role: "status", "aria-live": "polite" },
+      T.h("p", { class: "status-line" },
         T.h("span", { class: "pulse tone-" + (expired ? "warn" : T.statusTone(p.statusKey)), "aria-hidden": "true" }),
         T.h("span", { id: "live-status", "data-status": p.statusKey },
           cart ? "Cart in progress" : expired ? "QR expired · confirming with SensePass" : T.statusLabel(p.statusKey))),
@@ -308,8 +308,27 @@
         }, "Cancel payment"),
         T.h("span", { class: "cancel-msg", id: "cancel-msg", role: "status", "aria-live": "polite" })));
 
+    // Keep the QR image already on screen when it shows the same URL: no reload, no flicker.
+    const shown = T.$("#qr", root);
+    if (shown && url && !expired && shown.dataset.url === url && shown.complete) {
+      const box = shown.closest("#qr-box");
+      const oldCountdown = T.$("#countdown", box);
+      if (oldCountdown) oldCountdown.remove();
+      if (countdown) box.appendChild(countdown);
+      qr = box;
+    }
     T.fill(root, T.h("div", { class: "active", id: "cashier-active", "data-state": "active", "data-status": p.statusKey }, info, qr));
+    announce(cart ? "Cart in progress" : expired ? "QR code expired" : amount + ": " + T.statusLabel(p.statusKey));
     startTick(left !== null && !cart);
+  }
+
+  /** Tells screen readers about a status change, once, through a region that stays in place. */
+  let lastAnnounced = "";
+  function announce(text) {
+    if (text === lastAnnounced) return;
+    lastAnnounced = text;
+    const el = document.getElementById("cashier-live");
+    if (el) el.textContent = text;
   }
 
   function startTick(on) {
@@ -371,13 +390,14 @@
     const card = p.statusKey === "approved" && !T.customerView ? cardLine(p.tx) : null;
     T.fill(root, T.h("div", { class: "outcome tone-" + tone, id: "cashier-outcome", "data-state": "outcome", "data-status": p.statusKey },
       T.h("div", { class: "outcome-icon", "aria-hidden": "true" }, icon),
-      T.h("h1", { class: "outcome-title", id: "outcome-title", role: "alert" }, title),
+      T.h("h1", { class: "outcome-title", id: "outcome-title" }, title),
       p.amountMinor !== undefined ? T.h("p", { class: "outcome-amount" }, T.money(p.amountMinor, currency)) : null,
       line ? T.h("p", { class: "outcome-line" }, line) : null,
       card ? T.h("p", { class: "outcome-card" }, card) : null,
       T.customerView ? null : T.h("div", { class: "outcome-actions" },
         T.h("button", { type: "button", class: "btn primary large", id: "outcome-done", onclick: toIdle }, "Next customer"),
         T.h("span", { class: "muted", id: "outcome-return" }, "Returns to the idle screen in 10 s"))));
+    announce(title + (p.amountMinor !== undefined ? ", " + T.money(p.amountMinor, currency) : ""));
     const done = T.$("#outcome-done", root);
     if (done) done.focus({ preventScroll: true });
     outcomeTimer = setInterval(() => {

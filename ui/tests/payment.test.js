@@ -76,10 +76,20 @@ test("a payment started by the POS appears with its amount, items and a scannabl
   h.publish(cashier, "cashier.png");
 });
 
+test("a tap shows at once, and the QR on screen is kept, not reloaded", async () => {
+  await page.evaluate(() => { document.getElementById("qr").dataset.marker = "first"; });
+  await h.control(agent, "POST", "/transactions/" + number + "/tap", {});
+  await page.locator("#live-status[data-status=tapped]").waitFor();
+  assert.equal((await page.locator("#live-status").textContent()).trim(), "Customer tapped");
+  assert.equal(await page.locator("#qr").getAttribute("data-marker"), "first");
+  assert.equal((await page.locator("#cashier-live").textContent()).trim(), "€12.50: Customer tapped");
+});
+
 test("the customer pays and the cashier screen shows approved", async () => {
   await h.control(agent, "POST", "/transactions/" + number + "/pay", { card: "4111111111111111" });
   await page.locator("#cashier-outcome[data-status=approved]").waitFor({ timeout: 15000 });
   assert.equal((await page.locator("#outcome-title").textContent()).trim(), "Payment approved");
+  assert.equal((await page.locator("#cashier-live").textContent()).trim(), "Payment approved, €12.50");
   assert.match(await page.locator("#cashier-outcome").textContent(), /€12\.50/);
   assert.equal(await page.locator("#qr").count(), 0, "no QR left on screen");
   await page.screenshot({ path: h.artifact("cashier-approved.png") });
