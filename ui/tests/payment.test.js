@@ -134,6 +134,14 @@ test("the receipt downloads as a PDF showing the amount", async () => {
   assert.match(text, /Almond croissant/);
   assert.match(text, /UI-\d+/);
   h.pdfToPng(pdf, h.artifact("receipt-before-refund.png"));
+
+  // The panel previews the receipt at once and embeds the PDF itself on demand.
+  assert.match(await page.locator("#receipt-preview").textContent(), /Flat white[\s\S]*Total\s*€12\.50/);
+  await page.click("#receipt-show-pdf");
+  const src = await page.locator("#receipt-frame").getAttribute("src");
+  assert.match(src, new RegExp("/api/agent/transactions/" + number + "/receipt\\.pdf$"));
+  await page.click("#receipt-show-pdf");
+  await page.locator("#receipt-preview").waitFor();
 });
 
 test("a partial refund of 2.50 leaves 10.00 to refund", async () => {
