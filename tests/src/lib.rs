@@ -36,6 +36,11 @@ pub struct AgentProcess {
 }
 
 impl AgentProcess {
+    /// True while the process runs.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Kills the process with SIGKILL (no chance to clean up), like a power cut.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
@@ -113,9 +118,19 @@ impl Env {
 
     /// Kills the agent with SIGKILL and starts it again on the same data directory.
     pub async fn restart_agent(&mut self) -> Result<()> {
+        self.restart_agent_with(&[]).await
+    }
+
+    /// As [`Env::restart_agent`], with extra environment variables (e.g. `FAILPOINTS`).
+    pub async fn restart_agent_with(&mut self, envs: &[(&str, &str)]) -> Result<()> {
         self.agent.kill9();
-        self.agent = spawn_agent(&self.sandbox, self.data_dir.path(), &self.extra)?;
+        self.agent = spawn_agent_with(&self.sandbox, self.data_dir.path(), &self.extra, envs)?;
         self.wait_ready().await
+    }
+
+    /// True while the agent process is alive (a failpoint may have killed it).
+    pub fn agent_alive(&mut self) -> bool {
+        self.agent.alive()
     }
 
     /// Waits until health answers `ok` (start-up reconciliation done) with the Socket.IO stream
@@ -226,6 +241,15 @@ fn common_args(sandbox: &SandboxHandle, data_dir: &Path) -> Vec<String> {
 }
 
 fn spawn_agent(sandbox: &SandboxHandle, data_dir: &Path, extra: &[String]) -> Result<AgentProcess> {
+    spawn_agent_with(sandbox, data_dir, extra, &[])
+}
+
+fn spawn_agent_with(
+    sandbox: &SandboxHandle,
+    data_dir: &Path,
+    extra: &[String],
+    envs: &[(&str, &str)],
+) -> Result<AgentProcess> {
     let log = data_dir.join("agent-stderr.log");
     let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
     let mut child = Command::new(bin_path("till-agent")?)
@@ -234,6 +258,7 @@ fn spawn_agent(sandbox: &SandboxHandle, data_dir: &Path, extra: &[String]) -> Re
         .args(common_args(sandbox, data_dir))
         .args(extra)
         .env("TILL_AGENT_LOG", "info,till_agent=debug")
+        .envs(envs.iter().copied())
         .stdout(Stdio::piped())
         .stderr(log_file)
         .spawn()?;
@@ -252,4 +277,47 @@ fn spawn_agent(sandbox: &SandboxHandle, data_dir: &Path, extra: &[String]) -> Re
 /// A minimal valid init body.
 pub fn init_body(order_id: &str, amount: i64) -> Value {
     json!({ "amount": amount, "isCent": true, "currency": "USD", "timeOut": 600, "posData": { "orderId": order_id } })
+}
+
+/// A paid (approved) payment created through the agent; returns its TransactionNumber.
+pub async fn pay(env: &Env, order_id: &str, amount: i64) -> Result<String> {
+    let (status, created) = env.post("/api/transactions/init", init_body(order_id, amount)).await?;
+    if status != 200 {
+        bail!("init {order_id}: {status} {created}");
+    }
+    let number = created["TransactionNumber"].as_str().context("number")?.to_string();
+    env.control(&format!("/transactions/{number}/pay"), json!({ "card": "4111111111111111" })).await?;
+    env.eventually(&format!("/api/agent/transactions/{number}"), 15, |v| v["status"] == 5).await?;
+    Ok(number)
+}
+
+/// POSTs a refund with the POS token and an Idempotency-Key; returns status and body.
+pub async fn refund(env: &Env, token: &str, key: &str, body: Value) -> Result<(u16, Value)> {
+    let r = env
+        .http
+        .post(env.url("/api/transactions/refund"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(&body)
+        .send()
+        .await?;
+    let status = r.status().as_u16();
+    Ok((status, r.json().await.unwrap_or(Value::Null)))
+}
+
+/// The sandbox's record of one transaction (its ground truth).
+pub async fn sandbox_tx(env: &Env, number: &str) -> Result<Value> {
+    let state = env.sandbox_state().await?;
+    state["transactions"]
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["TransactionNumber"] == number).cloned())
+        .with_context(|| format!("sandbox has no {number}"))
+}
+
+/// Waits until the agent's outbox has nothing pending or in flight.
+pub async fn outbox_drained(env: &Env, secs: u64) -> Result<Value> {
+    env.eventually("/api/agent/outbox", secs, |v| {
+        v["items"].as_array().map(|a| a.iter().all(|o| o["state"] == "delivered" || o["state"] == "failed")).unwrap_or(false)
+    })
+    .await
 }

@@ -68,6 +68,12 @@ pub struct FileConfig {
     pub poll_interval_secs: Option<u64>,
     /// Timeout of one SensePass HTTP call, seconds.
     pub http_timeout_secs: Option<u64>,
+    /// Most refunds that may wait in the outbox while SensePass is unreachable (default 50).
+    pub max_queued_refunds: Option<u64>,
+    /// Most money, in minor units, that queued refunds may add up to (default 500000 = 5,000.00).
+    pub max_queued_refund_minor: Option<i64>,
+    /// Oldest a queued refund may be, in hours, before new ones are refused (default 72).
+    pub max_queued_refund_age_hours: Option<u64>,
 }
 
 /// Effective configuration after merging file, environment and flags.
@@ -87,6 +93,20 @@ pub struct Config {
     pub poll_interval: Duration,
     /// Timeout of one SensePass HTTP call.
     pub http_timeout: Duration,
+    /// Limits on refunds waiting for SensePass; past them new refunds are refused, never dropped.
+    pub refund_queue: RefundQueueLimits,
+}
+
+/// Limits on refunds queued while SensePass is unreachable. A till that has been offline for days
+/// should stop promising refunds it cannot deliver; refunds already accepted are never dropped.
+#[derive(Debug, Clone, Copy)]
+pub struct RefundQueueLimits {
+    /// Most queued refunds.
+    pub max_count: u64,
+    /// Most queued money, minor units.
+    pub max_total_minor: i64,
+    /// Oldest queued refund before new ones are refused.
+    pub max_age: Duration,
 }
 
 /// Values given on the command line or in the environment (clap fills these).
@@ -162,6 +182,11 @@ impl Config {
             waive_pos_token: o.waive_pos_token.or(file.waive_pos_token).unwrap_or(false),
             poll_interval: Duration::from_secs(file.poll_interval_secs.unwrap_or(2).max(1)),
             http_timeout: Duration::from_secs(file.http_timeout_secs.unwrap_or(15).max(1)),
+            refund_queue: RefundQueueLimits {
+                max_count: file.max_queued_refunds.unwrap_or(50),
+                max_total_minor: file.max_queued_refund_minor.unwrap_or(500_000),
+                max_age: Duration::from_secs(file.max_queued_refund_age_hours.unwrap_or(72) * 3600),
+            },
         })
     }
 

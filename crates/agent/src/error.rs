@@ -49,6 +49,9 @@ pub enum AgentError {
         /// Minor units still refundable.
         remaining: i64,
     },
+    /// SensePass is unreachable and the refund queue is at its configured limit.
+    #[error("SensePass is unreachable and the refund queue is full: {0}")]
+    QueueFull(String),
     /// SensePass could not be reached; the call certainly did not happen.
     #[error("SensePass is unreachable: {0}")]
     Unreachable(String),
@@ -108,6 +111,7 @@ impl AgentError {
             AgentError::Login(_) => (StatusCode::UNAUTHORIZED, "login_failed"),
             AgentError::RefundCap { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "refund_exceeds_captured"),
             AgentError::Unreachable(_) => (StatusCode::SERVICE_UNAVAILABLE, "sensepass_unreachable"),
+            AgentError::QueueFull(_) => (StatusCode::SERVICE_UNAVAILABLE, "refund_queue_full"),
             AgentError::Uncertain(_) => (StatusCode::GATEWAY_TIMEOUT, "outcome_unknown"),
             AgentError::Upstream { status, .. } => (
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),

@@ -27,6 +27,7 @@ pub mod config;
 pub mod embedded;
 pub mod error;
 pub mod events;
+pub mod failpoints;
 pub mod live;
 pub mod manager;
 pub mod outbox;

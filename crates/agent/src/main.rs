@@ -116,6 +116,8 @@ fn open_journal(config: &Config) -> Result<Journal> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
+    // Crash points for the reliability harness (inactive unless built with `failpoints` and armed).
+    let _failpoints = till_agent::failpoints::setup();
     match cli.command {
         Command::Run { common, sandbox, autopilot_ms, waive_pos_token } => {
             let mut config = load(&common, waive_pos_token.then_some(true))?;

@@ -81,12 +81,14 @@ pub async fn deliver_now(agent: &Agent, op: Operation) -> Result<Value, AgentErr
         // Another sender holds it: its outcome is not known yet to this caller.
         return Err(AgentError::Uncertain(format!("operation {id} is already being delivered")));
     };
+    fail::fail_point!("outbox::before_send", |_| crate::failpoints::crash("outbox::before_send"));
     let result = match op.kind {
         OpKind::Commit => deliver_commit(agent, &op).await,
         OpKind::Cancel => deliver_cancel(agent, &op).await,
         OpKind::Refund => deliver_refund(agent, &op).await,
         OpKind::Credit => Err(Attempt::Refused("credits are sent directly, not through the outbox".into())),
     };
+    fail::fail_point!("outbox::after_send", |_| crate::failpoints::crash("outbox::after_send"));
     let now = till_journal::now_ms();
     match result {
         Ok(answer) => {
@@ -118,7 +120,11 @@ pub async fn deliver_now(agent: &Agent, op: Operation) -> Result<Value, AgentErr
             };
             agent.journal(move |j| j.reschedule(id, attempts, next, &message)).await?;
             publish(agent, id, "pending");
-            Err(AgentError::from(error))
+            // It will be sent again: the caller must not read this as a refusal.
+            Err(match error {
+                till_sensepass::Error::NotSent(m) => AgentError::Unreachable(m),
+                other => AgentError::Uncertain(format!("{other}; will retry")),
+            })
         }
     }
 }
@@ -167,7 +173,26 @@ async fn deliver_commit(agent: &Agent, op: &Operation) -> Result<Value, Attempt>
 async fn deliver_cancel(agent: &Agent, op: &Operation) -> Result<Value, Attempt> {
     let number = op.payload.get("transactionNumber").and_then(Value::as_str).unwrap_or_default().to_string();
     let (_, client) = agent.device_client().await.map_err(|e| Attempt::Refused(e.to_string()))?;
-    let answer = client.cancel(&number).await.map_err(|e| classify(agent, e))?;
+    let answer = match client.cancel(&number).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            let attempt = classify(agent, e);
+            // SensePass refused: if an earlier attempt with an unknown outcome did cancel it, the
+            // refusal ("not pending") is the proof it is done, not a failure.
+            if let Attempt::Answered(status, body) = attempt {
+                if op.attempts > 1 {
+                    if let Ok(record) = agent.refresh(&number).await {
+                        if record.status == Some(Status::Cancelled) {
+                            tracing::info!(%number, "cancel found done after an uncertain attempt");
+                            return Ok(json!({ "status": 200, "status_message": "Transaction Was Canceled", "recoveredFrom": "transaction status" }));
+                        }
+                    }
+                }
+                return Err(Attempt::Answered(status, body));
+            }
+            return Err(attempt);
+        }
+    };
     agent.note_reachability::<()>(&Ok(()));
     // The cancel answer carries no entity; read the transaction to journal its new status.
     if let Err(e) = agent.refresh(&number).await {

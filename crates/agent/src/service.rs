@@ -264,31 +264,41 @@ impl Agent {
             setup: request.ready_for_payment == Some(false),
             now_ms: till_journal::now_ms(),
         };
-        // 1. Journal first: the intent is durable before SensePass hears of it.
-        match self.journal(move |j| j.begin_payment(new)).await? {
-            Begin::Busy(open) => Err(AgentError::Busy { number: open.number, local_id: open.local_id }),
-            Begin::Existing(existing) => {
-                tracing::info!(local_id = %existing.local_id, "same order: attaching to the existing payment");
-                let existing = if existing.phase == Phase::CreateUnknown {
-                    self.reconcile_unknown(existing).await?
-                } else {
-                    existing
-                };
-                Ok(Started::Existing(existing))
-            }
-            Begin::Started(record) => {
-                self.publish_record(&record, "local");
-                if !record.setup {
-                    self.close_open_setup(&record.device_id).await?;
+        // 1. Journal first: the intent is durable before SensePass hears of it. A second pass
+        // happens only when the first finds an earlier attempt that certainly never reached
+        // SensePass (then a new attempt is allowed).
+        for _ in 0..2 {
+            let new = new.clone();
+            match self.journal(move |j| j.begin_payment(new)).await? {
+                Begin::Busy(open) => return Err(AgentError::Busy { number: open.number, local_id: open.local_id }),
+                Begin::Existing(existing) => {
+                    tracing::info!(local_id = %existing.local_id, "same order: attaching to the existing payment");
+                    if !matches!(existing.phase, Phase::Intent | Phase::CreateUnknown) {
+                        return Ok(Started::Existing(existing));
+                    }
+                    // An earlier attempt whose create outcome is unknown: settle it first.
+                    let settled = self.reconcile_unknown(existing).await?;
+                    if settled.phase != Phase::CreateFailed {
+                        return Ok(Started::Existing(settled));
+                    }
                 }
-                // 2. The network call.
-                let result = client.init(&request).await;
-                self.note_reachability(&result);
-                // 3. The outcome, journaled.
-                let record = self.record_create_outcome(record, result).await?;
-                Ok(Started::New(record))
+                Begin::Started(record) => {
+                    self.publish_record(&record, "local");
+                    if !record.setup {
+                        self.close_open_setup(&record.device_id).await?;
+                    }
+                    fail::fail_point!("payment::before_create", |_| crate::failpoints::crash("payment::before_create"));
+                    // 2. The network call.
+                    let result = client.init(&request).await;
+                    self.note_reachability(&result);
+                    fail::fail_point!("payment::after_create", |_| crate::failpoints::crash("payment::after_create"));
+                    // 3. The outcome, journaled.
+                    let record = self.record_create_outcome(record, result).await?;
+                    return Ok(Started::New(record));
+                }
             }
         }
+        Err(AgentError::Uncertain("the earlier attempt for this order is still being settled; retry".into()))
     }
 
     /// Journals what SensePass answered to a create call.
@@ -492,6 +502,7 @@ impl Agent {
         let raw = tx.raw.clone();
         let now = till_journal::now_ms();
         let source_name = source_name(source);
+        fail::fail_point!("status::before_apply", |_| crate::failpoints::crash("status::before_apply"));
         let applied = self.journal(move |j| j.apply_status(&number, status, &raw, source, now)).await?;
         if applied.transition == Transition::Advance {
             tracing::info!(number = %tx.number(), status = %status, source = source_name, "status advanced");
@@ -611,13 +622,50 @@ impl Agent {
         self.refund_outcome(op).await
     }
 
+    /// Checks the refund queue limits with `op` added: `Ok(Err(reason))` when past a limit.
+    async fn check_refund_queue(&self, op: &Operation) -> Result<Result<(), String>, AgentError> {
+        let limits = self.inner.config.refund_queue;
+        let queued: Vec<Operation> = self
+            .journal(|j| j.operations(Some(till_journal::OpState::Pending), 100_000, 0))
+            .await?
+            .into_iter()
+            .filter(|o| o.kind == OpKind::Refund && o.id != op.id)
+            .collect();
+        let count = queued.len() as u64 + 1;
+        let total: i64 = queued.iter().filter_map(|o| o.amount).map(|a| a.0).sum::<i64>() + op.amount.map(|a| a.0).unwrap_or(0);
+        let oldest = queued.iter().map(|o| o.created_at).min();
+        let now = till_journal::now_ms();
+        if count > limits.max_count {
+            return Ok(Err(format!("{} refunds already wait (limit {})", count - 1, limits.max_count)));
+        }
+        if total > limits.max_total_minor {
+            return Ok(Err(format!("queued refunds would total {total} minor units (limit {})", limits.max_total_minor)));
+        }
+        if let Some(oldest) = oldest {
+            if now - oldest > limits.max_age.as_millis() as i64 {
+                return Ok(Err(format!("a refund has waited longer than {} hours", limits.max_age.as_secs() / 3600)));
+            }
+        }
+        Ok(Ok(()))
+    }
+
     /// Sends a refund operation that is still waiting, or answers what it became. The same
     /// Idempotency-Key as an earlier refund lands here with that earlier operation.
     async fn refund_outcome(&self, op: Operation) -> Result<RefundOutcome, AgentError> {
         match op.state {
             till_journal::OpState::Pending => match crate::outbox::deliver_now(self, op.clone()).await {
                 Ok(answer) => Ok(RefundOutcome::Answered(answer)),
-                Err(AgentError::Unreachable(_)) | Err(AgentError::Uncertain(_)) => Ok(RefundOutcome::Queued(op)),
+                Err(AgentError::Unreachable(_)) => {
+                    // Certainly not performed: it may still be refused if the queue is full.
+                    if let Err(reason) = self.check_refund_queue(&op).await? {
+                        let (id, now, r) = (op.id, till_journal::now_ms(), reason.clone());
+                        self.journal(move |j| j.mark_failed(id, &format!("not queued: {r}"), now)).await?;
+                        return Err(AgentError::QueueFull(reason));
+                    }
+                    tracing::warn!(operation = op.id, "SensePass unreachable: refund queued");
+                    Ok(RefundOutcome::Queued(op))
+                }
+                Err(AgentError::Uncertain(_)) => Ok(RefundOutcome::Queued(op)),
                 Err(e) => Err(e),
             },
             till_journal::OpState::InFlight => Ok(RefundOutcome::Queued(op)),

@@ -1,0 +1,27 @@
+//! Crash points for the reliability harness.
+//!
+//! With the `failpoints` feature, `fail_point!` sites between each journal write and each network
+//! call can be armed through the `FAILPOINTS` environment variable; an armed site kills the agent
+//! on the spot with SIGKILL — exactly what a power cut at that step does. Without the feature the
+//! sites compile to nothing.
+//!
+//! Sites: `payment::before_create` (intent journaled, SensePass not called), `payment::after_create`
+//! (SensePass answered, outcome not journaled), `outbox::before_send` (operation claimed, not sent),
+//! `outbox::after_send` (SensePass answered, not journaled), `status::before_apply` (event received,
+//! not journaled).
+
+/// Kills this process with SIGKILL (no destructors, no flushing), like `kill -9`.
+pub fn crash(site: &str) -> ! {
+    eprintln!("failpoint {site}: killing the agent");
+    #[cfg(unix)]
+    // SAFETY: kill(2) on our own pid with a valid signal number has no memory-safety preconditions.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+    std::process::abort()
+}
+
+/// Arms the sites named in `FAILPOINTS` (no-op without the feature). Keep the guard alive.
+pub fn setup() -> fail::FailScenario<'static> {
+    fail::FailScenario::setup()
+}

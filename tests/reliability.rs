@@ -1,0 +1,251 @@
+//! Promises 1–4 under faults: every uncertain outcome of refund, commit and cancel; a crash at
+//! each step between journal and network; a partition; the refund cap under concurrency; the
+//! refund queue limit. The sandbox's inspection endpoint is the ground truth.
+
+use anyhow::Result;
+use serde_json::json;
+use std::time::{Duration, Instant};
+use till_tests::{init_body, outbox_drained, pay, refund, sandbox_tx, Env};
+
+/// Short SensePass timeouts so lost responses are noticed quickly.
+const FAST: &str = "http_timeout_secs = 2\npoll_interval_secs = 1\n";
+
+#[tokio::test]
+async fn lost_refund_response_is_delivered_exactly_once() -> Result<()> {
+    let env = Env::start_with_config(FAST).await?;
+    let token = env.token()?;
+    let number = pay(&env, "LR-1", 1000).await?;
+    env.control("/faults", json!({ "loseNextResponse": ["refund"] })).await?;
+    let (status, body) = refund(&env, &token, "lr-1", json!({ "transactionNumber": number, "isPartial": true, "refundAmount": 4 })).await?;
+    assert_eq!(status, 202, "unknown outcome → queued: {body}");
+    assert_eq!(body["status"], "queued");
+    outbox_drained(&env, 20).await?;
+    let truth = sandbox_tx(&env, &number).await?;
+    assert_eq!(truth["_sandbox"]["refunds"].as_array().map(Vec::len), Some(1), "performed once, never re-sent: {truth}");
+    assert_eq!(truth["_sandbox"]["refundedMinor"], 400);
+    // The POS retries with the same key: the same refund, not a second one.
+    let (status, again) = refund(&env, &token, "lr-1", json!({ "transactionNumber": number, "isPartial": true, "refundAmount": 4 })).await?;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["state"], "delivered");
+    assert_eq!(sandbox_tx(&env, &number).await?["_sandbox"]["refunds"].as_array().map(Vec::len), Some(1));
+    Ok(())
+}
+
+#[tokio::test]
+async fn refund_through_a_5xx_burst() -> Result<()> {
+    let env = Env::start_with_config(FAST).await?;
+    let token = env.token()?;
+    let number = pay(&env, "RB-1", 1000).await?;
+    env.control("/faults", json!({ "failNext": { "count": 3, "status": 503 } })).await?;
+    let (status, body) = refund(&env, &token, "rb-1", json!({ "transactionNumber": number })).await?;
+    assert_eq!(status, 202, "{body}");
+    outbox_drained(&env, 30).await?;
+    let truth = sandbox_tx(&env, &number).await?;
+    assert_eq!(truth["_sandbox"]["refunds"].as_array().map(Vec::len), Some(1), "{truth}");
+    assert_eq!(truth["status"], 11);
+    env.eventually(&format!("/api/agent/transactions/{number}"), 10, |v| v["status"] == 11).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn commit_survives_lost_response_and_5xx() -> Result<()> {
+    let env = Env::start_with_config(FAST).await?;
+    env.control("/faults", json!({ "loseNextResponse": ["commit"] })).await?;
+    let a = pay(&env, "CM-1", 500).await?;
+    env.eventually(&format!("/api/agent/transactions/{a}"), 30, |v| !v["committedAt"].is_null()).await?;
+    assert_eq!(sandbox_tx(&env, &a).await?["paymentCommit"]["isPaymentCommitted"], true);
+    // Arm the 5xx burst after the create, so that it hits what follows the approval: the commit.
+    let (_, created) = env.post("/api/transactions/init", init_body("CM-2", 500)).await?;
+    let b = created["TransactionNumber"].as_str().unwrap_or_default().to_string();
+    env.control("/faults", json!({ "failNext": { "count": 2, "status": 500 } })).await?;
+    env.control(&format!("/transactions/{b}/pay"), json!({ "card": "4111111111111111" })).await?;
+    env.eventually(&format!("/api/agent/transactions/{b}"), 30, |v| !v["committedAt"].is_null()).await?;
+    assert_eq!(sandbox_tx(&env, &b).await?["paymentCommit"]["isPaymentCommitted"], true);
+    Ok(())
+}
+
+#[tokio::test]
+async fn cancel_survives_lost_response_and_5xx() -> Result<()> {
+    let env = Env::start_with_config(FAST).await?;
+    let (_, created) = env.post("/api/transactions/init", init_body("CN-1", 300)).await?;
+    let number = created["TransactionNumber"].as_str().unwrap_or_default().to_string();
+    env.control("/faults", json!({ "loseNextResponse": ["cancel"] })).await?;
+    let (status, body) = env.post(&format!("/api/transactions/cancel/{number}"), json!({})).await?;
+    assert_eq!(status, 504, "the POS is told the outcome is unknown: {body}");
+    let ops = outbox_drained(&env, 20).await?;
+    let cancel = ops["items"].as_array().and_then(|a| a.iter().find(|o| o["kind"] == "cancel").cloned()).unwrap_or_default();
+    assert_eq!(cancel["state"], "delivered", "the retry sees it done, not failed: {cancel}");
+    assert_eq!(sandbox_tx(&env, &number).await?["status"], 9);
+    env.eventually("/api/transactions/last", 10, |v| v["status"] == 9).await?;
+
+    let (_, created) = env.post("/api/transactions/init", init_body("CN-2", 300)).await?;
+    let number = created["TransactionNumber"].as_str().unwrap_or_default().to_string();
+    env.control("/faults", json!({ "failNext": { "count": 2, "status": 503 } })).await?;
+    let (status, body) = env.post(&format!("/api/transactions/cancel/{number}"), json!({})).await?;
+    assert_eq!(status, 504, "a 5xx is retried, so the POS hears 'outcome unknown', not a refusal: {body}");
+    env.eventually("/api/transactions/last", 20, |v| v["status"] == 9).await?;
+    assert_eq!(sandbox_tx(&env, &number).await?["status"], 9);
+    Ok(())
+}
+
+/// The agent dies (SIGKILL) after SensePass created the payment but before the journal heard of
+/// it; the POS retries the order after the restart: one SensePass transaction.
+#[tokio::test]
+async fn crash_after_create_then_retry_charges_once() -> Result<()> {
+    let mut env = Env::start_with_config(FAST).await?;
+    env.restart_agent_with(&[("FAILPOINTS", "payment::after_create=return")]).await?;
+    let result = env.post("/api/transactions/init", init_body("FP-1", 700)).await;
+    assert!(result.is_err(), "the connection dies with the agent");
+    assert!(!env.agent_alive());
+    env.restart_agent().await?;
+    let (status, body) = env.post("/api/transactions/init", init_body("FP-1", 700)).await?;
+    assert_eq!(status, 200, "{body}");
+    let truth = env.sandbox_transactions_for("FP-1").await?;
+    assert_eq!(truth.len(), 1, "{truth:?}");
+    assert_eq!(truth[0]["TransactionNumber"], body["TransactionNumber"]);
+    Ok(())
+}
+
+/// The agent dies after the journal intent, before SensePass was called; after the restart the
+/// intent is found not created and the retry creates exactly one.
+#[tokio::test]
+async fn crash_before_create_then_retry_charges_once() -> Result<()> {
+    let mut env = Env::start_with_config(FAST).await?;
+    env.restart_agent_with(&[("FAILPOINTS", "payment::before_create=return")]).await?;
+    assert!(env.post("/api/transactions/init", init_body("FP-2", 700)).await.is_err());
+    env.restart_agent().await?;
+    let (status, body) = env.post("/api/transactions/init", init_body("FP-2", 700)).await?;
+    // Until the intent is old enough to be sure no request is in flight the agent says so.
+    assert!(status == 200 || status == 504, "{status} {body}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = (status, body);
+    while last.0 != 200 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        last = env.post("/api/transactions/init", init_body("FP-2", 700)).await?;
+    }
+    assert_eq!(last.0, 200, "{}", last.1);
+    assert_eq!(env.sandbox_transactions_for("FP-2").await?.len(), 1);
+    Ok(())
+}
+
+/// The agent dies after SensePass performed a refund, before the journal recorded it: after the
+/// restart the refund is found at SensePass and never sent twice.
+#[tokio::test]
+async fn crash_after_refund_sent_is_not_resent() -> Result<()> {
+    let mut env = Env::start_with_config(FAST).await?;
+    let token = env.token()?;
+    let number = pay(&env, "FP-3", 1000).await?;
+    outbox_drained(&env, 20).await?; // the commit is delivered before the failpoint is armed
+    env.restart_agent_with(&[("FAILPOINTS", "outbox::after_send=return")]).await?;
+    let r = refund(&env, &token, "fp-3", json!({ "transactionNumber": number, "isPartial": true, "refundAmount": 3 })).await;
+    assert!(r.is_err(), "the agent died mid-refund");
+    env.restart_agent().await?;
+    outbox_drained(&env, 30).await?;
+    let (status, body) = refund(&env, &token, "fp-3", json!({ "transactionNumber": number, "isPartial": true, "refundAmount": 3 })).await?;
+    assert_eq!(status, 200, "{body}");
+    let truth = sandbox_tx(&env, &number).await?;
+    assert_eq!(truth["_sandbox"]["refunds"].as_array().map(Vec::len), Some(1), "{truth}");
+    let detail = env.get(&format!("/api/agent/transactions/{number}")).await?.1;
+    assert_eq!(detail["refundedMinor"], 300, "{detail}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn partition_queues_refunds_and_fails_payments_fast() -> Result<()> {
+    let env = Env::start_with_config(FAST).await?;
+    let token = env.token()?;
+    let mut numbers = Vec::new();
+    for i in 0..3 {
+        numbers.push(pay(&env, &format!("PT-{i}"), 1000).await?);
+    }
+    outbox_drained(&env, 20).await?;
+    env.control("/faults", json!({ "offline": true })).await?;
+    for (i, n) in numbers.iter().enumerate() {
+        let (status, body) = refund(&env, &token, &format!("pt-{i}"), json!({ "transactionNumber": n, "isPartial": true, "refundAmount": 2.5 })).await?;
+        assert_eq!(status, 202, "{body}");
+    }
+    // Payments fail cleanly and fast while SensePass is unreachable (sync too).
+    for path in ["/api/transactions/init", "/api/transactions/init/sync"] {
+        let started = Instant::now();
+        let (status, body) = env.post(path, init_body("PT-X", 100)).await?;
+        assert_eq!(status, 503, "{path}: {body}");
+        assert_eq!(body["error_type"], "sensepass_unreachable");
+        assert!(started.elapsed() < Duration::from_secs(10), "{path} took {:?}", started.elapsed());
+    }
+    let health = env.eventually("/api/agent/health", 10, |h| h["sensepassReachable"] == false).await?;
+    assert!(health["offlineSince"].is_string());
+    assert!(health["queuedOperations"].as_u64().unwrap_or(0) >= 3, "{health}");
+    for n in &numbers {
+        assert_eq!(sandbox_tx_offline_safe(&env, n).await?, 0);
+    }
+    env.control("/faults", json!({ "offline": false })).await?;
+    outbox_drained(&env, 60).await?;
+    for n in &numbers {
+        let truth = sandbox_tx(&env, n).await?;
+        assert_eq!(truth["_sandbox"]["refunds"].as_array().map(Vec::len), Some(1), "exactly once: {truth}");
+        assert_eq!(truth["_sandbox"]["refundedMinor"], 250);
+    }
+    env.eventually("/api/agent/health", 20, |h| h["sensepassReachable"] == true).await?;
+    Ok(())
+}
+
+/// The control port stays up while the API port is offline, so the ground truth is readable.
+async fn sandbox_tx_offline_safe(env: &Env, number: &str) -> Result<u64> {
+    Ok(sandbox_tx(env, number).await?["_sandbox"]["refunds"].as_array().map(|a| a.len() as u64).unwrap_or(0))
+}
+
+#[tokio::test]
+async fn concurrent_refunds_never_exceed_the_captured_amount() -> Result<()> {
+    let env = Env::start_with_config(FAST).await?;
+    let token = env.token()?;
+    let number = pay(&env, "CC-1", 1000).await?;
+    // Ten concurrent partial refunds of 3.00 on 10.00: at most three can be accepted.
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let (env_http, url, token, number) = (env.http.clone(), env.url("/api/transactions/refund"), token.clone(), number.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = env_http
+                .post(url)
+                .bearer_auth(token)
+                .header("Idempotency-Key", format!("cc-{i}"))
+                .json(&json!({ "transactionNumber": number, "isPartial": true, "refundAmount": 3 }))
+                .send()
+                .await?;
+            anyhow::Ok(r.status().as_u16())
+        }));
+    }
+    let mut accepted = 0;
+    for t in tasks {
+        let status = t.await??;
+        assert!(matches!(status, 200 | 202 | 422), "{status}");
+        if status != 422 {
+            accepted += 1;
+        }
+    }
+    assert!(accepted <= 3, "{accepted} accepted");
+    outbox_drained(&env, 20).await?;
+    let truth = sandbox_tx(&env, &number).await?;
+    assert!(truth["_sandbox"]["refundedMinor"].as_i64().unwrap_or(0) <= 1000, "{truth}");
+    assert_eq!(truth["_sandbox"]["refundedMinor"].as_i64(), Some(300 * accepted));
+    Ok(())
+}
+
+#[tokio::test]
+async fn refund_queue_limit_refuses_new_refunds_clearly() -> Result<()> {
+    let env = Env::start_with_config(&format!("{FAST}max_queued_refunds = 2\n")).await?;
+    let token = env.token()?;
+    let number = pay(&env, "QL-1", 1000).await?;
+    outbox_drained(&env, 20).await?;
+    env.control("/faults", json!({ "offline": true })).await?;
+    for i in 0..2 {
+        let (status, _) = refund(&env, &token, &format!("ql-{i}"), json!({ "transactionNumber": number, "isPartial": true, "refundAmount": 1 })).await?;
+        assert_eq!(status, 202);
+    }
+    let (status, body) = refund(&env, &token, "ql-2", json!({ "transactionNumber": number, "isPartial": true, "refundAmount": 1 })).await?;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error_type"], "refund_queue_full");
+    env.control("/faults", json!({ "offline": false })).await?;
+    outbox_drained(&env, 60).await?;
+    assert_eq!(sandbox_tx(&env, &number).await?["_sandbox"]["refundedMinor"], 200, "only the two accepted ones");
+    Ok(())
+}
