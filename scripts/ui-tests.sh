@@ -6,6 +6,8 @@
 #   UPDATE_SCREENSHOTS=1 bash scripts/ui-tests.sh  # also refresh docs/screenshots/*.png
 #
 # Screenshots and the downloaded receipt always land in target/test-artifacts/ui/.
+# UI_TESTS_KEEP=1 keeps each agent's data directory (journal, agent.stderr) in $TMPDIR/till-ui-*.
+# UI_TESTS_PROXY=1 serves ui/ from the working tree through a small proxy (see ui/tests/lib/harness.js).
 # Ends with node's test-runner summary (# pass N / # fail N) and exits non-zero on failure.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -73,13 +73,16 @@ async function startAgent(name) {
   });
   await ready;
   child.removeAllListeners("exit");
+  // Stops the agent and deletes its data directory (kept with UI_TESTS_KEEP=1, for its logs).
   info.stop = async () => {
-    if (child.exitCode !== null) return;
-    const gone = new Promise((r) => child.once("exit", r));
-    child.kill("SIGTERM");
-    const t = setTimeout(() => child.kill("SIGKILL"), 5000);
-    await gone;
-    clearTimeout(t);
+    if (child.exitCode === null) {
+      const gone = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      const t = setTimeout(() => child.kill("SIGKILL"), 5000);
+      await gone;
+      clearTimeout(t);
+    }
+    if (process.env.UI_TESTS_KEEP !== "1") fs.rmSync(dir, { recursive: true, force: true });
   };
   await until(async () => (await fetch(info.url + "/api/agent/health")).ok, 20000, "the agent's health");
   return info;
