@@ -112,7 +112,7 @@ struct Shell {
     /// `--hidden`: start in the tray (honoured only when the tray exists).
     start_hidden: bool,
     /// Whether the tray icon was created; without it closing the window must quit the app.
-    tray_available: AtomicBool,
+    tray_installed: AtomicBool,
 }
 
 /// Builds the app, starts the agent, runs the window until Quit, then stops the agent.
@@ -158,7 +158,7 @@ fn run(cli: Cli, mut config: Config) -> Result<ExitCode, Failure> {
         agent_url,
         agent: running.agent.clone(),
         start_hidden: cli.hidden,
-        tray_available: AtomicBool::new(false),
+        tray_installed: AtomicBool::new(false),
     });
 
     // SIGINT/SIGTERM (or the agent stopping by itself) end the app like Quit does, so the agent
@@ -234,8 +234,11 @@ fn setup(app: &mut tauri::App) -> Result<(), Box<dyn std::error::Error>> {
             None
         }
     };
-    shell.tray_available.store(tray.is_some(), Ordering::SeqCst);
-    let hidden = shell.start_hidden && tray.is_some();
+    shell.tray_installed.store(tray.is_some(), Ordering::SeqCst);
+    let hidden = shell.start_hidden && tray.is_some() && tray::host_present();
+    if shell.start_hidden && !hidden {
+        tracing::info!("no tray to start hidden in: showing the window");
+    }
     if let Some(tray) = tray {
         tauri::async_runtime::spawn(tray::follow(tray, shell.agent.clone()));
     }
@@ -293,11 +296,13 @@ fn on_event(app: &tauri::AppHandle, event: RunEvent) {
         if label != MAIN_WINDOW {
             return;
         }
+        // Asked at every close: a tray host may have started (or stopped) since the app did.
         let tray = app
             .try_state::<Shell>()
-            .is_some_and(|shell| shell.tray_available.load(Ordering::SeqCst));
+            .is_some_and(|shell| shell.tray_installed.load(Ordering::SeqCst))
+            && tray::host_present();
         if !tray {
-            tracing::info!("window closed (no tray): quitting");
+            tracing::info!("window closed and no tray to hide it in: quitting");
             return;
         }
         api.prevent_close();
@@ -366,7 +371,9 @@ fn init_logging(config: &Config) -> Option<tracing_appender::non_blocking::Worke
             .or_else(|_| EnvFilter::try_from_default_env())
             .unwrap_or_else(|_| EnvFilter::new("info"))
     };
+    // Colours only for a person at a terminal, not in a script's or a service manager's log file.
     let stderr = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .with_filter(filter());
     let dir = config.log_dir();

@@ -18,8 +18,9 @@ pub enum Connectivity {
     Starting,
     /// The live Socket.IO stream is connected and the last SensePass call went through.
     Online,
-    /// SensePass answers REST calls but the live stream is down: payments still work (the agent
-    /// polls), status updates come a little later.
+    /// The live stream is down but no SensePass call has failed: payments still work (the agent
+    /// polls), status updates come a little later. An idle agent makes no REST calls, so an
+    /// unreachable SensePass shows as this until the next call fails.
     Connecting,
     /// SensePass cannot be reached (since `since_ms`, Unix milliseconds): payments cannot start,
     /// refunds and commits are queued.

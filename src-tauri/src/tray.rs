@@ -17,8 +17,8 @@
 //! outbox events) and are refreshed every few seconds besides, because some changes (an offline
 //! period growing longer, a pairing made by `till-agent pair` from a terminal) publish no event.
 //!
-//! The tray is optional: where the desktop has no tray host the icon is not shown, and the window
-//! then quits the app when closed instead of hiding.
+//! The tray is optional: where the icon cannot be created, or nothing on the desktop would show it
+//! ([`host_present`]), closing the window quits the app instead of hiding it.
 
 use crate::status::TrayStatus;
 use anyhow::Context as _;
@@ -185,6 +185,44 @@ pub async fn follow<R: Runtime>(tray: Tray<R>, agent: Agent) {
             Err(error) => tracing::debug!(%error, "could not read the agent's state for the tray"),
         }
     }
+}
+
+/// Whether the desktop would show the tray icon, i.e. whether the window can be hidden safely.
+///
+/// Creating the icon succeeds even where nothing displays it (GNOME without the AppIndicator
+/// extension, a bare X server): hiding the window there would leave Till Agent unreachable. On
+/// Linux the icon is shown by a StatusNotifier host, which owns `org.kde.StatusNotifierWatcher` on
+/// the session bus; the check asks the bus (at most one second). Older XEmbed-only trays are not
+/// detected: there closing the window quits, the safe side. Windows and macOS always show it.
+#[cfg(target_os = "linux")]
+pub fn host_present() -> bool {
+    fn watcher_running() -> zbus::Result<bool> {
+        let connection = zbus::blocking::Connection::session()?;
+        let bus = zbus::blocking::fdo::DBusProxy::new(&connection)?;
+        let name = zbus::names::BusName::try_from("org.kde.StatusNotifierWatcher")?;
+        Ok(bus.name_has_owner(name)?)
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(watcher_running());
+    });
+    match rx.recv_timeout(Duration::from_secs(1)) {
+        Ok(Ok(present)) => present,
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "cannot ask the session bus for a tray host");
+            false
+        }
+        Err(_) => {
+            tracing::debug!("the session bus did not answer in time");
+            false
+        }
+    }
+}
+
+/// Windows and macOS always show tray (menu bar) icons.
+#[cfg(not(target_os = "linux"))]
+pub fn host_present() -> bool {
+    true
 }
 
 /// Whether "Start at login" is on, asked of the OS's autostart entry itself, so the checkbox
