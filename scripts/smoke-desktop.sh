@@ -7,7 +7,8 @@
 #   2. the window "Till Agent" appears and paints the UI; a screenshot of the screen is saved;
 # and, with a private D-Bus session and the probe acting as the session's tray host:
 #   3. the tray menu shows the state (Online · paired till, no queued operations) and follows the
-#      agent: "Online" goes away while the sandbox is offline and comes back;
+#      agent: with the sandbox offline a refund is queued and the tray says Offline and
+#      "1 queued operation"; once the sandbox is back, Online and no queued operations again;
 #   4. "Start at login" writes and removes the autostart entry (with --hidden and the agent flags);
 #   5. closing the window hides it (app still running), "Show Till Agent" brings it back;
 #   6. a second launch hands over to the first (which shows its hidden window) and exits 0 without
@@ -238,7 +239,8 @@ if [ "$tray" = 1 ]; then
 fi
 
 # 5. The main run: --sandbox on a free port, its own data directory and config file.
-common=(--sandbox --listen 127.0.0.1:0 --config "$work/config.toml")
+# --autopilot-ms: the sandbox pays every payment; --waive-pos-token: the refund below needs no token.
+common=(--sandbox --autopilot-ms 300 --waive-pos-token --listen 127.0.0.1:0 --config "$work/config.toml")
 launch main "${common[@]}" --data-dir "$work/data"
 port="${url##*:}"
 if command -v ss >/dev/null 2>&1; then
@@ -287,13 +289,24 @@ done
 log "tray menu: $(menu_text | paste -sd '|' -)"
 control="$(sed -n 's/^sandbox control API: *\(http:\/\/[^ ]*\)$/\1/p' "$app_out" | head -n1)"
 [ -n "$control" ] || fail "the app did not print the sandbox control URL"
+# A paid order, then SensePass goes away and the POS refunds part of it: the refund is queued.
+paid="$(curl -sf --max-time 60 -X POST "$url/api/transactions/init/sync" -H 'Content-Type: application/json' \
+  -d '{"amount":1000,"currency":"USD","posData":{"orderId":"smoke-1"}}')" || fail "the sync payment failed"
+number="$(printf '%s' "$paid" | sed -n 's/.*"TransactionNumber":"\([^"]*\)".*/\1/p')"
+case "$paid" in *'"status":5'*) ;; *) fail "the payment was not approved: $paid" ;; esac
 curl -sf -X POST "$control/faults" -H 'Content-Type: application/json' -d '{"offline":true}' >/dev/null ||
   fail "cannot take the sandbox offline"
 wait_until "$timeout_s" "the tray still says Online while SensePass is offline" menu_lacks "Online · $till (disabled)"
-log "tray while SensePass is offline: $(menu_text | head -n1)"
+refund="$(curl -s --max-time 60 -X POST "$url/api/transactions/refund" -H 'Content-Type: application/json' \
+  -d "{\"transactionNumber\":\"$number\",\"isPartial\":true,\"refundAmount\":2.5}")"
+case "$refund" in *'"status":"queued"'*) ;; *) fail "the refund was not queued while offline: $refund" ;; esac
+wait_until "$timeout_s" "the tray does not show the queued refund" menu_has "1 queued operation (disabled)"
+wait_until "$timeout_s" "the tray does not say Offline" menu_has "Offline · $till (disabled)"
+log "tray while SensePass is offline: $(menu_text | head -n2 | paste -sd '|' -)"
 curl -sf -X DELETE "$control/faults" >/dev/null || fail "cannot bring the sandbox back"
-wait_until "$timeout_s" "the tray did not come back Online" menu_has "Online · $till (disabled)"
-log "tray back online"
+wait_until 90 "the tray did not come back Online" menu_has "Online · $till (disabled)"
+wait_until 90 "the queued refund was not delivered" menu_has "No queued operations (disabled)"
+log "tray back online, refund delivered"
 
 # 8. Start at login: the OS entry appears with the app's flags, and goes again.
 entry="$HOME/.config/autostart/$title.desktop"
