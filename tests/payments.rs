@@ -289,3 +289,31 @@ async fn spec_example_bodies_are_accepted_unchanged() -> Result<()> {
     assert_eq!(status, 200, "{setup}");
     Ok(())
 }
+
+/// The live cart (spec §8.3): products/update shows a "Setup" transaction; the next init takes it
+/// over (same TransactionNumber, payable now) instead of creating a second one.
+#[tokio::test]
+async fn live_cart_becomes_the_payment() -> Result<()> {
+    let env = Env::start().await?;
+    let cart = |amount: i64| json!({ "products": [ { "name": "Coffee", "quantity": 2, "amount": amount / 2 } ],
+                                     "amount": amount, "currency": "USD", "isCent": true, "timeout": "1000", "readyForPayment": false });
+    let (status, first) = env.post("/api/transactions/products/update", cart(500)).await?;
+    assert_eq!(status, 200, "{first}");
+    let number = first["TransactionNumber"].as_str().unwrap_or_default().to_string();
+    let (status, second) = env.post("/api/transactions/products/update", cart(800)).await?;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["TransactionNumber"], number.as_str(), "the same cart transaction is updated");
+    assert_eq!(second["amount"], "8");
+    let mut body = init_body("LC-1", 800);
+    body["products"] = json!([ { "name": "Coffee", "quantity": 2, "amount": 400 } ]);
+    let (sync, paid_number) = start_sync(&env, body).await?;
+    assert_eq!(paid_number, number, "the payment is the cart transaction");
+    env.control(&format!("/transactions/{number}/pay"), json!({ "card": "4111111111111111" })).await?;
+    let (status, done) = sync.await??;
+    assert_eq!(status, 200);
+    assert_eq!(done["status"], 5);
+    assert_eq!(done["amount"], "8");
+    let state = env.sandbox_state().await?;
+    assert_eq!(state["transactions"].as_array().map(Vec::len), Some(1), "one SensePass transaction in all");
+    Ok(())
+}

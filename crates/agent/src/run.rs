@@ -51,6 +51,7 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
         .map_err(|e| StartError::Listen(config.listen, e))?;
     let addr = listener.local_addr().map_err(|e| StartError::Listen(config.listen, e))?;
 
+    agent.set_bound_addr(addr);
     let mut tasks = Vec::new();
     // Recovery first: new payments are refused (503 recovering) until it is done.
     tasks.push(tokio::spawn({

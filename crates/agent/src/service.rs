@@ -95,6 +95,8 @@ struct Inner {
     outbox_wake: tokio::sync::Notify,
     /// Manager PIN sessions.
     manager: crate::manager::Manager,
+    /// The address the local API actually listens on (the port when 0 was configured).
+    bound: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 impl Agent {
@@ -123,6 +125,7 @@ impl Agent {
                 shutdown,
                 outbox_wake: tokio::sync::Notify::new(),
                 manager: crate::manager::Manager::default(),
+                bound: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -145,6 +148,16 @@ impl Agent {
     /// The shutdown signal shared by all background tasks.
     pub fn shutdown_token(&self) -> &CancellationToken {
         &self.inner.shutdown
+    }
+
+    /// Records the address the local API is bound to (once, at start).
+    pub fn set_bound_addr(&self, addr: std::net::SocketAddr) {
+        let _ = self.inner.bound.set(addr);
+    }
+
+    /// The address the local API listens on: the bound one, else the configured one.
+    pub fn listen_addr(&self) -> std::net::SocketAddr {
+        self.inner.bound.get().copied().unwrap_or(self.inner.config.listen)
     }
 
     /// Manager PIN sessions.
@@ -264,6 +277,15 @@ impl Agent {
             setup: request.ready_for_payment == Some(false),
             now_ms: till_journal::now_ms(),
         };
+        // The live cart shown by products/update becomes this payment (spec §8.3).
+        if !new.setup {
+            let d = new.device_id.clone();
+            if let Some(cart) = self.journal(move |j| j.open_setup(&d)).await? {
+                if cart.phase == Phase::Created && cart.number.is_some() {
+                    return self.pay_with_cart(cart, new, &client, &request).await;
+                }
+            }
+        }
         // 1. Journal first: the intent is durable before SensePass hears of it. A second pass
         // happens only when the first finds an earlier attempt that certainly never reached
         // SensePass (then a new attempt is allowed).
@@ -299,6 +321,43 @@ impl Agent {
             }
         }
         Err(AgentError::Uncertain("the earlier attempt for this order is still being settled; retry".into()))
+    }
+
+    /// Links a payment to the device's open Setup cart: the journal promotes the cart into the
+    /// payment (one SQLite transaction, with the idempotency and busy checks), then SensePass gets
+    /// the final cart with `readyForPayment: true`. If that PATCH fails the cart transaction is
+    /// cancelled (journaled) so the customer never sees a stale cart, and the POS may retry the
+    /// order as a fresh payment.
+    async fn pay_with_cart(
+        &self,
+        cart: PaymentRecord,
+        new: NewPayment,
+        client: &Client,
+        request: &InitRequest,
+    ) -> Result<Started, AgentError> {
+        let cart_id = cart.local_id.clone();
+        let record = match self.journal(move |j| j.promote_setup(&cart_id, new)).await? {
+            Begin::Busy(open) => return Err(AgentError::Busy { number: open.number, local_id: open.local_id }),
+            Begin::Existing(existing) => return Ok(Started::Existing(existing)),
+            Begin::Started(record) => record,
+        };
+        let number = record.number.clone().unwrap_or_default();
+        tracing::info!(%number, "payment takes over the live cart transaction");
+        let mut update = till_sensepass::models::UpdateRequest::from_init(request);
+        update.ready_for_payment = Some(true);
+        fail::fail_point!("payment::before_create", |_| crate::failpoints::crash("payment::before_create"));
+        let result = client.update(&number, &update).await;
+        self.note_reachability(&result);
+        match result {
+            Ok(tx) => Ok(Started::New(self.apply(tx, EventSource::Api).await?)),
+            Err(e) => {
+                tracing::warn!(%number, error = %e, "could not enable payment on the cart transaction; cancelling it");
+                if let Err(c) = self.cancel(&number, "cart_promotion_failed").await {
+                    tracing::warn!(%number, error = %c, "cancel of the cart transaction will be retried");
+                }
+                Err(AgentError::from(e))
+            }
+        }
     }
 
     /// Journals what SensePass answered to a create call.

@@ -283,6 +283,69 @@ impl Journal {
         })
     }
 
+    /// Turns the device's open "Setup" cart transaction into the payment that `p` describes — the
+    /// Terminal Agent's "link the init to the preceding Setup transaction" (spec §8.3) — with the
+    /// same checks as [`Journal::begin_payment`], in one `BEGIN IMMEDIATE` transaction:
+    /// idempotency first ([`Begin::Existing`]), then busy ([`Begin::Busy`]); otherwise the setup row
+    /// becomes a sale (`setup = 0`, the order id, key, amount, currency and request of `p`), its
+    /// idempotency records are written, and [`Begin::Started`] returns it — already `Created`, with
+    /// the cart's TransactionNumber. The caller then enables payment at SensePass.
+    ///
+    /// Fails with [`JournalError::InvalidPhase`] when `setup_local_id` is not an open, created
+    /// setup cart of `p.device_id`.
+    pub fn promote_setup(&self, setup_local_id: &str, p: NewPayment) -> Result<Begin, JournalError> {
+        self.write(|tx| {
+            let setup = by_local_id_in(tx, setup_local_id)?;
+            if !setup.setup || !setup.is_open() || setup.phase != Phase::Created || setup.device_id != p.device_id {
+                return Err(JournalError::InvalidPhase {
+                    local_id: setup_local_id.to_string(),
+                    phase: setup.phase,
+                    action: "promote a cart that is not an open setup transaction of this device",
+                });
+            }
+            let scopes: Vec<(&str, &str)> = [
+                p.idempotency_key.as_deref().map(|k| ("key", k)),
+                p.order_id.as_deref().map(|o| ("order", o)),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            for (scope, value) in &scopes {
+                if let Some(rec) = live_idempotent(tx, scope, value, p.now_ms)? {
+                    return Ok(Begin::Existing(rec));
+                }
+            }
+            if let Some(rec) = one(tx, W_BUSY, [&p.device_id])? {
+                return Ok(Begin::Busy(rec));
+            }
+            tx.prepare_cached(
+                "UPDATE transactions SET setup = 0, order_id = ?2, idempotency_key = ?3, amount = ?4, \
+                 currency = ?5, request_json = ?6, product_sum_mismatch = ?7, updated_at = ?8 WHERE id = ?1",
+            )?
+            .execute(params![
+                setup.id,
+                p.order_id,
+                p.idempotency_key,
+                p.amount.0,
+                p.currency.code(),
+                json_text(&p.request_json)?,
+                p.product_sum_mismatch,
+                p.now_ms
+            ])?;
+            let expires_at = p.now_ms.saturating_add(IDEMPOTENCY_TTL_MS);
+            for (scope, value) in &scopes {
+                tx.prepare_cached(
+                    "INSERT INTO idempotency (scope, value, transaction_id, created_at, expires_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5) \
+                     ON CONFLICT (scope, value) DO UPDATE SET transaction_id = excluded.transaction_id, \
+                     created_at = excluded.created_at, expires_at = excluded.expires_at",
+                )?
+                .execute(params![scope, value, setup.id, p.now_ms, expires_at])?;
+            }
+            Ok(Begin::Started(by_id(tx, setup.id)?))
+        })
+    }
+
     /// Records SensePass's answer to the create call: the TransactionNumber, the first status and
     /// entity. Also adds the first status event (source `Api`).
     ///

@@ -595,3 +595,28 @@ fn last_skips_setup_carts_and_is_per_device() {
         Err(JournalError::InvalidPhase { .. })
     ));
 }
+
+#[test]
+fn a_setup_cart_is_promoted_into_the_payment() {
+    let (_d, j) = journal();
+    let mut cart = sale("cart", "dev", None, None, 500, 1_000);
+    cart.setup = true;
+    started(j.begin_payment(cart).unwrap());
+    // Not created at SensePass yet: cannot be promoted.
+    assert!(matches!(
+        j.promote_setup("cart", sale("pay", "dev", Some("A-1"), None, 700, 1_500)),
+        Err(JournalError::InvalidPhase { .. })
+    ));
+    j.record_created("cart", "N-CART", Status::Initialize, &entity("N-CART", Status::Initialize), 1_100).unwrap();
+    let promoted = started(j.promote_setup("cart", sale("pay", "dev", Some("A-1"), None, 700, 2_000)).unwrap());
+    assert_eq!(promoted.local_id, "cart");
+    assert!(!promoted.setup);
+    assert_eq!(promoted.number.as_deref(), Some("N-CART"));
+    assert_eq!(promoted.amount, Minor(700));
+    assert_eq!(promoted.order_id.as_deref(), Some("A-1"));
+    // It is now the device's open payment and the order's payment.
+    assert!(matches!(j.begin_payment(sale("other", "dev", Some("B-1"), None, 100, 3_000)).unwrap(), Begin::Busy(r) if r.local_id == "cart"));
+    assert!(matches!(j.begin_payment(sale("again", "dev", Some("A-1"), None, 700, 3_000)).unwrap(), Begin::Existing(r) if r.local_id == "cart"));
+    assert!(j.open_setup("dev").unwrap().is_none());
+    assert_eq!(j.last(Some("dev")).unwrap().map(|r| r.local_id), Some("cart".to_string()));
+}

@@ -307,7 +307,7 @@ pub async fn settings(State(agent): State<Agent>, headers: HeaderMap) -> Result<
         "environment": pairing.as_ref().map(|p| p.environment.clone()),
         "sensepassUrl": pairing.as_ref().map(|p| p.api_base.clone()).unwrap_or_else(|| c.sensepass_url.clone()),
         "socketUrl": pairing.as_ref().map(|p| p.socket_url.clone()).unwrap_or_else(|| c.socket_url.clone()),
-        "listen": c.listen.to_string(),
+        "listen": agent.listen_addr().to_string(),
         "waivePosToken": c.waive_pos_token,
     }))
     .into_response())
