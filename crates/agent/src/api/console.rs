@@ -111,7 +111,7 @@ pub fn build_receipt(record: &PaymentRecord, ops: &[till_journal::Operation]) ->
             payment_method: c.payment_method_name.clone(),
             card_mask: c.card_mask.clone(),
             auth_number: c.auth_number.clone(),
-            approved_at: c.date_approval.clone(),
+            approved_at: c.date_approval.as_deref().map(human_rfc3339),
         })
     });
     let refunds = ops
@@ -119,7 +119,7 @@ pub fn build_receipt(record: &PaymentRecord, ops: &[till_journal::Operation]) ->
         .filter(|o| o.kind == OpKind::Refund && matches!(o.state, OpState::Delivered | OpState::Pending | OpState::InFlight))
         .map(|o| till_receipts::RefundLine {
             amount: o.amount.unwrap_or(Minor::ZERO),
-            at: format_ms(o.finished_at.unwrap_or(o.created_at)),
+            at: format_human(o.finished_at.unwrap_or(o.created_at)),
             confirmation: o.result.as_ref().and_then(|r| r.get("refundConfirmation")).and_then(Value::as_str).map(str::to_string),
             queued: o.state != OpState::Delivered,
         })
@@ -147,6 +147,14 @@ pub fn build_receipt(record: &PaymentRecord, ops: &[till_journal::Operation]) ->
         qr_data: tx.as_ref().and_then(|t| t.transaction_page()).and_then(|p| p.qr_url.clone()),
         note: record.product_sum_mismatch.then(|| "The items do not add up to the amount charged.".to_string()),
     })
+}
+
+/// An RFC 3339 time from SensePass as `2026-11-21 17:36 UTC`; other text is kept as it is.
+fn human_rfc3339(text: &str) -> String {
+    match time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
+        Ok(t) => format_human((t.unix_timestamp_nanos() / 1_000_000) as i64),
+        Err(_) => text.to_string(),
+    }
 }
 
 fn format_human(ms: i64) -> String {
