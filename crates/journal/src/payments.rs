@@ -211,6 +211,50 @@ fn live_idempotent(
     Ok((!rec.ended_without_capture()).then_some(rec))
 }
 
+/// The idempotency scopes of a new payment: its key and its order id, when given.
+fn scopes(p: &NewPayment) -> Vec<(&str, &str)> {
+    [p.idempotency_key.as_deref().map(|k| ("key", k)), p.order_id.as_deref().map(|o| ("order", o))]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// The checks before a payment may start: a live idempotency record → attach to it; another open
+/// sale on the device → busy (`check_busy` is false for setup carts). `None`: it may start.
+fn attach_or_busy(
+    tx: &SqlTx<'_>,
+    p: &NewPayment,
+    scopes: &[(&str, &str)],
+    check_busy: bool,
+) -> Result<Option<Begin>, JournalError> {
+    for (scope, value) in scopes {
+        if let Some(rec) = live_idempotent(tx, scope, value, p.now_ms)? {
+            return Ok(Some(Begin::Existing(rec)));
+        }
+    }
+    if check_busy {
+        if let Some(rec) = one(tx, W_BUSY, [&p.device_id])? {
+            return Ok(Some(Begin::Busy(rec)));
+        }
+    }
+    Ok(None)
+}
+
+/// Points the idempotency records of `scopes` at payment row `id` for 31 days.
+fn write_idempotency(tx: &SqlTx<'_>, id: i64, scopes: &[(&str, &str)], now_ms: i64) -> Result<(), JournalError> {
+    let expires_at = now_ms.saturating_add(IDEMPOTENCY_TTL_MS);
+    for (scope, value) in scopes {
+        tx.prepare_cached(
+            "INSERT INTO idempotency (scope, value, transaction_id, created_at, expires_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (scope, value) DO UPDATE SET transaction_id = excluded.transaction_id, \
+             created_at = excluded.created_at, expires_at = excluded.expires_at",
+        )?
+        .execute(params![scope, value, id, now_ms, expires_at])?;
+    }
+    Ok(())
+}
+
 impl Journal {
     /// Journals a payment intent, or explains why not — atomically, in one `BEGIN IMMEDIATE`
     /// transaction, so two concurrent requests for the same order cannot both start.
@@ -232,22 +276,9 @@ impl Journal {
             if let Some(rec) = one(tx, "WHERE local_id = ?1", [&p.local_id])? {
                 return Ok(Begin::Existing(rec));
             }
-            let scopes: Vec<(&str, &str)> = [
-                p.idempotency_key.as_deref().map(|k| ("key", k)),
-                p.order_id.as_deref().map(|o| ("order", o)),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            for (scope, value) in &scopes {
-                if let Some(rec) = live_idempotent(tx, scope, value, p.now_ms)? {
-                    return Ok(Begin::Existing(rec));
-                }
-            }
-            if !p.setup {
-                if let Some(rec) = one(tx, W_BUSY, [&p.device_id])? {
-                    return Ok(Begin::Busy(rec));
-                }
+            let scopes = scopes(&p);
+            if let Some(outcome) = attach_or_busy(tx, &p, &scopes, !p.setup)? {
+                return Ok(outcome);
             }
             tx.prepare_cached(
                 "INSERT INTO transactions (local_id, device_id, order_id, idempotency_key, amount, \
@@ -269,16 +300,7 @@ impl Journal {
                 p.now_ms
             ])?;
             let id = tx.last_insert_rowid();
-            let expires_at = p.now_ms.saturating_add(IDEMPOTENCY_TTL_MS);
-            for (scope, value) in &scopes {
-                tx.prepare_cached(
-                    "INSERT INTO idempotency (scope, value, transaction_id, created_at, expires_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5) \
-                     ON CONFLICT (scope, value) DO UPDATE SET transaction_id = excluded.transaction_id, \
-                     created_at = excluded.created_at, expires_at = excluded.expires_at",
-                )?
-                .execute(params![scope, value, id, p.now_ms, expires_at])?;
-            }
+            write_idempotency(tx, id, &scopes, p.now_ms)?;
             Ok(Begin::Started(by_id(tx, id)?))
         })
     }
@@ -303,20 +325,9 @@ impl Journal {
                     action: "promote a cart that is not an open setup transaction of this device",
                 });
             }
-            let scopes: Vec<(&str, &str)> = [
-                p.idempotency_key.as_deref().map(|k| ("key", k)),
-                p.order_id.as_deref().map(|o| ("order", o)),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            for (scope, value) in &scopes {
-                if let Some(rec) = live_idempotent(tx, scope, value, p.now_ms)? {
-                    return Ok(Begin::Existing(rec));
-                }
-            }
-            if let Some(rec) = one(tx, W_BUSY, [&p.device_id])? {
-                return Ok(Begin::Busy(rec));
+            let scopes = scopes(&p);
+            if let Some(outcome) = attach_or_busy(tx, &p, &scopes, true)? {
+                return Ok(outcome);
             }
             tx.prepare_cached(
                 "UPDATE transactions SET setup = 0, order_id = ?2, idempotency_key = ?3, amount = ?4, \
@@ -332,16 +343,7 @@ impl Journal {
                 p.product_sum_mismatch,
                 p.now_ms
             ])?;
-            let expires_at = p.now_ms.saturating_add(IDEMPOTENCY_TTL_MS);
-            for (scope, value) in &scopes {
-                tx.prepare_cached(
-                    "INSERT INTO idempotency (scope, value, transaction_id, created_at, expires_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5) \
-                     ON CONFLICT (scope, value) DO UPDATE SET transaction_id = excluded.transaction_id, \
-                     created_at = excluded.created_at, expires_at = excluded.expires_at",
-                )?
-                .execute(params![scope, value, setup.id, p.now_ms, expires_at])?;
-            }
+            write_idempotency(tx, setup.id, &scopes, p.now_ms)?;
             Ok(Begin::Started(by_id(tx, setup.id)?))
         })
     }
