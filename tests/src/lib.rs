@@ -123,6 +123,12 @@ impl Env {
 
     /// As [`Env::restart_agent`], with extra environment variables (e.g. `FAILPOINTS`).
     pub async fn restart_agent_with(&mut self, envs: &[(&str, &str)]) -> Result<()> {
+        if envs.iter().any(|(k, _)| *k == "FAILPOINTS") {
+            let out = Command::new(bin_path("till-agent")?).arg("features").output()?;
+            if !String::from_utf8_lossy(&out.stdout).contains("failpoints") {
+                bail!("target/debug/till-agent was built without failpoints: run `cargo build --workspace` (scripts/test.sh does)");
+            }
+        }
         self.agent.kill9();
         self.agent = spawn_agent_with(&self.sandbox, self.data_dir.path(), &self.extra, envs)?;
         self.wait_ready().await

@@ -89,6 +89,9 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Print the compile-time features of this binary (for test harnesses).
+    #[command(hide = true)]
+    Features,
     /// Print the POS token that money-out operations need (Authorization: Bearer …).
     Token {
         #[command(flatten)]
@@ -137,6 +140,10 @@ async fn main() -> Result<()> {
         Command::Status { common } => {
             let config = load(&common, None)?;
             status(&config).await
+        }
+        Command::Features => {
+            println!("{}", if cfg!(feature = "failpoints") { "failpoints" } else { "" });
+            Ok(())
         }
         Command::Token { common } => {
             let config = load(&common, None)?;
