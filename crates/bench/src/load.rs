@@ -19,6 +19,10 @@
 //!
 //! The sandbox's autopilot approves every new transaction at once (`approveAfterMs: 0`), so
 //! what is left is the cost of the path itself.
+//!
+//! A POS that has no answer after [`STALL`] hangs up and asks `GET /api/transactions/last`, as
+//! the agent tells it to. Such a request counts as *stalled*: in the latency figures with the time
+//! the POS waited, and separately by number, so a lost status event cannot hide.
 
 use crate::procs::{self, AgentMode, AgentProc, Bins, SandboxProc};
 use crate::stats::Summary;
@@ -60,12 +64,17 @@ pub enum Mode {
 /// One mode's figures at one level.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ModeResult {
-    /// Per-payment latency as the POS sees it, over every measured round.
+    /// Per-request latency as the POS sees it, over every measured round; a stalled request
+    /// counts with the time the POS waited before giving up ([`STALL`]).
     pub latency: Summary,
-    /// Completed payments per second over the measured rounds (completed / wall time).
+    /// The same over answered (approved) requests only.
+    pub answered_latency: Summary,
+    /// Approved payments per second over the measured rounds (answered / wall time).
     pub throughput_per_s: f64,
-    /// Completed payments.
+    /// Approved payments.
     pub completed: usize,
+    /// Requests without an answer within [`STALL`] (agent mode).
+    pub stalls: usize,
     /// Failed payments (any error or a non-approved outcome).
     pub errors: usize,
     /// Direct mode: outcomes that needed the status poll because no socket event came in 2 s.
@@ -221,17 +230,52 @@ fn sale(order: &str) -> Value {
     json!({ "amount": 1250, "currency": "USD", "isCent": true, "posData": { "orderId": order } })
 }
 
+/// How long a POS waits for its `init/sync` answer before it gives up, hangs up and asks
+/// `GET /api/transactions/last` instead (what the agent's own error message tells it to do). The
+/// happy path is three orders of magnitude faster, so a payment that takes this long is stalled.
+pub const STALL: Duration = Duration::from_secs(5);
+
+/// What became of one POS request.
+enum Paid {
+    /// Approved, in this time.
+    Answered(Duration),
+    /// No answer within [`STALL`]; the POS hung up at this time.
+    Stalled(Duration),
+}
+
 impl AgentPos {
-    async fn pay(&self, order: &str) -> Result<()> {
-        let (status, body) = self
-            .client
-            .forward(reqwest::Method::POST, "transactions/init/sync", Some(sale(order)))
-            .await
-            .map_err(|e| anyhow!("init/sync: {e}"))?;
+    async fn pay(&self, order: &str) -> Result<Paid> {
+        let t0 = Instant::now();
+        let call = self.client.forward(reqwest::Method::POST, "transactions/init/sync", Some(sale(order)));
+        let (status, body) = match tokio::time::timeout(STALL, call).await {
+            Ok(answer) => answer.map_err(|e| anyhow!("init/sync: {e}"))?,
+            Err(_) => {
+                let waited = t0.elapsed();
+                self.recover().await;
+                return Ok(Paid::Stalled(waited));
+            }
+        };
         if status != 200 || body.get("status").and_then(Value::as_i64) != Some(5) {
+            if status == 409 {
+                self.recover().await;
+            }
             bail!("init/sync answered {status}: {body}");
         }
-        Ok(())
+        Ok(Paid::Answered(t0.elapsed()))
+    }
+
+    /// After a lost answer: `GET /api/transactions/last` (which makes the agent re-read an open
+    /// payment from SensePass) until the last payment is final, at most 10 times.
+    async fn recover(&self) {
+        for _ in 0..10 {
+            if let Ok((200, body)) = self.client.forward(reqwest::Method::GET, "transactions/last", None).await {
+                let s = body.get("status").and_then(Value::as_i64).unwrap_or(0);
+                if till_core::Status::from_code(s).map(|s| s.is_final()).unwrap_or(false) {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
 
@@ -276,7 +320,11 @@ impl DirectPos {
 /// What one round produced.
 #[derive(Default)]
 struct RoundOut {
+    /// Every answered payment, and every stalled one at the time the POS gave up.
     latencies: Vec<Duration>,
+    /// Answered payments only.
+    answered: Vec<Duration>,
+    stalls: usize,
     errors: usize,
     wall: Duration,
     first_error: Option<String>,
@@ -307,13 +355,19 @@ async fn round(fleet: &Fleet, run: &str, mode: Mode, clients: usize, secs: f64) 
                     break;
                 }
                 let order = next_order(&run, mode);
-                let t0 = Instant::now();
                 let result = match mode {
-                    Mode::Agent => agent.pay(&order).await.map(|_| t0.elapsed()),
-                    Mode::Direct => direct.pay(&order).await,
+                    Mode::Agent => agent.pay(&order).await,
+                    Mode::Direct => direct.pay(&order).await.map(Paid::Answered),
                 };
                 match result {
-                    Ok(d) => out.latencies.push(d),
+                    Ok(Paid::Answered(d)) => {
+                        out.latencies.push(d);
+                        out.answered.push(d);
+                    }
+                    Ok(Paid::Stalled(d)) => {
+                        out.latencies.push(d);
+                        out.stalls += 1;
+                    }
                     Err(e) => {
                         out.errors += 1;
                         out.first_error.get_or_insert_with(|| e.to_string());
@@ -329,6 +383,8 @@ async fn round(fleet: &Fleet, run: &str, mode: Mode, clients: usize, secs: f64) 
     for t in tasks {
         if let Ok(out) = t.await {
             total.latencies.extend(out.latencies);
+            total.answered.extend(out.answered);
+            total.stalls += out.stalls;
             total.errors += out.errors;
             if total.first_error.is_none() {
                 total.first_error = out.first_error;
@@ -343,6 +399,8 @@ async fn round(fleet: &Fleet, run: &str, mode: Mode, clients: usize, secs: f64) 
 #[derive(Default)]
 struct Acc {
     latencies: Vec<Duration>,
+    answered: Vec<Duration>,
+    stalls: usize,
     errors: usize,
     wall: Duration,
     round_tp: Vec<f64>,
@@ -353,11 +411,13 @@ struct Acc {
 
 impl Acc {
     fn finish(self, polls: u64) -> ModeResult {
-        let n = self.latencies.len().max(1) as f64;
+        let n = self.answered.len().max(1) as f64;
         ModeResult {
             latency: Summary::of(&self.latencies),
-            throughput_per_s: self.latencies.len() as f64 / self.wall.as_secs_f64().max(1e-9),
-            completed: self.latencies.len(),
+            answered_latency: Summary::of(&self.answered),
+            throughput_per_s: self.answered.len() as f64 / self.wall.as_secs_f64().max(1e-9),
+            completed: self.answered.len(),
+            stalls: self.stalls,
             errors: self.errors,
             fallback_polls: polls,
             round_throughputs: self.round_tp,
@@ -415,7 +475,7 @@ async fn measure(fleet: &Fleet, plan: &LoadPlan) -> Result<Vec<LevelResult>> {
         // Warm-up: connections, caches, the first payment of every device.
         for mode in [Mode::Direct, Mode::Agent] {
             let out = round(fleet, &run, mode, n, plan.warmup_secs).await;
-            if out.latencies.is_empty() {
+            if out.answered.is_empty() {
                 bail!("{mode:?} warm-up at {n} clients completed nothing: {}", out.first_error.unwrap_or_default());
             }
         }
@@ -452,15 +512,18 @@ async fn measure(fleet: &Fleet, plan: &LoadPlan) -> Result<Vec<LevelResult>> {
                 }
                 let cpu1 = (cpu_of(&agent_pids), procs::cpu_time(sandbox_pid), procs::cpu_time(self_pid));
                 let acc = if mode == Mode::Agent { &mut agent } else { &mut direct };
-                let tp = out.latencies.len() as f64 / out.wall.as_secs_f64().max(1e-9);
+                let tp = out.answered.len() as f64 / out.wall.as_secs_f64().max(1e-9);
                 eprintln!(
-                    "load: {n:>3} clients {mode:?} round {r}: {} ok, {} errors, {tp:.0}/s{}",
-                    out.latencies.len(),
+                    "load: {n:>3} clients {mode:?} round {r}: {} ok, {} stalled, {} errors, {tp:.0}/s{}",
+                    out.answered.len(),
+                    out.stalls,
                     out.errors,
                     out.first_error.as_deref().map(|e| format!(" (first error: {e})")).unwrap_or_default()
                 );
                 acc.round_tp.push(tp);
                 acc.latencies.extend(out.latencies);
+                acc.answered.extend(out.answered);
+                acc.stalls += out.stalls;
                 acc.errors += out.errors;
                 acc.wall += out.wall;
                 if mode == Mode::Agent {
