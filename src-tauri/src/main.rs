@@ -153,6 +153,9 @@ fn run(cli: Cli, mut config: Config) -> Result<ExitCode, Failure> {
     if let Some(sandbox) = &sandbox {
         println!("sandbox SensePass API: {}", sandbox.api_base());
         println!("sandbox control API:   {}", sandbox.control_url());
+        println!("try: curl -s -X POST {agent_url}/api/transactions/init -H 'Content-Type: application/json' \\");
+        println!("       -d '{{\"amount\":1250,\"currency\":\"USD\",\"posData\":{{\"orderId\":\"A-1\"}}}}'");
+        println!("the payment appears in the window; open its transactionPage.qrURL in a browser and pay with 4111111111111111");
     }
     app.manage(Shell {
         agent_url,
