@@ -7,12 +7,14 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # System packages: Tauri's webview (WebKitGTK), OpenSSL headers (rust_socketio links OpenSSL),
-# Xvfb + ImageMagick for window screenshots, poppler for receipt checks, chromium for UI tests.
+# Xvfb + ImageMagick for window screenshots, a D-Bus session bus and x11-utils for the tray and
+# single-instance checks of the desktop smoke test, poppler + zbar for receipt and QR checks,
+# DejaVu fonts (embedded into PDF receipts at build time), chromium + node for the browser tests.
 APT_PACKAGES=(
   build-essential pkg-config curl wget file ca-certificates
   libssl-dev libwebkit2gtk-4.1-dev libgtk-3-dev libxdo-dev
   libayatana-appindicator3-dev librsvg2-dev
-  xvfb xauth imagemagick poppler-utils zbar-tools
+  xvfb xauth imagemagick poppler-utils zbar-tools dbus-daemon x11-utils fonts-dejavu-core
   chromium nodejs npm
 )
 

@@ -532,14 +532,18 @@ impl Agent {
                     )));
                 }
             }
-            tokio::select! {
-                ev = events.recv() => match ev {
-                    Ok(AgentEvent::Status(s)) if s.local_id != local_id => continue,
-                    Ok(_) | Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => return Err(AgentError::Internal("event bus closed".into())),
-                },
-                _ = tick.tick() => {}
-                _ = self.inner.shutdown.cancelled() => return Err(AgentError::Internal("agent shutting down".into())),
+            // Sleep until this payment changes (or a lagged bus may have hidden it), or the tick.
+            loop {
+                tokio::select! {
+                    ev = events.recv() => match ev {
+                        Ok(AgentEvent::Status(s)) if s.local_id == local_id => break,
+                        Ok(_) => continue,
+                        Err(RecvError::Lagged(_)) => break,
+                        Err(RecvError::Closed) => return Err(AgentError::Internal("event bus closed".into())),
+                    },
+                    _ = tick.tick() => break,
+                    _ = self.inner.shutdown.cancelled() => return Err(AgentError::Internal("agent shutting down".into())),
+                }
             }
         }
     }
