@@ -9,7 +9,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # System packages: Tauri's webview (WebKitGTK), OpenSSL headers (rust_socketio links OpenSSL),
 # Xvfb + ImageMagick for window screenshots, a D-Bus session bus and x11-utils for the tray and
 # single-instance checks of the desktop smoke test, poppler + zbar for receipt and QR checks,
-# DejaVu fonts (embedded into PDF receipts at build time), chromium + node for the browser tests.
+# DejaVu fonts for pages rendered by chromium, chromium + node for the browser tests.
 APT_PACKAGES=(
   build-essential pkg-config curl wget file ca-certificates
   libssl-dev libwebkit2gtk-4.1-dev libgtk-3-dev libxdo-dev
