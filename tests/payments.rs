@@ -317,3 +317,25 @@ async fn live_cart_becomes_the_payment() -> Result<()> {
     assert_eq!(state["transactions"].as_array().map(Vec::len), Some(1), "one SensePass transaction in all");
     Ok(())
 }
+
+/// A status 12 observed after a partial refund may be a new refund starting, so it is applied;
+/// if its outcome never arrives, the periodic re-read brings the journal back to SensePass's truth.
+#[tokio::test]
+async fn a_refund_left_processing_is_re_read() -> Result<()> {
+    let env = Env::start_with_config("resync_interval_secs = 1\n").await?;
+    let (sync, number) = start_sync(&env, init_body("RP-1", 1000)).await?;
+    env.control(&format!("/transactions/{number}/pay"), json!({ "card": "4111111111111111" })).await?;
+    assert_eq!(sync.await??.1["status"], 5);
+    let token = env.token()?;
+    let r = env.http.post(env.url("/api/transactions/refund")).bearer_auth(&token)
+        .json(&json!({ "transactionNumber": number, "isPartial": true, "refundAmount": 1 })).send().await?;
+    assert_eq!(r.status().as_u16(), 200);
+    env.eventually(&format!("/api/agent/transactions/{number}"), 10, |v| v["status"] == 13).await?;
+    env.control(&format!("/transactions/{number}/emit"), json!({ "status": 12 })).await?;
+    env.eventually(&format!("/api/agent/transactions/{number}"), 10, |v| {
+        v["events"].as_array().map(|e| e.iter().any(|e| e["status"] == 12 && e["source"] == "socket")).unwrap_or(false)
+    })
+    .await?;
+    env.eventually(&format!("/api/agent/transactions/{number}"), 15, |v| v["status"] == 13).await?;
+    Ok(())
+}

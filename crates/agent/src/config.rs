@@ -68,6 +68,8 @@ pub struct FileConfig {
     pub poll_interval_secs: Option<u64>,
     /// Timeout of one SensePass HTTP call, seconds.
     pub http_timeout_secs: Option<u64>,
+    /// Seconds between re-reads of open payments while the socket is connected (default 20).
+    pub resync_interval_secs: Option<u64>,
     /// Most refunds that may wait in the outbox while SensePass is unreachable (default 50).
     pub max_queued_refunds: Option<u64>,
     /// Most money, in minor units, that queued refunds may add up to (default 500000 = 5,000.00).
@@ -93,6 +95,8 @@ pub struct Config {
     pub poll_interval: Duration,
     /// Timeout of one SensePass HTTP call.
     pub http_timeout: Duration,
+    /// Re-read interval of open payments while the socket is connected (no event is trusted).
+    pub resync_interval: Duration,
     /// Limits on refunds waiting for SensePass; past them new refunds are refused, never dropped.
     pub refund_queue: RefundQueueLimits,
 }
@@ -182,6 +186,7 @@ impl Config {
             waive_pos_token: o.waive_pos_token.or(file.waive_pos_token).unwrap_or(false),
             poll_interval: Duration::from_secs(file.poll_interval_secs.unwrap_or(2).max(1)),
             http_timeout: Duration::from_secs(file.http_timeout_secs.unwrap_or(15).max(1)),
+            resync_interval: Duration::from_secs(file.resync_interval_secs.unwrap_or(20).max(1)),
             refund_queue: RefundQueueLimits {
                 max_count: file.max_queued_refunds.unwrap_or(50),
                 max_total_minor: file.max_queued_refund_minor.unwrap_or(500_000),

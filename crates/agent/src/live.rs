@@ -4,7 +4,8 @@
 //!   as every other observation, so duplicates and stale events change nothing.
 //! - After every (re)connect, every open payment is re-read from SensePass (source `poll`): events
 //!   emitted while the socket was down are not replayed by SensePass.
-//! - While the socket is down, open payments are re-read every `poll_interval`.
+//! - While the socket is down, open payments are re-read every `poll_interval`; while it is up,
+//!   every `resync_interval` all the same (a lost event must not leave a payment open).
 //! - When the pairing changes (another device paired, or unpaired), the listener is restarted.
 
 use crate::service::Agent;
@@ -15,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 /// How often the pairing is re-read to notice a change made by `till-agent pair`.
 const PAIRING_CHECK: Duration = Duration::from_secs(2);
+
 
 /// Runs until shutdown.
 pub async fn run(agent: Agent) {
@@ -46,6 +48,10 @@ async fn follow_device(agent: &Agent, device: &str, session: CancellationToken) 
     let mut poll = tokio::time::interval(agent.config().poll_interval);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pairing_check = tokio::time::interval(PAIRING_CHECK);
+    // Open payments are re-read even while the socket is connected: no event is trusted to
+    // arrive, and a lost one must not leave a payment open (or a refund "processing") for long.
+    let mut safety_net = tokio::time::interval(agent.config().resync_interval);
+    safety_net.reset();
     let mut connected = false;
     loop {
         tokio::select! {
@@ -71,6 +77,7 @@ async fn follow_device(agent: &Agent, device: &str, session: CancellationToken) 
                 }
             },
             _ = poll.tick(), if !connected => resync_open(agent).await,
+            _ = safety_net.tick(), if connected => resync_open(agent).await,
             _ = pairing_check.tick() => {
                 let still = matches!(agent.pairing().await, Ok(Some(p)) if p.device_id == device);
                 if !still {
@@ -85,7 +92,7 @@ async fn follow_device(agent: &Agent, device: &str, session: CancellationToken) 
 
 /// Re-reads every open payment from SensePass.
 pub async fn resync_open(agent: &Agent) {
-    let open = match agent.journal(|j| j.open_payments()).await {
+    let open = match crate::service::needing_resync(agent).await {
         Ok(open) => open,
         Err(e) => {
             tracing::error!(error = %e, "cannot list open payments");

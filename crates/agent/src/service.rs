@@ -566,7 +566,20 @@ impl Agent {
         let now = till_journal::now_ms();
         let source_name = source_name(source);
         fail::fail_point!("status::before_apply", |_| crate::failpoints::crash("status::before_apply"));
-        let applied = self.journal(move |j| j.apply_status(&number, status, &raw, source, now)).await?;
+        // Refund confirmations only ever grow: an observation with fewer than the journal holds
+        // is an old event (a 12 after a 13 would otherwise look like a new refund starting).
+        let incoming_refunds = refund_confirmations(&tx);
+        let stale = move |current: &PaymentRecord| {
+            let held = current
+                .entity_json
+                .clone()
+                .and_then(|e| Transaction::from_json(e).ok())
+                .map(|t| refund_confirmations(&t))
+                .unwrap_or(0);
+            incoming_refunds < held
+        };
+        let applied =
+            self.journal(move |j| j.apply_observation(&number, status, &raw, source, now, stale)).await?;
         if applied.transition == Transition::Advance {
             tracing::info!(number = %tx.number(), status = %status, source = source_name, "status advanced");
             self.publish_record(&applied.record, source_name);
@@ -760,7 +773,7 @@ impl Agent {
     /// Start-up recovery: every payment that is not final and every payment with an unknown
     /// create outcome is re-read from SensePass before new payments are taken.
     pub async fn recover(&self) {
-        let open = match self.journal(|j| j.open_payments()).await {
+        let open = match needing_resync(self).await {
             Ok(o) => o,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read open payments");
@@ -817,6 +830,28 @@ pub enum RefundOutcome {
     Queued(Operation),
     /// The idempotency key matched an earlier refund.
     Existing(Operation),
+}
+
+/// How many refunds SensePass lists in an entity's confirmations.
+fn refund_confirmations(tx: &Transaction) -> usize {
+    tx.confirmations().iter().filter(|c| c.is_refund()).count()
+}
+
+/// Payments whose state must be re-read: those still open, and those with a refund in progress
+/// (status 12 is transient; its outcome may have been missed).
+pub async fn needing_resync(agent: &Agent) -> Result<Vec<PaymentRecord>, AgentError> {
+    agent
+        .journal(|j| {
+            let mut list = j.open_payments()?;
+            let q = till_journal::Query {
+                status: vec![Status::ProcessingRefund],
+                limit: 500,
+                ..Default::default()
+            };
+            list.extend(j.query(&q)?.items);
+            Ok(list)
+        })
+        .await
 }
 
 /// The POS's order id: `posData.orderId` (string or number).

@@ -57,6 +57,9 @@ struct Common {
     /// Which build `--desktop` is (release or debug).
     #[arg(long, default_value = "release")]
     desktop_profile: String,
+    /// Load benchmark concurrency levels instead of the default 1,16,200.
+    #[arg(long, value_delimiter = ',')]
+    levels: Vec<usize>,
 }
 
 #[derive(Subcommand)]
@@ -93,12 +96,16 @@ fn write_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<()> {
     Ok(())
 }
 
-fn load_plan(quick: bool) -> load::LoadPlan {
-    if quick {
+fn load_plan(c: &Common) -> load::LoadPlan {
+    let mut plan = if c.quick {
         load::LoadPlan { levels: vec![1, 4, 16], rounds: 2, round_secs: vec![1.0], warmup_secs: 0.5 }
     } else {
         load::LoadPlan { levels: vec![1, 16, 200], rounds: 4, round_secs: vec![3.0, 3.0, 5.0], warmup_secs: 1.0 }
+    };
+    if !c.levels.is_empty() {
+        plan.levels = c.levels.clone();
     }
+    plan
 }
 
 fn journal_plan(quick: bool) -> journal::JournalPlan {
@@ -126,7 +133,7 @@ async fn area(which: &str, c: &Common) -> Result<()> {
     std::fs::create_dir_all(&c.work)?;
     let t = Instant::now();
     match which {
-        "load" => write_json(&c.results, "load.json", &load::run(&bins, &c.work, &load_plan(c.quick)).await?)?,
+        "load" => write_json(&c.results, "load.json", &load::run(&bins, &c.work, &load_plan(c)).await?)?,
         "events" => {
             let (n, limit) = if c.quick { (50, 20) } else { (300, 60) };
             write_json(&c.results, "events.json", &events::run(&bins, &c.work, n, Duration::from_secs(limit)).await?)?

@@ -150,8 +150,10 @@ fn apply_in(
     entity: &Value,
     source: EventSource,
     now_ms: i64,
+    stale: bool,
 ) -> Result<Applied, JournalError> {
     let transition = match rec.status {
+        _ if stale => Transition::Ignore,
         None => Transition::Advance,
         Some(current) => current.transition(status),
     };
@@ -374,7 +376,7 @@ impl Journal {
                         given: number.to_string(),
                     });
                 }
-                return Ok(apply_in(tx, rec, status, entity, EventSource::Api, now_ms)?.record);
+                return Ok(apply_in(tx, rec, status, entity, EventSource::Api, now_ms, false)?.record);
             }
             if let Some(other) = one(tx, W_NUMBER, [number])? {
                 if other.id != rec.id {
@@ -477,9 +479,27 @@ impl Journal {
         source: EventSource,
         now_ms: i64,
     ) -> Result<Applied, JournalError> {
+        self.apply_observation(number, status, entity, source, now_ms, |_| false)
+    }
+
+    /// As [`Journal::apply_status`], with a caller's test of staleness that the status code alone
+    /// cannot express, run inside the same transaction on the current record: when it returns
+    /// true the observation is recorded as ignored. The agent uses it for refunds — a status 12
+    /// carrying fewer refund confirmations than the journal already holds is an old event, not a
+    /// new refund — so the journal needs no knowledge of SensePass's entity.
+    pub fn apply_observation(
+        &self,
+        number: &str,
+        status: Status,
+        entity: &Value,
+        source: EventSource,
+        now_ms: i64,
+        stale: impl FnOnce(&PaymentRecord) -> bool,
+    ) -> Result<Applied, JournalError> {
         self.write(|tx| {
             let rec = by_number_in(tx, number)?;
-            apply_in(tx, rec, status, entity, source, now_ms)
+            let is_stale = stale(&rec);
+            apply_in(tx, rec, status, entity, source, now_ms, is_stale)
         })
     }
 

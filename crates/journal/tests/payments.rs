@@ -620,3 +620,24 @@ fn a_setup_cart_is_promoted_into_the_payment() {
     assert!(j.open_setup("dev").unwrap().is_none());
     assert_eq!(j.last(Some("dev")).unwrap().map(|r| r.local_id), Some("cart".to_string()));
 }
+
+#[test]
+fn apply_observation_ignores_what_the_caller_finds_stale() {
+    let (_d, j) = journal();
+    started(j.begin_payment(sale("p", "dev", Some("O"), None, 1000, 1)).unwrap());
+    j.record_created("p", "N", Status::Initialize, &entity("N", Status::Initialize), 2).unwrap();
+    j.apply_status("N", Status::Approved, &entity("N", Status::Approved), EventSource::Socket, 3).unwrap();
+    j.apply_status("N", Status::PartiallyRefunded, &entity("N", Status::PartiallyRefunded), EventSource::Poll, 4).unwrap();
+    // 13 → 12 is a legal transition (a second refund), unless the caller knows it is old news.
+    let stale = j
+        .apply_observation("N", Status::ProcessingRefund, &entity("N", Status::ProcessingRefund), EventSource::Socket, 5, |rec| {
+            rec.status == Some(Status::PartiallyRefunded)
+        })
+        .unwrap();
+    assert_eq!(stale.transition, Transition::Ignore);
+    assert_eq!(stale.record.status, Some(Status::PartiallyRefunded));
+    let events = j.events("p").unwrap();
+    assert!(events.last().map(|e| !e.applied && e.status == Status::ProcessingRefund).unwrap_or(false), "recorded, not applied");
+    let fresh = j.apply_status("N", Status::ProcessingRefund, &entity("N", Status::ProcessingRefund), EventSource::Socket, 6).unwrap();
+    assert_eq!(fresh.transition, Transition::Advance);
+}
