@@ -339,3 +339,38 @@ async fn a_refund_left_processing_is_re_read() -> Result<()> {
     env.eventually(&format!("/api/agent/transactions/{number}"), 15, |v| v["status"] == 13).await?;
     Ok(())
 }
+
+/// Customer input (spec §4.13, §8.3) through the agent: the POS sends no deviceId; the agent adds
+/// the paired one; the call returns the consumer's answers.
+#[tokio::test]
+async fn customer_input_through_the_agent() -> Result<()> {
+    let env = Env::start().await?;
+    let http = env.http.clone();
+    let url = env.url("/api/transactions/customer-input");
+    let ask = tokio::spawn(async move {
+        let r = http
+            .post(url)
+            .json(&json!({ "inputs": [ { "type": "email", "question": "Your e-mail for the receipt?" } ] }))
+            .send()
+            .await?;
+        let status = r.status().as_u16();
+        anyhow::Ok((status, r.json::<Value>().await?))
+    });
+    // The consumer answers on the device (the sandbox's control API stands in for the tag).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let answered = env
+            .control(&format!("/devices/{}/customer-input", env.device_id), json!({ "answers": ["ana@example.com"] }))
+            .await;
+        if answered.is_ok() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the question never reached the device: {answered:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body) = ask.await??;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["success"], true);
+    assert_eq!(body["results"][0]["input"], "ana@example.com");
+    Ok(())
+}

@@ -37,7 +37,11 @@ pub fn router(agent: Agent, addr: SocketAddr) -> Router {
         .route("/api/transactions/cancel/{number}", post(handlers::cancel))
         .route("/api/transactions/cancelByDeviceId/{device}", post(handlers::cancel_by_device))
         .route("/api/transactions/products/update", post(handlers::products_update))
-        .route("/api/transactions/{number}", get(handlers::transaction).patch(handlers::update))
+        // POSTs to other one-segment paths (customer-input, pay, …) go to SensePass as they are.
+        .route(
+            "/api/transactions/{number}",
+            get(handlers::transaction).patch(handlers::update).post(handlers::passthrough),
+        )
         .route("/api/devices", get(handlers::devices))
         // Agent extensions.
         .route("/api/agent/health", get(handlers::health))
