@@ -20,8 +20,9 @@ quick=""
 
 log() { echo "bench: $*" >&2; }
 
-results="$root/target/bench/results"
-work="$root/target/bench/work"
+target="${CARGO_TARGET_DIR:-$root/target}"
+results="$target/bench/results"
+work="$target/bench/work"
 rm -rf "$results" "$work/agent-"* "$work/start-"* "$work/desktop"
 mkdir -p "$results" "$work"
 # 400 sockets on each side of the load benchmark, plus every child's pipes.
@@ -43,10 +44,10 @@ if [ "${BENCH_SKIP_BUILD:-0}" != "1" ]; then
 fi
 build_secs=$(awk -v a="$build_start" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
 if [ "${BENCH_DESKTOP:-1}" != "0" ]; then
-  if [ -x target/release/till-desktop ]; then
-    desktop_args=(--desktop target/release/till-desktop --desktop-profile release)
-  elif [ -x target/debug/till-desktop ]; then
-    desktop_args=(--desktop target/debug/till-desktop --desktop-profile debug)
+  if [ -x "$target/release/till-desktop" ]; then
+    desktop_args=(--desktop "$target/release/till-desktop" --desktop-profile release)
+  elif [ -x "$target/debug/till-desktop" ]; then
+    desktop_args=(--desktop "$target/debug/till-desktop" --desktop-profile debug)
   fi
 fi
 
@@ -65,12 +66,12 @@ export BENCH_BUILD_SECS="$build_secs" BENCH_MICRO_SECS="$micro_secs"
 BENCH_GIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 BENCH_RUSTC="$(rustc --version)"
 export BENCH_GIT BENCH_RUSTC
-target/release/till-bench all --bin-dir target/release --results "$results" --work "$work" $quick "${desktop_args[@]}"
+"$target/release/till-bench" all --bin-dir "$target/release" --results "$results" --work "$work" $quick "${desktop_args[@]}"
 
 # 4. Tables.
 if [ -n "$quick" ]; then
   log "quick run: results in $results; BENCHMARKS.md left unchanged"
 else
-  target/release/till-bench report --results "$results" --criterion target/criterion --markdown BENCHMARKS.md
+  "$target/release/till-bench" report --results "$results" --criterion "$target/criterion" --markdown BENCHMARKS.md
   log "BENCHMARKS.md rewritten"
 fi

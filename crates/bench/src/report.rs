@@ -191,7 +191,7 @@ fn tables(results: &Path, criterion_dir: &Path) -> Vec<(&'static str, Option<Str
         );
         let build = r.build_secs.map(|b| format!("{b:.0} s")).unwrap_or_else(|| "—".into());
         let micro = r.micro_secs.map(|b| format!("{b:.0} s")).unwrap_or_else(|| "—".into());
-        let _ = writeln!(s, "| time | measurements {:.0} s (criterion {micro} of it); release build in this invocation {build} |", r.run_secs);
+        let _ = writeln!(s, "| time | `till-bench all` {:.0} s, criterion {micro}; release build in this invocation {build} |", r.run_secs);
         s
     });
 
