@@ -843,12 +843,7 @@ pub async fn needing_resync(agent: &Agent) -> Result<Vec<PaymentRecord>, AgentEr
     agent
         .journal(|j| {
             let mut list = j.open_payments()?;
-            let q = till_journal::Query {
-                status: vec![Status::ProcessingRefund],
-                limit: 500,
-                ..Default::default()
-            };
-            list.extend(j.query(&q)?.items);
+            list.extend(j.refunds_processing()?);
             Ok(list)
         })
         .await

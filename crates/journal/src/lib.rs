@@ -66,7 +66,10 @@ pub use till_core::Transition;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The schema, oldest first. Never edit a released migration; append a new one.
-const MIGRATIONS: &[M<'static>] = &[M::up(include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(include_str!("migrations/0001_init.sql")),
+    M::up(include_str!("migrations/0002_refunds_processing.sql")),
+];
 
 /// The current wall-clock time in unix milliseconds, for callers that are not tests.
 pub fn now_ms() -> i64 {

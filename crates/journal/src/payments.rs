@@ -600,6 +600,13 @@ impl Journal {
         one(&conn, W_OPEN_SETUP, [device_id])
     }
 
+    /// Payments with a refund in progress (status 12), oldest first: their outcome may have been
+    /// missed, so they are re-read. Uses a partial index; cheap at any journal size.
+    pub fn refunds_processing(&self) -> Result<Vec<PaymentRecord>, JournalError> {
+        let conn = self.lock();
+        many(&conn, "INDEXED BY transactions_refund_processing WHERE status = 12 ORDER BY created_at, id LIMIT 1000", [])
+    }
+
     /// Every payment still waiting for an outcome (phase `Intent`/`CreateUnknown`, or created
     /// with a pre-payment status), setup carts included, oldest first: the reconciler's work list
     /// after a restart.
