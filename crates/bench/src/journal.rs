@@ -8,6 +8,11 @@
 //! from a journal the crate created) with `journal_mode=WAL`, `synchronous=FULL`,
 //! `foreign_keys=ON` — but none of the crate's reads and checks. Rounds alternate between the
 //! two so that disk and machine noise hit both alike.
+//!
+//! The large journal is generated for every run (about a minute for 1 M payments) because its
+//! payments must belong to a device of this run's sandbox: only then does the agent's Socket.IO
+//! connection stay up, as in a store. `/last` is also measured with SensePass unreachable, when
+//! the agent re-reads its open work every poll interval.
 
 use crate::procs::{self, AgentMode, AgentProc, Bins, SandboxProc};
 use crate::stats::Summary;
@@ -48,7 +53,7 @@ pub struct Large {
     pub idempotency: u64,
     /// Size of the database file, bytes.
     pub file_bytes: u64,
-    /// Seconds it took to generate (0 when a cached file was reused).
+    /// Seconds it took to generate.
     pub generate_secs: f64,
     /// `Journal::open` with the file evicted from the page cache.
     pub open_cold: Summary,
@@ -70,6 +75,8 @@ pub struct Large {
     pub http_last: Summary,
     /// `GET /api/transactions/last` through the agent, one kept-alive connection.
     pub http_last_keepalive: Summary,
+    /// `GET /api/transactions/last` (new connection per call) while SensePass is unreachable.
+    pub http_last_offline: Summary,
     /// `GET /api/transactions/last` through an agent whose journal holds one payment, for comparison.
     pub http_last_small: Summary,
 }
@@ -278,32 +285,18 @@ fn appends(crate_j: &Journal, raw: &mut Connection, rounds: usize, per_round: us
     Ok((a.finish(), b.finish()))
 }
 
-/// Generates (or reuses) a journal of `n` finished payments of [`DEVICE`] spread over two years.
-fn generate(path: &Path, n: u64) -> Result<f64> {
-    let stamp = path.with_extension("complete");
-    let schema_id = {
-        let tmp = path.with_extension("schema-probe.sqlite3");
-        let _ = std::fs::remove_file(&tmp);
-        Journal::open(&tmp)?;
-        let c = Connection::open(&tmp)?;
-        let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        drop(c);
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", tmp.display()));
-        }
-        format!("rows={n} user_version={v}")
-    };
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(schema_id.as_str()) && path.exists() {
-        return Ok(0.0);
-    }
+/// Generates a journal of `n` finished payments of `device` spread over two years: each with its
+/// two status events (created, approved), its delivered payment-commit operation, and an
+/// idempotency record when it is younger than 31 days (older ones are purged in a real journal).
+/// The schema comes from `Journal::open`; the rows are written with raw SQL, without fsync.
+fn generate(path: &Path, device: &str, n: u64) -> Result<f64> {
     let t = Instant::now();
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
-    let _ = std::fs::remove_file(&stamp);
     let j = Journal::open(path)?;
     j.set_pairing(&Pairing {
-        device_id: DEVICE.into(),
+        device_id: device.into(),
         pos_name: "bench till".into(),
         environment: "sandbox".into(),
         api_base: "http://127.0.0.1:9/api/".into(),
@@ -335,6 +328,10 @@ fn generate(path: &Path, n: u64) -> Result<f64> {
             let mut ins_i = tx.prepare(
                 "INSERT INTO idempotency (scope, value, transaction_id, created_at, expires_at) VALUES ('order', ?1, ?2, ?3, ?4)",
             )?;
+            let mut ins_o = tx.prepare(
+                "INSERT INTO operations (op_key, kind, transaction_id, amount, payload, state, attempts, next_at, result, \
+                 created_at, updated_at, finished_at) VALUES (?1, 'commit', ?2, NULL, ?3, 'delivered', 1, ?4, ?5, ?4, ?4, ?4)",
+            )?;
             let end = (i + batch).min(n);
             while i < end {
                 let id = i as i64 + 1;
@@ -343,21 +340,29 @@ fn generate(path: &Path, n: u64) -> Result<f64> {
                 let order = order_of(i);
                 let local_id = format!("{:08x}-0000-4000-8000-{:012x}", i >> 16, i);
                 let e = entity(&number, &order, 5);
+                let link = format!("http://127.0.0.1:8700/api/transactions/{number}/commit");
                 ins_t.execute(params![
                     id,
                     local_id,
                     number,
-                    DEVICE,
+                    device,
                     order,
                     1000 + (i % 5000) as i64,
                     request_json(&order).to_string(),
                     e.to_string(),
                     created,
                     created + 9_000,
-                    format!("http://127.0.0.1:8700/api/transactions/{number}/commit"),
+                    link,
                 ])?;
                 ins_e.execute(params![id, 0, "api", created])?;
                 ins_e.execute(params![id, 5, "socket", created + 9_000])?;
+                ins_o.execute(params![
+                    format!("commit:{number}"),
+                    id,
+                    json!({"commitLink": link, "transactionNumber": number}).to_string(),
+                    created + 9_500,
+                    r#"{"status":200,"status_message":"Payment Committed","isPaymentCommitted":true}"#,
+                ])?;
                 if created > recent {
                     ins_i.execute(params![order, id, created, created + till_journal::IDEMPOTENCY_TTL_MS])?;
                 }
@@ -367,14 +372,17 @@ fn generate(path: &Path, n: u64) -> Result<f64> {
         tx.commit()?;
     }
     c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); ANALYZE;")?;
-    drop(c);
-    std::fs::write(&stamp, schema_id)?;
     Ok(t.elapsed().as_secs_f64())
 }
 
-fn time_many<T>(count: usize, mut f: impl FnMut(usize) -> Result<T>) -> Result<Summary> {
+/// Times `f` up to `count` times, and for at most `limit`.
+fn time_many<T>(count: usize, limit: Duration, mut f: impl FnMut(usize) -> Result<T>) -> Result<Summary> {
     let mut lat = Vec::with_capacity(count);
+    let end = Instant::now() + limit;
     for i in 0..count {
+        if Instant::now() > end {
+            break;
+        }
         let t = Instant::now();
         f(i)?;
         lat.push(t.elapsed());
@@ -392,14 +400,30 @@ async fn evict(path: &Path) {
     }
 }
 
+/// How long one timed loop of the large-journal benchmark may run.
+const LOOP_LIMIT: Duration = Duration::from_secs(15);
+
 /// The 1 M payment measurements.
 async fn large(bins: &Bins, work: &Path, plan: &JournalPlan) -> Result<Large> {
+    let http = procs::http()?;
+    let sandbox = SandboxProc::start(bins, &work.join("journal-sandbox.log")).await?;
+    let result = large_with(bins, work, plan, &http, &sandbox).await;
+    sandbox.stop().await;
+    result
+}
+
+async fn large_with(bins: &Bins, work: &Path, plan: &JournalPlan, http: &reqwest::Client, sandbox: &SandboxProc) -> Result<Large> {
     let dir = work.join("journal-large");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("journal.sqlite3");
     let n = plan.large_payments;
-    eprintln!("journal: preparing a journal of {n} payments");
-    let generate_secs = tokio::task::block_in_place(|| generate(&path, n))?;
+    // The journal belongs to a device the sandbox knows, so the agent's socket stays connected.
+    let device = sandbox.create_device(http, "large journal till").await?;
+    eprintln!("journal: generating a journal of {n} payments");
+    let generate_secs = tokio::task::block_in_place(|| generate(&path, &device, n))?;
     let counts = {
         let c = Connection::open(&path)?;
         let q = |sql: &str| -> Result<u64> { Ok(c.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64) };
@@ -411,69 +435,90 @@ async fn large(bins: &Bins, work: &Path, plan: &JournalPlan) -> Result<Large> {
         evict(&path).await;
         let t = Instant::now();
         let j = Journal::open(&path)?;
-        j.last(Some(DEVICE))?;
+        j.last(Some(&device))?;
         open_cold.push(t.elapsed());
         drop(j);
         let t = Instant::now();
         let j = Journal::open(&path)?;
-        j.last(Some(DEVICE))?;
+        j.last(Some(&device))?;
         open_warm.push(t.elapsed());
     }
-    let j = Journal::open(&path)?;
-    let mut rng = rand::thread_rng();
-    let last_device = time_many(plan.lookups, |_| Ok(j.last(Some(DEVICE))?))?;
-    let last_any = time_many(plan.lookups, |_| Ok(j.last(None)?))?;
-    let orders: Vec<String> = (0..plan.lookups).map(|_| order_of(rng.gen_range(0..n))).collect();
-    let by_order_id = time_many(plan.lookups, |i| {
-        j.by_order_id(&orders[i])?.context("generated order not found")
+    let (last_device, last_any, by_order_id, by_number) = tokio::task::block_in_place(|| -> Result<_> {
+        let j = Journal::open(&path)?;
+        let mut rng = rand::thread_rng();
+        let last_device = time_many(plan.lookups, LOOP_LIMIT, |_| Ok(j.last(Some(&device))?))?;
+        let last_any = time_many(plan.lookups, LOOP_LIMIT, |_| Ok(j.last(None)?))?;
+        let orders: Vec<String> = (0..plan.lookups).map(|_| order_of(rng.gen_range(0..n))).collect();
+        let by_order_id = time_many(plan.lookups, LOOP_LIMIT, |i| j.by_order_id(&orders[i])?.context("generated order not found"))?;
+        let numbers: Vec<String> = (0..plan.lookups).map(|_| number_of(rng.gen_range(0..n))).collect();
+        let by_number = time_many(plan.lookups, LOOP_LIMIT, |i| j.by_number(&numbers[i])?.context("generated number not found"))?;
+        Ok((last_device, last_any, by_order_id, by_number))
     })?;
-    let numbers: Vec<String> = (0..plan.lookups).map(|_| number_of(rng.gen_range(0..n))).collect();
-    let by_number = time_many(plan.lookups, |i| {
-        j.by_number(&numbers[i])?.context("generated number not found")
-    })?;
-    drop(j);
 
-    // The agent on this journal, against a sandbox process (which does not know the generated
-    // device: the agent's socket is refused, which does not matter for /last).
-    let http = procs::http()?;
-    let sandbox = SandboxProc::start(bins, &work.join("journal-sandbox.log")).await?;
-    let result = async {
-        let mut cold = Vec::new();
-        let mut warm = Vec::new();
-        for k in 0..6 {
-            if k % 2 == 0 {
-                evict(&path).await;
-            }
-            let agent = AgentProc::start(bins, &dir, AgentMode::External(&sandbox)).await?;
-            let ready = agent.wait_ready(&http, false, Duration::from_secs(60)).await?;
-            if k % 2 == 0 { cold.push(ready) } else { warm.push(ready) }
-            agent.stop().await;
+    eprintln!("journal: the agent on the large journal");
+    let mut cold = Vec::new();
+    let mut warm = Vec::new();
+    for k in 0..6 {
+        if k % 2 == 0 {
+            evict(&path).await;
         }
-        let agent = AgentProc::start(bins, &dir, AgentMode::External(&sandbox)).await?;
-        agent.wait_ready(&http, false, Duration::from_secs(60)).await?;
-        let (last_fresh, last_kept) = http_last(&agent, plan.lookups).await?;
+        let agent = AgentProc::start(bins, &dir, AgentMode::External(sandbox)).await?;
+        let ready = agent.wait_ready(http, false, Duration::from_secs(60)).await;
         agent.stop().await;
-
-        let small_dir = work.join("journal-small");
-        if small_dir.exists() {
-            std::fs::remove_dir_all(&small_dir)?;
-        }
-        std::fs::create_dir_all(&small_dir)?;
-        tokio::task::block_in_place(|| generate(&small_dir.join("journal.sqlite3"), 1))?;
-        let agent = AgentProc::start(bins, &small_dir, AgentMode::External(&sandbox)).await?;
-        agent.wait_ready(&http, false, Duration::from_secs(60)).await?;
-        let (http_last_small, _) = http_last(&agent, plan.lookups).await?;
-        agent.stop().await;
-        Ok::<_, anyhow::Error>((Summary::of(&cold), Summary::of(&warm), last_fresh, last_kept, http_last_small))
+        if k % 2 == 0 { cold.push(ready?) } else { warm.push(ready?) }
+    }
+    let agent = AgentProc::start(bins, &dir, AgentMode::External(sandbox)).await?;
+    let measured = async {
+        agent.wait_ready(http, true, Duration::from_secs(60)).await?;
+        // Let the start-up reconciliation finish before measuring.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        http_last(&agent, &device, plan.lookups).await
     }
     .await;
-    sandbox.stop().await;
-    let (agent_start_cold, agent_start_warm, http_last, http_last_keepalive, http_last_small) = result?;
+    agent.stop().await;
+    let (http_last_fresh, http_last_keepalive) = measured?;
+
+    // SensePass unreachable (a closed port): the agent polls open work while offline.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let (api, socket) = (format!("http://127.0.0.1:{closed}/api/"), format!("http://127.0.0.1:{closed}"));
+    let agent = AgentProc::start(bins, &dir, AgentMode::Urls { api_base: &api, socket_url: &socket }).await?;
+    let measured = async {
+        agent.wait_ready(http, false, Duration::from_secs(60)).await?;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        http_last(&agent, &device, plan.lookups / 4).await
+    }
+    .await;
+    agent.stop().await;
+    let (http_last_offline, _) = measured?;
+
+    let small_dir = work.join("journal-small");
+    if small_dir.exists() {
+        std::fs::remove_dir_all(&small_dir)?;
+    }
+    std::fs::create_dir_all(&small_dir)?;
+    let small_device = sandbox.create_device(http, "small journal till").await?;
+    tokio::task::block_in_place(|| generate(&small_dir.join("journal.sqlite3"), &small_device, 1))?;
+    let agent = AgentProc::start(bins, &small_dir, AgentMode::External(sandbox)).await?;
+    let measured = async {
+        agent.wait_ready(http, true, Duration::from_secs(60)).await?;
+        http_last(&agent, &small_device, plan.lookups).await
+    }
+    .await;
+    agent.stop().await;
+    let (http_last_small, _) = measured?;
+    let file_bytes = procs::file_size(&path);
+    // Gigabytes of scratch: kept only when asked for (to inspect it with sqlite3).
+    if std::env::var_os("BENCH_KEEP_JOURNAL").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     Ok(Large {
         payments: counts.0,
         status_events: counts.1,
         idempotency: counts.2,
-        file_bytes: procs::file_size(&path),
+        file_bytes,
         generate_secs,
         open_cold: Summary::of(&open_cold),
         open_warm: Summary::of(&open_warm),
@@ -481,23 +526,28 @@ async fn large(bins: &Bins, work: &Path, plan: &JournalPlan) -> Result<Large> {
         last_any,
         by_order_id,
         by_number,
-        agent_start_cold,
-        agent_start_warm,
-        http_last,
+        agent_start_cold: Summary::of(&cold),
+        agent_start_warm: Summary::of(&warm),
+        http_last: http_last_fresh,
         http_last_keepalive,
+        http_last_offline,
         http_last_small,
     })
 }
 
-/// `GET /api/transactions/last` `count` times: through the project's client (new connection per
-/// call), then through one kept-alive connection.
-async fn http_last(agent: &AgentProc, count: usize) -> Result<(Summary, Summary)> {
+/// `GET /api/transactions/last` up to `count` times (and at most [`LOOP_LIMIT`] each): through
+/// the project's client (new connection per call), then through one kept-alive connection.
+async fn http_last(agent: &AgentProc, device: &str, count: usize) -> Result<(Summary, Summary)> {
     let client = till_sensepass::Client::new(
         till_sensepass::ClientConfig::new(format!("{}/api/", agent.url)),
-        till_sensepass::Credentials::Device(DEVICE.into()),
+        till_sensepass::Credentials::Device(device.into()),
     )?;
     let mut fresh = Vec::with_capacity(count);
+    let end = Instant::now() + LOOP_LIMIT;
     for _ in 0..count {
+        if Instant::now() > end {
+            break;
+        }
         let t = Instant::now();
         let (status, body) = client
             .forward(reqwest::Method::GET, "transactions/last", None)
@@ -511,7 +561,11 @@ async fn http_last(agent: &AgentProc, count: usize) -> Result<(Summary, Summary)
     let keep = reqwest::Client::new();
     let url = format!("{}/api/transactions/last", agent.url);
     let mut kept = Vec::with_capacity(count);
+    let end = Instant::now() + LOOP_LIMIT;
     for _ in 0..count {
+        if Instant::now() > end {
+            break;
+        }
         let t = Instant::now();
         let resp = keep.get(&url).send().await?;
         let status = resp.status();

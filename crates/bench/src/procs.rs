@@ -177,14 +177,18 @@ pub async fn pair(bins: &Bins, data_dir: &Path, device_id: &str, sandbox: &Sandb
 /// The flags that isolate an agent from the user's own config and data, and point it at the
 /// sandbox process when given.
 fn common_args(data_dir: &Path, sandbox: Option<&SandboxProc>) -> Vec<String> {
+    common_args_urls(data_dir, sandbox.map(|sb| (sb.api_base.as_str(), sb.socket_url.as_str())))
+}
+
+fn common_args_urls(data_dir: &Path, urls: Option<(&str, &str)>) -> Vec<String> {
     let mut args = vec![
         "--data-dir".to_string(),
         data_dir.display().to_string(),
         "--config".to_string(),
         data_dir.join("none.toml").display().to_string(),
     ];
-    if let Some(sb) = sandbox {
-        args.extend(["--sensepass-url".to_string(), sb.api_base.clone(), "--socket-url".to_string(), sb.socket_url.clone()]);
+    if let Some((api, socket)) = urls {
+        args.extend(["--sensepass-url".to_string(), api.to_string(), "--socket-url".to_string(), socket.to_string()]);
     }
     args
 }
@@ -204,6 +208,13 @@ pub struct AgentProc {
 pub enum AgentMode<'a> {
     /// Against the sandbox process (paired beforehand with [`pair`]).
     External(&'a SandboxProc),
+    /// Against these SensePass URLs (e.g. a closed port: SensePass unreachable).
+    Urls {
+        /// REST base.
+        api_base: &'a str,
+        /// Socket.IO server.
+        socket_url: &'a str,
+    },
     /// `run --sandbox`: the embedded sandbox, optionally with its autopilot.
     Embedded {
         /// `--autopilot-ms`.
@@ -222,6 +233,9 @@ impl AgentProc {
         match mode {
             AgentMode::External(sb) => {
                 cmd.args(common_args(data_dir, Some(sb)));
+            }
+            AgentMode::Urls { api_base, socket_url } => {
+                cmd.args(common_args_urls(data_dir, Some((api_base, socket_url))));
             }
             AgentMode::Embedded { autopilot_ms } => {
                 cmd.args(common_args(data_dir, None)).arg("--sandbox");

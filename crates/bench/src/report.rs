@@ -273,12 +273,13 @@ fn tables(results: &Path, criterion_dir: &Path) -> Vec<(&'static str, Option<Str
             l.status_events,
             l.idempotency,
             mb_bytes(l.file_bytes),
-            if l.generate_secs > 0.0 { format!(", generated in {:.0} s", l.generate_secs) } else { ", reused from an earlier run".into() }
+            format!(", generated in {:.0} s", l.generate_secs)
         );
         let _ = writeln!(s, "| operation on the 1 M journal | samples | p50 | p99 | max |\n|---|---:|---:|---:|---:|");
         for (name, v) in [
             ("`GET /api/transactions/last` through the agent, new connection per call", &l.http_last),
             ("`GET /api/transactions/last` through the agent, kept-alive connection", &l.http_last_keepalive),
+            ("`GET /api/transactions/last` while SensePass is unreachable (agent offline), new connection", &l.http_last_offline),
             ("`GET /api/transactions/last`, journal of 1 payment, new connection (comparison)", &l.http_last_small),
             ("`Journal::last(device)` (what `/last` runs)", &l.last_device),
             ("`Journal::last(None)`", &l.last_any),
