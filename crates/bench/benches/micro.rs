@@ -14,21 +14,42 @@ use till_receipts::{Approval, Merchant, Receipt, ReceiptLine, RefundLine};
 use till_sensepass::InitRequest;
 
 /// A payment URL as the sandbox hands them out (`transactionPage.qrURL`): 56 hex characters.
-const QR_URL: &str = "http://127.0.0.1:8700/pay/6f1c0e5a9b2d47e3a8c4f0b19d7e2a6c5b3f8e1d0a9c7b4e2f6a1d3c";
+const QR_URL: &str =
+    "http://127.0.0.1:8700/pay/6f1c0e5a9b2d47e3a8c4f0b19d7e2a6c5b3f8e1d0a9c7b4e2f6a1d3c";
 
 fn qr(c: &mut Criterion) {
     let mut g = c.benchmark_group("qr");
-    g.bench_function("svg", |b| b.iter(|| till_receipts::qr_svg(black_box(QR_URL)).unwrap()));
-    g.bench_function("png", |b| b.iter(|| till_receipts::qr_png(black_box(QR_URL), 8).unwrap()));
+    g.bench_function("svg", |b| {
+        b.iter(|| till_receipts::qr_svg(black_box(QR_URL)).unwrap())
+    });
+    g.bench_function("png", |b| {
+        b.iter(|| till_receipts::qr_png(black_box(QR_URL), 8).unwrap())
+    });
     g.finish();
 }
 
 fn receipt_20_items() -> Receipt {
     let names = [
-        "Espresso", "Café crème", "Croissant", "Pain au chocolat", "Bagel with cream cheese", "Orange juice",
-        "Sparkling water", "Club sandwich", "Caesar salad", "Tomato soup", "Brownie", "Cheesecake",
-        "Flat white", "Chai latte", "Muffin (blueberry)", "Granola bowl", "Avocado toast", "Smoothie (mango)",
-        "Still water", "Crème brûlée for Zoë Núñez",
+        "Espresso",
+        "Café crème",
+        "Croissant",
+        "Pain au chocolat",
+        "Bagel with cream cheese",
+        "Orange juice",
+        "Sparkling water",
+        "Club sandwich",
+        "Caesar salad",
+        "Tomato soup",
+        "Brownie",
+        "Cheesecake",
+        "Flat white",
+        "Chai latte",
+        "Muffin (blueberry)",
+        "Granola bowl",
+        "Avocado toast",
+        "Smoothie (mango)",
+        "Still water",
+        "Crème brûlée for Zoë Núñez",
     ];
     let lines: Vec<ReceiptLine> = names
         .iter()
@@ -65,7 +86,12 @@ fn receipt_20_items() -> Receipt {
             auth_number: Some("A1B2C3".into()),
             approved_at: Some("2024-05-03 14:22".into()),
         }),
-        refunds: vec![RefundLine { amount: Minor(500), at: "2024-05-03 15:00".into(), confirmation: Some("RFD-0001".into()), queued: false }],
+        refunds: vec![RefundLine {
+            amount: Minor(500),
+            at: "2024-05-03 15:00".into(),
+            confirmation: Some("RFD-0001".into()),
+            queued: false,
+        }],
         qr_data: Some(QR_URL.into()),
         note: None,
     }
@@ -76,7 +102,9 @@ fn pdf(c: &mut Criterion) {
     let mut g = c.benchmark_group("pdf");
     // Milliseconds per iteration: fewer samples keep the run inside its time budget.
     g.sample_size(20);
-    g.bench_function("receipt_20_items", |b| b.iter(|| till_receipts::render_pdf_at(black_box(&receipt), 1_714_746_000).unwrap()));
+    g.bench_function("receipt_20_items", |b| {
+        b.iter(|| till_receipts::render_pdf_at(black_box(&receipt), 1_714_746_000).unwrap())
+    });
     g.finish();
 }
 
@@ -97,12 +125,19 @@ fn init_body() -> Value {
 
 fn validation(c: &mut Criterion) {
     let good = init_body();
-    assert!(InitRequest::from_pos_json(good.clone()).is_ok(), "the benchmark body must be valid");
+    assert!(
+        InitRequest::from_pos_json(good.clone()).is_ok(),
+        "the benchmark body must be valid"
+    );
     let bad = json!({"amount": -5, "currency": "XYZ", "timeOut": 3, "methodType": "barter", "posData": {"orderId": "A"}});
     assert!(InitRequest::from_pos_json(bad.clone()).is_err());
     let mut g = c.benchmark_group("validation");
-    g.bench_function("init_request", |b| b.iter(|| InitRequest::from_pos_json(black_box(good.clone())).unwrap()));
-    g.bench_function("init_request_invalid", |b| b.iter(|| InitRequest::from_pos_json(black_box(bad.clone())).unwrap_err()));
+    g.bench_function("init_request", |b| {
+        b.iter(|| InitRequest::from_pos_json(black_box(good.clone())).unwrap())
+    });
+    g.bench_function("init_request_invalid", |b| {
+        b.iter(|| InitRequest::from_pos_json(black_box(bad.clone())).unwrap_err())
+    });
     g.finish();
 }
 
@@ -142,8 +177,10 @@ fn events(c: &mut Criterion) {
             now_ms: now,
         })
         .unwrap();
-        let entity = json!({"TransactionNumber": number, "status": 0, "amount": "12.5", "currency": "USD"});
-        j.record_created(&local_id, &number, Status::Initialize, &entity, now).unwrap();
+        let entity =
+            json!({"TransactionNumber": number, "status": 0, "amount": "12.5", "currency": "USD"});
+        j.record_created(&local_id, &number, Status::Initialize, &entity, now)
+            .unwrap();
         number
     };
     g.bench_function("apply_status_memory", |b| {

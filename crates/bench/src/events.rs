@@ -39,7 +39,11 @@ pub struct EventsResult {
 type Sse = (Instant, String, Value);
 
 /// Reads `GET /api/agent/events` and forwards every event with its arrival time.
-async fn sse_reader(url: String, tx: mpsc::UnboundedSender<Sse>, stop: CancellationToken) -> Result<()> {
+async fn sse_reader(
+    url: String,
+    tx: mpsc::UnboundedSender<Sse>,
+    stop: CancellationToken,
+) -> Result<()> {
     let http = reqwest::Client::builder().build()?;
     let mut resp = http.get(url).send().await?.error_for_status()?;
     let mut buf = String::new();
@@ -73,7 +77,11 @@ async fn sse_reader(url: String, tx: mpsc::UnboundedSender<Sse>, stop: Cancellat
 }
 
 /// Waits for the first SSE event matching `pred`, within `limit`.
-async fn wait_sse(rx: &mut mpsc::UnboundedReceiver<Sse>, limit: Duration, pred: impl Fn(&str, &Value) -> bool) -> Result<Sse> {
+async fn wait_sse(
+    rx: &mut mpsc::UnboundedReceiver<Sse>,
+    limit: Duration,
+    pred: impl Fn(&str, &Value) -> bool,
+) -> Result<Sse> {
     let deadline = Instant::now() + limit;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -87,7 +95,12 @@ async fn wait_sse(rx: &mut mpsc::UnboundedReceiver<Sse>, limit: Duration, pred: 
 }
 
 /// Runs `samples` measurements (at most `limit` in total).
-pub async fn run(bins: &Bins, work: &Path, samples: usize, limit: Duration) -> Result<EventsResult> {
+pub async fn run(
+    bins: &Bins,
+    work: &Path,
+    samples: usize,
+    limit: Duration,
+) -> Result<EventsResult> {
     let http = procs::http()?;
     let sandbox = SandboxProc::start(bins, &work.join("events-sandbox.log")).await?;
     let device = sandbox.create_device(&http, "event latency till").await?;
@@ -103,16 +116,36 @@ pub async fn run(bins: &Bins, work: &Path, samples: usize, limit: Duration) -> R
     result
 }
 
-async fn measure(agent: &AgentProc, sandbox: &SandboxProc, device: &str, samples: usize, limit: Duration) -> Result<EventsResult> {
+async fn measure(
+    agent: &AgentProc,
+    sandbox: &SandboxProc,
+    device: &str,
+    samples: usize,
+    limit: Duration,
+) -> Result<EventsResult> {
     let http = procs::http()?;
-    agent.wait_ready(&http, true, Duration::from_secs(60)).await?;
+    agent
+        .wait_ready(&http, true, Duration::from_secs(60))
+        .await?;
     sandbox.autopilot(&http, None).await?;
     let stop = CancellationToken::new();
     let (sse_tx, mut sse_rx) = mpsc::unbounded_channel();
-    let sse_task = tokio::spawn(sse_reader(format!("{}/api/agent/events", agent.url), sse_tx, stop.clone()));
-    wait_sse(&mut sse_rx, Duration::from_secs(10), |name, _| name == "hello").await.context("SSE hello")?;
+    let sse_task = tokio::spawn(sse_reader(
+        format!("{}/api/agent/events", agent.url),
+        sse_tx,
+        stop.clone(),
+    ));
+    wait_sse(&mut sse_rx, Duration::from_secs(10), |name, _| {
+        name == "hello"
+    })
+    .await
+    .context("SSE hello")?;
     // The reference client's events are stamped by a task of their own the moment they arrive.
-    let mut listener = spawn_listener(sandbox.socket_url.clone(), device.to_string(), stop.child_token());
+    let mut listener = spawn_listener(
+        sandbox.socket_url.clone(),
+        device.to_string(),
+        stop.child_token(),
+    );
     let (ref_tx, mut reference) = mpsc::unbounded_channel::<(Instant, SocketEvent)>();
     tokio::spawn(async move {
         while let Some(ev) = listener.recv().await {
@@ -129,7 +162,11 @@ async fn measure(agent: &AgentProc, sandbox: &SandboxProc, device: &str, samples
         }
     }
     let pos = Client::new(
-        ClientConfig { base_url: format!("{}/api/", agent.url), timeout: Duration::from_secs(30), connect_timeout: Duration::from_secs(5) },
+        ClientConfig {
+            base_url: format!("{}/api/", agent.url),
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+        },
         Credentials::Device(device.to_string()),
     )?;
     let (mut to_pos, mut to_sse, mut call_to_pos) = (Vec::new(), Vec::new(), Vec::new());
@@ -186,7 +223,9 @@ async fn sample(
     let call = {
         let pos = pos.clone();
         tokio::spawn(async move {
-            let r = pos.forward(reqwest::Method::POST, "transactions/init/sync", Some(body)).await;
+            let r = pos
+                .forward(reqwest::Method::POST, "transactions/init/sync", Some(body))
+                .await;
             (Instant::now(), r)
         })
     };
@@ -195,21 +234,31 @@ async fn sample(
         name == "status" && v["transactionNumber"].is_string() && v["isFinal"] == false
     })
     .await?;
-    let number = created["transactionNumber"].as_str().unwrap_or_default().to_string();
+    let number = created["transactionNumber"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     // Let the agent finish with the creation events, then forget everything seen so far.
     tokio::time::sleep(Duration::from_millis(20)).await;
     while sse.try_recv().is_ok() {}
     while reference.try_recv().is_ok() {}
 
     let t_call = Instant::now();
-    http.post(format!("{}/transactions/{number}/approve", sandbox.control_url))
-        .json(&json!({}))
-        .send()
-        .await?
-        .error_for_status()?;
+    http.post(format!(
+        "{}/transactions/{number}/approve",
+        sandbox.control_url
+    ))
+    .json(&json!({}))
+    .send()
+    .await?
+    .error_for_status()?;
     let t_ref = loop {
         match tokio::time::timeout(Duration::from_secs(10), reference.recv()).await {
-            Ok(Some((at, SocketEvent::Message(t)))) if t.number().as_str() == number && t.status().is_final() => break at,
+            Ok(Some((at, SocketEvent::Message(t))))
+                if t.number().as_str() == number && t.status().is_final() =>
+            {
+                break at
+            }
             Ok(Some(_)) => continue,
             _ => bail!("reference client saw no final status"),
         }
@@ -225,5 +274,9 @@ async fn sample(
     if status != 200 || body["status"] != 5 {
         bail!("init/sync answered {status}: {body}");
     }
-    Ok((diff_ms(t_ref, t_pos), diff_ms(t_ref, t_sse), diff_ms(t_call, t_pos)))
+    Ok((
+        diff_ms(t_ref, t_pos),
+        diff_ms(t_ref, t_sse),
+        diff_ms(t_call, t_pos),
+    ))
 }

@@ -129,7 +129,11 @@ fn entity(number: &str, order: &str, status: u8) -> Value {
 }
 
 fn number_of(i: u64) -> String {
-    format!("{:016x}{:040x}", i, u128::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835))
+    format!(
+        "{:016x}{:040x}",
+        i,
+        u128::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835)
+    )
 }
 
 fn order_of(i: u64) -> String {
@@ -160,10 +164,22 @@ fn crate_payment(j: &Journal, tag: &str, i: usize, lat: &mut Vec<Duration>) -> R
         bail!("begin_payment did not start a payment");
     }
     let t = Instant::now();
-    j.record_created(&local_id, &number, Status::Initialize, &entity(&number, &order, 0), now)?;
+    j.record_created(
+        &local_id,
+        &number,
+        Status::Initialize,
+        &entity(&number, &order, 0),
+        now,
+    )?;
     lat.push(t.elapsed());
     let t = Instant::now();
-    j.apply_status(&number, Status::Approved, &entity(&number, &order, 5), EventSource::Socket, now)?;
+    j.apply_status(
+        &number,
+        Status::Approved,
+        &entity(&number, &order, 5),
+        EventSource::Socket,
+        now,
+    )?;
     lat.push(t.elapsed());
     Ok(())
 }
@@ -233,7 +249,9 @@ fn raw_pragmas(c: &Connection) -> Result<()> {
 fn copy_schema(from: &Path, c: &Connection) -> Result<()> {
     let src = Connection::open(from)?;
     let mut stmt = src.prepare("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY CASE type WHEN 'table' THEN 0 ELSE 1 END, rowid")?;
-    let sqls: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let sqls: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
     for sql in sqls {
         c.execute_batch(&sql)?;
     }
@@ -251,15 +269,30 @@ impl Acc {
     fn finish(self) -> Appends {
         let commits = self.lat.len() as f64;
         let secs = self.wall.as_secs_f64().max(1e-9);
-        Appends { commits_per_s: commits / secs, payments_per_s: commits / 3.0 / secs, commit: Summary::of(&self.lat), rounds: self.rounds }
+        Appends {
+            commits_per_s: commits / secs,
+            payments_per_s: commits / 3.0 / secs,
+            commit: Summary::of(&self.lat),
+            rounds: self.rounds,
+        }
     }
 }
 
 /// Alternating rounds: crate, raw, raw, crate, … each at most 30 s.
-fn appends(crate_j: &Journal, raw: &mut Connection, rounds: usize, per_round: usize, tag: &str) -> Result<(Appends, Appends)> {
+fn appends(
+    crate_j: &Journal,
+    raw: &mut Connection,
+    rounds: usize,
+    per_round: usize,
+    tag: &str,
+) -> Result<(Appends, Appends)> {
     let (mut a, mut b) = (Acc::default(), Acc::default());
     for r in 0..rounds {
-        let order = if r % 2 == 0 { [true, false] } else { [false, true] };
+        let order = if r % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
         for through_crate in order {
             let acc = if through_crate { &mut a } else { &mut b };
             let mut lat = Vec::with_capacity(per_round * 3);
@@ -277,7 +310,8 @@ fn appends(crate_j: &Journal, raw: &mut Connection, rounds: usize, per_round: us
                 }
             }
             let wall = t.elapsed();
-            acc.rounds.push(lat.len() as f64 / wall.as_secs_f64().max(1e-9));
+            acc.rounds
+                .push(lat.len() as f64 / wall.as_secs_f64().max(1e-9));
             acc.wall += wall;
             acc.lat.extend(lat);
         }
@@ -364,7 +398,12 @@ fn generate(path: &Path, device: &str, n: u64) -> Result<f64> {
                     r#"{"status":200,"status_message":"Payment Committed","isPaymentCommitted":true}"#,
                 ])?;
                 if created > recent {
-                    ins_i.execute(params![order, id, created, created + till_journal::IDEMPOTENCY_TTL_MS])?;
+                    ins_i.execute(params![
+                        order,
+                        id,
+                        created,
+                        created + till_journal::IDEMPOTENCY_TTL_MS
+                    ])?;
                 }
                 i += 1;
             }
@@ -376,7 +415,11 @@ fn generate(path: &Path, device: &str, n: u64) -> Result<f64> {
 }
 
 /// Times `f` up to `count` times, and for at most `limit`.
-fn time_many<T>(count: usize, limit: Duration, mut f: impl FnMut(usize) -> Result<T>) -> Result<Summary> {
+fn time_many<T>(
+    count: usize,
+    limit: Duration,
+    mut f: impl FnMut(usize) -> Result<T>,
+) -> Result<Summary> {
     let mut lat = Vec::with_capacity(count);
     let end = Instant::now() + limit;
     for i in 0..count {
@@ -412,7 +455,13 @@ async fn large(bins: &Bins, work: &Path, plan: &JournalPlan) -> Result<Large> {
     result
 }
 
-async fn large_with(bins: &Bins, work: &Path, plan: &JournalPlan, http: &reqwest::Client, sandbox: &SandboxProc) -> Result<Large> {
+async fn large_with(
+    bins: &Bins,
+    work: &Path,
+    plan: &JournalPlan,
+    http: &reqwest::Client,
+    sandbox: &SandboxProc,
+) -> Result<Large> {
     let dir = work.join("journal-large");
     if dir.exists() {
         std::fs::remove_dir_all(&dir)?;
@@ -426,8 +475,13 @@ async fn large_with(bins: &Bins, work: &Path, plan: &JournalPlan, http: &reqwest
     let generate_secs = tokio::task::block_in_place(|| generate(&path, &device, n))?;
     let counts = {
         let c = Connection::open(&path)?;
-        let q = |sql: &str| -> Result<u64> { Ok(c.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64) };
-        (q("SELECT count(*) FROM transactions")?, q("SELECT count(*) FROM status_events")?, q("SELECT count(*) FROM idempotency")?)
+        let q =
+            |sql: &str| -> Result<u64> { Ok(c.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64) };
+        (
+            q("SELECT count(*) FROM transactions")?,
+            q("SELECT count(*) FROM status_events")?,
+            q("SELECT count(*) FROM idempotency")?,
+        )
     };
     let mut open_cold = Vec::new();
     let mut open_warm = Vec::new();
@@ -443,17 +497,28 @@ async fn large_with(bins: &Bins, work: &Path, plan: &JournalPlan, http: &reqwest
         j.last(Some(&device))?;
         open_warm.push(t.elapsed());
     }
-    let (last_device, last_any, by_order_id, by_number) = tokio::task::block_in_place(|| -> Result<_> {
-        let j = Journal::open(&path)?;
-        let mut rng = rand::thread_rng();
-        let last_device = time_many(plan.lookups, LOOP_LIMIT, |_| Ok(j.last(Some(&device))?))?;
-        let last_any = time_many(plan.lookups, LOOP_LIMIT, |_| Ok(j.last(None)?))?;
-        let orders: Vec<String> = (0..plan.lookups).map(|_| order_of(rng.gen_range(0..n))).collect();
-        let by_order_id = time_many(plan.lookups, LOOP_LIMIT, |i| j.by_order_id(&orders[i])?.context("generated order not found"))?;
-        let numbers: Vec<String> = (0..plan.lookups).map(|_| number_of(rng.gen_range(0..n))).collect();
-        let by_number = time_many(plan.lookups, LOOP_LIMIT, |i| j.by_number(&numbers[i])?.context("generated number not found"))?;
-        Ok((last_device, last_any, by_order_id, by_number))
-    })?;
+    let (last_device, last_any, by_order_id, by_number) =
+        tokio::task::block_in_place(|| -> Result<_> {
+            let j = Journal::open(&path)?;
+            let mut rng = rand::thread_rng();
+            let last_device = time_many(plan.lookups, LOOP_LIMIT, |_| Ok(j.last(Some(&device))?))?;
+            let last_any = time_many(plan.lookups, LOOP_LIMIT, |_| Ok(j.last(None)?))?;
+            let orders: Vec<String> = (0..plan.lookups)
+                .map(|_| order_of(rng.gen_range(0..n)))
+                .collect();
+            let by_order_id = time_many(plan.lookups, LOOP_LIMIT, |i| {
+                j.by_order_id(&orders[i])?
+                    .context("generated order not found")
+            })?;
+            let numbers: Vec<String> = (0..plan.lookups)
+                .map(|_| number_of(rng.gen_range(0..n)))
+                .collect();
+            let by_number = time_many(plan.lookups, LOOP_LIMIT, |i| {
+                j.by_number(&numbers[i])?
+                    .context("generated number not found")
+            })?;
+            Ok((last_device, last_any, by_order_id, by_number))
+        })?;
 
     eprintln!("journal: the agent on the large journal");
     let mut cold = Vec::new();
@@ -465,11 +530,17 @@ async fn large_with(bins: &Bins, work: &Path, plan: &JournalPlan, http: &reqwest
         let agent = AgentProc::start(bins, &dir, AgentMode::External(sandbox)).await?;
         let ready = agent.wait_ready(http, false, Duration::from_secs(60)).await;
         agent.stop().await;
-        if k % 2 == 0 { cold.push(ready?) } else { warm.push(ready?) }
+        if k % 2 == 0 {
+            cold.push(ready?)
+        } else {
+            warm.push(ready?)
+        }
     }
     let agent = AgentProc::start(bins, &dir, AgentMode::External(sandbox)).await?;
     let measured = async {
-        agent.wait_ready(http, true, Duration::from_secs(60)).await?;
+        agent
+            .wait_ready(http, true, Duration::from_secs(60))
+            .await?;
         // Let the start-up reconciliation finish before measuring.
         tokio::time::sleep(Duration::from_secs(3)).await;
         http_last(&agent, &device, plan.lookups).await
@@ -483,10 +554,23 @@ async fn large_with(bins: &Bins, work: &Path, plan: &JournalPlan, http: &reqwest
         let l = std::net::TcpListener::bind("127.0.0.1:0")?;
         l.local_addr()?.port()
     };
-    let (api, socket) = (format!("http://127.0.0.1:{closed}/api/"), format!("http://127.0.0.1:{closed}"));
-    let agent = AgentProc::start(bins, &dir, AgentMode::Urls { api_base: &api, socket_url: &socket }).await?;
+    let (api, socket) = (
+        format!("http://127.0.0.1:{closed}/api/"),
+        format!("http://127.0.0.1:{closed}"),
+    );
+    let agent = AgentProc::start(
+        bins,
+        &dir,
+        AgentMode::Urls {
+            api_base: &api,
+            socket_url: &socket,
+        },
+    )
+    .await?;
     let measured = async {
-        agent.wait_ready(http, false, Duration::from_secs(60)).await?;
+        agent
+            .wait_ready(http, false, Duration::from_secs(60))
+            .await?;
         tokio::time::sleep(Duration::from_secs(3)).await;
         http_last(&agent, &device, plan.lookups / 4).await
     }
@@ -503,7 +587,9 @@ async fn large_with(bins: &Bins, work: &Path, plan: &JournalPlan, http: &reqwest
     tokio::task::block_in_place(|| generate(&small_dir.join("journal.sqlite3"), &small_device, 1))?;
     let agent = AgentProc::start(bins, &small_dir, AgentMode::External(sandbox)).await?;
     let measured = async {
-        agent.wait_ready(http, true, Duration::from_secs(60)).await?;
+        agent
+            .wait_ready(http, true, Duration::from_secs(60))
+            .await?;
         http_last(&agent, &small_device, plan.lookups).await
     }
     .await;
@@ -586,27 +672,44 @@ pub async fn run(bins: &Bins, work: &Path, plan: &JournalPlan) -> Result<Journal
     }
     std::fs::create_dir_all(&dir)?;
     eprintln!("journal: durable appends, crate vs raw rusqlite");
-    let (crate_disk, raw_disk, crate_memory, raw_memory) = tokio::task::block_in_place(|| -> Result<_> {
-        let crate_path = dir.join("crate.sqlite3");
-        let raw_path = dir.join("raw.sqlite3");
-        let cj = Journal::open(&crate_path)?;
-        // Same schema: let the crate create it, then open it raw.
-        drop(Journal::open(&raw_path)?);
-        let mut raw = Connection::open(&raw_path)?;
-        raw_pragmas(&raw)?;
-        let (crate_disk, raw_disk) = appends(&cj, &mut raw, plan.rounds, plan.payments_per_round, "disk")?;
-        let cm = Journal::open_in_memory()?;
-        let mut rm = Connection::open_in_memory()?;
-        copy_schema(&crate_path, &rm)?;
-        raw_pragmas(&rm)?;
-        let (crate_memory, raw_memory) = appends(&cm, &mut rm, plan.rounds, plan.memory_payments_per_round, "mem")?;
-        Ok((crate_disk, raw_disk, crate_memory, raw_memory))
-    })?;
+    let (crate_disk, raw_disk, crate_memory, raw_memory) =
+        tokio::task::block_in_place(|| -> Result<_> {
+            let crate_path = dir.join("crate.sqlite3");
+            let raw_path = dir.join("raw.sqlite3");
+            let cj = Journal::open(&crate_path)?;
+            // Same schema: let the crate create it, then open it raw.
+            drop(Journal::open(&raw_path)?);
+            let mut raw = Connection::open(&raw_path)?;
+            raw_pragmas(&raw)?;
+            let (crate_disk, raw_disk) =
+                appends(&cj, &mut raw, plan.rounds, plan.payments_per_round, "disk")?;
+            let cm = Journal::open_in_memory()?;
+            let mut rm = Connection::open_in_memory()?;
+            copy_schema(&crate_path, &rm)?;
+            raw_pragmas(&rm)?;
+            let (crate_memory, raw_memory) = appends(
+                &cm,
+                &mut rm,
+                plan.rounds,
+                plan.memory_payments_per_round,
+                "mem",
+            )?;
+            Ok((crate_disk, raw_disk, crate_memory, raw_memory))
+        })?;
     eprintln!(
         "journal: disk {:.0} vs {:.0} commits/s, memory {:.0} vs {:.0}",
-        crate_disk.commits_per_s, raw_disk.commits_per_s, crate_memory.commits_per_s, raw_memory.commits_per_s
+        crate_disk.commits_per_s,
+        raw_disk.commits_per_s,
+        crate_memory.commits_per_s,
+        raw_memory.commits_per_s
     );
     let large = large(bins, work, plan).await?;
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(JournalResult { crate_disk, raw_disk, crate_memory, raw_memory, large })
+    Ok(JournalResult {
+        crate_disk,
+        raw_disk,
+        crate_memory,
+        raw_memory,
+        large,
+    })
 }

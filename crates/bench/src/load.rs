@@ -6,7 +6,8 @@
 //! paired (`till-agent pair --device-id`) with its own device of ONE `till-sandbox` process —
 //! the same shape as N stores' tills talking to SensePass, squeezed onto one machine. The direct
 //! clients get N other devices of the same sandbox. Every process of both sides stays up for
-//! the whole run (all sockets connected), so both modes see the same background.
+//! the whole level (all sockets connected), so both modes see the same background; each level
+//! starts from a fresh sandbox and fresh journals.
 //!
 //! A POS client is a closed loop: pay, wait for the outcome, pay again.
 //! - **agent**: `POST /api/transactions/init/sync` on its agent with `till_sensepass::Client::forward`
@@ -142,7 +143,11 @@ struct Fleet {
 }
 
 fn client_config(base: String) -> ClientConfig {
-    ClientConfig { base_url: base, timeout: Duration::from_secs(30), connect_timeout: Duration::from_secs(10) }
+    ClientConfig {
+        base_url: base,
+        timeout: Duration::from_secs(30),
+        connect_timeout: Duration::from_secs(10),
+    }
 }
 
 /// Runs `f` over `items` with at most `width` at a time, keeping the results in order.
@@ -152,7 +157,10 @@ where
     Fut: std::future::Future<Output = Result<R>>,
 {
     use futures_util::StreamExt;
-    let results: Vec<Result<R>> = futures_util::stream::iter(items.into_iter().map(f)).buffered(width).collect().await;
+    let results: Vec<Result<R>> = futures_util::stream::iter(items.into_iter().map(f))
+        .buffered(width)
+        .collect()
+        .await;
     results.into_iter().collect()
 }
 
@@ -163,40 +171,74 @@ impl Fleet {
         let mut agent_devices = Vec::with_capacity(size);
         let mut direct_devices = Vec::with_capacity(size);
         for i in 0..size {
-            agent_devices.push(sandbox.create_device(&http, &format!("agent till {i}")).await?);
-            direct_devices.push(sandbox.create_device(&http, &format!("direct till {i}")).await?);
+            agent_devices.push(
+                sandbox
+                    .create_device(&http, &format!("agent till {i}"))
+                    .await?,
+            );
+            direct_devices.push(
+                sandbox
+                    .create_device(&http, &format!("direct till {i}"))
+                    .await?,
+            );
         }
         // Pair every agent's data directory (a few `till-agent pair` processes at a time).
-        let dirs: Vec<_> = (0..size).map(|i| work.join(format!("agent-{i:03}"))).collect();
+        let dirs: Vec<_> = (0..size)
+            .map(|i| work.join(format!("agent-{i:03}")))
+            .collect();
         for d in &dirs {
             if d.exists() {
                 std::fs::remove_dir_all(d).with_context(|| format!("clearing {}", d.display()))?;
             }
         }
         let sb = &sandbox;
-        bounded(dirs.iter().zip(&agent_devices).collect(), 8, |(dir, dev)| async move {
-            procs::pair(bins, dir, dev, sb).await
+        bounded(
+            dirs.iter().zip(&agent_devices).collect(),
+            8,
+            |(dir, dev)| async move { procs::pair(bins, dir, dev, sb).await },
+        )
+        .await?;
+        let agents: Vec<AgentProc> = bounded(dirs.iter().collect(), 16, |dir| async move {
+            AgentProc::start(bins, dir, AgentMode::External(sb)).await
         })
         .await?;
-        let agents: Vec<AgentProc> =
-            bounded(dirs.iter().collect(), 16, |dir| async move { AgentProc::start(bins, dir, AgentMode::External(sb)).await })
-                .await?;
         bounded(agents.iter().collect(), 32, |a| {
             let http = http.clone();
-            async move { a.wait_ready(&http, true, Duration::from_secs(120)).await.map(|_| ()) }
+            async move {
+                a.wait_ready(&http, true, Duration::from_secs(120))
+                    .await
+                    .map(|_| ())
+            }
         })
         .await?;
         let mut agent_pos = Vec::with_capacity(size);
         for (a, dev) in agents.iter().zip(&agent_devices) {
-            let client = Client::new(client_config(format!("{}/api/", a.url)), Credentials::Device(dev.clone()))?;
-            agent_pos.push(Arc::new(AgentPos { client, pid: a.pid().unwrap_or(0) }));
+            let client = Client::new(
+                client_config(format!("{}/api/", a.url)),
+                Credentials::Device(dev.clone()),
+            )?;
+            agent_pos.push(Arc::new(AgentPos {
+                client,
+                pid: a.pid().unwrap_or(0),
+            }));
         }
         let shutdown = CancellationToken::new();
         let mut direct_pos = Vec::with_capacity(size);
         for dev in &direct_devices {
-            let client = Client::new(client_config(sandbox.api_base.clone()), Credentials::Device(dev.clone()))?;
-            let rx = spawn_listener(sandbox.socket_url.clone(), dev.clone(), shutdown.child_token());
-            direct_pos.push(Arc::new(DirectPos { client, events: Mutex::new(rx), polls: AtomicU64::new(0) }));
+            let client = Client::new(
+                client_config(sandbox.api_base.clone()),
+                Credentials::Device(dev.clone()),
+            )?;
+            let rx = spawn_listener(
+                sandbox.socket_url.clone(),
+                dev.clone(),
+                shutdown.child_token(),
+            );
+            direct_pos.push(Arc::new(DirectPos {
+                client,
+                events: Mutex::new(rx),
+                polls: AtomicU64::new(0),
+            }));
         }
         // Every direct listener connected before anything is measured.
         for pos in &direct_pos {
@@ -213,7 +255,13 @@ impl Fleet {
             }
         }
         sandbox.autopilot(&http, Some(0)).await?;
-        Ok(Fleet { sandbox, agents, agent_pos, direct_pos, shutdown })
+        Ok(Fleet {
+            sandbox,
+            agents,
+            agent_pos,
+            direct_pos,
+            shutdown,
+        })
     }
 
     async fn stop(self) {
@@ -246,7 +294,11 @@ enum Paid {
 impl AgentPos {
     async fn pay(&self, order: &str) -> Result<Paid> {
         let t0 = Instant::now();
-        let call = self.client.forward(reqwest::Method::POST, "transactions/init/sync", Some(sale(order)));
+        let call = self.client.forward(
+            reqwest::Method::POST,
+            "transactions/init/sync",
+            Some(sale(order)),
+        );
         let (status, body) = match tokio::time::timeout(STALL, call).await {
             Ok(answer) => answer.map_err(|e| anyhow!("init/sync: {e}"))?,
             Err(_) => {
@@ -268,9 +320,16 @@ impl AgentPos {
     /// payment from SensePass) until the last payment is final, at most 10 times.
     async fn recover(&self) {
         for _ in 0..10 {
-            if let Ok((200, body)) = self.client.forward(reqwest::Method::GET, "transactions/last", None).await {
+            if let Ok((200, body)) = self
+                .client
+                .forward(reqwest::Method::GET, "transactions/last", None)
+                .await
+            {
                 let s = body.get("status").and_then(Value::as_i64).unwrap_or(0);
-                if till_core::Status::from_code(s).map(|s| s.is_final()).unwrap_or(false) {
+                if till_core::Status::from_code(s)
+                    .map(|s| s.is_final())
+                    .unwrap_or(false)
+                {
                     return;
                 }
             }
@@ -282,20 +341,33 @@ impl AgentPos {
 impl DirectPos {
     /// Pays and returns the time until the final status; commits afterwards (not timed).
     async fn pay(&self, order: &str) -> Result<Duration> {
-        let req = InitRequest::from_pos_json(sale(order)).map_err(|e| anyhow!("invalid sale: {e:?}"))?;
+        let req =
+            InitRequest::from_pos_json(sale(order)).map_err(|e| anyhow!("invalid sale: {e:?}"))?;
         let mut events = self.events.lock().await;
         let t0 = Instant::now();
-        let created = self.client.init(&req).await.map_err(|e| anyhow!("init: {e}"))?;
+        let created = self
+            .client
+            .init(&req)
+            .await
+            .map_err(|e| anyhow!("init: {e}"))?;
         let number = created.number().clone();
         let deadline = t0 + Duration::from_secs(30);
         let outcome = loop {
             match tokio::time::timeout(Duration::from_secs(2), events.recv()).await {
-                Ok(Some(SocketEvent::Message(t))) if t.number() == &number && t.status().is_final() => break t,
+                Ok(Some(SocketEvent::Message(t)))
+                    if t.number() == &number && t.status().is_final() =>
+                {
+                    break t
+                }
                 Ok(Some(_)) => continue,
                 Ok(None) => bail!("socket listener stopped"),
                 Err(_) => {
                     self.polls.fetch_add(1, Ordering::Relaxed);
-                    let t = self.client.transaction(number.as_str()).await.map_err(|e| anyhow!("poll: {e}"))?;
+                    let t = self
+                        .client
+                        .transaction(number.as_str())
+                        .await
+                        .map_err(|e| anyhow!("poll: {e}"))?;
                     if t.status().is_final() {
                         break t;
                     }
@@ -436,27 +508,55 @@ fn cpu_of(pids: &[u32]) -> Duration {
 fn statm_rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/statm"))
         .ok()
-        .and_then(|t| t.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .and_then(|t| {
+            t.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
         .map(|pages| pages * 4)
         .unwrap_or(0)
 }
 
 /// Runs the whole load benchmark; progress goes to stderr.
+///
+/// Each level gets a fresh sandbox process and a fresh fleet (N agents with new journals, N
+/// direct clients): the sandbox keeps every transaction in memory, and its multi-fetch endpoint
+/// (which the agent uses to reconcile an uncertain create) walks all of them under one lock, so
+/// tens of thousands of transactions left over from an earlier level would slow the later one.
 pub async fn run(bins: &Bins, work: &Path, plan: &LoadPlan) -> Result<LoadResult> {
-    let size = plan.levels.iter().copied().max().unwrap_or(1);
     let load_before = procs::loadavg()[0];
-    let t_setup = Instant::now();
-    eprintln!("load: starting the sandbox and {size} agents (+{size} direct clients)");
-    let fleet = Fleet::start(bins, work, size).await?;
-    let setup_secs = t_setup.elapsed().as_secs_f64();
-    eprintln!("load: setup took {setup_secs:.1} s");
-    let agent_idle_rss_kb = fleet.agents.first().and_then(|a| a.pid()).map(|p| procs::mem(p).rss_kb).unwrap_or(0);
-    let result = measure(&fleet, plan).await;
-    fleet.stop().await;
-    let levels = result?;
+    let run = format!("{:x}", rand::random::<u32>());
+    let mut levels = Vec::new();
+    let mut setup_secs = 0.0;
+    let mut agent_idle_rss_kb = 0;
+    for (li, &n) in plan.levels.iter().enumerate() {
+        let t_setup = Instant::now();
+        eprintln!("load: starting a sandbox, {n} agents and {n} direct clients");
+        let fleet = Fleet::start(bins, work, n).await?;
+        let secs = t_setup.elapsed().as_secs_f64();
+        setup_secs += secs;
+        eprintln!("load: setup took {secs:.1} s");
+        if agent_idle_rss_kb == 0 {
+            agent_idle_rss_kb = fleet
+                .agents
+                .first()
+                .and_then(|a| a.pid())
+                .map(|p| procs::mem(p).rss_kb)
+                .unwrap_or(0);
+        }
+        let round_secs = plan
+            .round_secs
+            .get(li)
+            .or(plan.round_secs.last())
+            .copied()
+            .unwrap_or(3.0);
+        let result = measure(&fleet, plan, &run, n, round_secs).await;
+        fleet.stop().await;
+        levels.push(result?);
+    }
     Ok(LoadResult {
         levels,
-        agents_running: size,
+        agents_running: plan.levels.iter().copied().max().unwrap_or(0),
         setup_secs,
         agent_idle_rss_kb,
         load_before,
@@ -464,34 +564,53 @@ pub async fn run(bins: &Bins, work: &Path, plan: &LoadPlan) -> Result<LoadResult
     })
 }
 
-async fn measure(fleet: &Fleet, plan: &LoadPlan) -> Result<Vec<LevelResult>> {
-    let run = format!("{:x}", rand::random::<u32>());
+async fn measure(
+    fleet: &Fleet,
+    plan: &LoadPlan,
+    run: &str,
+    n: usize,
+    secs: f64,
+) -> Result<LevelResult> {
     let sandbox_pid = fleet.sandbox.pid().unwrap_or(0);
     let self_pid = std::process::id();
-    let mut levels = Vec::new();
-    for (li, &n) in plan.levels.iter().enumerate() {
-        let secs = plan.round_secs.get(li).or(plan.round_secs.last()).copied().unwrap_or(3.0);
-        let agent_pids: Vec<u32> = fleet.agent_pos[..n].iter().map(|p| p.pid).collect();
-        // Warm-up: connections, caches, the first payment of every device.
-        for mode in [Mode::Direct, Mode::Agent] {
-            let out = round(fleet, &run, mode, n, plan.warmup_secs).await;
-            if out.answered.is_empty() {
-                bail!("{mode:?} warm-up at {n} clients completed nothing: {}", out.first_error.unwrap_or_default());
-            }
+    let run = run.to_string();
+    let agent_pids: Vec<u32> = fleet.agent_pos[..n].iter().map(|p| p.pid).collect();
+    // Warm-up: connections, caches, the first payment of every device.
+    for mode in [Mode::Direct, Mode::Agent] {
+        let out = round(fleet, &run, mode, n, plan.warmup_secs).await;
+        if out.answered.is_empty() {
+            bail!(
+                "{mode:?} warm-up at {n} clients completed nothing: {}",
+                out.first_error.unwrap_or_default()
+            );
         }
-        let polls_before: u64 = fleet.direct_pos[..n].iter().map(|p| p.polls.load(Ordering::Relaxed)).sum();
-        let (mut agent, mut direct) = (Acc::default(), Acc::default());
-        let mut max_rss = 0u64;
-        for r in 0..plan.rounds {
-            let order = if r % 2 == 0 { [Mode::Direct, Mode::Agent] } else { [Mode::Agent, Mode::Direct] };
-            for mode in order {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                let cpu0 = (cpu_of(&agent_pids), procs::cpu_time(sandbox_pid), procs::cpu_time(self_pid));
-                let sampler = (mode == Mode::Agent).then(|| {
-                    let pids = agent_pids.clone();
-                    let stop = CancellationToken::new();
-                    let s = stop.clone();
-                    (stop, tokio::spawn(async move {
+    }
+    let polls_before: u64 = fleet.direct_pos[..n]
+        .iter()
+        .map(|p| p.polls.load(Ordering::Relaxed))
+        .sum();
+    let (mut agent, mut direct) = (Acc::default(), Acc::default());
+    let mut max_rss = 0u64;
+    for r in 0..plan.rounds {
+        let order = if r % 2 == 0 {
+            [Mode::Direct, Mode::Agent]
+        } else {
+            [Mode::Agent, Mode::Direct]
+        };
+        for mode in order {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let cpu0 = (
+                cpu_of(&agent_pids),
+                procs::cpu_time(sandbox_pid),
+                procs::cpu_time(self_pid),
+            );
+            let sampler = (mode == Mode::Agent).then(|| {
+                let pids = agent_pids.clone();
+                let stop = CancellationToken::new();
+                let s = stop.clone();
+                (
+                    stop,
+                    tokio::spawn(async move {
                         let mut max = 0u64;
                         for _ in 0..600 {
                             for p in &pids {
@@ -503,43 +622,53 @@ async fn measure(fleet: &Fleet, plan: &LoadPlan) -> Result<Vec<LevelResult>> {
                             }
                         }
                         max
-                    }))
-                });
-                let out = round(fleet, &run, mode, n, secs).await;
-                if let Some((stop, task)) = sampler {
-                    stop.cancel();
-                    max_rss = max_rss.max(task.await.unwrap_or(0));
-                }
-                let cpu1 = (cpu_of(&agent_pids), procs::cpu_time(sandbox_pid), procs::cpu_time(self_pid));
-                let acc = if mode == Mode::Agent { &mut agent } else { &mut direct };
-                let tp = out.answered.len() as f64 / out.wall.as_secs_f64().max(1e-9);
-                eprintln!(
-                    "load: {n:>3} clients {mode:?} round {r}: {} ok, {} stalled, {} errors, {tp:.0}/s{}",
-                    out.answered.len(),
-                    out.stalls,
-                    out.errors,
-                    out.first_error.as_deref().map(|e| format!(" (first error: {e})")).unwrap_or_default()
-                );
-                acc.round_tp.push(tp);
-                acc.latencies.extend(out.latencies);
-                acc.answered.extend(out.answered);
-                acc.stalls += out.stalls;
-                acc.errors += out.errors;
-                acc.wall += out.wall;
-                if mode == Mode::Agent {
-                    acc.cpu_agents += cpu1.0.saturating_sub(cpu0.0);
-                }
-                acc.cpu_sandbox += cpu1.1.saturating_sub(cpu0.1);
-                acc.cpu_self += cpu1.2.saturating_sub(cpu0.2);
+                    }),
+                )
+            });
+            let out = round(fleet, &run, mode, n, secs).await;
+            if let Some((stop, task)) = sampler {
+                stop.cancel();
+                max_rss = max_rss.max(task.await.unwrap_or(0));
             }
+            let cpu1 = (
+                cpu_of(&agent_pids),
+                procs::cpu_time(sandbox_pid),
+                procs::cpu_time(self_pid),
+            );
+            let acc = if mode == Mode::Agent {
+                &mut agent
+            } else {
+                &mut direct
+            };
+            let tp = out.answered.len() as f64 / out.wall.as_secs_f64().max(1e-9);
+            eprintln!(
+                "load: {n:>3} clients {mode:?} round {r}: {} ok, {} stalled, {} errors, {tp:.0}/s{}",
+                out.answered.len(),
+                out.stalls,
+                out.errors,
+                out.first_error.as_deref().map(|e| format!(" (first error: {e})")).unwrap_or_default()
+            );
+            acc.round_tp.push(tp);
+            acc.latencies.extend(out.latencies);
+            acc.answered.extend(out.answered);
+            acc.stalls += out.stalls;
+            acc.errors += out.errors;
+            acc.wall += out.wall;
+            if mode == Mode::Agent {
+                acc.cpu_agents += cpu1.0.saturating_sub(cpu0.0);
+            }
+            acc.cpu_sandbox += cpu1.1.saturating_sub(cpu0.1);
+            acc.cpu_self += cpu1.2.saturating_sub(cpu0.2);
         }
-        let polls_after: u64 = fleet.direct_pos[..n].iter().map(|p| p.polls.load(Ordering::Relaxed)).sum();
-        levels.push(LevelResult {
-            clients: n,
-            agent: agent.finish(0),
-            direct: direct.finish(polls_after - polls_before),
-            agent_max_rss_kb: max_rss,
-        });
     }
-    Ok(levels)
+    let polls_after: u64 = fleet.direct_pos[..n]
+        .iter()
+        .map(|p| p.polls.load(Ordering::Relaxed))
+        .sum();
+    Ok(LevelResult {
+        clients: n,
+        agent: agent.finish(0),
+        direct: direct.finish(polls_after - polls_before),
+        agent_max_rss_kb: max_rss,
+    })
 }

@@ -30,7 +30,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
-#[command(name = "till-bench", about = "Benchmarks of Till Agent (see BENCHMARKS.md)")]
+#[command(
+    name = "till-bench",
+    about = "Benchmarks of Till Agent (see BENCHMARKS.md)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -91,16 +94,27 @@ enum Cmd {
 fn write_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let path = dir.join(name);
-    std::fs::write(&path, serde_json::to_string_pretty(value)?).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(&path, serde_json::to_string_pretty(value)?)
+        .with_context(|| format!("writing {}", path.display()))?;
     eprintln!("wrote {}", path.display());
     Ok(())
 }
 
 fn load_plan(c: &Common) -> load::LoadPlan {
     let mut plan = if c.quick {
-        load::LoadPlan { levels: vec![1, 4, 16], rounds: 2, round_secs: vec![1.0], warmup_secs: 0.5 }
+        load::LoadPlan {
+            levels: vec![1, 4, 16],
+            rounds: 2,
+            round_secs: vec![1.0],
+            warmup_secs: 0.5,
+        }
     } else {
-        load::LoadPlan { levels: vec![1, 16, 200], rounds: 4, round_secs: vec![3.0, 3.0, 5.0], warmup_secs: 1.0 }
+        load::LoadPlan {
+            levels: vec![1, 16, 200],
+            rounds: 4,
+            round_secs: vec![3.0, 3.0, 5.0],
+            warmup_secs: 1.0,
+        }
     };
     if !c.levels.is_empty() {
         plan.levels = c.levels.clone();
@@ -110,9 +124,21 @@ fn load_plan(c: &Common) -> load::LoadPlan {
 
 fn journal_plan(quick: bool) -> journal::JournalPlan {
     if quick {
-        journal::JournalPlan { rounds: 2, payments_per_round: 50, memory_payments_per_round: 500, large_payments: 20_000, lookups: 200 }
+        journal::JournalPlan {
+            rounds: 2,
+            payments_per_round: 50,
+            memory_payments_per_round: 500,
+            large_payments: 20_000,
+            lookups: 200,
+        }
     } else {
-        journal::JournalPlan { rounds: 4, payments_per_round: 500, memory_payments_per_round: 3_000, large_payments: 1_000_000, lookups: 2_000 }
+        journal::JournalPlan {
+            rounds: 6,
+            payments_per_round: 1_500,
+            memory_payments_per_round: 3_000,
+            large_payments: 1_000_000,
+            lookups: 2_000,
+        }
     }
 }
 
@@ -121,11 +147,20 @@ fn resources_plan(c: &Common) -> resources::ResourcesPlan {
         (c.bin_dir.join("till-agent"), "release".to_string()),
         (c.bin_dir.join("till-sandbox"), "release".to_string()),
     ];
-    let desktop = c.desktop.clone().filter(|d| d.is_file()).map(|d| (d, c.desktop_profile.clone()));
+    let desktop = c
+        .desktop
+        .clone()
+        .filter(|d| d.is_file())
+        .map(|d| (d, c.desktop_profile.clone()));
     if let Some((d, p)) = &desktop {
         binaries.push((d.clone(), p.clone()));
     }
-    resources::ResourcesPlan { starts: if c.quick { 3 } else { 10 }, idle_secs: if c.quick { 2 } else { 10 }, binaries, desktop }
+    resources::ResourcesPlan {
+        starts: if c.quick { 3 } else { 10 },
+        idle_secs: if c.quick { 2 } else { 10 },
+        binaries,
+        desktop,
+    }
 }
 
 async fn area(which: &str, c: &Common) -> Result<()> {
@@ -133,13 +168,29 @@ async fn area(which: &str, c: &Common) -> Result<()> {
     std::fs::create_dir_all(&c.work)?;
     let t = Instant::now();
     match which {
-        "load" => write_json(&c.results, "load.json", &load::run(&bins, &c.work, &load_plan(c)).await?)?,
+        "load" => write_json(
+            &c.results,
+            "load.json",
+            &load::run(&bins, &c.work, &load_plan(c)).await?,
+        )?,
         "events" => {
             let (n, limit) = if c.quick { (50, 20) } else { (300, 60) };
-            write_json(&c.results, "events.json", &events::run(&bins, &c.work, n, Duration::from_secs(limit)).await?)?
+            write_json(
+                &c.results,
+                "events.json",
+                &events::run(&bins, &c.work, n, Duration::from_secs(limit)).await?,
+            )?
         }
-        "journal" => write_json(&c.results, "journal.json", &journal::run(&bins, &c.work, &journal_plan(c.quick)).await?)?,
-        "resources" => write_json(&c.results, "resources.json", &resources::run(&bins, &c.work, &resources_plan(c)).await?)?,
+        "journal" => write_json(
+            &c.results,
+            "journal.json",
+            &journal::run(&bins, &c.work, &journal_plan(c.quick)).await?,
+        )?,
+        "resources" => write_json(
+            &c.results,
+            "resources.json",
+            &resources::run(&bins, &c.work, &resources_plan(c)).await?,
+        )?,
         _ => unreachable!("unknown area"),
     }
     eprintln!("{which}: {:.0} s", t.elapsed().as_secs_f64());
@@ -165,7 +216,11 @@ async fn main() -> Result<()> {
         Cmd::Events(c) => area("events", &c).await?,
         Cmd::Journal(c) => area("journal", &c).await?,
         Cmd::Resources(c) => area("resources", &c).await?,
-        Cmd::Report { results, criterion, markdown } => {
+        Cmd::Report {
+            results,
+            criterion,
+            markdown,
+        } => {
             report::rewrite(&markdown, &results, &criterion)?;
             eprintln!("rewrote {}", markdown.display());
         }

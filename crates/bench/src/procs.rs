@@ -25,7 +25,10 @@ pub struct Bins {
 impl Bins {
     /// The binaries in `dir` (normally `target/release`); fails if one is missing.
     pub fn in_dir(dir: &Path) -> Result<Bins> {
-        let bins = Bins { agent: dir.join("till-agent"), sandbox: dir.join("till-sandbox") };
+        let bins = Bins {
+            agent: dir.join("till-agent"),
+            sandbox: dir.join("till-sandbox"),
+        };
         for b in [&bins.agent, &bins.sandbox] {
             if !b.is_file() {
                 bail!("{} is missing: build with `cargo build --release -p till-agent -p till-sandbox`", b.display());
@@ -63,7 +66,11 @@ fn line_reader(child: &mut Child) -> Result<mpsc::UnboundedReceiver<String>> {
 }
 
 /// The next stdout line, within `limit`.
-async fn next_line(rx: &mut mpsc::UnboundedReceiver<String>, limit: Duration, what: &str) -> Result<String> {
+async fn next_line(
+    rx: &mut mpsc::UnboundedReceiver<String>,
+    limit: Duration,
+    what: &str,
+) -> Result<String> {
     match tokio::time::timeout(limit, rx.recv()).await {
         Ok(Some(line)) => Ok(line),
         Ok(None) => bail!("{what} exited before printing its address"),
@@ -85,7 +92,8 @@ pub struct SandboxProc {
 impl SandboxProc {
     /// Starts the sandbox on ephemeral loopback ports; its log (warnings only) goes to `log`.
     pub async fn start(bins: &Bins, log: &Path) -> Result<SandboxProc> {
-        let log_file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let log_file =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let mut child = Command::new(&bins.sandbox)
             .args(["--listen", "127.0.0.1:0"])
             .env("RUST_LOG", "warn")
@@ -143,7 +151,9 @@ impl SandboxProc {
     pub async fn autopilot(&self, http: &reqwest::Client, after_ms: Option<u64>) -> Result<()> {
         let url = format!("{}/autopilot", self.control_url);
         let req = match after_ms {
-            Some(ms) => http.post(url).json(&json!({ "approveAfterMs": ms, "card": "4111111111111111" })),
+            Some(ms) => http
+                .post(url)
+                .json(&json!({ "approveAfterMs": ms, "card": "4111111111111111" })),
             None => http.delete(url),
         };
         req.send().await?.error_for_status()?;
@@ -157,7 +167,12 @@ impl SandboxProc {
 }
 
 /// Pairs the agent data directory `data_dir` with `device_id` through `till-agent pair`.
-pub async fn pair(bins: &Bins, data_dir: &Path, device_id: &str, sandbox: &SandboxProc) -> Result<()> {
+pub async fn pair(
+    bins: &Bins,
+    data_dir: &Path,
+    device_id: &str,
+    sandbox: &SandboxProc,
+) -> Result<()> {
     std::fs::create_dir_all(data_dir)?;
     let out = Command::new(&bins.agent)
         .arg("pair")
@@ -169,7 +184,10 @@ pub async fn pair(bins: &Bins, data_dir: &Path, device_id: &str, sandbox: &Sandb
         .await
         .context("running till-agent pair")?;
     if !out.status.success() {
-        bail!("till-agent pair failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "till-agent pair failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(())
 }
@@ -177,7 +195,10 @@ pub async fn pair(bins: &Bins, data_dir: &Path, device_id: &str, sandbox: &Sandb
 /// The flags that isolate an agent from the user's own config and data, and point it at the
 /// sandbox process when given.
 fn common_args(data_dir: &Path, sandbox: Option<&SandboxProc>) -> Vec<String> {
-    common_args_urls(data_dir, sandbox.map(|sb| (sb.api_base.as_str(), sb.socket_url.as_str())))
+    common_args_urls(
+        data_dir,
+        sandbox.map(|sb| (sb.api_base.as_str(), sb.socket_url.as_str())),
+    )
 }
 
 fn common_args_urls(data_dir: &Path, urls: Option<(&str, &str)>) -> Vec<String> {
@@ -188,7 +209,12 @@ fn common_args_urls(data_dir: &Path, urls: Option<(&str, &str)>) -> Vec<String> 
         data_dir.join("none.toml").display().to_string(),
     ];
     if let Some((api, socket)) = urls {
-        args.extend(["--sensepass-url".to_string(), api.to_string(), "--socket-url".to_string(), socket.to_string()]);
+        args.extend([
+            "--sensepass-url".to_string(),
+            api.to_string(),
+            "--socket-url".to_string(),
+            socket.to_string(),
+        ]);
     }
     args
 }
@@ -234,7 +260,10 @@ impl AgentProc {
             AgentMode::External(sb) => {
                 cmd.args(common_args(data_dir, Some(sb)));
             }
-            AgentMode::Urls { api_base, socket_url } => {
+            AgentMode::Urls {
+                api_base,
+                socket_url,
+            } => {
                 cmd.args(common_args_urls(data_dir, Some((api_base, socket_url))));
             }
             AgentMode::Embedded { autopilot_ms } => {
@@ -244,9 +273,14 @@ impl AgentProc {
                 }
             }
         }
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr).kill_on_drop(true);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .kill_on_drop(true);
         let spawned = Instant::now();
-        let mut child = cmd.spawn().with_context(|| format!("starting {}", bins.agent.display()))?;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", bins.agent.display()))?;
         let mut rx = line_reader(&mut child)?;
         let first = next_line(&mut rx, Duration::from_secs(30), "till-agent").await?;
         let to_first_line = spawned.elapsed();
@@ -254,7 +288,12 @@ impl AgentProc {
             .strip_prefix("till-agent listening on ")
             .map(|u| u.trim().to_string())
             .ok_or_else(|| anyhow!("unexpected first line from till-agent: {first}"))?;
-        Ok(AgentProc { child, url, spawned, to_first_line })
+        Ok(AgentProc {
+            child,
+            url,
+            spawned,
+            to_first_line,
+        })
     }
 
     /// The agent's pid.
@@ -264,7 +303,12 @@ impl AgentProc {
 
     /// Waits until `/api/agent/health` answers 200 (and, with `payments`, says `status: ok` and
     /// `socketConnected: true`, i.e. ready for a payment). Returns the time since spawn.
-    pub async fn wait_ready(&self, http: &reqwest::Client, payments: bool, limit: Duration) -> Result<Duration> {
+    pub async fn wait_ready(
+        &self,
+        http: &reqwest::Client,
+        payments: bool,
+        limit: Duration,
+    ) -> Result<Duration> {
         let deadline = Instant::now() + limit;
         let url = format!("{}/api/agent/health", self.url);
         loop {
@@ -295,8 +339,14 @@ impl AgentProc {
 /// SIGTERM to this child's pid, then SIGKILL if it has not exited within 5 s.
 pub async fn terminate(mut child: Child) {
     if let Some(pid) = child.id() {
-        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
-        if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_ok() {
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await;
+        if tokio::time::timeout(Duration::from_secs(5), child.wait())
+            .await
+            .is_ok()
+        {
             return;
         }
     }
@@ -322,7 +372,10 @@ pub fn mem(pid: u32) -> Mem {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    Mem { rss_kb: field("Rss:"), pss_kb: field("Pss:") }
+    Mem {
+        rss_kb: field("Rss:"),
+        pss_kb: field("Pss:"),
+    }
 }
 
 /// CPU time (user + system) a process has used so far, from `/proc/PID/stat`.
@@ -345,8 +398,14 @@ fn clock_ticks_per_sec() -> f64 {
 /// The load averages of the machine (1, 5, 15 minutes).
 pub fn loadavg() -> [f64; 3] {
     let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let mut it = text.split_whitespace().map(|v| v.parse::<f64>().unwrap_or(0.0));
-    [it.next().unwrap_or(0.0), it.next().unwrap_or(0.0), it.next().unwrap_or(0.0)]
+    let mut it = text
+        .split_whitespace()
+        .map(|v| v.parse::<f64>().unwrap_or(0.0));
+    [
+        it.next().unwrap_or(0.0),
+        it.next().unwrap_or(0.0),
+        it.next().unwrap_or(0.0),
+    ]
 }
 
 /// The size of a file in bytes (0 when missing).

@@ -62,10 +62,15 @@ impl RunInfo {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
         RunInfo {
-            cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            cores: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(0),
             memory_bytes: mem_kb * 1024,
             cpu,
-            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string(),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
             started: time::OffsetDateTime::now_utc()
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default(),
@@ -74,8 +79,12 @@ impl RunInfo {
             run_secs: 0.0,
             git: std::env::var("BENCH_GIT").unwrap_or_default(),
             rustc: std::env::var("BENCH_RUSTC").unwrap_or_default(),
-            build_secs: std::env::var("BENCH_BUILD_SECS").ok().and_then(|v| v.parse().ok()),
-            micro_secs: std::env::var("BENCH_MICRO_SECS").ok().and_then(|v| v.parse().ok()),
+            build_secs: std::env::var("BENCH_BUILD_SECS")
+                .ok()
+                .and_then(|v| v.parse().ok()),
+            micro_secs: std::env::var("BENCH_MICRO_SECS")
+                .ok()
+                .and_then(|v| v.parse().ok()),
         }
     }
 }
@@ -139,13 +148,34 @@ fn criterion(dir: &Path, id: &str) -> Option<(f64, f64, f64, f64)> {
 
 /// The micro-benchmarks and what they measure.
 pub const MICRO: &[(&str, &str)] = &[
-    ("qr/svg", "QR code of a payment URL as SVG (`till_receipts::qr_svg`)"),
-    ("qr/png", "QR code of a payment URL as PNG, 8 px modules (`till_receipts::qr_png`)"),
-    ("pdf/receipt_20_items", "PDF receipt with 20 items, approval, a refund and its QR (`till_receipts::render_pdf_at`)"),
-    ("validation/init_request", "POS init body with 5 products → `InitRequest::from_pos_json`"),
-    ("validation/init_request_invalid", "invalid POS init body (4 bad fields) → `InvalidParameters`"),
-    ("events/status_transition", "`Status::transition` over all 14 × 14 pairs (196 calls)"),
-    ("events/apply_status_memory", "`Journal::apply_status` of one socket event, in-memory journal (no I/O)"),
+    (
+        "qr/svg",
+        "QR code of a payment URL as SVG (`till_receipts::qr_svg`)",
+    ),
+    (
+        "qr/png",
+        "QR code of a payment URL as PNG, 8 px modules (`till_receipts::qr_png`)",
+    ),
+    (
+        "pdf/receipt_20_items",
+        "PDF receipt with 20 items, approval, a refund and its QR (`till_receipts::render_pdf_at`)",
+    ),
+    (
+        "validation/init_request",
+        "POS init body with 5 products → `InitRequest::from_pos_json`",
+    ),
+    (
+        "validation/init_request_invalid",
+        "invalid POS init body (4 bad fields) → `InvalidParameters`",
+    ),
+    (
+        "events/status_transition",
+        "`Status::transition` over all 14 × 14 pairs (196 calls)",
+    ),
+    (
+        "events/apply_status_memory",
+        "`Journal::apply_status` of one socket event, in-memory journal (no I/O)",
+    ),
 ];
 
 fn mode_row(out: &mut String, clients: usize, name: &str, m: &ModeResult, lat: &Summary) {
@@ -227,18 +257,36 @@ fn tables(results: &Path, criterion_dir: &Path) -> Vec<(&'static str, Option<Str
         let polls: u64 = l.levels.iter().map(|x| x.direct.fallback_polls).sum();
         let _ = writeln!(
             s,
-            "\n{} agent processes ran for the whole benchmark (setup {:.0} s); agent 0 idled at {} before the first payment. Direct clients needing the status-poll fallback: {polls}. Load average {:.2} before, {:.2} after.",
-            l.agents_running, l.setup_secs, mb(l.agent_idle_rss_kb), l.load_before, l.load_after
+            "\nEach level ran with its own sandbox process, N agent processes and N direct clients (setup of all levels {:.0} s; up to {} agents at once); an agent idled at {} before its first payment. Direct payments that needed the status-poll fallback: {polls}. Load average {:.2} before, {:.2} after.",
+            l.setup_secs, l.agents_running, mb(l.agent_idle_rss_kb), l.load_before, l.load_after
         );
         s
     });
 
     let events_table = events.as_ref().map(|e| {
         let mut s = String::new();
-        let _ = writeln!(s, "| from → to | samples | p50 | p99 | max |\n|---|---:|---:|---:|---:|");
-        let _ = writeln!(s, "| sandbox emits final status → POS has its `init/sync` answer | {} | {} |", e.to_pos.count, lat_cells(&e.to_pos));
-        let _ = writeln!(s, "| sandbox emits final status → UI has the SSE `status` event | {} | {} |", e.to_sse.count, lat_cells(&e.to_sse));
-        let _ = writeln!(s, "| approve call sent to the sandbox → POS answer (upper bound) | {} | {} |", e.call_to_pos.count, lat_cells(&e.call_to_pos));
+        let _ = writeln!(
+            s,
+            "| from → to | samples | p50 | p99 | max |\n|---|---:|---:|---:|---:|"
+        );
+        let _ = writeln!(
+            s,
+            "| sandbox emits final status → POS has its `init/sync` answer | {} | {} |",
+            e.to_pos.count,
+            lat_cells(&e.to_pos)
+        );
+        let _ = writeln!(
+            s,
+            "| sandbox emits final status → UI has the SSE `status` event | {} | {} |",
+            e.to_sse.count,
+            lat_cells(&e.to_sse)
+        );
+        let _ = writeln!(
+            s,
+            "| approve call sent to the sandbox → POS answer (upper bound) | {} | {} |",
+            e.call_to_pos.count,
+            lat_cells(&e.call_to_pos)
+        );
         if e.errors > 0 {
             let _ = writeln!(s, "\n{} samples failed.", e.errors);
         }
@@ -297,12 +345,22 @@ fn tables(results: &Path, criterion_dir: &Path) -> Vec<(&'static str, Option<Str
 
     let micro = {
         let mut s = String::new();
-        let _ = writeln!(s, "| benchmark | what | mean | 95 % CI of the mean | median |\n|---|---|---:|---:|---:|");
+        let _ = writeln!(
+            s,
+            "| benchmark | what | mean | 95 % CI of the mean | median |\n|---|---|---:|---:|---:|"
+        );
         let mut any = false;
         for (id, what) in MICRO {
             if let Some((mean, lo, hi, median)) = criterion(criterion_dir, id) {
                 any = true;
-                let _ = writeln!(s, "| `{id}` | {what} | {} | {} – {} | {} |", ms(mean), ms(lo), ms(hi), ms(median));
+                let _ = writeln!(
+                    s,
+                    "| `{id}` | {what} | {} | {} – {} | {} |",
+                    ms(mean),
+                    ms(lo),
+                    ms(hi),
+                    ms(median)
+                );
             } else {
                 let _ = writeln!(s, "| `{id}` | {what} | not run | | |");
             }
@@ -358,12 +416,22 @@ fn tables(results: &Path, criterion_dir: &Path) -> Vec<(&'static str, Option<Str
     let targets = {
         let mut s = String::new();
         let _ = writeln!(s, "| target | measured | |\n|---|---|---|");
-        if let Some(lv) = load.as_ref().and_then(|l| l.levels.iter().max_by_key(|x| x.clients)) {
+        if let Some(lv) = load
+            .as_ref()
+            .and_then(|l| l.levels.iter().max_by_key(|x| x.clients))
+        {
             let (a, d) = (&lv.agent.latency, &lv.direct.latency);
             let o50 = a.p50_ms - d.p50_ms;
             let o99 = a.p99_ms - d.p99_ms;
             let _ = writeln!(s, "| overhead over a direct sandbox call ≤ 1 ms p50 at {} POS clients | {} ({}) | {} |", lv.clients, ms(o50), ratio(a.p50_ms, d.p50_ms), ok(o50 <= 1.0));
-            let _ = writeln!(s, "| overhead ≤ 5 ms p99 at {} POS clients | {} ({}) | {} |", lv.clients, ms(o99), ratio(a.p99_ms, d.p99_ms), ok(o99 <= 5.0));
+            let _ = writeln!(
+                s,
+                "| overhead ≤ 5 ms p99 at {} POS clients | {} ({}) | {} |",
+                lv.clients,
+                ms(o99),
+                ratio(a.p99_ms, d.p99_ms),
+                ok(o99 <= 5.0)
+            );
         }
         if let Some(j) = &journal {
             let r = j.crate_disk.commits_per_s / j.raw_disk.commits_per_s.max(1e-9);
@@ -379,19 +447,43 @@ fn tables(results: &Path, criterion_dir: &Path) -> Vec<(&'static str, Option<Str
             );
         }
         if let Some(e) = &events {
-            let _ = writeln!(s, "| status event → POS response ≤ 2 ms p99 | p99 {} (p50 {}) | {} |", ms(e.to_pos.p99_ms), ms(e.to_pos.p50_ms), ok(e.to_pos.p99_ms <= 2.0));
+            let _ = writeln!(
+                s,
+                "| status event → POS response ≤ 2 ms p99 | p99 {} (p50 {}) | {} |",
+                ms(e.to_pos.p99_ms),
+                ms(e.to_pos.p50_ms),
+                ok(e.to_pos.p99_ms <= 2.0)
+            );
         }
         if let Some((mean, _, hi, _)) = criterion(criterion_dir, "pdf/receipt_20_items") {
-            let _ = writeln!(s, "| PDF receipt ≤ 10 ms | {} (CI upper {}) | {} |", ms(mean), ms(hi), ok(hi <= 10.0));
+            let _ = writeln!(
+                s,
+                "| PDF receipt ≤ 10 ms | {} (CI upper {}) | {} |",
+                ms(mean),
+                ms(hi),
+                ok(hi <= 10.0)
+            );
         }
         let svg = criterion(criterion_dir, "qr/svg");
         let png = criterion(criterion_dir, "qr/png");
         if let (Some(svg), Some(png)) = (svg, png) {
-            let _ = writeln!(s, "| QR ≤ 1 ms | SVG {}, PNG {} | {} |", ms(svg.0), ms(png.0), ok(svg.2 <= 1.0 && png.2 <= 1.0));
+            let _ = writeln!(
+                s,
+                "| QR ≤ 1 ms | SVG {}, PNG {} | {} |",
+                ms(svg.0),
+                ms(png.0),
+                ok(svg.2 <= 1.0 && png.2 <= 1.0)
+            );
         }
         if let Some(r) = &res {
             let rss = r.idle_agent.rss_kb * 1024;
-            let _ = writeln!(s, "| headless idle RSS ≤ 25 MB | {} (PSS {}) | {} |", mb(r.idle_agent.rss_kb), mb(r.idle_agent.pss_kb), ok(rss <= 25_000_000));
+            let _ = writeln!(
+                s,
+                "| headless idle RSS ≤ 25 MB | {} (PSS {}) | {} |",
+                mb(r.idle_agent.rss_kb),
+                mb(r.idle_agent.pss_kb),
+                ok(rss <= 25_000_000)
+            );
             let h = &r.start_external_fresh.health;
             let _ = writeln!(s, "| cold start to ready (health answers) ≤ 150 ms | p50 {}, max {} (`--sandbox`: p50 {}) | {} |", ms(h.p50_ms), ms(h.max_ms), ms(r.start_embedded.health.p50_ms), ok(h.p50_ms <= 150.0));
         }
@@ -412,7 +504,8 @@ fn tables(results: &Path, criterion_dir: &Path) -> Vec<(&'static str, Option<Str
 /// Rewrites the marked sections of `markdown` from the results in `results` and criterion's
 /// output in `criterion_dir`.
 pub fn rewrite(markdown: &Path, results: &Path, criterion_dir: &Path) -> Result<()> {
-    let mut text = std::fs::read_to_string(markdown).with_context(|| format!("reading {}", markdown.display()))?;
+    let mut text = std::fs::read_to_string(markdown)
+        .with_context(|| format!("reading {}", markdown.display()))?;
     for (name, table) in tables(results, criterion_dir) {
         let Some(table) = table else { continue };
         let open = format!("<!-- bench:{name} -->");

@@ -114,13 +114,25 @@ struct StartAcc {
 impl StartAcc {
     async fn measure(&mut self, http: &reqwest::Client, agent: &AgentProc) -> Result<()> {
         self.first.push(agent.to_first_line);
-        self.health.push(agent.wait_ready(http, false, Duration::from_secs(30)).await?);
-        self.ready.push(agent.wait_ready(http, true, Duration::from_secs(30)).await?);
+        self.health.push(
+            agent
+                .wait_ready(http, false, Duration::from_secs(30))
+                .await?,
+        );
+        self.ready.push(
+            agent
+                .wait_ready(http, true, Duration::from_secs(30))
+                .await?,
+        );
         Ok(())
     }
 
     fn finish(self) -> Start {
-        Start { first_line: Summary::of(&self.first), health: Summary::of(&self.health), ready_for_payment: Summary::of(&self.ready) }
+        Start {
+            first_line: Summary::of(&self.first),
+            health: Summary::of(&self.health),
+            ready_for_payment: Summary::of(&self.ready),
+        }
     }
 }
 
@@ -129,7 +141,10 @@ pub async fn run(bins: &Bins, work: &Path, plan: &ResourcesPlan) -> Result<Resou
     let mut binaries = Vec::new();
     for (path, profile) in &plan.binaries {
         binaries.push(Binary {
-            name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            name: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             profile: profile.clone(),
             bytes: procs::file_size(path),
             stripped_bytes: stripped_size(path, work).await,
@@ -138,7 +153,10 @@ pub async fn run(bins: &Bins, work: &Path, plan: &ResourcesPlan) -> Result<Resou
     let http = procs::http()?;
     let sandbox = SandboxProc::start(bins, &work.join("resources-sandbox.log")).await?;
     let result = async {
-        eprintln!("resources: start-up times ({} starts per variant)", plan.starts);
+        eprintln!(
+            "resources: start-up times ({} starts per variant)",
+            plan.starts
+        );
         let mut fresh = StartAcc::default();
         let mut restart = StartAcc::default();
         for i in 0..plan.starts {
@@ -161,7 +179,8 @@ pub async fn run(bins: &Bins, work: &Path, plan: &ResourcesPlan) -> Result<Resou
             if dir.exists() {
                 std::fs::remove_dir_all(&dir)?;
             }
-            let agent = AgentProc::start(bins, &dir, AgentMode::Embedded { autopilot_ms: None }).await?;
+            let agent =
+                AgentProc::start(bins, &dir, AgentMode::Embedded { autopilot_ms: None }).await?;
             embedded.measure(&http, &agent).await?;
             agent.stop().await;
         }
@@ -179,7 +198,9 @@ pub async fn run(bins: &Bins, work: &Path, plan: &ResourcesPlan) -> Result<Resou
             std::fs::remove_dir_all(&edir)?;
         }
         let emb = AgentProc::start(bins, &edir, AgentMode::Embedded { autopilot_ms: None }).await?;
-        agent.wait_ready(&http, true, Duration::from_secs(30)).await?;
+        agent
+            .wait_ready(&http, true, Duration::from_secs(30))
+            .await?;
         emb.wait_ready(&http, true, Duration::from_secs(30)).await?;
         tokio::time::sleep(Duration::from_secs(plan.idle_secs)).await;
         let idle_agent = agent.pid().map(procs::mem).unwrap_or_default();
@@ -187,16 +208,37 @@ pub async fn run(bins: &Bins, work: &Path, plan: &ResourcesPlan) -> Result<Resou
         let idle_sandbox = sandbox.pid().map(procs::mem).unwrap_or_default();
         agent.stop().await;
         emb.stop().await;
-        Ok::<_, anyhow::Error>((fresh.finish(), restart.finish(), embedded.finish(), idle_agent, idle_embedded, idle_sandbox))
+        Ok::<_, anyhow::Error>((
+            fresh.finish(),
+            restart.finish(),
+            embedded.finish(),
+            idle_agent,
+            idle_embedded,
+            idle_sandbox,
+        ))
     }
     .await;
     sandbox.stop().await;
-    let (start_external_fresh, start_external_restart, start_embedded, idle_agent, idle_embedded, idle_sandbox) = result?;
+    let (
+        start_external_fresh,
+        start_external_restart,
+        start_embedded,
+        idle_agent,
+        idle_embedded,
+        idle_sandbox,
+    ) = result?;
     let desktop = match &plan.desktop {
-        None => Desktop { skipped: Some("no till-desktop binary was built".into()), ..Default::default() },
+        None => Desktop {
+            skipped: Some("no till-desktop binary was built".into()),
+            ..Default::default()
+        },
         Some((bin, profile)) => match desktop(bin, profile, work, plan.idle_secs).await {
             Ok(d) => d,
-            Err(e) => Desktop { profile: profile.clone(), skipped: Some(format!("{e:#}")), ..Default::default() },
+            Err(e) => Desktop {
+                profile: profile.clone(),
+                skipped: Some(format!("{e:#}")),
+                ..Default::default()
+            },
         },
     };
     Ok(ResourcesResult {
@@ -215,13 +257,25 @@ pub async fn run(bins: &Bins, work: &Path, plan: &ResourcesPlan) -> Result<Resou
 /// Every process's parent and name, from `/proc`.
 fn process_table() -> HashMap<u32, (u32, String)> {
     let mut table = HashMap::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return table };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return table;
+    };
     for e in entries.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
         let name = stat[open + 1..close].to_string();
-        let ppid = stat[close + 1..].split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let ppid = stat[close + 1..]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         table.insert(pid, (ppid, name));
     }
     table
@@ -236,7 +290,12 @@ fn descendants(root: u32) -> Vec<(u32, String)> {
         if let Some((_, name)) = table.get(&p) {
             out.push((p, name.clone()));
         }
-        todo.extend(table.iter().filter(|(_, (pp, _))| *pp == p).map(|(c, _)| *c));
+        todo.extend(
+            table
+                .iter()
+                .filter(|(_, (pp, _))| *pp == p)
+                .map(|(c, _)| *c),
+        );
     }
     out
 }
@@ -279,19 +338,34 @@ async fn desktop(bin: &Path, profile: &str, work: &Path, idle_secs: u64) -> Resu
     // Whatever happened: TERM to every process this launch started (app, WebKit, D-Bus, Xvfb).
     let tree = descendants(root);
     if let Some((app, _)) = tree.iter().find(|(_, n)| n.starts_with("till-desktop")) {
-        let _ = Command::new("kill").args(["-TERM", &app.to_string()]).status().await;
+        let _ = Command::new("kill")
+            .args(["-TERM", &app.to_string()])
+            .status()
+            .await;
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     for (pid, _) in descendants(root).into_iter().rev() {
-        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await;
     }
-    if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .is_err()
+    {
         let _ = child.kill().await;
     }
     result
 }
 
-async fn desktop_idle(child: &mut tokio::process::Child, root: u32, dir: &Path, profile: &str, idle_secs: u64) -> Result<Desktop> {
+async fn desktop_idle(
+    child: &mut tokio::process::Child,
+    root: u32,
+    dir: &Path,
+    profile: &str,
+    idle_secs: u64,
+) -> Result<Desktop> {
     let stdout = child.stdout.take().context("no stdout")?;
     let mut lines = BufReader::new(stdout).lines();
     let url = loop {
@@ -301,7 +375,10 @@ async fn desktop_idle(child: &mut tokio::process::Child, root: u32, dir: &Path, 
                     break u.trim().to_string();
                 }
             }
-            _ => bail!("the desktop app printed no address within 60 s (see {})", dir.join("stderr.log").display()),
+            _ => bail!(
+                "the desktop app printed no address within 60 s (see {})",
+                dir.join("stderr.log").display()
+            ),
         }
     };
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
@@ -320,7 +397,10 @@ async fn desktop_idle(child: &mut tokio::process::Child, root: u32, dir: &Path, 
     }
     tokio::time::sleep(Duration::from_secs(idle_secs)).await;
     let tree = descendants(root);
-    let app = tree.iter().find(|(_, n)| n.starts_with("till-desktop")).map(|(p, _)| *p);
+    let app = tree
+        .iter()
+        .find(|(_, n)| n.starts_with("till-desktop"))
+        .map(|(p, _)| *p);
     let mut processes = Vec::new();
     let mut total = Mem::default();
     if let Some(app) = app {
@@ -333,9 +413,19 @@ async fn desktop_idle(child: &mut tokio::process::Child, root: u32, dir: &Path, 
     } else {
         bail!("no till-desktop process found under xvfb-run");
     }
-    Ok(Desktop { profile: profile.to_string(), processes, total, idle_secs, skipped: None })
+    Ok(Desktop {
+        profile: profile.to_string(),
+        processes,
+        total,
+        idle_secs,
+        skipped: None,
+    })
 }
 
 fn which(tool: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(tool)).find(|p| p.is_file())
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(tool))
+        .find(|p| p.is_file())
 }
