@@ -279,9 +279,13 @@ fn sale(order: &str) -> Value {
 }
 
 /// How long a POS waits for its `init/sync` answer before it gives up, hangs up and asks
-/// `GET /api/transactions/last` instead (what the agent's own error message tells it to do). The
-/// happy path is three orders of magnitude faster, so a payment that takes this long is stalled.
-pub const STALL: Duration = Duration::from_secs(5);
+/// `GET /api/transactions/last` instead (what the agent's own error message tells it to do):
+/// 10 s, the shortest payment lifetime SensePass allows (`timeOut` ≥ 10). The happy path is
+/// three orders of magnitude faster, so a payment that takes this long is stalled.
+pub const STALL: Duration = Duration::from_secs(10);
+
+/// How long a POS keeps asking `GET /api/transactions/last` after a stall.
+const RECOVER_LIMIT: Duration = Duration::from_secs(5);
 
 /// What became of one POS request.
 enum Paid {
@@ -317,14 +321,18 @@ impl AgentPos {
     }
 
     /// After a lost answer: `GET /api/transactions/last` (which makes the agent re-read an open
-    /// payment from SensePass) until the last payment is final, at most 10 times.
+    /// payment from SensePass) until the last payment is final, for at most [`RECOVER_LIMIT`].
     async fn recover(&self) {
-        for _ in 0..10 {
-            if let Ok((200, body)) = self
+        let end = Instant::now() + RECOVER_LIMIT;
+        for _ in 0..50 {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            let ask = self
                 .client
-                .forward(reqwest::Method::GET, "transactions/last", None)
-                .await
-            {
+                .forward(reqwest::Method::GET, "transactions/last", None);
+            if let Ok(Ok((200, body))) = tokio::time::timeout(left, ask).await {
                 let s = body.get("status").and_then(Value::as_i64).unwrap_or(0);
                 if till_core::Status::from_code(s)
                     .map(|s| s.is_final())

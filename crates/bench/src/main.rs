@@ -111,7 +111,7 @@ fn load_plan(c: &Common) -> load::LoadPlan {
     } else {
         load::LoadPlan {
             levels: vec![1, 16, 200],
-            rounds: 4,
+            rounds: 3,
             round_secs: vec![3.0, 3.0, 5.0],
             warmup_secs: 1.0,
         }
