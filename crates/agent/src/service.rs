@@ -97,6 +97,11 @@ struct Inner {
     manager: crate::manager::Manager,
     /// The address the local API actually listens on (the port when 0 was configured).
     bound: std::sync::OnceLock<std::net::SocketAddr>,
+    /// Status events that arrived before the journal knew their TransactionNumber (SensePass
+    /// emitted them while the create call's answer was still on its way): the latest per number,
+    /// applied right after the creation is journaled. A std mutex: a map insert or remove, never
+    /// held across an `.await`.
+    early_events: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Transaction, EventSource)>>,
 }
 
 impl Agent {
@@ -126,6 +131,7 @@ impl Agent {
                 outbox_wake: tokio::sync::Notify::new(),
                 manager: crate::manager::Manager::default(),
                 bound: std::sync::OnceLock::new(),
+                early_events: std::sync::Mutex::new(std::collections::HashMap::new()),
             }),
         })
     }
@@ -373,7 +379,7 @@ impl Agent {
                 let (number, status, raw) = (tx.number().to_string(), tx.status(), tx.raw.clone());
                 let rec = self.journal(move |j| j.record_created(&local_id, &number, status, &raw, now)).await?;
                 self.publish_record(&rec, "api");
-                Ok(rec)
+                self.apply_early_events(rec).await
             }
             Err(e) if e.certainly_not_performed() || is_client_error(&e) => {
                 let reason = e.to_string();
@@ -456,6 +462,18 @@ impl Agent {
         Ok(())
     }
 
+    /// Applies a status event that arrived before `record`'s creation was journaled, if any.
+    async fn apply_early_events(&self, record: PaymentRecord) -> Result<PaymentRecord, AgentError> {
+        let early = match &record.number {
+            Some(n) => self.inner.early_events.lock().unwrap_or_else(|e| e.into_inner()).remove(n),
+            None => None,
+        };
+        match early {
+            Some((_, tx, source)) => self.apply(tx, source).await,
+            None => Ok(record),
+        }
+    }
+
     /// Finds out whether a create call with an unknown outcome created a transaction at SensePass,
     /// by searching the device's transactions around the intent's time for the same order.
     /// Found → adopted. Certainly absent (and old enough that no request can still be in flight)
@@ -491,7 +509,7 @@ impl Agent {
             tracing::info!(local_id = %local_id, number = %number, "reconciled: SensePass has the payment");
             let rec = self.journal(move |j| j.record_created(&local_id, &number, status, &raw, now)).await?;
             self.publish_record(&rec, "poll");
-            return Ok(rec);
+            return self.apply_early_events(rec).await;
         }
         if now - record.created_at > UNKNOWN_SETTLE.as_millis() as i64 {
             let rec = self
@@ -578,8 +596,21 @@ impl Agent {
                 .unwrap_or(0);
             incoming_refunds < held
         };
-        let applied =
-            self.journal(move |j| j.apply_observation(&number, status, &raw, source, now, stale)).await?;
+        let found = self
+            .journal(move |j| match j.apply_observation(&number, status, &raw, source, now, stale) {
+                Ok(applied) => Ok(Some(applied)),
+                Err(till_journal::JournalError::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            })
+            .await?;
+        let Some(applied) = found else {
+            // The event beat the create call's answer: keep it until the creation is journaled.
+            let number = tx.number().to_string();
+            let mut early = self.inner.early_events.lock().unwrap_or_else(|e| e.into_inner());
+            early.retain(|_, (at, _, _)| at.elapsed() < Duration::from_secs(120));
+            early.insert(number.clone(), (std::time::Instant::now(), tx, source));
+            return Err(AgentError::NotFound(format!("transaction {number} (held until its creation is journaled)")));
+        };
         if applied.transition == Transition::Advance {
             tracing::info!(number = %tx.number(), status = %status, source = source_name, "status advanced");
             self.publish_record(&applied.record, source_name);
