@@ -6,6 +6,7 @@
 #   --quick   a small run that checks the benchmark itself; writes results but leaves
 #             BENCHMARKS.md alone (its figures are not comparable).
 # Env:     BENCH_DESKTOP=0   do not build/measure the desktop app
+#          BENCH_DESKTOP=debug  measure a debug build of the desktop app (built if missing)
 #          BENCH_SKIP_BUILD=1 use the binaries already in target/release
 #
 # Time: the measurements take about 6–8 minutes on 2 cores. The release build is separate: about
@@ -37,14 +38,19 @@ if [ "${BENCH_SKIP_BUILD:-0}" != "1" ]; then
   log "building release binaries"
   cargo build --release --locked -p till-agent -p till-sandbox -p till-bench
   cargo bench --locked -p till-bench --bench micro --no-run
-  if [ "${BENCH_DESKTOP:-1}" != "0" ] && pkg-config --exists webkit2gtk-4.1 2>/dev/null; then
+  if [ "${BENCH_DESKTOP:-1}" = "debug" ]; then
+    log "building the desktop app (debug)"
+    cargo build --locked -p till-desktop || log "desktop build failed; measuring what exists"
+  elif [ "${BENCH_DESKTOP:-1}" != "0" ] && pkg-config --exists webkit2gtk-4.1 2>/dev/null; then
     log "building the desktop app (release)"
     cargo build --release --locked -p till-desktop --features custom-protocol || log "desktop build failed; measuring what exists"
   fi
 fi
 build_secs=$(awk -v a="$build_start" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
 if [ "${BENCH_DESKTOP:-1}" != "0" ]; then
-  if [ -x "$target/release/till-desktop" ]; then
+  if [ "${BENCH_DESKTOP:-1}" = "debug" ] && [ -x "$target/debug/till-desktop" ]; then
+    desktop_args=(--desktop "$target/debug/till-desktop" --desktop-profile debug)
+  elif [ -x "$target/release/till-desktop" ]; then
     desktop_args=(--desktop "$target/release/till-desktop" --desktop-profile release)
   elif [ -x "$target/debug/till-desktop" ]; then
     desktop_args=(--desktop "$target/debug/till-desktop" --desktop-profile debug)
