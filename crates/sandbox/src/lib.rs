@@ -10,6 +10,9 @@
 //! `docs/DECISIONS.md`, without sharing code with the client crate (`till-sensepass`), so that a
 //! misreading in one is caught by the other. Money and status rules come from `till-core`.
 //!
+//! The same process also runs a Paymentsense Connect-E simulator on its own port (module
+//! `connect_e`: REST `/v1/…`, `client.js`, webhooks; control under `/_sandbox/connect-e/`).
+//!
 //! What it is not: a SensePass replacement for production, persistent (everything lives in
 //! memory and is lost on exit), or a sender of webhooks (`callbackURL` is accepted and echoed,
 //! never called).
@@ -24,6 +27,7 @@
 
 mod api;
 mod app;
+mod connect_e;
 mod control;
 mod ids;
 mod model;
@@ -47,6 +51,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+pub use connect_e::{API_KEY as CONNECT_E_API_KEY, MERCHANT_URL as CONNECT_E_MERCHANT_URL};
 pub use model::SANDBOX_API_KEY;
 
 /// Where the sandbox listens and which base URL it hands out.
@@ -60,13 +65,21 @@ pub struct SandboxConfig {
     /// Base used in `qrURL`, `commitLink`, client boxes and receipt endpoints; defaults to
     /// `http://<bound listen address>`. Set it when the sandbox sits behind a proxy.
     pub public_url: Option<String>,
+    /// The Connect-E simulator's port (REST `/v1/…`, `client.js`, its card-entry endpoints).
+    /// Port 0 picks an ephemeral port. Its own port so that it can go offline on its own.
+    pub connect_e_listen: SocketAddr,
 }
 
 impl Default for SandboxConfig {
     /// Both listeners on 127.0.0.1 with ephemeral ports: safe for parallel tests.
     fn default() -> Self {
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-        SandboxConfig { listen: loopback, control_listen: loopback, public_url: None }
+        SandboxConfig {
+            listen: loopback,
+            control_listen: loopback,
+            public_url: None,
+            connect_e_listen: loopback,
+        }
     }
 }
 
@@ -94,6 +107,7 @@ pub struct SandboxHandle {
     control_addr: SocketAddr,
     control_task: Option<JoinHandle<()>>,
     emitter_task: Option<JoinHandle<()>>,
+    connect_e: connect_e::Running,
 }
 
 impl SandboxHandle {
@@ -133,6 +147,32 @@ impl SandboxHandle {
         &self.shared.public_url
     }
 
+    /// The Connect-E simulator's REST host, e.g. `http://127.0.0.1:41236` (paths start with
+    /// `/v1`): the `base_url` of a Connect-E client.
+    pub fn connect_e_url(&self) -> String {
+        format!("http://{}", self.connect_e.addr)
+    }
+
+    /// The Connect-E web host (`<url>/assets/js/client.js`); the same port as the REST host.
+    pub fn connect_e_web_url(&self) -> String {
+        self.connect_e_url()
+    }
+
+    /// The Connect-E control API base, e.g. `http://127.0.0.1:41235/_sandbox/connect-e`.
+    pub fn connect_e_control_url(&self) -> String {
+        format!("{}/connect-e", self.control_url())
+    }
+
+    /// The Connect-E sandbox merchant's API key ([`CONNECT_E_API_KEY`]).
+    pub fn connect_e_api_key(&self) -> &str {
+        CONNECT_E_API_KEY
+    }
+
+    /// The URL registered for the Connect-E sandbox merchant ([`CONNECT_E_MERCHANT_URL`]).
+    pub fn connect_e_merchant_url(&self) -> &str {
+        CONNECT_E_MERCHANT_URL
+    }
+
     /// Pays every transaction created from now on after `approve_after_ms`, with `card` (a test
     /// card number) — what the control API's `autopilot` does. `None` turns it off.
     pub fn set_autopilot(&self, autopilot: Option<(u64, &str)>) -> Result<(), SandboxError> {
@@ -155,6 +195,7 @@ impl SandboxHandle {
             server.go_offline().await;
         }
         self.shared.new_epoch();
+        self.connect_e.ce.stop().await;
         self.shared.io.close().await;
         for task in [self.control_task.take(), self.emitter_task.take()].into_iter().flatten() {
             let _ = task.await;
@@ -207,6 +248,9 @@ pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
     let control_addr = control_listener
         .local_addr()
         .map_err(|source| SandboxError::Bind { addr: config.control_listen, source })?;
+    let connect_e_listener = TcpListener::bind(config.connect_e_listen)
+        .await
+        .map_err(|source| SandboxError::Bind { addr: config.connect_e_listen, source })?;
     let public_url = config
         .public_url
         .map(|u| u.trim_end_matches('/').to_string())
@@ -266,7 +310,10 @@ pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
         .map_err(|source| SandboxError::Bind { addr: config.listen, source })?;
     *shared.main.lock().await = Some(main);
 
-    let control_router = control::router(shared.clone());
+    let connect_e = connect_e::start(connect_e_listener, shared.shutdown.clone())
+        .map_err(|source| SandboxError::Bind { addr: config.connect_e_listen, source })?;
+    let control_router = control::router(shared.clone())
+        .merge(connect_e::control_router(connect_e.ce.clone()));
     let stop = shared.shutdown.clone();
     let control_task = tokio::spawn(async move {
         let serve = axum::serve(control_listener, control_router)
@@ -283,6 +330,7 @@ pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
         control_addr,
         control_task: Some(control_task),
         emitter_task: Some(emitter_task),
+        connect_e,
     })
 }
 

@@ -1,4 +1,4 @@
-//! `till-sandbox`: runs the SensePass simulator until Ctrl-C (or SIGTERM).
+//! `till-sandbox`: runs the SensePass (and Connect-E) simulator until Ctrl-C (or SIGTERM).
 //!
 //! Prints the REST base, Socket.IO URL, control URL and API key as `key=value` lines on stdout
 //! (easy for scripts and tests to read); logs go to stderr (`RUST_LOG` adjusts the level).
@@ -23,6 +23,10 @@ struct Args {
     /// Base URL put into payment links (qrURL, commitLink); defaults to http://<listen>.
     #[arg(long, env = "TILL_SANDBOX_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Connect-E simulator address (REST /v1/, client.js). Defaults to the main port + 2 (or any
+    /// free port when the main port is 0).
+    #[arg(long, env = "TILL_SANDBOX_CONNECT_E_LISTEN")]
+    connect_e_listen: Option<SocketAddr>,
     /// Pay every new transaction automatically after this many milliseconds.
     #[arg(long)]
     autopilot_ms: Option<u64>,
@@ -45,7 +49,16 @@ async fn main() -> anyhow::Result<()> {
         let port = if args.listen.port() == 0 { 0 } else { args.listen.port().saturating_add(1) };
         SocketAddr::new(args.listen.ip(), port)
     });
-    let config = SandboxConfig { listen: args.listen, control_listen, public_url: args.public_url };
+    let connect_e_listen = args.connect_e_listen.unwrap_or_else(|| {
+        let port = if args.listen.port() == 0 { 0 } else { args.listen.port().saturating_add(2) };
+        SocketAddr::new(args.listen.ip(), port)
+    });
+    let config = SandboxConfig {
+        listen: args.listen,
+        control_listen,
+        public_url: args.public_url,
+        connect_e_listen,
+    };
     let sandbox = start(config).await.context("starting the sandbox")?;
     if let Some(ms) = args.autopilot_ms {
         sandbox
@@ -59,6 +72,10 @@ async fn main() -> anyhow::Result<()> {
         writeln!(out, "socket_url={}", sandbox.socket_url())?;
         writeln!(out, "control_url={}", sandbox.control_url())?;
         writeln!(out, "api_key={}", sandbox.api_key())?;
+        writeln!(out, "connect_e_url={}", sandbox.connect_e_url())?;
+        writeln!(out, "connect_e_control_url={}", sandbox.connect_e_control_url())?;
+        writeln!(out, "connect_e_api_key={}", sandbox.connect_e_api_key())?;
+        writeln!(out, "connect_e_merchant_url={}", sandbox.connect_e_merchant_url())?;
         out.flush()?;
     }
     wait_for_signal().await;
