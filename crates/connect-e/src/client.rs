@@ -85,7 +85,9 @@ pub struct Client {
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client").field("config", &self.config).finish()
+        f.debug_struct("Client")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -111,13 +113,18 @@ impl Client {
     }
 
     /// `POST /v1/access-tokens` (§4.1).
-    pub async fn create_access_token(&self, request: &AccessTokenRequest) -> Result<AccessToken, Error> {
-        self.call(Method::POST, &["v1", "access-tokens"], Some(request)).await
+    pub async fn create_access_token(
+        &self,
+        request: &AccessTokenRequest,
+    ) -> Result<AccessToken, Error> {
+        self.call(Method::POST, &["v1", "access-tokens"], Some(request))
+            .await
     }
 
     /// `GET /v1/payments/{token}` (§4.2).
     pub async fn payment(&self, token: &Opaque) -> Result<PaymentInfo, Error> {
-        self.call::<(), _>(Method::GET, &["v1", "payments", token.expose()], None).await
+        self.call::<(), _>(Method::GET, &["v1", "payments", token.expose()], None)
+            .await
     }
 
     /// `POST /v1/cross-reference-payments/{token}` (§4.3).
@@ -126,25 +133,42 @@ impl Client {
         token: &Opaque,
         request: &CrossReferencePaymentRequest,
     ) -> Result<StatusResult, Error> {
-        self.call(Method::POST, &["v1", "cross-reference-payments", token.expose()], Some(request)).await
+        self.call(
+            Method::POST,
+            &["v1", "cross-reference-payments", token.expose()],
+            Some(request),
+        )
+        .await
     }
 
     /// `POST /v1/payments/{token}/resume` (§4.4). No body is documented; none is sent.
     pub async fn resume(&self, token: &Opaque) -> Result<StatusResult, Error> {
-        self.call::<(), _>(Method::POST, &["v1", "payments", token.expose(), "resume"], None).await
+        self.call::<(), _>(
+            Method::POST,
+            &["v1", "payments", token.expose(), "resume"],
+            None,
+        )
+        .await
     }
 
     /// `POST /v1/access-tokens/{token}/revoke` (§4.5). `Ok` means revoked; see
     /// [`Error::is_token_consumed`] and [`Error::is_invalid_token`] for the documented 400s.
     pub async fn revoke(&self, token: &Opaque) -> Result<(), Error> {
-        let (status, _) = self.send::<()>(Method::POST, &["v1", "access-tokens", token.expose(), "revoke"], None).await?;
+        let (status, _) = self
+            .send::<()>(
+                Method::POST,
+                &["v1", "access-tokens", token.expose(), "revoke"],
+                None,
+            )
+            .await?;
         debug_assert!(status.is_success());
         Ok(())
     }
 
     /// `GET /v1/payment-methods` (§4.6).
     pub async fn payment_methods(&self) -> Result<PaymentMethods, Error> {
-        self.call::<(), _>(Method::GET, &["v1", "payment-methods"], None).await
+        self.call::<(), _>(Method::GET, &["v1", "payment-methods"], None)
+            .await
     }
 
     fn url(&self, segments: &[&str]) -> Result<Url, Error> {
@@ -167,7 +191,11 @@ impl Client {
         body: Option<&B>,
     ) -> Result<T, Error> {
         let (_, text) = self.send(method, segments, body).await?;
-        let text = if text.trim().is_empty() { "{}" } else { text.as_str() };
+        let text = if text.trim().is_empty() {
+            "{}"
+        } else {
+            text.as_str()
+        };
         serde_json::from_str(text).map_err(|e| Error::Decode(e.to_string()))
     }
 
@@ -197,7 +225,10 @@ impl Client {
             Ok((status, text))
         } else {
             let body: String = text.trim().chars().take(500).collect();
-            Err(Error::Http { status: status.as_u16(), body })
+            Err(Error::Http {
+                status: status.as_u16(),
+                body,
+            })
         }
     }
 }
@@ -222,7 +253,12 @@ mod tests {
 
     #[test]
     fn debug_hides_the_key() {
-        let c = Config::new("http://127.0.0.1:1", "http://127.0.0.1:1/", "sk_live_SECRET", "https://shop");
+        let c = Config::new(
+            "http://127.0.0.1:1",
+            "http://127.0.0.1:1/",
+            "sk_live_SECRET",
+            "https://shop",
+        );
         assert!(!format!("{c:?}").contains("SECRET"));
         let client = Client::new(c.clone()).unwrap();
         assert!(!format!("{client:?}").contains("SECRET"));
@@ -233,6 +269,9 @@ mod tests {
     fn tokens_cannot_change_the_path() {
         let client = Client::new(Config::new("http://h/base/", "http://w", "k", "m")).unwrap();
         let url = client.url(&["v1", "payments", "../../x?y#z"]).unwrap();
-        assert_eq!(url.as_str(), "http://h/base/v1/payments/..%2F..%2Fx%3Fy%23z");
+        assert_eq!(
+            url.as_str(),
+            "http://h/base/v1/payments/..%2F..%2Fx%3Fy%23z"
+        );
     }
 }

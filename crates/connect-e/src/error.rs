@@ -70,15 +70,31 @@ mod tests {
     #[test]
     fn classification() {
         assert!(Error::NotSent("refused".into()).certainly_not_performed());
-        assert!(Error::Http { status: 400, body: "x".into() }.certainly_not_performed());
-        assert!(Error::Http { status: 401, body: "x".into() }.certainly_not_performed());
-        assert!(!Error::Http { status: 500, body: "x".into() }.certainly_not_performed());
+        assert!(Error::Http {
+            status: 400,
+            body: "x".into()
+        }
+        .certainly_not_performed());
+        assert!(Error::Http {
+            status: 401,
+            body: "x".into()
+        }
+        .certainly_not_performed());
+        assert!(!Error::Http {
+            status: 500,
+            body: "x".into()
+        }
+        .certainly_not_performed());
         assert!(!Error::Uncertain("timeout".into()).certainly_not_performed());
         let consumed = Error::Http {
             status: 400,
             body: "unable to revoke access token with transaction in [SUCCESSFUL] state".into(),
         };
         assert!(consumed.is_token_consumed() && !consumed.is_invalid_token());
-        assert!(Error::Http { status: 400, body: "Invalid access token".into() }.is_invalid_token());
+        assert!(Error::Http {
+            status: 400,
+            body: "Invalid access token".into()
+        }
+        .is_invalid_token());
     }
 }

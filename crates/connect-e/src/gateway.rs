@@ -46,7 +46,10 @@ impl ConnectE {
     /// Wraps a client. `webhook_url` is sent as `webHookUrl` with every card-entry token unless a
     /// request names its own.
     pub fn new(client: Client, webhook_url: Option<String>) -> ConnectE {
-        ConnectE { client, webhook_url }
+        ConnectE {
+            client,
+            webhook_url,
+        }
     }
 
     /// The REST client underneath.
@@ -54,25 +57,52 @@ impl ConnectE {
         &self.client
     }
 
-    async fn mint(&self, request: &AccessTokenRequest) -> Result<crate::wire::AccessToken, GatewayError> {
-        let token = self.client.create_access_token(request).await.map_err(to_gateway)?;
+    async fn mint(
+        &self,
+        request: &AccessTokenRequest,
+    ) -> Result<crate::wire::AccessToken, GatewayError> {
+        let token = self
+            .client
+            .create_access_token(request)
+            .await
+            .map_err(to_gateway)?;
         if token.id.is_empty() {
-            return Err(GatewayError::OutcomeUnknown { provider: PROVIDER, detail: "empty access token id".into() });
+            return Err(GatewayError::OutcomeUnknown {
+                provider: PROVIDER,
+                detail: "empty access token id".into(),
+            });
         }
         Ok(token)
     }
 
-    async fn cross_reference(&self, payment: &Payment, ticket: &OperationTicket) -> Result<OperationOutcome, GatewayError> {
-        let token = ticket.provider_ref.as_ref().ok_or_else(|| invalid("the ticket has no access token; prepare it first"))?;
+    async fn cross_reference(
+        &self,
+        payment: &Payment,
+        ticket: &OperationTicket,
+    ) -> Result<OperationOutcome, GatewayError> {
+        let token = ticket
+            .provider_ref
+            .as_ref()
+            .ok_or_else(|| invalid("the ticket has no access token; prepare it first"))?;
         let cross_reference = on_file(payment)?;
-        let body = CrossReferencePaymentRequest { cross_reference, cv2: None };
-        let result = self.client.cross_reference_payment(token, &body).await.map_err(to_gateway)?;
+        let body = CrossReferencePaymentRequest {
+            cross_reference,
+            cv2: None,
+        };
+        let result = self
+            .client
+            .cross_reference_payment(token, &body)
+            .await
+            .map_err(to_gateway)?;
         outcome(&result)
     }
 }
 
 fn invalid(detail: &str) -> GatewayError {
-    GatewayError::Invalid { provider: PROVIDER, detail: detail.to_string() }
+    GatewayError::Invalid {
+        provider: PROVIDER,
+        detail: detail.to_string(),
+    }
 }
 
 /// The cross reference of the payment's card, which every money-out call needs.
@@ -87,14 +117,25 @@ fn on_file(payment: &Payment) -> Result<till_gateway::Opaque, GatewayError> {
 /// The one translation of client errors into gateway errors.
 fn to_gateway(e: Error) -> GatewayError {
     match e {
-        Error::NotSent(detail) => GatewayError::Unreachable { provider: PROVIDER, detail },
-        Error::Config(detail) => GatewayError::Invalid { provider: PROVIDER, detail },
+        Error::NotSent(detail) => GatewayError::Unreachable {
+            provider: PROVIDER,
+            detail,
+        },
+        Error::Config(detail) => GatewayError::Invalid {
+            provider: PROVIDER,
+            detail,
+        },
         Error::Http { status: 404, .. } => GatewayError::NotFound { provider: PROVIDER },
-        Error::Http { status, body } if (400..500).contains(&status) => {
-            GatewayError::Refused { provider: PROVIDER, status, message: body }
-        }
+        Error::Http { status, body } if (400..500).contains(&status) => GatewayError::Refused {
+            provider: PROVIDER,
+            status,
+            message: body,
+        },
         e @ (Error::Http { .. } | Error::Uncertain(_) | Error::Decode(_)) => {
-            GatewayError::OutcomeUnknown { provider: PROVIDER, detail: e.to_string() }
+            GatewayError::OutcomeUnknown {
+                provider: PROVIDER,
+                detail: e.to_string(),
+            }
         }
     }
 }
@@ -102,12 +143,17 @@ fn to_gateway(e: Error) -> GatewayError {
 /// A cross-reference or resume answer as an operation outcome. A code that is not final (or
 /// missing) cannot be an outcome: the caller reconciles.
 fn outcome(result: &StatusResult) -> Result<OperationOutcome, GatewayError> {
-    let code = result.status().ok_or_else(|| GatewayError::OutcomeUnknown {
-        provider: PROVIDER,
-        detail: "answer without statusCode".into(),
-    })?;
+    let code = result
+        .status()
+        .ok_or_else(|| GatewayError::OutcomeUnknown {
+            provider: PROVIDER,
+            detail: "answer without statusCode".into(),
+        })?;
     if !code.is_final() {
-        return Err(GatewayError::OutcomeUnknown { provider: PROVIDER, detail: format!("status {} is not final", code.code()) });
+        return Err(GatewayError::OutcomeUnknown {
+            provider: PROVIDER,
+            detail: format!("status {} is not final", code.code()),
+        });
     }
     let approved = code == StatusCode::Successful;
     Ok(OperationOutcome {
@@ -154,19 +200,37 @@ impl Gateway for ConnectE {
         body.wait_pre_execute = request.wait_pre_execute.then_some(true);
         body.customer_id.clone_from(&request.customer_id);
         body.cross_reference.clone_from(&request.stored_card);
-        body.web_hook_url = request.webhook_url.clone().or_else(|| self.webhook_url.clone());
+        body.web_hook_url = request
+            .webhook_url
+            .clone()
+            .or_else(|| self.webhook_url.clone());
         let token = self.mint(&body).await?;
-        let mut payment = Payment::pending(PROVIDER, token.id.clone(), request.kind, request.order_id.clone(), request.amount);
+        let mut payment = Payment::pending(
+            PROVIDER,
+            token.id.clone(),
+            request.kind,
+            request.order_id.clone(),
+            request.amount,
+        );
         payment.expires_at = token.expires();
         payment.screen = Some(CashierScreen::ScriptCheckout {
             script_url: self.client.config().client_js_url(),
             payment_token: token.id,
-            form: if request.stored_card.is_some() { CheckoutForm::Cv2Only } else { CheckoutForm::CardDetails },
+            form: if request.stored_card.is_some() {
+                CheckoutForm::Cv2Only
+            } else {
+                CheckoutForm::CardDetails
+            },
         });
         if let Some(stored) = &request.stored_card {
             // the repeat payment is on the stored card: keep its reference for refunds until
             // the payment's own details arrive (they carry a new one)
-            payment.card = Some(till_gateway::CardSummary { scheme: None, masked: None, expiry: None, on_file: Some(stored.clone()) });
+            payment.card = Some(till_gateway::CardSummary {
+                scheme: None,
+                masked: None,
+                expiry: None,
+                on_file: Some(stored.clone()),
+            });
         }
         Ok(payment)
     }
@@ -196,46 +260,81 @@ impl Gateway for ConnectE {
         Ok(None)
     }
 
-    async fn prepare(&self, payment: &Payment, id: &str, operation: Operation) -> Result<OperationTicket, GatewayError> {
+    async fn prepare(
+        &self,
+        payment: &Payment,
+        id: &str,
+        operation: Operation,
+    ) -> Result<OperationTicket, GatewayError> {
         let (kind, amount) = match operation {
             Operation::Capture(a) => (TransactionType::Collection, a),
             Operation::Refund(a) => (TransactionType::Refund, a),
-            Operation::Void => (TransactionType::Void, payment.amounts.authorized.max(Minor(1))),
+            Operation::Void => (
+                TransactionType::Void,
+                payment.amounts.authorized.max(Minor(1)),
+            ),
         };
         let mut body = AccessTokenRequest::new(
             self.client.config().merchant_url.clone(),
-            Money { minor: amount, currency: payment.currency() },
+            Money {
+                minor: amount,
+                currency: payment.currency(),
+            },
             kind,
             payment.order_id.clone(),
         )
         .map_err(to_gateway)?;
         body.cross_reference = Some(on_file(payment)?);
         let token = self.mint(&body).await?;
-        Ok(OperationTicket { id: id.to_string(), operation, provider_ref: Some(token.id) })
+        Ok(OperationTicket {
+            id: id.to_string(),
+            operation,
+            provider_ref: Some(token.id),
+        })
     }
 
-    async fn capture(&self, payment: &Payment, ticket: &OperationTicket) -> Result<OperationOutcome, GatewayError> {
+    async fn capture(
+        &self,
+        payment: &Payment,
+        ticket: &OperationTicket,
+    ) -> Result<OperationOutcome, GatewayError> {
         if payment.kind != PaymentKind::PreAuth {
             return Err(invalid("only a pre-authorisation can be collected"));
         }
         self.cross_reference(payment, ticket).await
     }
 
-    async fn refund(&self, payment: &Payment, ticket: &OperationTicket) -> Result<OperationOutcome, GatewayError> {
+    async fn refund(
+        &self,
+        payment: &Payment,
+        ticket: &OperationTicket,
+    ) -> Result<OperationOutcome, GatewayError> {
         self.cross_reference(payment, ticket).await
     }
 
-    async fn void(&self, payment: &Payment, ticket: &OperationTicket) -> Result<OperationOutcome, GatewayError> {
+    async fn void(
+        &self,
+        payment: &Payment,
+        ticket: &OperationTicket,
+    ) -> Result<OperationOutcome, GatewayError> {
         self.cross_reference(payment, ticket).await
     }
 
-    async fn reconcile(&self, _payment: &Payment, ticket: &OperationTicket) -> Result<Reconciled, GatewayError> {
+    async fn reconcile(
+        &self,
+        _payment: &Payment,
+        ticket: &OperationTicket,
+    ) -> Result<Reconciled, GatewayError> {
         let Some(token) = &ticket.provider_ref else {
             // never minted, so never sent
             return Ok(Reconciled::NotPerformed);
         };
         let look = |info: crate::wire::PaymentInfo| -> Result<Reconciled, GatewayError> {
-            let result = StatusResult { status_code: info.status_code, auth_code: info.auth_code, message: info.message };
+            let result = StatusResult {
+                status_code: info.status_code,
+                auth_code: info.auth_code,
+                message: info.message,
+            };
             outcome(&result).map(Reconciled::Performed)
         };
         match self.client.payment(token).await {
@@ -265,7 +364,11 @@ impl Gateway for ConnectE {
                 // Revoked. If the cardholder was in 3-D Secure the payment now reads 90; either way
                 // it can no longer take money.
                 let mut obs = Observation::of(PaymentState::Cancelled);
-                obs.decline = Some(DeclineReason { category: DeclineCategory::Cancelled, provider_code: None, message: Some("access token revoked".into()) });
+                obs.decline = Some(DeclineReason {
+                    category: DeclineCategory::Cancelled,
+                    provider_code: None,
+                    message: Some("access token revoked".into()),
+                });
                 Ok(obs)
             }
             Err(e) if e.is_token_consumed() => self.fetch(payment).await,
@@ -274,7 +377,11 @@ impl Gateway for ConnectE {
     }
 
     async fn resume(&self, payment: &Payment) -> Result<Observation, GatewayError> {
-        let result = self.client.resume(&payment.reference).await.map_err(to_gateway)?;
+        let result = self
+            .client
+            .resume(&payment.reference)
+            .await
+            .map_err(to_gateway)?;
         // a non-final answer to a resume cannot be taken as the outcome: the caller fetches
         outcome(&result)?;
         Ok(crate::wire::status_observation(

@@ -20,8 +20,11 @@ use time::OffsetDateTime;
 
 /// The currencies Connect-E takes from Till Agent, with their ISO 4217 numeric codes. Connect-E
 /// is a UK gateway; docs/DECISIONS.md ("Connect-E") records why these three.
-pub const CURRENCIES: [(Currency, &str); 3] =
-    [(Currency::Gbp, "826"), (Currency::Eur, "978"), (Currency::Usd, "840")];
+pub const CURRENCIES: [(Currency, &str); 3] = [
+    (Currency::Gbp, "826"),
+    (Currency::Eur, "978"),
+    (Currency::Usd, "840"),
+];
 
 /// The currencies alone (for the gateway's capabilities).
 pub const CURRENCY_LIST: [Currency; 3] = [Currency::Gbp, Currency::Eur, Currency::Usd];
@@ -194,7 +197,10 @@ impl AccessTokenRequest {
     ) -> Result<AccessTokenRequest, Error> {
         let currency_code = numeric_currency(amount.currency)?.to_string();
         if amount.minor.0 <= 0 {
-            return Err(Error::Config(format!("amount must be positive, not {}", amount.minor)));
+            return Err(Error::Config(format!(
+                "amount must be positive, not {}",
+                amount.minor
+            )));
         }
         let order_id = order_id.into();
         if order_id.trim().is_empty() {
@@ -261,7 +267,8 @@ pub struct AccessToken {
 impl AccessToken {
     /// The expiry as a time, when given and in range.
     pub fn expires(&self) -> Option<OffsetDateTime> {
-        self.expires_at.and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+        self.expires_at
+            .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
     }
 }
 
@@ -456,7 +463,9 @@ impl PaymentInfo {
 
     /// `transactionDateTime`, parsed leniently (see [`parse_transaction_time`]).
     pub fn transaction_time(&self) -> Option<OffsetDateTime> {
-        self.transaction_date_time.as_deref().and_then(parse_transaction_time)
+        self.transaction_date_time
+            .as_deref()
+            .and_then(parse_transaction_time)
     }
 
     /// The card, as far as the answer tells (no cardholder name: we do not need it).
@@ -473,8 +482,19 @@ impl PaymentInfo {
     /// What this answer means for a payment of `kind` and `amount` (minor units), at `now`.
     /// A 99 whose resume window is over (when the answer says when it paused) is reported as
     /// expired: one reading of the undocumented §4.4 lapse is that the status simply stays 99.
-    pub fn observation(&self, kind: PaymentKind, amount: till_core::Minor, now: OffsetDateTime) -> Observation {
-        let mut obs = status_observation(self.status_code, self.auth_code.as_deref(), self.message.as_deref(), kind, amount);
+    pub fn observation(
+        &self,
+        kind: PaymentKind,
+        amount: till_core::Minor,
+        now: OffsetDateTime,
+    ) -> Observation {
+        let mut obs = status_observation(
+            self.status_code,
+            self.auth_code.as_deref(),
+            self.message.as_deref(),
+            kind,
+            amount,
+        );
         let code = self.status().unwrap_or(StatusCode::Other(-1));
         obs.card = self.card();
         match code {
@@ -508,7 +528,9 @@ pub fn status_observation(
     kind: PaymentKind,
     amount: till_core::Minor,
 ) -> Observation {
-    let code = status_code.map(StatusCode::from_code).unwrap_or(StatusCode::Other(-1));
+    let code = status_code
+        .map(StatusCode::from_code)
+        .unwrap_or(StatusCode::Other(-1));
     let mut obs = Observation::of(code.neutral(kind));
     obs.provider_status = status_code.map(|c| c.to_string());
     match obs.state {
@@ -667,9 +689,27 @@ mod tests {
         assert_eq!(v["crossReference"], "181025085937854101886353");
         assert!(v.get("customerId").is_none());
         assert!(!format!("{r:?}").contains("181025085937854101886353"));
-        assert!(AccessTokenRequest::new("u", Money::new(1, Currency::Ils), TransactionType::Sale, "o").is_err());
-        assert!(AccessTokenRequest::new("u", Money::new(0, Currency::Gbp), TransactionType::Sale, "o").is_err());
-        assert!(AccessTokenRequest::new("u", Money::new(1, Currency::Gbp), TransactionType::Sale, " ").is_err());
+        assert!(AccessTokenRequest::new(
+            "u",
+            Money::new(1, Currency::Ils),
+            TransactionType::Sale,
+            "o"
+        )
+        .is_err());
+        assert!(AccessTokenRequest::new(
+            "u",
+            Money::new(0, Currency::Gbp),
+            TransactionType::Sale,
+            "o"
+        )
+        .is_err());
+        assert!(AccessTokenRequest::new(
+            "u",
+            Money::new(1, Currency::Gbp),
+            TransactionType::Sale,
+            " "
+        )
+        .is_err());
     }
 
     #[test]
@@ -681,18 +721,31 @@ mod tests {
         )
         .unwrap();
         assert_eq!(info.status(), Some(StatusCode::Successful));
-        assert_eq!(info.transaction_time(), Some(datetime!(2019-07-16 07:39:29 UTC)));
-        let obs = info.observation(PaymentKind::Sale, Minor(1250), datetime!(2019-07-16 08:00 UTC));
+        assert_eq!(
+            info.transaction_time(),
+            Some(datetime!(2019-07-16 07:39:29 UTC))
+        );
+        let obs = info.observation(
+            PaymentKind::Sale,
+            Minor(1250),
+            datetime!(2019-07-16 08:00 UTC),
+        );
         assert_eq!(obs.state, PaymentState::Captured);
         assert_eq!(obs.captured, Some(Minor(1250)));
         assert_eq!(obs.auth_code.as_deref(), Some("866344"));
         let card = obs.card.unwrap();
         assert_eq!(card.expiry, CardExpiry::new(2020, 11));
         assert_eq!(card.on_file.unwrap().expose(), "181025085937854101886353");
-        let t: AccessToken = serde_json::from_str(r#"{"id":"abc","expiresAt":"1540457361"}"#).unwrap();
+        let t: AccessToken =
+            serde_json::from_str(r#"{"id":"abc","expiresAt":"1540457361"}"#).unwrap();
         assert_eq!(t.expires_at, Some(1540457361));
         let empty: PaymentInfo = serde_json::from_str("{}").unwrap();
-        assert_eq!(empty.observation(PaymentKind::Sale, Minor(1), datetime!(2020-01-01 0:00 UTC)).state, PaymentState::Pending);
+        assert_eq!(
+            empty
+                .observation(PaymentKind::Sale, Minor(1), datetime!(2020-01-01 0:00 UTC))
+                .state,
+            PaymentState::Pending
+        );
     }
 
     #[test]
@@ -709,7 +762,10 @@ mod tests {
             assert_eq!(parse_transaction_time(s), Some(want), "{s}");
         }
         assert_eq!(parse_transaction_time("yesterday"), None);
-        assert_eq!(format_transaction_time(want), "2019-07-16 07:39:29 +0000 UTC");
+        assert_eq!(
+            format_transaction_time(want),
+            "2019-07-16 07:39:29 +0000 UTC"
+        );
     }
 
     #[test]
@@ -744,7 +800,10 @@ mod tests {
         };
         let early = info.observation(PaymentKind::Sale, Minor(5), datetime!(2026-01-01 10:14 UTC));
         assert_eq!(early.state, PaymentState::Pending);
-        assert!(matches!(early.awaiting, Some(Awaiting::Resume { until: Some(_) })));
+        assert!(matches!(
+            early.awaiting,
+            Some(Awaiting::Resume { until: Some(_) })
+        ));
         let late = info.observation(PaymentKind::Sale, Minor(5), datetime!(2026-01-01 10:16 UTC));
         assert_eq!(late.state, PaymentState::Expired);
     }

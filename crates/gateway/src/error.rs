@@ -98,17 +98,33 @@ mod tests {
     fn only_an_unknown_outcome_may_have_been_performed() {
         let p = ProviderId::ConnectE;
         let errors = [
-            GatewayError::Unreachable { provider: p, detail: "refused".into() },
-            GatewayError::Refused { provider: p, status: 400, message: "bad".into() },
+            GatewayError::Unreachable {
+                provider: p,
+                detail: "refused".into(),
+            },
+            GatewayError::Refused {
+                provider: p,
+                status: 400,
+                message: "bad".into(),
+            },
             GatewayError::NotFound { provider: p },
-            GatewayError::Unsupported { provider: p, what: "void" },
-            GatewayError::Invalid { provider: p, detail: "currency".into() },
+            GatewayError::Unsupported {
+                provider: p,
+                what: "void",
+            },
+            GatewayError::Invalid {
+                provider: p,
+                detail: "currency".into(),
+            },
         ];
         for e in &errors {
             assert!(e.certainly_not_performed(), "{e}");
             assert_eq!(e.provider(), p);
         }
-        let unknown = GatewayError::OutcomeUnknown { provider: p, detail: "timeout".into() };
+        let unknown = GatewayError::OutcomeUnknown {
+            provider: p,
+            detail: "timeout".into(),
+        };
         assert!(!unknown.certainly_not_performed());
     }
 }

@@ -14,7 +14,9 @@
 //! is ever sent twice. Providers without the remote step return a ticket carrying only our id.
 
 use crate::error::GatewayError;
-use crate::model::{CardSummary, DeclineReason, Observation, Payment, PaymentKind, ProviderId, ProviderRef};
+use crate::model::{
+    CardSummary, DeclineReason, Observation, Payment, PaymentKind, ProviderId, ProviderRef,
+};
 use crate::redact::Opaque;
 use futures_util::stream::BoxStream;
 use std::fmt;
@@ -191,17 +193,33 @@ pub trait Gateway: Send + Sync + fmt::Debug {
     ) -> Result<OperationTicket, GatewayError>;
 
     /// Collects (part of) an authorisation.
-    async fn capture(&self, payment: &Payment, ticket: &OperationTicket) -> Result<OperationOutcome, GatewayError>;
+    async fn capture(
+        &self,
+        payment: &Payment,
+        ticket: &OperationTicket,
+    ) -> Result<OperationOutcome, GatewayError>;
 
     /// Refunds (part of) a capture.
-    async fn refund(&self, payment: &Payment, ticket: &OperationTicket) -> Result<OperationOutcome, GatewayError>;
+    async fn refund(
+        &self,
+        payment: &Payment,
+        ticket: &OperationTicket,
+    ) -> Result<OperationOutcome, GatewayError>;
 
     /// Releases an authorisation.
-    async fn void(&self, payment: &Payment, ticket: &OperationTicket) -> Result<OperationOutcome, GatewayError>;
+    async fn void(
+        &self,
+        payment: &Payment,
+        ticket: &OperationTicket,
+    ) -> Result<OperationOutcome, GatewayError>;
 
     /// After a money-out call's outcome was unknown: did it happen? Must leave the provider in
     /// a state where the ticket can no longer execute when it answers `NotPerformed`.
-    async fn reconcile(&self, payment: &Payment, ticket: &OperationTicket) -> Result<Reconciled, GatewayError>;
+    async fn reconcile(
+        &self,
+        payment: &Payment,
+        ticket: &OperationTicket,
+    ) -> Result<Reconciled, GatewayError>;
 
     /// Cancels a payment that is still pending (nothing taken yet).
     async fn cancel(&self, payment: &Payment) -> Result<Observation, GatewayError>;
@@ -209,7 +227,10 @@ pub trait Gateway: Send + Sync + fmt::Debug {
     /// Resumes a payment paused after authentication. Only with `capabilities().resume`.
     async fn resume(&self, payment: &Payment) -> Result<Observation, GatewayError> {
         let _ = payment;
-        Err(GatewayError::Unsupported { provider: self.provider(), what: "resume" })
+        Err(GatewayError::Unsupported {
+            provider: self.provider(),
+            what: "resume",
+        })
     }
 
     /// Tells the provider the outcome reached the merchant (SensePass's commit); a no-op for
@@ -233,7 +254,11 @@ pub trait Gateway: Send + Sync + fmt::Debug {
     }
 
     /// Sends a prepared ticket with the method its operation names.
-    async fn execute(&self, payment: &Payment, ticket: &OperationTicket) -> Result<OperationOutcome, GatewayError> {
+    async fn execute(
+        &self,
+        payment: &Payment,
+        ticket: &OperationTicket,
+    ) -> Result<OperationOutcome, GatewayError> {
         match ticket.operation {
             Operation::Capture(_) => self.capture(payment, ticket).await,
             Operation::Refund(_) => self.refund(payment, ticket).await,
@@ -270,7 +295,13 @@ mod tests {
             }
         }
         async fn create(&self, r: &CreatePayment) -> Result<Payment, GatewayError> {
-            Ok(Payment::pending(self.provider(), Opaque::new("n-1"), r.kind, r.order_id.clone(), r.amount))
+            Ok(Payment::pending(
+                self.provider(),
+                Opaque::new("n-1"),
+                r.kind,
+                r.order_id.clone(),
+                r.amount,
+            ))
         }
         async fn fetch(&self, _: &Payment) -> Result<Observation, GatewayError> {
             Ok(Observation::of(PaymentState::Captured))
@@ -278,19 +309,55 @@ mod tests {
         async fn find(&self, _: &CreatePayment) -> Result<Option<Payment>, GatewayError> {
             Ok(None)
         }
-        async fn prepare(&self, _: &Payment, id: &str, operation: Operation) -> Result<OperationTicket, GatewayError> {
-            Ok(OperationTicket { id: id.to_string(), operation, provider_ref: None })
+        async fn prepare(
+            &self,
+            _: &Payment,
+            id: &str,
+            operation: Operation,
+        ) -> Result<OperationTicket, GatewayError> {
+            Ok(OperationTicket {
+                id: id.to_string(),
+                operation,
+                provider_ref: None,
+            })
         }
-        async fn capture(&self, _: &Payment, _: &OperationTicket) -> Result<OperationOutcome, GatewayError> {
-            Err(GatewayError::Unsupported { provider: self.provider(), what: "capture" })
+        async fn capture(
+            &self,
+            _: &Payment,
+            _: &OperationTicket,
+        ) -> Result<OperationOutcome, GatewayError> {
+            Err(GatewayError::Unsupported {
+                provider: self.provider(),
+                what: "capture",
+            })
         }
-        async fn refund(&self, _: &Payment, _: &OperationTicket) -> Result<OperationOutcome, GatewayError> {
-            Ok(OperationOutcome { approved: true, decline: None, auth_code: None, provider_ref: None })
+        async fn refund(
+            &self,
+            _: &Payment,
+            _: &OperationTicket,
+        ) -> Result<OperationOutcome, GatewayError> {
+            Ok(OperationOutcome {
+                approved: true,
+                decline: None,
+                auth_code: None,
+                provider_ref: None,
+            })
         }
-        async fn void(&self, _: &Payment, _: &OperationTicket) -> Result<OperationOutcome, GatewayError> {
-            Err(GatewayError::Unsupported { provider: self.provider(), what: "void" })
+        async fn void(
+            &self,
+            _: &Payment,
+            _: &OperationTicket,
+        ) -> Result<OperationOutcome, GatewayError> {
+            Err(GatewayError::Unsupported {
+                provider: self.provider(),
+                what: "void",
+            })
         }
-        async fn reconcile(&self, _: &Payment, _: &OperationTicket) -> Result<Reconciled, GatewayError> {
+        async fn reconcile(
+            &self,
+            _: &Payment,
+            _: &OperationTicket,
+        ) -> Result<Reconciled, GatewayError> {
             Ok(Reconciled::NotPerformed)
         }
         async fn cancel(&self, _: &Payment) -> Result<Observation, GatewayError> {

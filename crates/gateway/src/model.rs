@@ -110,7 +110,12 @@ pub struct Amounts {
 impl Amounts {
     /// Merges what a provider reported: each amount becomes the larger of the two, and what was
     /// captured counts as authorised. Monotone, so stale or repeated reports are harmless.
-    pub fn merge(&mut self, authorized: Option<Minor>, captured: Option<Minor>, refunded: Option<Minor>) {
+    pub fn merge(
+        &mut self,
+        authorized: Option<Minor>,
+        captured: Option<Minor>,
+        refunded: Option<Minor>,
+    ) {
         if let Some(a) = authorized {
             self.authorized = self.authorized.max(a);
         }
@@ -182,7 +187,9 @@ pub struct CardExpiry {
 impl CardExpiry {
     /// A valid expiry, or `None` for a month outside 1–12.
     pub fn new(year: u16, month: u8) -> Option<CardExpiry> {
-        (1..=12).contains(&month).then_some(CardExpiry { year, month })
+        (1..=12)
+            .contains(&month)
+            .then_some(CardExpiry { year, month })
     }
 
     /// True once the expiry month is over on `today`. The one rule that hides stored cards.
@@ -396,7 +403,8 @@ impl Payment {
     /// and what a pending payment waits for are taken only from a report that is not stale.
     pub fn observe(&mut self, obs: &Observation) -> Transition {
         let t = self.state.transition(obs.state);
-        self.amounts.merge(obs.authorized, obs.captured, obs.refunded);
+        self.amounts
+            .merge(obs.authorized, obs.captured, obs.refunded);
         if let Some(card) = &obs.card {
             self.card = Some(merge_card(self.card.take(), card));
         }
@@ -410,7 +418,11 @@ impl Payment {
         if self.state.is_unsuccessful() && obs.decline.is_some() {
             self.decline.clone_from(&obs.decline);
         }
-        self.awaiting = if self.state == PaymentState::Pending { obs.awaiting } else { None };
+        self.awaiting = if self.state == PaymentState::Pending {
+            obs.awaiting
+        } else {
+            None
+        };
         if self.state != PaymentState::Pending {
             self.screen = None;
         }
@@ -438,27 +450,42 @@ impl Payment {
                 Err(OperationRefused::NotPositive)
             }
             Operation::Capture(_) | Operation::Void if self.kind != PaymentKind::PreAuth => {
-                Err(OperationRefused::WrongKind { operation: name, kind: self.kind.as_str() })
+                Err(OperationRefused::WrongKind {
+                    operation: name,
+                    kind: self.kind.as_str(),
+                })
             }
             Operation::Capture(_) | Operation::Void if self.state != PaymentState::Authorized => {
-                Err(OperationRefused::WrongState { operation: name, state: self.state })
+                Err(OperationRefused::WrongState {
+                    operation: name,
+                    state: self.state,
+                })
             }
             Operation::Capture(amount) => {
                 let available = Minor((self.amounts.authorized.0 - in_flight.0).max(0));
                 if amount > available {
-                    Err(OperationRefused::Exceeds { asked: amount, available })
+                    Err(OperationRefused::Exceeds {
+                        asked: amount,
+                        available,
+                    })
                 } else {
                     Ok(())
                 }
             }
             Operation::Void => Ok(()),
             Operation::Refund(_) if self.state != PaymentState::Captured => {
-                Err(OperationRefused::WrongState { operation: name, state: self.state })
+                Err(OperationRefused::WrongState {
+                    operation: name,
+                    state: self.state,
+                })
             }
             Operation::Refund(amount) => {
                 let available = Minor((self.amounts.refundable().0 - in_flight.0).max(0));
                 if amount > available {
-                    Err(OperationRefused::Exceeds { asked: amount, available })
+                    Err(OperationRefused::Exceeds {
+                        asked: amount,
+                        available,
+                    })
                 } else {
                     Ok(())
                 }
@@ -511,11 +538,22 @@ mod tests {
     }
 
     fn payment(kind: PaymentKind) -> Payment {
-        Payment::pending(ProviderId::ConnectE, Opaque::new("tok-abcdef"), kind, "ORD-1", gbp(1000))
+        Payment::pending(
+            ProviderId::ConnectE,
+            Opaque::new("tok-abcdef"),
+            kind,
+            "ORD-1",
+            gbp(1000),
+        )
     }
 
     fn approved() -> OperationOutcome {
-        OperationOutcome { approved: true, decline: None, auth_code: None, provider_ref: None }
+        OperationOutcome {
+            approved: true,
+            decline: None,
+            auth_code: None,
+            provider_ref: None,
+        }
     }
 
     #[test]
@@ -533,16 +571,25 @@ mod tests {
         assert_eq!(p.amounts.refunded, Minor(600));
         assert_eq!(
             p.check(Operation::Refund(Minor(401)), Minor::ZERO),
-            Err(OperationRefused::Exceeds { asked: Minor(401), available: Minor(400) })
+            Err(OperationRefused::Exceeds {
+                asked: Minor(401),
+                available: Minor(400)
+            })
         );
         assert_eq!(
             p.check(Operation::Refund(Minor(300)), Minor(200)),
-            Err(OperationRefused::Exceeds { asked: Minor(300), available: Minor(200) })
+            Err(OperationRefused::Exceeds {
+                asked: Minor(300),
+                available: Minor(200)
+            })
         );
         p.record(Operation::Refund(Minor(400)), &approved());
         assert_eq!(p.refund_progress(), RefundProgress::Full);
         assert_eq!(p.state, PaymentState::Captured);
-        assert!(matches!(p.check(Operation::Capture(Minor(1)), Minor::ZERO), Err(OperationRefused::WrongKind { .. })));
+        assert!(matches!(
+            p.check(Operation::Capture(Minor(1)), Minor::ZERO),
+            Err(OperationRefused::WrongKind { .. })
+        ));
     }
 
     #[test]
@@ -550,16 +597,32 @@ mod tests {
         let mut p = payment(PaymentKind::PreAuth);
         assert!(matches!(
             p.check(Operation::Capture(Minor(10)), Minor::ZERO),
-            Err(OperationRefused::WrongState { state: PaymentState::Pending, .. })
+            Err(OperationRefused::WrongState {
+                state: PaymentState::Pending,
+                ..
+            })
         ));
         let mut obs = Observation::of(PaymentState::Authorized);
         obs.authorized = Some(Minor(1000));
         p.observe(&obs);
-        assert!(matches!(p.check(Operation::Refund(Minor(10)), Minor::ZERO), Err(OperationRefused::WrongState { .. })));
-        assert!(matches!(p.check(Operation::Capture(Minor(1001)), Minor::ZERO), Err(OperationRefused::Exceeds { .. })));
-        assert_eq!(p.check(Operation::Capture(Minor(0)), Minor::ZERO), Err(OperationRefused::NotPositive));
-        p.check(Operation::Capture(Minor(800)), Minor::ZERO).unwrap();
-        assert_eq!(p.record(Operation::Capture(Minor(800)), &approved()), Transition::Advance);
+        assert!(matches!(
+            p.check(Operation::Refund(Minor(10)), Minor::ZERO),
+            Err(OperationRefused::WrongState { .. })
+        ));
+        assert!(matches!(
+            p.check(Operation::Capture(Minor(1001)), Minor::ZERO),
+            Err(OperationRefused::Exceeds { .. })
+        ));
+        assert_eq!(
+            p.check(Operation::Capture(Minor(0)), Minor::ZERO),
+            Err(OperationRefused::NotPositive)
+        );
+        p.check(Operation::Capture(Minor(800)), Minor::ZERO)
+            .unwrap();
+        assert_eq!(
+            p.record(Operation::Capture(Minor(800)), &approved()),
+            Transition::Advance
+        );
         assert_eq!(p.state, PaymentState::Captured);
         assert_eq!(p.amounts.captured, Minor(800));
         assert_eq!(p.amounts.refundable(), Minor(800));
@@ -572,12 +635,22 @@ mod tests {
     fn refund_of_a_declined_payment_is_refused() {
         let mut p = payment(PaymentKind::Sale);
         let mut obs = Observation::of(PaymentState::Declined);
-        obs.decline = Some(DeclineReason { category: DeclineCategory::Declined, provider_code: Some("5".into()), message: None });
+        obs.decline = Some(DeclineReason {
+            category: DeclineCategory::Declined,
+            provider_code: Some("5".into()),
+            message: None,
+        });
         p.observe(&obs);
-        assert_eq!(p.decline.as_ref().map(|d| d.category), Some(DeclineCategory::Declined));
+        assert_eq!(
+            p.decline.as_ref().map(|d| d.category),
+            Some(DeclineCategory::Declined)
+        );
         assert_eq!(
             p.check(Operation::Refund(Minor(1)), Minor::ZERO),
-            Err(OperationRefused::WrongState { operation: "refund", state: PaymentState::Declined })
+            Err(OperationRefused::WrongState {
+                operation: "refund",
+                state: PaymentState::Declined
+            })
         );
     }
 
@@ -588,7 +661,10 @@ mod tests {
         p.check(Operation::Void, Minor::ZERO).unwrap();
         p.record(Operation::Void, &approved());
         assert_eq!(p.state, PaymentState::Cancelled);
-        let declined = OperationOutcome { approved: false, ..approved() };
+        let declined = OperationOutcome {
+            approved: false,
+            ..approved()
+        };
         let mut q = payment(PaymentKind::PreAuth);
         q.observe(&Observation::of(PaymentState::Authorized));
         assert_eq!(q.record(Operation::Void, &declined), Transition::Ignore);
@@ -629,8 +705,14 @@ mod tests {
         assert_eq!("connect-e".parse::<ProviderId>(), Ok(ProviderId::ConnectE));
         assert_eq!("sensepass".parse::<ProviderId>(), Ok(ProviderId::SensePass));
         assert!("acquired".parse::<ProviderId>().is_err());
-        assert_eq!(serde_json::to_string(&ProviderId::ConnectE).unwrap(), "\"connect-e\"");
-        assert_eq!(serde_json::to_string(&PaymentKind::PreAuth).unwrap(), "\"preauth\"");
+        assert_eq!(
+            serde_json::to_string(&ProviderId::ConnectE).unwrap(),
+            "\"connect-e\""
+        );
+        assert_eq!(
+            serde_json::to_string(&PaymentKind::PreAuth).unwrap(),
+            "\"preauth\""
+        );
     }
 
     fn any_obs() -> impl Strategy<Value = Observation> {

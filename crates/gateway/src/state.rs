@@ -143,7 +143,10 @@ mod tests {
     fn names_round_trip() {
         for s in PaymentState::ALL {
             assert_eq!(s.as_str().parse::<PaymentState>(), Ok(s));
-            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.as_str()));
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
         }
         assert!("refunded".parse::<PaymentState>().is_err());
     }
@@ -151,7 +154,11 @@ mod tests {
     #[test]
     fn the_table() {
         for to in PaymentState::ALL {
-            let expected = if to == Pending { Transition::Same } else { Transition::Advance };
+            let expected = if to == Pending {
+                Transition::Same
+            } else {
+                Transition::Advance
+            };
             assert_eq!(Pending.transition(to), expected, "pending → {to}");
         }
         assert_eq!(Authorized.transition(Captured), Transition::Advance);
@@ -162,7 +169,11 @@ mod tests {
         assert_eq!(Authorized.transition(Failed), Transition::Ignore);
         for from in PaymentState::ALL.into_iter().filter(|s| s.is_terminal()) {
             for to in PaymentState::ALL {
-                let expected = if from == to { Transition::Same } else { Transition::Ignore };
+                let expected = if from == to {
+                    Transition::Same
+                } else {
+                    Transition::Ignore
+                };
                 assert_eq!(from.transition(to), expected, "{from} → {to}");
             }
         }

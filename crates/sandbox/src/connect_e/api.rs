@@ -2,7 +2,9 @@
 //! revoke, payment methods. Errors are `text/plain` (the one documented error body, revoke's, is
 //! text; the others are not documented — docs/DECISIONS.md).
 
-use super::model::{Refusal, Token, TokenUse, TxType, World, API_KEY, CURRENCIES, MERCHANT_URL, TOKEN_LIFETIME};
+use super::model::{
+    Refusal, Token, TokenUse, TxType, World, API_KEY, CURRENCIES, MERCHANT_URL, TOKEN_LIFETIME,
+};
 use super::{webhooks, Ce};
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
@@ -32,11 +34,19 @@ pub(super) fn router(ce: Arc<Ce>) -> Router {
 
 /// A `text/plain` answer.
 pub(super) fn text(code: StatusCode, message: &str) -> Response {
-    (code, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message.to_string()).into_response()
+    (
+        code,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        message.to_string(),
+    )
+        .into_response()
 }
 
 fn refusal(r: Refusal) -> Response {
-    text(StatusCode::from_u16(r.0).unwrap_or(StatusCode::BAD_REQUEST), &r.1)
+    text(
+        StatusCode::from_u16(r.0).unwrap_or(StatusCode::BAD_REQUEST),
+        &r.1,
+    )
 }
 
 /// Latency, injected failures and the API key, for every `/v1` call.
@@ -56,11 +66,17 @@ async fn guard(State(ce): Sh, request: Request, next: Next) -> Response {
         }
     };
     if let Some(status) = fail {
-        return text(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), "injected fault");
+        return text(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            "injected fault",
+        );
     }
     if !authorized(request.headers()) {
         ce.world().count("unauthorized");
-        return text(StatusCode::UNAUTHORIZED, "there is an issue authenticating the request");
+        return text(
+            StatusCode::UNAUTHORIZED,
+            "there is an issue authenticating the request",
+        );
     }
     next.run(request).await
 }
@@ -86,14 +102,14 @@ async fn deliver(ce: &Ce, kind: &str, response: Response) -> Response {
     response
 }
 
-fn object(bytes: &[u8]) -> Result<Map<String, Value>, Response> {
+fn object(bytes: &[u8]) -> Result<Map<String, Value>, Refusal> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(text(StatusCode::BAD_REQUEST, "body: must be a JSON object")),
-        Err(e) => Err(text(StatusCode::BAD_REQUEST, &format!("body: malformed JSON ({e})"))),
+        Ok(_) => Err(Refusal(400, "body: must be a JSON object".into())),
+        Err(e) => Err(Refusal(400, format!("body: malformed JSON ({e})"))),
     }
 }
 
@@ -129,12 +145,12 @@ async fn create_token(State(ce): Sh, bytes: Bytes) -> Response {
     ce.world().count("access-tokens");
     match new_token(&ce, &bytes) {
         Ok(v) => deliver(&ce, "access-tokens", Json(v).into_response()).await,
-        Err(r) => r,
+        Err(r) => refusal(r),
     }
 }
 
 /// The synchronous part of `create_token`: validation and the new token's `{id, expiresAt}`.
-fn new_token(ce: &Ce, bytes: &[u8]) -> Result<Value, Response> {
+fn new_token(ce: &Ce, bytes: &[u8]) -> Result<Value, Refusal> {
     let m = object(bytes)?;
     let mut errors = Vec::new();
     let required = |key: &str, errors: &mut Vec<String>| -> Option<String> {
@@ -155,8 +171,13 @@ fn new_token(ce: &Ce, bytes: &[u8]) -> Result<Value, Response> {
     let amount = required("amount", &mut errors);
     let tx_type = required("transactionType", &mut errors);
     let order_id = required("orderId", &mut errors);
-    if merchant_url.as_deref().is_some_and(|u| u.trim_end_matches('/') != MERCHANT_URL) {
-        errors.push(format!("merchantUrl: does not match the URL registered for this account ({MERCHANT_URL})"));
+    if merchant_url
+        .as_deref()
+        .is_some_and(|u| u.trim_end_matches('/') != MERCHANT_URL)
+    {
+        errors.push(format!(
+            "merchantUrl: does not match the URL registered for this account ({MERCHANT_URL})"
+        ));
     }
     if let Some(c) = &currency {
         if c.len() != 3 || !digits_only(c) {
@@ -183,7 +204,9 @@ fn new_token(ce: &Ce, bytes: &[u8]) -> Result<Value, Response> {
         Some(t) => match TxType::parse(t) {
             Some(tx) => Some(tx),
             None => {
-                errors.push("transactionType: must be SALE, REFUND, PREAUTH, COLLECTION or VOID".into());
+                errors.push(
+                    "transactionType: must be SALE, REFUND, PREAUTH, COLLECTION or VOID".into(),
+                );
                 None
             }
         },
@@ -193,14 +216,30 @@ fn new_token(ce: &Ce, bytes: &[u8]) -> Result<Value, Response> {
         errors.push("orderId: must not be empty".into());
     }
     let source = opt_str(&m, "transactionSource", &mut errors);
-    if source.as_deref().is_some_and(|s| !s.is_empty() && s != "MOTO") {
+    if source
+        .as_deref()
+        .is_some_and(|s| !s.is_empty() && s != "MOTO")
+    {
         errors.push("transactionSource: must be \"MOTO\" or \"\"".into());
     }
     let merchant_tx = opt_str(&m, "merchantTransactionId", &mut errors);
     for key in [
-        "orderDescription", "userAgent", "userEmailAddress", "userPhoneNumber", "userIpAddress",
-        "userAddress1", "userAddress2", "userAddress3", "userAddress4", "userCity", "userState",
-        "userPostcode", "paymentMethodId", "gatewayUsername", "gatewayPassword", "previousTransactionId",
+        "orderDescription",
+        "userAgent",
+        "userEmailAddress",
+        "userPhoneNumber",
+        "userIpAddress",
+        "userAddress1",
+        "userAddress2",
+        "userAddress3",
+        "userAddress4",
+        "userCity",
+        "userState",
+        "userPostcode",
+        "paymentMethodId",
+        "gatewayUsername",
+        "gatewayPassword",
+        "previousTransactionId",
     ] {
         opt_str(&m, key, &mut errors);
     }
@@ -216,7 +255,9 @@ fn new_token(ce: &Ce, bytes: &[u8]) -> Result<Value, Response> {
     }
     let meta = match m.get("metaData") {
         None | Some(Value::Null) => None,
-        Some(Value::Object(o)) if o.values().all(Value::is_string) => Some(Value::Object(o.clone())),
+        Some(Value::Object(o)) if o.values().all(Value::is_string) => {
+            Some(Value::Object(o.clone()))
+        }
         Some(_) => {
             errors.push("metaData: must be an object of strings".into());
             None
@@ -247,15 +288,23 @@ fn new_token(ce: &Ce, bytes: &[u8]) -> Result<Value, Response> {
         }
     }
     if let Some(id) = &merchant_tx {
-        if w.tokens.values().any(|t| t.merchant_transaction_id.as_deref() == Some(id)) {
+        if w.tokens
+            .values()
+            .any(|t| t.merchant_transaction_id.as_deref() == Some(id))
+        {
             errors.push("merchantTransactionId: must be unique for each access token".into());
         }
     }
     if !errors.is_empty() {
-        return Err(text(StatusCode::BAD_REQUEST, &format!("request failed validation:\n{}", errors.join("\n"))));
+        return Err(Refusal(
+            400,
+            format!("request failed validation:\n{}", errors.join("\n")),
+        ));
     }
-    let (Some(tx), Some(amount), Some(currency), Some(order_id)) = (tx, amount_minor, currency, order_id) else {
-        return Err(text(StatusCode::BAD_REQUEST, "request failed validation"));
+    let (Some(tx), Some(amount), Some(currency), Some(order_id)) =
+        (tx, amount_minor, currency, order_id)
+    else {
+        return Err(Refusal(400, "request failed validation".into()));
     };
     let now = w.now();
     let id = super::model::token_id();
@@ -291,7 +340,10 @@ async fn payment(State(ce): Sh, Path(token): Path<String>) -> Response {
     };
     let response = match info {
         Some(v) => Json(v).into_response(),
-        None => text(StatusCode::NOT_FOUND, "unable to find a payment with this access-token"),
+        None => text(
+            StatusCode::NOT_FOUND,
+            "unable to find a payment with this access-token",
+        ),
     };
     deliver(&ce, "payments", response).await
 }
@@ -340,7 +392,7 @@ async fn cross_reference(State(ce): Sh, Path(token): Path<String>, bytes: Bytes)
     ce.world().count("cross-reference-payments");
     let m = match object(&bytes) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(r) => return refusal(r),
     };
     let mut errors = Vec::new();
     let xref = match m.get("crossReference") {
@@ -356,9 +408,14 @@ async fn cross_reference(State(ce): Sh, Path(token): Path<String>, bytes: Bytes)
     };
     let cv2 = opt_str(&m, "cv2", &mut errors);
     let Some(xref) = xref.filter(|_| errors.is_empty()) else {
-        return text(StatusCode::BAD_REQUEST, &format!("request failed validation:\n{}", errors.join("\n")));
+        return text(
+            StatusCode::BAD_REQUEST,
+            &format!("request failed validation:\n{}", errors.join("\n")),
+        );
     };
-    let result = ce.world().cross_reference_payment(&token, &xref, cv2.as_deref());
+    let result = ce
+        .world()
+        .cross_reference_payment(&token, &xref, cv2.as_deref());
     let response = match result {
         Ok(x) => {
             webhooks::completed(&ce, &token);

@@ -45,9 +45,9 @@
   }
 
   function field(container, id, label, attrs) {
-    var wrap = el('label', { 'for': id, 'class': 'connect-e-field' });
-    wrap.appendChild(el('span', {}, label));
-    var input = el('input', Object.assign({ id: id, autocomplete: 'off' }, attrs));
+    var wrap = el('label', { 'for': id, 'class': 'connect-e-field', style: 'display:block;margin:0 0 10px' });
+    wrap.appendChild(el('span', { style: 'display:block;margin-bottom:2px' }, label));
+    var input = el('input', Object.assign({ id: id, autocomplete: 'off', style: 'font-size:16px;padding:6px;width:16em;max-width:100%' }, attrs));
     wrap.appendChild(input);
     container.appendChild(wrap);
     return input;

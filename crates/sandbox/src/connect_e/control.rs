@@ -17,9 +17,18 @@ type Sh = State<Arc<Ce>>;
 pub(super) fn router(ce: Arc<Ce>) -> Router {
     Router::new()
         .route("/_sandbox/connect-e/state", get(state))
-        .route("/_sandbox/connect-e/faults", get(faults_get).post(faults_set).delete(faults_clear))
-        .route("/_sandbox/connect-e/clock", get(clock_get).post(clock_set).delete(clock_reset))
-        .route("/_sandbox/connect-e/settings", get(settings_get).post(settings_set))
+        .route(
+            "/_sandbox/connect-e/faults",
+            get(faults_get).post(faults_set).delete(faults_clear),
+        )
+        .route(
+            "/_sandbox/connect-e/clock",
+            get(clock_get).post(clock_set).delete(clock_reset),
+        )
+        .route(
+            "/_sandbox/connect-e/settings",
+            get(settings_get).post(settings_set),
+        )
         .route("/_sandbox/connect-e/reset", post(reset))
         .with_state(ce)
 }
@@ -28,13 +37,16 @@ fn error(code: StatusCode, message: &str) -> Response {
     (code, Json(json!({"error": message}))).into_response()
 }
 
-fn body(bytes: &[u8]) -> Result<serde_json::Map<String, Value>, Response> {
+/// A refused control request (kept small; turned into a response at the handler).
+struct Bad(&'static str);
+
+fn body(bytes: &[u8]) -> Result<serde_json::Map<String, Value>, Bad> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::Map::new());
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(m)) => Ok(m),
-        _ => Err(error(StatusCode::BAD_REQUEST, "body must be a JSON object")),
+        _ => Err(Bad("body must be a JSON object")),
     }
 }
 
@@ -53,7 +65,7 @@ async fn faults_get(State(ce): Sh) -> Response {
 async fn faults_set(State(ce): Sh, bytes: Bytes) -> Response {
     let b = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(Bad(m)) => return error(StatusCode::BAD_REQUEST, m),
     };
     // Validate everything before changing anything.
     let mut errors = Vec::new();
@@ -92,9 +104,16 @@ async fn faults_set(State(ce): Sh, bytes: Bytes) -> Response {
     let lose = match b.get("loseNextResponse") {
         None => None,
         Some(Value::Array(items)) => {
-            let kinds: Vec<String> = items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect();
-            if kinds.len() != items.len() || kinds.iter().any(|k| !LOSE_KINDS.contains(&k.as_str())) {
-                errors.push(format!("loseNextResponse items must be among {}", LOSE_KINDS.join(", ")));
+            let kinds: Vec<String> = items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect();
+            if kinds.len() != items.len() || kinds.iter().any(|k| !LOSE_KINDS.contains(&k.as_str()))
+            {
+                errors.push(format!(
+                    "loseNextResponse items must be among {}",
+                    LOSE_KINDS.join(", ")
+                ));
             }
             Some(kinds)
         }
@@ -120,7 +139,10 @@ async fn faults_set(State(ce): Sh, bytes: Bytes) -> Response {
     }
     if let Some(off) = offline {
         if let Err(e) = ce.set_offline(off).await {
-            return error(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot re-bind: {e}"));
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("cannot re-bind: {e}"),
+            );
         }
     }
     Json(ce.faults().json()).into_response()
@@ -128,7 +150,10 @@ async fn faults_set(State(ce): Sh, bytes: Bytes) -> Response {
 
 async fn faults_clear(State(ce): Sh) -> Response {
     if let Err(e) = ce.set_offline(false).await {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot re-bind: {e}"));
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("cannot re-bind: {e}"),
+        );
     }
     *ce.faults() = Default::default();
     Json(ce.faults().json()).into_response()
@@ -146,10 +171,17 @@ async fn clock_get(State(ce): Sh) -> Response {
 async fn clock_set(State(ce): Sh, bytes: Bytes) -> Response {
     let b = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(Bad(m)) => return error(StatusCode::BAD_REQUEST, m),
     };
-    let Some(secs) = b.get("advanceSeconds").and_then(Value::as_i64).filter(|s| *s >= 0) else {
-        return error(StatusCode::BAD_REQUEST, "advanceSeconds must be a whole number ≥ 0");
+    let Some(secs) = b
+        .get("advanceSeconds")
+        .and_then(Value::as_i64)
+        .filter(|s| *s >= 0)
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "advanceSeconds must be a whole number ≥ 0",
+        );
     };
     let mut w = ce.world();
     w.clock_offset += time::Duration::seconds(secs);
@@ -177,7 +209,7 @@ async fn settings_get(State(ce): Sh) -> Response {
 async fn settings_set(State(ce): Sh, bytes: Bytes) -> Response {
     let b = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(Bad(m)) => return error(StatusCode::BAD_REQUEST, m),
     };
     let mut errors = Vec::new();
     let scale = match b.get("webhookTimeScale") {
@@ -229,7 +261,10 @@ async fn settings_set(State(ce): Sh, bytes: Bytes) -> Response {
 
 async fn reset(State(ce): Sh) -> Response {
     if let Err(e) = ce.set_offline(false).await {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot re-bind: {e}"));
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("cannot re-bind: {e}"),
+        );
     }
     *ce.faults() = Default::default();
     *ce.world() = World::default();

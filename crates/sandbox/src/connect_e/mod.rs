@@ -43,8 +43,15 @@ pub(crate) struct Faults {
 }
 
 /// The kinds `loseNextResponse` accepts.
-pub(crate) const LOSE_KINDS: [&str; 7] =
-    ["access-tokens", "payments", "cross-reference-payments", "resume", "revoke", "payment-methods", "execute"];
+pub(crate) const LOSE_KINDS: [&str; 7] = [
+    "access-tokens",
+    "payments",
+    "cross-reference-payments",
+    "resume",
+    "revoke",
+    "payment-methods",
+    "execute",
+];
 
 impl Faults {
     fn json(&self) -> Value {
@@ -143,7 +150,10 @@ pub(crate) struct Running {
 }
 
 /// Starts serving on `listener`. `shutdown` is the sandbox's.
-pub(crate) fn start(listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<Running> {
+pub(crate) fn start(
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
     let registry = Arc::new(ConnRegistry::default());
     let http = reqwest::Client::builder()
@@ -177,7 +187,10 @@ pub(crate) fn control_router(ce: Arc<Ce>) -> Router {
 }
 
 /// Logs method and path only, with access tokens cut from paths.
-async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+async fn log_request(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     let method = request.method().clone();
     let path: String = request
         .uri()

@@ -38,11 +38,31 @@ pub(crate) struct TestCard {
 
 /// The cards of §10 (first three documented by the provider; the last two from its samples).
 pub(crate) const TEST_CARDS: [TestCard; 5] = [
-    TestCard { number: "5200000000000056", scheme: "MASTERCARD", behaviour: Behaviour::Approve },
-    TestCard { number: "4456530000001096", scheme: "VISA", behaviour: Behaviour::ThreeDs },
-    TestCard { number: "4456530000001013", scheme: "VISA", behaviour: Behaviour::Decline },
-    TestCard { number: "4456530000000007", scheme: "VISA", behaviour: Behaviour::ThreeDs },
-    TestCard { number: "5200000000001096", scheme: "MASTERCARD", behaviour: Behaviour::ThreeDs },
+    TestCard {
+        number: "5200000000000056",
+        scheme: "MASTERCARD",
+        behaviour: Behaviour::Approve,
+    },
+    TestCard {
+        number: "4456530000001096",
+        scheme: "VISA",
+        behaviour: Behaviour::ThreeDs,
+    },
+    TestCard {
+        number: "4456530000001013",
+        scheme: "VISA",
+        behaviour: Behaviour::Decline,
+    },
+    TestCard {
+        number: "4456530000000007",
+        scheme: "VISA",
+        behaviour: Behaviour::ThreeDs,
+    },
+    TestCard {
+        number: "5200000000001096",
+        scheme: "MASTERCARD",
+        behaviour: Behaviour::ThreeDs,
+    },
 ];
 
 /// What the sandbox keeps of a card: never the full number or the CV2.
@@ -67,7 +87,12 @@ impl CardFacts {
             None => "UNKNOWN".into(),
         };
         let len = number.len();
-        let masked = format!("{}{}{}", &number[..6.min(len)], "*".repeat(len.saturating_sub(10)), &number[len.saturating_sub(4)..]);
+        let masked = format!(
+            "{}{}{}",
+            &number[..6.min(len)],
+            "*".repeat(len.saturating_sub(10)),
+            &number[len.saturating_sub(4)..]
+        );
         CardFacts {
             masked,
             scheme,
@@ -231,7 +256,11 @@ pub(crate) struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { webhook_time_scale: 1.0, processing_ms: 0, next_status: None }
+        Settings {
+            webhook_time_scale: 1.0,
+            processing_ms: 0,
+            next_status: None,
+        }
     }
 }
 
@@ -261,7 +290,9 @@ pub(crate) struct World {
 pub(crate) fn digits(n: usize) -> String {
     use rand::Rng;
     let mut rng = rand::thread_rng();
-    (0..n).map(|_| char::from(b'0' + rng.gen_range(0..10u8))).collect()
+    (0..n)
+        .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
+        .collect()
 }
 
 /// A token id shaped like the OpenAPI example: long, URL-safe base64 alphabet.
@@ -269,7 +300,9 @@ pub(crate) fn token_id() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut rng = rand::thread_rng();
-    (0..120).map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())])).collect()
+    (0..120)
+        .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
+        .collect()
 }
 
 /// The state name used in revoke's `[state]` message.
@@ -331,7 +364,10 @@ impl World {
     /// Whether a token may be used now for `what`; the refusal otherwise.
     pub(crate) fn usable(&self, id: &str) -> Result<&Token, Refusal> {
         let Some(t) = self.tokens.get(id) else {
-            return Err(Refusal(404, "no access token supplied or unknown access token".into()));
+            return Err(Refusal(
+                404,
+                "no access token supplied or unknown access token".into(),
+            ));
         };
         match t.used {
             TokenUse::Unused if self.now() > t.expires => {
@@ -357,28 +393,47 @@ impl World {
         let web = self.payments.iter().any(|p| {
             p.status == 0
                 && p.token != except_token
-                && self.tokens.get(&p.token).is_some_and(|t| t.order_id == order_id)
+                && self
+                    .tokens
+                    .get(&p.token)
+                    .is_some_and(|t| t.order_id == order_id)
         });
         let xref = self.xrefs.iter().any(|x| {
-            x.status == 0 && matches!(x.tx_type, TxType::Sale | TxType::Preauth) && x.order_id == order_id
+            x.status == 0
+                && matches!(x.tx_type, TxType::Sale | TxType::Preauth)
+                && x.order_id == order_id
         });
         web || xref
     }
 
     /// Starts a web payment on an unused token (the card or CV2 was submitted). Answers the
     /// payment's index.
-    pub(crate) fn start_web(&mut self, token: &str, card: CardFacts, cv2_only: bool) -> Result<usize, Refusal> {
+    pub(crate) fn start_web(
+        &mut self,
+        token: &str,
+        card: CardFacts,
+        cv2_only: bool,
+    ) -> Result<usize, Refusal> {
         let now = self.now();
         let t = self.usable(token)?.clone();
         if !matches!(t.tx_type, TxType::Sale | TxType::Preauth) {
-            return Err(Refusal(400, format!("invalid transaction type {} for a web payment", t.tx_type.name())));
+            return Err(Refusal(
+                400,
+                format!(
+                    "invalid transaction type {} for a web payment",
+                    t.tx_type.name()
+                ),
+            ));
         }
         if cv2_only != t.cross_reference.is_some() {
-            return Err(Refusal(400, if cv2_only {
-                "this access token has no crossReference: use the card form".into()
-            } else {
-                "this access token is for a repeat payment: use the CV2 form".into()
-            }));
+            return Err(Refusal(
+                400,
+                if cv2_only {
+                    "this access token has no crossReference: use the card form".into()
+                } else {
+                    "this access token is for a repeat payment: use the CV2 form".into()
+                },
+            ));
         }
         if let Some(tok) = self.tokens.get_mut(token) {
             tok.used = TokenUse::Web;
@@ -416,7 +471,13 @@ impl World {
     /// 3-D Secure finished (`passed` or not). Answers the new status.
     pub(crate) fn authenticate(&mut self, i: usize, passed: bool) -> Result<i64, Refusal> {
         if self.payments[i].status != 3 {
-            return Err(Refusal(400, format!("payment is in {} state, not AUTHORIZING", state_name(self.payments[i].status))));
+            return Err(Refusal(
+                400,
+                format!(
+                    "payment is in {} state, not AUTHORIZING",
+                    state_name(self.payments[i].status)
+                ),
+            ));
         }
         if !passed {
             self.set_status(i, 5, "3-D Secure authentication failed");
@@ -427,7 +488,10 @@ impl World {
 
     /// Authentication is over (or was not needed): pause for resume, or go to processing.
     pub(crate) fn after_authentication(&mut self, i: usize) -> i64 {
-        let wait = self.tokens.get(&self.payments[i].token).is_some_and(|t| t.wait_pre_execute);
+        let wait = self
+            .tokens
+            .get(&self.payments[i].token)
+            .is_some_and(|t| t.wait_pre_execute);
         if wait {
             let now = self.now();
             self.set_status(i, 99, "Waiting pre-execute");
@@ -443,7 +507,9 @@ impl World {
     /// rule) decides. Answers the final status.
     pub(crate) fn execute_web(&mut self, i: usize) -> i64 {
         let token = self.payments[i].token.clone();
-        let Some(t) = self.tokens.get(&token).cloned() else { return 30 };
+        let Some(t) = self.tokens.get(&token).cloned() else {
+            return 30;
+        };
         let forced = self.forced();
         let status = if let Some(code) = forced {
             code
@@ -481,7 +547,10 @@ impl World {
     pub(crate) fn resume(&mut self, token: &str) -> Result<usize, Refusal> {
         self.refresh();
         let Some(&i) = self.payment_of_token.get(token) else {
-            return Err(Refusal(400, "no payment is waiting pre-execute for this access token".into()));
+            return Err(Refusal(
+                400,
+                "no payment is waiting pre-execute for this access token".into(),
+            ));
         };
         match self.payments[i].status {
             99 => {
@@ -492,7 +561,13 @@ impl World {
                 400,
                 "payment can no longer be resumed: the 15-minute window has elapsed".into(),
             )),
-            s => Err(Refusal(400, format!("payment is in {} state, not WAITING_PRE_EXECUTE", state_name(s)))),
+            s => Err(Refusal(
+                400,
+                format!(
+                    "payment is in {} state, not WAITING_PRE_EXECUTE",
+                    state_name(s)
+                ),
+            )),
         }
     }
 
@@ -503,7 +578,11 @@ impl World {
         let now = self.now();
         let Some(t) = self.tokens.get_mut(token) else {
             let message = "Invalid access token".to_string();
-            self.revokes.push(Revoke { token: token.to_string(), outcome: message.clone(), at: now });
+            self.revokes.push(Revoke {
+                token: token.to_string(),
+                outcome: message.clone(),
+                at: now,
+            });
             return Err(Refusal(400, message));
         };
         let result = match t.used {
@@ -513,8 +592,18 @@ impl World {
             }
             TokenUse::Revoked => Ok("already revoked".to_string()),
             TokenUse::CrossReference => {
-                let s = self.xref_of_token.get(token).map(|&x| self.xrefs[x].status).unwrap_or(30);
-                Err(Refusal(400, format!("unable to revoke access token with transaction in [{}] state", state_name(s))))
+                let s = self
+                    .xref_of_token
+                    .get(token)
+                    .map(|&x| self.xrefs[x].status)
+                    .unwrap_or(30);
+                Err(Refusal(
+                    400,
+                    format!(
+                        "unable to revoke access token with transaction in [{}] state",
+                        state_name(s)
+                    ),
+                ))
             }
             TokenUse::Web => {
                 let i = self.payment_of_token.get(token).copied();
@@ -525,7 +614,13 @@ impl World {
                         Ok("revoked during authentication; payment revoked (90)".to_string())
                     }
                     Some((_, 90)) => Ok("already revoked".to_string()),
-                    Some((_, s)) => Err(Refusal(400, format!("unable to revoke access token with transaction in [{}] state", state_name(s)))),
+                    Some((_, s)) => Err(Refusal(
+                        400,
+                        format!(
+                            "unable to revoke access token with transaction in [{}] state",
+                            state_name(s)
+                        ),
+                    )),
                     None => Err(Refusal(400, "Invalid access token".into())),
                 }
             }
@@ -550,38 +645,69 @@ impl World {
     ) -> Result<usize, Refusal> {
         let t = self.usable(token)?.clone();
         let Some(token_xref) = t.cross_reference.as_deref() else {
-            return Err(Refusal(400, "crossReference: the access token was not created with a crossReference".into()));
+            return Err(Refusal(
+                400,
+                "crossReference: the access token was not created with a crossReference".into(),
+            ));
         };
         if token_xref != cross_reference {
-            return Err(Refusal(400, "crossReference: does not match the access token's crossReference".into()));
+            return Err(Refusal(
+                400,
+                "crossReference: does not match the access token's crossReference".into(),
+            ));
         }
         let Some(&root_i) = self.root_of_xref.get(cross_reference) else {
-            return Err(Refusal(400, "crossReference: unknown cross reference".into()));
+            return Err(Refusal(
+                400,
+                "crossReference: unknown cross reference".into(),
+            ));
         };
         let root = self.roots[root_i].clone();
         if root.currency != t.currency {
-            return Err(Refusal(400, "currencyCode: differs from the original transaction".into()));
+            return Err(Refusal(
+                400,
+                "currencyCode: differs from the original transaction".into(),
+            ));
         }
         // Rules of the money (decided; docs/DECISIONS.md "Connect-E").
         match t.tx_type {
             TxType::Refund => {
                 let left = root.captured() - root.refunded;
                 if root.captured() == 0 {
-                    return Err(Refusal(400, "transactionType: nothing was captured on this cross reference".into()));
+                    return Err(Refusal(
+                        400,
+                        "transactionType: nothing was captured on this cross reference".into(),
+                    ));
                 }
                 if t.amount > left {
-                    return Err(Refusal(400, format!("amount: {} exceeds the refundable {}", t.amount, left)));
+                    return Err(Refusal(
+                        400,
+                        format!("amount: {} exceeds the refundable {}", t.amount, left),
+                    ));
                 }
             }
             TxType::Collection => {
                 if root.tx_type != TxType::Preauth {
-                    return Err(Refusal(400, "transactionType: only a PREAUTH can be collected".into()));
+                    return Err(Refusal(
+                        400,
+                        "transactionType: only a PREAUTH can be collected".into(),
+                    ));
                 }
                 if root.voided || root.collected > 0 {
-                    return Err(Refusal(400, "transactionType: the pre-authorisation was already collected or voided".into()));
+                    return Err(Refusal(
+                        400,
+                        "transactionType: the pre-authorisation was already collected or voided"
+                            .into(),
+                    ));
                 }
                 if t.amount > root.amount {
-                    return Err(Refusal(400, format!("amount: {} exceeds the authorised {}", t.amount, root.amount)));
+                    return Err(Refusal(
+                        400,
+                        format!(
+                            "amount: {} exceeds the authorised {}",
+                            t.amount, root.amount
+                        ),
+                    ));
                 }
             }
             TxType::Void => {
@@ -591,7 +717,10 @@ impl World {
                     _ => false,
                 };
                 if root.voided || !voidable {
-                    return Err(Refusal(400, "transactionType: the transaction can no longer be voided".into()));
+                    return Err(Refusal(
+                        400,
+                        "transactionType: the transaction can no longer be voided".into(),
+                    ));
                 }
             }
             TxType::Sale | TxType::Preauth => {
@@ -605,8 +734,16 @@ impl World {
         let forced = self.forced();
         let status = match forced {
             Some(code) => code,
-            None if matches!(t.tx_type, TxType::Sale | TxType::Preauth) && self.order_already_paid(&t.order_id, token) => 20,
-            None if matches!(t.tx_type, TxType::Sale | TxType::Preauth) && root.card.behaviour == Behaviour::Decline => 5,
+            None if matches!(t.tx_type, TxType::Sale | TxType::Preauth)
+                && self.order_already_paid(&t.order_id, token) =>
+            {
+                20
+            }
+            None if matches!(t.tx_type, TxType::Sale | TxType::Preauth)
+                && root.card.behaviour == Behaviour::Decline =>
+            {
+                5
+            }
             None => 0,
         };
         let now = self.now();
@@ -850,7 +987,10 @@ mod tests {
         let c = CardFacts::from_number("4456530000001096", "12/30", "A N Other");
         assert_eq!(c.masked, "445653******1096");
         assert_eq!(c.behaviour, Behaviour::ThreeDs);
-        assert_eq!(CardFacts::from_number("4000000000000002", "12/30", "x").behaviour, Behaviour::Decline);
+        assert_eq!(
+            CardFacts::from_number("4000000000000002", "12/30", "x").behaviour,
+            Behaviour::Decline
+        );
     }
 
     #[test]

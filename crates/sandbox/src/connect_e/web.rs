@@ -46,7 +46,14 @@ pub(super) fn router(ce: Arc<Ce>) -> Router {
 }
 
 async fn client_js() -> Response {
-    ([(header::CONTENT_TYPE, "application/javascript; charset=utf-8")], CLIENT_JS).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/javascript; charset=utf-8",
+        )],
+        CLIENT_JS,
+    )
+        .into_response()
 }
 
 fn js_error(r: Refusal) -> Response {
@@ -76,14 +83,21 @@ fn luhn(number: &str) -> bool {
 /// Validates the card form; names every invalid field. The number and CV2 are not kept.
 fn read_card(m: &Map<String, Value>, now: time::OffsetDateTime) -> Result<CardFacts, Refusal> {
     let mut errors = Vec::new();
-    let number: String = field(m, "cardNumber").unwrap_or("").chars().filter(|c| !c.is_whitespace()).collect();
+    let number: String = field(m, "cardNumber")
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
     if !(12..=19).contains(&number.len()) || !number.bytes().all(|b| b.is_ascii_digit()) {
         errors.push("cardNumber: must be 12 to 19 digits");
     } else if !luhn(&number) {
         errors.push("cardNumber: is not a valid card number");
     }
     let expiry = field(m, "expiryDate").unwrap_or("").trim().to_string();
-    match expiry.split_once('/').map(|(a, b)| (a.parse::<u8>(), b.parse::<i32>(), b.len())) {
+    match expiry
+        .split_once('/')
+        .map(|(a, b)| (a.parse::<u8>(), b.parse::<i32>(), b.len()))
+    {
         Some((Ok(mm), Ok(yy), 2)) if (1..=12).contains(&mm) => {
             if (2000 + yy, mm) < (now.year(), u8::from(now.month())) {
                 errors.push("expiryDate: the card has expired");
@@ -201,7 +215,10 @@ async fn execute(State(ce): Sh, Path(token): Path<String>, bytes: Bytes) -> Resp
 
 async fn three_ds(State(ce): Sh, Path(token): Path<String>, bytes: Bytes) -> Response {
     let passed = match serde_json::from_slice::<Value>(&bytes) {
-        Ok(v) => v.get("authenticated").and_then(Value::as_bool).unwrap_or(true),
+        Ok(v) => v
+            .get("authenticated")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
         Err(_) => return js_error(Refusal(400, "body: must be a JSON object".into())),
     };
     let result = {

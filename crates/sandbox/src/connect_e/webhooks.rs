@@ -37,7 +37,9 @@ pub(crate) fn completed(ce: &Arc<Ce>, token: &str) {
     let (url, body, scale) = {
         let w = ce.world();
         let Some(t) = w.tokens.get(token) else { return };
-        let Some(url) = t.webhook_url.clone() else { return };
+        let Some(url) = t.webhook_url.clone() else {
+            return;
+        };
         if w.final_status(token).is_none() {
             return;
         }
@@ -62,7 +64,10 @@ pub(crate) fn completed(ce: &Arc<Ce>, token: &str) {
             }
             let result = ce.http.post(&url).json(&body).send().await;
             let (delivered, text) = match result {
-                Ok(r) => (matches!(r.status().as_u16(), 200 | 201), format!("HTTP {}", r.status().as_u16())),
+                Ok(r) => (
+                    matches!(r.status().as_u16(), 200 | 201),
+                    format!("HTTP {}", r.status().as_u16()),
+                ),
                 Err(e) => (false, format!("error: {}", e.without_url())),
             };
             ce.world().webhooks.push(WebhookAttempt {
