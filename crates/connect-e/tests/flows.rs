@@ -887,3 +887,152 @@ async fn webhooks_with_both_spellings_and_retries() {
     assert_eq!(attempts[1]["delivered"], true);
     server.abort();
 }
+
+#[tokio::test]
+async fn processing_shows_forty_and_stays_pending() {
+    let w = world().await;
+    w.control("settings", json!({"processingMs": 800})).await;
+    let mut p =
+        w.gw.create(&request("P-40", PaymentKind::Sale, 100))
+            .await
+            .unwrap();
+    let (gw_url, token) = (
+        w.sandbox.connect_e_web_url(),
+        p.reference.expose().to_string(),
+    );
+    let http = w.http.clone();
+    let entry = tokio::spawn(async move {
+        http.post(format!("{gw_url}/web/v1/payments/{token}/execute"))
+            .json(&json!({"cardNumber": APPROVE, "expiryDate": "12/30", "cv2": "020"}))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let info = w.gw.client().payment(&p.reference).await.unwrap();
+    assert_eq!(info.status_code, Some(40));
+    w.refresh(&mut p).await;
+    assert_eq!(p.state, PaymentState::Pending);
+    assert_eq!(entry.await.unwrap()["statusCode"], 0);
+    w.refresh(&mut p).await;
+    assert_eq!(p.state, PaymentState::Captured);
+}
+
+#[tokio::test]
+async fn lost_answer_on_resume_is_resolved_by_fetching() {
+    let w = world().await;
+    let mut req = request("W-LOST", PaymentKind::Sale, 650);
+    req.wait_pre_execute = true;
+    let mut p = w.gw.create(&req).await.unwrap();
+    assert_eq!(w.card(&p, APPROVE).await["statusCode"], 99);
+    w.control("faults", json!({"loseNextResponse": ["resume"]}))
+        .await;
+    let err = w.gw.resume(&p).await.unwrap_err();
+    assert!(!err.certainly_not_performed(), "{err}");
+    w.refresh(&mut p).await;
+    assert_eq!(p.state, PaymentState::Captured);
+    // resuming again cannot charge twice
+    assert!(matches!(
+        w.gw.resume(&p).await,
+        Err(GatewayError::Refused { status: 400, .. })
+    ));
+    let truth = w.truth().await;
+    assert_eq!(count(&truth, "payments", |p| p["statusCode"] == 0), 1);
+}
+
+#[tokio::test]
+async fn a_burst_of_5xx_on_create_then_one_charge() {
+    let w = world().await;
+    let req = request("BURST", PaymentKind::Sale, 900);
+    w.control("faults", json!({"failNext": {"count": 3, "status": 502}}))
+        .await;
+    for _ in 0..3 {
+        let err = w.gw.create(&req).await.unwrap_err();
+        assert!(
+            !err.certainly_not_performed(),
+            "a 5xx promises nothing: {err}"
+        );
+        assert!(w.gw.find(&req).await.unwrap().is_none());
+    }
+    let mut p = w.gw.create(&req).await.unwrap();
+    w.card(&p, APPROVE).await;
+    w.refresh(&mut p).await;
+    assert_eq!(p.state, PaymentState::Captured);
+    let truth = w.truth().await;
+    assert_eq!(
+        truth["tokens"].as_array().unwrap().len(),
+        1,
+        "the injected 5xx performed nothing"
+    );
+    assert_eq!(count(&truth, "payments", |p| p["statusCode"] == 0), 1);
+}
+
+#[tokio::test]
+async fn unknown_cross_reference_token_is_refused() {
+    let w = world().await;
+    let first = w.paid_sale("XR-U", 500, APPROVE).await;
+    let xref = first.card.unwrap().on_file.unwrap();
+    let err =
+        w.gw.client()
+            .cross_reference_payment(
+                &till_gateway::Opaque::new("no-such-token"),
+                &till_connect_e::CrossReferencePaymentRequest {
+                    cross_reference: xref,
+                    cv2: None,
+                },
+            )
+            .await
+            .unwrap_err();
+    assert_eq!(err.http_status(), Some(401));
+    assert!(err.certainly_not_performed());
+}
+
+#[tokio::test]
+async fn webhooks_give_up_after_two_hours_of_retries() {
+    use axum::routing::post;
+    let w = world().await;
+    // 2 h of schedule in about 72 ms
+    w.control("settings", json!({"webhookTimeScale": 100000}))
+        .await;
+    let app = axum::Router::new().route(
+        "/hook",
+        post(|| async { axum::http::StatusCode::SERVICE_UNAVAILABLE }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let mut req = request("HOOK-GIVEUP", PaymentKind::Sale, 100);
+    req.webhook_url = Some(hook);
+    let p = w.gw.create(&req).await.unwrap();
+    w.card(&p, DECLINE).await; // declines complete a transaction too
+    for _ in 0..150 {
+        if w.truth().await["webhooks"].as_array().unwrap().len() >= 17 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // and no 18th attempt follows
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let attempts = w.truth().await["webhooks"].as_array().unwrap().clone();
+    let delays: Vec<u64> = attempts
+        .iter()
+        .map(|a| a["delaySeconds"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        &delays[..8],
+        &[0, 10, 20, 40, 80, 160, 320, 600],
+        "{delays:?}"
+    );
+    assert!(delays.iter().all(|&d| d <= 600));
+    let total: u64 = delays.iter().sum();
+    assert!(
+        total <= 7200 && total + 600 > 7200,
+        "retries span up to 2 h: {total}"
+    );
+    assert!(attempts.iter().all(|a| a["delivered"] == false));
+    assert_eq!(attempts.len(), 17);
+    server.abort();
+}

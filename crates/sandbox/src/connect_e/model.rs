@@ -643,7 +643,12 @@ impl World {
         cross_reference: &str,
         cv2: Option<&str>,
     ) -> Result<usize, Refusal> {
-        let t = self.usable(token)?.clone();
+        // §4.3 documents 400/401/500 only: an unknown token is an authentication issue (401)
+        let t = match self.usable(token) {
+            Ok(t) => t.clone(),
+            Err(Refusal(404, _)) => return Err(Refusal(401, "invalid access token".into())),
+            Err(r) => return Err(r),
+        };
         let Some(token_xref) = t.cross_reference.as_deref() else {
             return Err(Refusal(
                 400,
