@@ -407,8 +407,9 @@ impl StatusCode {
     }
 }
 
-/// `GET /v1/payments/{token}` answer (`paymentInfo`, §4.2). Every field optional.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+/// `GET /v1/payments/{token}` answer (`paymentInfo`, §4.2). Every field optional. `Debug`
+/// leaves out the cardholder's name, e-mail and addresses and masks the cross reference.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentInfo {
     /// When it happened, as Connect-E wrote it; see [`PaymentInfo::transaction_time`].
@@ -450,6 +451,21 @@ pub struct PaymentInfo {
     /// As passed at token creation.
     #[serde(default)]
     pub meta_data: Option<BTreeMap<String, String>>,
+}
+
+impl fmt::Debug for PaymentInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PaymentInfo")
+            .field("transaction_date_time", &self.transaction_date_time)
+            .field("status_code", &self.status_code)
+            .field("message", &self.message)
+            .field("cross_reference", &self.cross_reference)
+            .field("auth_code", &self.auth_code)
+            .field("card_number", &self.card_number)
+            .field("expiry_date", &self.expiry_date)
+            .field("card_type", &self.card_type)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How long a payment paused in status 99 may be resumed (§4.4).
@@ -739,6 +755,10 @@ mod tests {
         let t: AccessToken =
             serde_json::from_str(r#"{"id":"abc","expiresAt":"1540457361"}"#).unwrap();
         assert_eq!(t.expires_at, Some(1540457361));
+        let named: PaymentInfo =
+            serde_json::from_str(r#"{"cardName":"Jane Q Holder","userEmailAddress":"jane@example.com"}"#).unwrap();
+        let text = format!("{named:?}");
+        assert!(!text.contains("Jane") && !text.contains("jane@"), "{text}");
         let empty: PaymentInfo = serde_json::from_str("{}").unwrap();
         assert_eq!(
             empty
