@@ -99,7 +99,11 @@ impl Client {
         if base.cannot_be_a_base() {
             return Err(Error::Config("base_url cannot be a base".into()));
         }
+        // No keep-alive pool, as for SensePass (docs/DECISIONS.md): on a fresh connection a
+        // connect failure proves the request was not sent; a reused connection the server had
+        // closed would fail only after the request was written, an avoidable "outcome unknown".
         let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
             .build()
