@@ -819,49 +819,54 @@ impl World {
     /// `GET /v1/payments/{token}` (decided: an unused or unknown token is a 404).
     pub(crate) fn payment_info(&mut self, token: &str) -> Option<Value> {
         self.refresh();
-        if let Some(&i) = self.payment_of_token.get(token) {
-            let p = &self.payments[i];
-            let t = self.tokens.get(token)?;
-            let mut v = json!({
-                "transactionDateTime": fmt_go_time(p.at),
-                "statusCode": p.status,
-                "message": p.message,
-            });
-            if p.status != 3 || p.cv2_only {
-                card_fields(&mut v, &p.card);
-            }
-            if let Some(a) = &p.auth_code {
-                v["authCode"] = json!(a);
-            }
-            if let Some(x) = &p.cross_reference {
-                v["crossReference"] = json!(x);
-            }
-            if let Some(m) = &t.meta_data {
-                v["metaData"] = m.clone();
-            }
-            return Some(v);
+        let meta = self.tokens.get(token)?.meta_data.clone();
+        // (when, status, message, card — hidden while the cardholder is in 3-D Secure —, auth
+        // code, cross reference) of the web or cross-reference payment of this token
+        let (at, status, message, card, auth, xref) =
+            if let Some(&i) = self.payment_of_token.get(token) {
+                let p = &self.payments[i];
+                let card = (p.status != 3 || p.cv2_only).then_some(&p.card);
+                (
+                    p.at,
+                    p.status,
+                    &p.message,
+                    card,
+                    &p.auth_code,
+                    &p.cross_reference,
+                )
+            } else {
+                let p = &self.xrefs[*self.xref_of_token.get(token)?];
+                let card = Some(&self.roots[p.root].card);
+                (
+                    p.at,
+                    p.status,
+                    &p.message,
+                    card,
+                    &p.auth_code,
+                    &p.cross_reference,
+                )
+            };
+        let mut v = json!({
+            "transactionDateTime": fmt_go_time(at),
+            "statusCode": status,
+            "message": message,
+        });
+        if let Some(card) = card {
+            v["cardNumber"] = json!(card.masked);
+            v["cardType"] = json!(card.scheme);
+            v["expiryDate"] = json!(card.expiry);
+            v["cardName"] = json!(card.name);
         }
-        if let Some(&x) = self.xref_of_token.get(token) {
-            let p = &self.xrefs[x];
-            let t = self.tokens.get(token)?;
-            let mut v = json!({
-                "transactionDateTime": fmt_go_time(p.at),
-                "statusCode": p.status,
-                "message": p.message,
-            });
-            card_fields(&mut v, &self.roots[p.root].card);
-            if let Some(a) = &p.auth_code {
-                v["authCode"] = json!(a);
-            }
-            if let Some(c) = &p.cross_reference {
-                v["crossReference"] = json!(c);
-            }
-            if let Some(m) = &t.meta_data {
-                v["metaData"] = m.clone();
-            }
-            return Some(v);
+        if let Some(a) = auth {
+            v["authCode"] = json!(a);
         }
-        None
+        if let Some(x) = xref {
+            v["crossReference"] = json!(x);
+        }
+        if let Some(m) = meta {
+            v["metaData"] = m;
+        }
+        Some(v)
     }
 
     /// The ground truth for `GET /_sandbox/connect-e/state`.
@@ -963,13 +968,6 @@ impl World {
         }
         self.xref_of_token.get(token).map(|&x| self.xrefs[x].status)
     }
-}
-
-fn card_fields(v: &mut Value, card: &CardFacts) {
-    v["cardNumber"] = json!(card.masked);
-    v["cardType"] = json!(card.scheme);
-    v["expiryDate"] = json!(card.expiry);
-    v["cardName"] = json!(card.name);
 }
 
 fn message_of(status: i64) -> &'static str {
