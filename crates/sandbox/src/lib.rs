@@ -10,9 +10,9 @@
 //! `docs/DECISIONS.md`, without sharing code with the client crate (`till-sensepass`), so that a
 //! misreading in one is caught by the other. Money and status rules come from `till-core`.
 //!
-//! What it is not: a SensePass replacement for production, persistent (everything lives in
-//! memory and is lost on exit), or a sender of webhooks (`callbackURL` is accepted and echoed,
-//! never called).
+//! What it is not: a SensePass replacement for production, or a sender of webhooks
+//! (`callbackURL` is accepted and echoed, never called). Its world lives in memory, and is kept in
+//! a JSON file across restarts only when [`SandboxConfig::state_file`] names one.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), till_sandbox::SandboxError> {
@@ -28,6 +28,7 @@ mod control;
 mod ids;
 mod model;
 mod pay;
+mod persist;
 mod server;
 mod tasks;
 mod validate;
@@ -60,13 +61,16 @@ pub struct SandboxConfig {
     /// Base used in `qrURL`, `commitLink`, client boxes and receipt endpoints; defaults to
     /// `http://<bound listen address>`. Set it when the sandbox sits behind a proxy.
     pub public_url: Option<String>,
+    /// A JSON file that keeps devices, transactions, refunds and tokens across restarts (loaded
+    /// at start when it exists, rewritten after every change). `None`: memory only.
+    pub state_file: Option<std::path::PathBuf>,
 }
 
 impl Default for SandboxConfig {
     /// Both listeners on 127.0.0.1 with ephemeral ports: safe for parallel tests.
     fn default() -> Self {
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-        SandboxConfig { listen: loopback, control_listen: loopback, public_url: None }
+        SandboxConfig { listen: loopback, control_listen: loopback, public_url: None, state_file: None }
     }
 }
 
@@ -84,6 +88,9 @@ pub enum SandboxError {
     /// A card number that is not one of the sandbox test cards.
     #[error("`{0}` is not a sandbox test card")]
     UnknownCard(String),
+    /// The state file could not be read.
+    #[error("sandbox state file: {0}")]
+    State(std::io::Error),
 }
 
 /// A running sandbox. Dropping it stops the listeners; [`SandboxHandle::shutdown`] does so and
@@ -111,6 +118,12 @@ impl SandboxHandle {
     /// Control API base, e.g. `http://127.0.0.1:41235/_sandbox`.
     pub fn control_url(&self) -> String {
         format!("http://{}/_sandbox", self.control_addr)
+    }
+
+    /// True when the sandbox knows device `id` (e.g. one created before a restart on the same
+    /// state file).
+    pub fn knows_device(&self, id: &str) -> bool {
+        self.shared.state().devices.contains_key(id)
     }
 
     /// The sandbox merchant's API key ([`SANDBOX_API_KEY`]).
@@ -150,6 +163,7 @@ impl SandboxHandle {
 
     /// Stops both listeners, cuts every connection, ends background work and waits for it.
     pub async fn shutdown(mut self) {
+        self.shared.persist();
         self.shared.shutdown.cancel();
         if let Some(server) = self.shared.main.lock().await.as_mut() {
             server.go_offline().await;
@@ -180,6 +194,18 @@ async fn log_request(request: Request, next: Next) -> Response {
     };
     let response = next.run(request).await;
     tracing::debug!(%method, %path, status = response.status().as_u16(), "request");
+    response
+}
+
+/// Saves the world (when a state file is configured) after each request, before its answer
+/// leaves: a client that saw an answer finds the same world after a restart.
+async fn persist_after(
+    axum::extract::State(sh): axum::extract::State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let response = next.run(request).await;
+    sh.persist();
     response
 }
 
@@ -215,8 +241,34 @@ pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
     let (sio_layer, io) = SocketIo::builder().build_layer();
     let (emit_tx, mut emit_rx) = mpsc::unbounded_channel::<Emit>();
     let registry = Arc::new(ConnRegistry::default());
-    let state = State::new(public_url.clone(), emit_tx);
-    let shared = Arc::new(Shared::new(state, io.clone(), registry.clone(), public_url));
+    let mut state = State::new(public_url.clone(), emit_tx);
+    if let Some(path) = &config.state_file {
+        if persist::load(path, &mut state).map_err(SandboxError::State)? {
+            tracing::info!(path = %path.display(), transactions = state.txns.len(), "sandbox state loaded");
+        }
+    }
+    // Transactions still open after a restart get their timeOut timers back.
+    let reopened: Vec<(String, time::OffsetDateTime)> =
+        state.txns.values().filter(|t| t.status.is_open()).map(|t| (t.number.clone(), t.timeout_date)).collect();
+    let shared = Arc::new(Shared::new(state, io.clone(), registry.clone(), public_url, config.state_file.clone()));
+    for (number, at) in reopened {
+        let left = (at - time::OffsetDateTime::now_utc()).max(time::Duration::ZERO);
+        let left = std::time::Duration::try_from(left).unwrap_or_default();
+        tasks::watch_timeout(&shared, number, tokio::time::Instant::now() + left);
+    }
+    if config.state_file.is_some() {
+        // Changes made by the sandbox's own timers (timeouts, autopilot) are saved on a short tick;
+        // changes made by requests are saved as each request ends (the `persist_after` layer).
+        let sh = shared.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => sh.persist(),
+                    _ = sh.shutdown.cancelled() => break,
+                }
+            }
+        });
+    }
 
     // Socket.IO: `?id=id_<deviceId>` joins the device's room; anything else is disconnected.
     let on_connect = shared.clone();
@@ -260,13 +312,15 @@ pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
         .nest("/api", api::router(shared.clone()))
         .merge(pay::router(shared.clone()))
         .layer(sio_layer)
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), persist_after))
         .layer(axum::middleware::from_fn(log_request))
         .layer(axum::middleware::from_fn_with_state(registry.clone(), server::mark_socketio));
     let main = MainServer::start(main_listener, main_router, registry, shared.shutdown.clone())
         .map_err(|source| SandboxError::Bind { addr: config.listen, source })?;
     *shared.main.lock().await = Some(main);
 
-    let control_router = control::router(shared.clone());
+    let control_router = control::router(shared.clone())
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), persist_after));
     let stop = shared.shutdown.clone();
     let control_task = tokio::spawn(async move {
         let serve = axum::serve(control_listener, control_router)

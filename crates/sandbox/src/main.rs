@@ -23,6 +23,9 @@ struct Args {
     /// Base URL put into payment links (qrURL, commitLink); defaults to http://<listen>.
     #[arg(long, env = "TILL_SANDBOX_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Keep devices, transactions and refunds in this JSON file across restarts.
+    #[arg(long, env = "TILL_SANDBOX_STATE_FILE")]
+    state_file: Option<std::path::PathBuf>,
     /// Pay every new transaction automatically after this many milliseconds.
     #[arg(long)]
     autopilot_ms: Option<u64>,
@@ -45,7 +48,12 @@ async fn main() -> anyhow::Result<()> {
         let port = if args.listen.port() == 0 { 0 } else { args.listen.port().saturating_add(1) };
         SocketAddr::new(args.listen.ip(), port)
     });
-    let config = SandboxConfig { listen: args.listen, control_listen, public_url: args.public_url };
+    let config = SandboxConfig {
+        listen: args.listen,
+        control_listen,
+        public_url: args.public_url,
+        state_file: args.state_file,
+    };
     let sandbox = start(config).await.context("starting the sandbox")?;
     if let Some(ms) = args.autopilot_ms {
         sandbox
