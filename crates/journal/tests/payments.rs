@@ -330,7 +330,7 @@ fn purge_deletes_only_expired_records() {
     for i in 3..6 {
         assert!(
             matches!(
-                j.begin_payment(sale("new", "devX", Some(&format!("o{i}")), None, 100, T0))
+                j.begin_payment(sale("new", "devX", None, Some(&format!("k{i}")), 100, T0))
                     .unwrap(),
                 Begin::Existing(_)
             ),
