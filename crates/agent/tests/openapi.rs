@@ -273,3 +273,15 @@ async fn real_requests_get_documented_codes() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(wrong.is_empty(), "answers docs/openapi.json does not list: {wrong:#?}");
 }
+
+/// Hanging up a sync call cancels the payment: the document and the integration guide both say
+/// so, with the read timeout a POS must use.
+#[test]
+fn the_sync_read_timeout_is_documented() {
+    let d = doc();
+    let sync = d["paths"]["/api/transactions/init/sync"]["post"]["description"].as_str().unwrap_or_default();
+    assert!(sync.contains("cancels the payment") && sync.contains("timeOut` + 60 s"), "{sync}");
+    let guide = source("../../docs/INTEGRATION.md");
+    assert!(guide.contains("**Hanging up a sync call cancels the payment.**"));
+    assert!(guide.contains("read timeout for `init/sync` ≥ `timeOut` + 60 seconds"));
+}

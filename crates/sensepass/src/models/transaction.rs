@@ -847,4 +847,28 @@ mod tests {
         assert_eq!(page.pagination.total_records, Some(3));
         assert_eq!(page.data[0].status(), Status::Approved);
     }
+
+    #[test]
+    fn decline_reason_in_every_tolerated_spelling() {
+        let tx = |extra: serde_json::Value| {
+            let mut v = json!({"TransactionNumber": "n", "status": 6});
+            for (k, x) in extra.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            Transaction::from_json(v).unwrap()
+        };
+        let both = |c: &str, m: &str| Some(DeclineReason { code: Some(c.into()), message: Some(m.into()) });
+        assert_eq!(tx(json!({"errorCode": 5, "errorMessage": "Do not honour"})).decline_reason(), both("5", "Do not honour"));
+        assert_eq!(tx(json!({"declineReason": {"code": "51", "message": "Insufficient funds"}})).decline_reason(), both("51", "Insufficient funds"));
+        assert_eq!(
+            tx(json!({"declineReason": "Card expired"})).decline_reason(),
+            Some(DeclineReason { code: None, message: Some("Card expired".into()) })
+        );
+        assert_eq!(
+            tx(json!({"statusReason": "Risk check"})).decline_reason(),
+            Some(DeclineReason { code: None, message: Some("Risk check".into()) })
+        );
+        assert_eq!(tx(json!({})).decline_reason(), None);
+        assert_eq!(tx(json!({"errorCode": null, "errorMessage": " "})).decline_reason(), None);
+    }
 }
