@@ -177,6 +177,12 @@ async fn a_refund_retried_with_its_key_answers_the_same() -> Result<()> {
     assert_eq!(again, first, "the retry gets the first answer");
     let truth = till_tests::sandbox_tx(&env, &number).await?;
     assert_eq!(truth["_sandbox"]["refunds"].as_array().map(Vec::len), Some(1));
+    // The same key for another amount is another refund: refused, naming the original.
+    let (status, other) = refund(&env, &token, "rr-1", json!({ "transactionNumber": number, "isPartial": true, "refundAmount": 3 })).await?;
+    assert_eq!(status, 409, "{other}");
+    assert_eq!(other["error_type"], "idempotency_mismatch");
+    assert_eq!(other["amountMinor"], 250);
+    assert_eq!(till_tests::sandbox_tx(&env, &number).await?["_sandbox"]["refundedMinor"], 250);
 
     // A refused refund is refused the same way again.
     let (status, over) = refund(&env, &token, "rr-2", json!({ "transactionNumber": number, "isPartial": true, "refundAmount": 9 })).await?;

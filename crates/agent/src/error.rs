@@ -28,9 +28,10 @@ pub enum AgentError {
         /// Our local id of the open payment.
         local_id: String,
     },
-    /// An order id or Idempotency-Key that belongs to a payment of another amount or currency:
-    /// refused, nothing created; the body names the original payment.
-    #[error("this order id / Idempotency-Key belongs to payment {local_id} of {amount_minor} minor units {currency}; a replay must ask for the same amount and currency")]
+    /// An order id or Idempotency-Key that belongs to a payment of another amount or currency, or
+    /// a refund key reused for another refund: refused, nothing created; the body names the
+    /// original (for a refund: its payment, and the refund's amount).
+    #[error("this order id / Idempotency-Key was used for {amount_minor} minor units {currency} (payment {local_id}); a replay must ask for the same thing")]
     IdempotencyMismatch {
         /// The original payment's SensePass number, if it has one.
         number: Option<String>,

@@ -730,6 +730,7 @@ impl Agent {
         let op_key = idempotency_key.map(|k| format!("refund:{k}"));
         if let Some(key) = op_key.clone() {
             if let Some(op) = self.journal(move |j| j.operation_by_key(&key)).await? {
+                same_refund(&op, &number, &body)?;
                 return self.refund_replay(op).await;
             }
         }
@@ -1049,6 +1050,29 @@ fn same_sale(existing: &PaymentRecord, amount: Minor, currency: Currency) -> Res
         local_id: existing.local_id.clone(),
         amount_minor: existing.amount.0,
         currency: existing.currency.code().to_string(),
+    })
+}
+
+/// A refund retried with its Idempotency-Key must name the same transaction and, when partial,
+/// the same amount; otherwise the key is being reused for another refund: refused, naming the
+/// original.
+fn same_refund(op: &Operation, number: &str, body: &Value) -> Result<(), AgentError> {
+    let original = op.payload.get("transactionNumber").and_then(Value::as_str).unwrap_or_default();
+    let currency = op.payload.get("currency").and_then(Value::as_str).and_then(|c| Currency::from_code(c).ok());
+    let partial = body.get("isPartial").and_then(Value::as_bool).unwrap_or(false);
+    let asked = match (partial, currency) {
+        (true, Some(c)) => refund_amount(body, c, Minor(i64::MAX)).ok(),
+        _ => None,
+    };
+    let other_amount = matches!((asked, op.amount), (Some(a), Some(b)) if a != b);
+    if original == number && !other_amount {
+        return Ok(());
+    }
+    Err(AgentError::IdempotencyMismatch {
+        number: Some(original.to_string()),
+        local_id: op.transaction_local_id.clone().unwrap_or_default(),
+        amount_minor: op.amount.map(|a| a.0).unwrap_or(0),
+        currency: currency.map(|c| c.code().to_string()).unwrap_or_default(),
     })
 }
 
