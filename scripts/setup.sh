@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything Till Agent needs to build, run and test on Debian 12 / Ubuntu.
 # Idempotent: packages already present are skipped, so a second run takes seconds.
-# Uses only the distribution's package manager and npm's registry; downloads nothing else.
+# Uses only the distribution's package manager, npm's registry and PyPI; downloads nothing else.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -48,4 +48,13 @@ fi
 if [ -f "$here/ui/tests/package.json" ] && [ ! -d "$here/ui/tests/node_modules/playwright-core" ]; then
   echo "setup: installing npm packages for UI tests"
   (cd "$here/ui/tests" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# The OpenAPI validator CI runs on docs/openapi.json (scripts/test.sh), from PyPI.
+if ! python3 -c "import openapi_spec_validator" >/dev/null 2>&1; then
+  echo "setup: installing openapi-spec-validator"
+  spec='openapi-spec-validator>=0.7,<0.10'
+  # A distribution's own python3 refuses plain pip installs (PEP 668): then into the user site.
+  python3 -m pip install --quiet --disable-pip-version-check "$spec" 2>/dev/null \
+    || python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages "$spec"
 fi

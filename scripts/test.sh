@@ -8,6 +8,9 @@ cd "$here"
 start=$(date +%s)
 bash scripts/setup.sh
 
+echo "== OpenAPI document (openapi-spec-validator)"
+python3 -m openapi_spec_validator docs/openapi.json
+
 echo "== build (whole workspace, debug)"
 cargo build --locked --workspace --all-targets
 

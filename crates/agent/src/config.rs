@@ -76,6 +76,10 @@ pub struct FileConfig {
     pub max_queued_refund_minor: Option<i64>,
     /// Oldest a queued refund may be, in hours, before new ones are refused (default 72).
     pub max_queued_refund_age_hours: Option<u64>,
+    /// Seconds after a payment ended during which a new init with the same `posData.orderId`
+    /// (and no other key) is answered with that payment (default 300). Order numbers repeat, so
+    /// this stays short; an `Idempotency-Key` holds for 31 days regardless.
+    pub order_id_window_secs: Option<u64>,
 }
 
 /// Effective configuration after merging file, environment and flags.
@@ -99,6 +103,8 @@ pub struct Config {
     pub resync_interval: Duration,
     /// Limits on refunds waiting for SensePass; past them new refunds are refused, never dropped.
     pub refund_queue: RefundQueueLimits,
+    /// See [`FileConfig::order_id_window_secs`].
+    pub order_id_window: Duration,
 }
 
 /// Limits on refunds queued while SensePass is unreachable. A till that has been offline for days
@@ -192,6 +198,10 @@ impl Config {
                 max_total_minor: file.max_queued_refund_minor.unwrap_or(500_000),
                 max_age: Duration::from_secs(file.max_queued_refund_age_hours.unwrap_or(72) * 3600),
             },
+            order_id_window: Duration::from_secs(
+                file.order_id_window_secs
+                    .unwrap_or((till_journal::ORDER_ID_WINDOW_MS / 1000) as u64),
+            ),
         })
     }
 

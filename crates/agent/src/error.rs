@@ -28,6 +28,20 @@ pub enum AgentError {
         /// Our local id of the open payment.
         local_id: String,
     },
+    /// An order id or Idempotency-Key that belongs to a payment of another amount or currency, or
+    /// a refund key reused for another refund: refused, nothing created; the body names the
+    /// original (for a refund: its payment, and the refund's amount).
+    #[error("this order id / Idempotency-Key was used for {amount_minor} minor units {currency} (payment {local_id}); a replay must ask for the same thing")]
+    IdempotencyMismatch {
+        /// The original payment's SensePass number, if it has one.
+        number: Option<String>,
+        /// Our local id of the original payment.
+        local_id: String,
+        /// The original amount, minor units.
+        amount_minor: i64,
+        /// The original currency (ISO code).
+        currency: String,
+    },
     /// The named thing does not exist in the journal.
     #[error("{0} not found")]
     NotFound(String),
@@ -104,6 +118,7 @@ impl AgentError {
             AgentError::Invalid(_) => (StatusCode::BAD_REQUEST, "validation"),
             AgentError::NotPaired => (StatusCode::SERVICE_UNAVAILABLE, "not_paired"),
             AgentError::Busy { .. } => (StatusCode::CONFLICT, "busy"),
+            AgentError::IdempotencyMismatch { .. } => (StatusCode::CONFLICT, "idempotency_mismatch"),
             AgentError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             AgentError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             AgentError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
@@ -132,24 +147,39 @@ impl AgentError {
 
 impl IntoResponse for AgentError {
     fn into_response(self) -> Response {
+        let (status, body) = self.status_and_body();
+        if status.is_server_error() {
+            tracing::warn!(error = %self, "request failed");
+        }
+        (status, Json(body)).into_response()
+    }
+}
+
+impl AgentError {
+    /// The HTTP status and JSON body this error is answered with (also what an idempotent retry
+    /// of a refund gets again).
+    pub fn status_and_body(&self) -> (StatusCode, Value) {
         let (status, kind) = self.status_and_type();
-        if let AgentError::Upstream { body, .. } = &self {
+        if let AgentError::Upstream { body, .. } = self {
             // SensePass's own error body is what a POS written for the vendor's agent expects.
-            return (status, Json(body.clone())).into_response();
+            return (status, body.clone());
         }
         let mut body = json!({ "status": status.as_u16(), "error_type": kind, "title": self.to_string() });
-        match &self {
+        match self {
             AgentError::Invalid(params) => body["invalid_parameters"] = json!(params),
             AgentError::Busy { number, local_id } => {
                 body["transactionNumber"] = json!(number);
                 body["localId"] = json!(local_id);
             }
+            AgentError::IdempotencyMismatch { number, local_id, amount_minor, currency } => {
+                body["transactionNumber"] = json!(number);
+                body["localId"] = json!(local_id);
+                body["amountMinor"] = json!(amount_minor);
+                body["currency"] = json!(currency);
+            }
             AgentError::RefundCap { remaining } => body["remainingMinor"] = json!(remaining),
             _ => {}
         }
-        if status.is_server_error() {
-            tracing::warn!(error = %self, "request failed");
-        }
-        (status, Json(body)).into_response()
+        (status, body)
     }
 }

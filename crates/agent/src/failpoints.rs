@@ -25,3 +25,17 @@ pub fn crash(site: &str) -> ! {
 pub fn setup() -> fail::FailScenario<'static> {
     fail::FailScenario::setup()
 }
+
+/// Environment variable that moves the agent's clock for idempotency decisions by this many
+/// milliseconds — honoured only in builds with the `failpoints` feature (the test harness's), so
+/// that an end-to-end test can step past the order-ID window without waiting minutes.
+pub const CLOCK_OFFSET_ENV: &str = "TILL_AGENT_TEST_CLOCK_OFFSET_MS";
+
+/// The test clock offset in ms (always 0 without the `failpoints` feature).
+pub fn clock_offset_ms() -> i64 {
+    if cfg!(feature = "failpoints") {
+        std::env::var(CLOCK_OFFSET_ENV).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+    } else {
+        0
+    }
+}

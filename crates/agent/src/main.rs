@@ -92,7 +92,8 @@ enum Command {
     /// Print the compile-time features of this binary (for test harnesses).
     #[command(hide = true)]
     Features,
-    /// Print the POS token that money-out operations need (Authorization: Bearer …).
+    /// Print the POS token that money-out operations need (Authorization: Bearer …); generated
+    /// now if the agent has not run yet. `run --sandbox` on the same data directory uses it too.
     Token {
         #[command(flatten)]
         common: Common,
@@ -147,10 +148,8 @@ async fn main() -> Result<()> {
         }
         Command::Token { common } => {
             let config = load(&common, None)?;
-            match open_journal(&config)?.setting("pos_token")? {
-                Some(t) => println!("{t}"),
-                None => bail!("no token yet: start the agent once (`till-agent run`) to generate it"),
-            }
+            let token = till_agent::service::ensure_pos_token(&open_journal(&config)?)?;
+            println!("{token}");
             Ok(())
         }
     }
@@ -216,6 +215,8 @@ async fn pair(
     pos_name: Option<String>,
 ) -> Result<()> {
     let journal = open_journal(config)?;
+    // The POS token exists from pairing on, so the POS can be set up before the first run.
+    till_agent::service::ensure_pos_token(&journal)?;
     let environment = environment_of(&config.sensepass_url);
     let (device_id, name, client_box) = if let Some(id) = device_id {
         (id, pos_name.unwrap_or_default(), None)

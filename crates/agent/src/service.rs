@@ -102,6 +102,9 @@ struct Inner {
     /// applied right after the creation is journaled. A std mutex: a map insert or remove, never
     /// held across an `.await`.
     early_events: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Transaction, EventSource)>>,
+    /// Added to the wall clock for idempotency decisions: always 0 except in test builds
+    /// ([`crate::failpoints::clock_offset_ms`]), where a test moves time past the order-ID window.
+    clock_offset_ms: i64,
 }
 
 impl Agent {
@@ -117,6 +120,7 @@ impl Agent {
         )
         .map_err(|e| AgentError::Internal(e.to_string()))?;
         let pos_token = ensure_pos_token(&journal)?;
+        journal.set_order_id_window(i64::try_from(config.order_id_window.as_millis()).unwrap_or(i64::MAX));
         let health = Health::default();
         health.recovering.store(true, Ordering::SeqCst);
         Ok(Agent {
@@ -132,8 +136,14 @@ impl Agent {
                 manager: crate::manager::Manager::default(),
                 bound: std::sync::OnceLock::new(),
                 early_events: std::sync::Mutex::new(std::collections::HashMap::new()),
+                clock_offset_ms: crate::failpoints::clock_offset_ms(),
             }),
         })
+    }
+
+    /// Now, unix ms, as idempotency decisions see it (the wall clock; a test build may move it).
+    pub fn now_ms(&self) -> i64 {
+        till_journal::now_ms().saturating_add(self.inner.clock_offset_ms)
     }
 
     /// The effective configuration.
@@ -281,13 +291,21 @@ impl Agent {
             request_json,
             product_sum_mismatch: request.product_sum_mismatch(),
             setup: request.ready_for_payment == Some(false),
-            now_ms: till_journal::now_ms(),
+            now_ms: self.now_ms(),
         };
         // The live cart shown by products/update becomes this payment (spec §8.3).
         if !new.setup {
             let d = new.device_id.clone();
             if let Some(cart) = self.journal(move |j| j.open_setup(&d)).await? {
                 if cart.phase == Phase::Created && cart.number.is_some() {
+                    let mut new = new;
+                    if request.products.is_empty() {
+                        // An init without products pays for the cart the customer is looking at.
+                        request.products = cart_products(&cart);
+                        new.request_json =
+                            serde_json::to_value(&request).map_err(|e| AgentError::Internal(e.to_string()))?;
+                        new.product_sum_mismatch = request.product_sum_mismatch();
+                    }
                     return self.pay_with_cart(cart, new, &client, &request).await;
                 }
             }
@@ -300,6 +318,7 @@ impl Agent {
             match self.journal(move |j| j.begin_payment(new)).await? {
                 Begin::Busy(open) => return Err(AgentError::Busy { number: open.number, local_id: open.local_id }),
                 Begin::Existing(existing) => {
+                    same_sale(&existing, request.amount, request.currency)?;
                     tracing::info!(local_id = %existing.local_id, "same order: attaching to the existing payment");
                     if !matches!(existing.phase, Phase::Intent | Phase::CreateUnknown) {
                         return Ok(Started::Existing(existing));
@@ -344,7 +363,10 @@ impl Agent {
         let cart_id = cart.local_id.clone();
         let record = match self.journal(move |j| j.promote_setup(&cart_id, new)).await? {
             Begin::Busy(open) => return Err(AgentError::Busy { number: open.number, local_id: open.local_id }),
-            Begin::Existing(existing) => return Ok(Started::Existing(existing)),
+            Begin::Existing(existing) => {
+                same_sale(&existing, request.amount, request.currency)?;
+                return Ok(Started::Existing(existing));
+            }
             Begin::Started(record) => record,
         };
         let number = record.number.clone().unwrap_or_default();
@@ -391,7 +413,20 @@ impl Agent {
                 // Timeout, reset, 5xx, unreadable answer: SensePass may have created it.
                 tracing::warn!(local_id = %record.local_id, error = %e, "create outcome unknown; reconciling");
                 let reason = e.to_string();
-                let rec = self.journal(move |j| j.record_create_unknown(&local_id, &reason, now)).await?;
+                // The periodic re-read may have found the payment at SensePass while this call was
+                // still waiting for its answer: then the outcome is known, not uncertain.
+                let rec = self
+                    .journal(move |j| match j.record_create_unknown(&local_id, &reason, now) {
+                        Err(till_journal::JournalError::InvalidPhase { .. }) => j
+                            .by_local_id(&local_id)?
+                            .ok_or(till_journal::JournalError::NotFound { what: "payment", key: local_id }),
+                        other => other,
+                    })
+                    .await?;
+                if rec.phase != Phase::CreateUnknown {
+                    tracing::info!(local_id = %rec.local_id, phase = ?rec.phase, "create outcome already settled by reconciliation");
+                    return Ok(rec);
+                }
                 self.publish_record(&rec, "api");
                 self.reconcile_unknown(rec).await
             }
@@ -695,7 +730,8 @@ impl Agent {
         let op_key = idempotency_key.map(|k| format!("refund:{k}"));
         if let Some(key) = op_key.clone() {
             if let Some(op) = self.journal(move |j| j.operation_by_key(&key)).await? {
-                return self.refund_outcome(op).await;
+                same_refund(&op, &number, &body)?;
+                return self.refund_replay(op).await;
             }
         }
         let n = number.clone();
@@ -726,7 +762,39 @@ impl Agent {
         };
         let captured = record.amount;
         let op = self.journal(move |j| j.enqueue_refund(op, captured)).await?;
-        self.refund_outcome(op).await
+        let id = op.id;
+        let outcome = self.refund_outcome(op).await;
+        // The first definite answer is kept, so a retry with the same key gets it again.
+        let first = match &outcome {
+            Ok(RefundOutcome::Answered(body)) => Some(json!({ "status": 200, "body": body })),
+            Ok(_) | Err(AgentError::Uncertain(_) | AgentError::Unreachable(_) | AgentError::Internal(_)) => None,
+            Err(e) => {
+                let (status, body) = e.status_and_body();
+                Some(json!({ "status": status.as_u16(), "body": body }))
+            }
+        };
+        if let Some(answer) = first {
+            self.journal(move |j| j.set_op_answer(id, &answer)).await?;
+        }
+        outcome
+    }
+
+    /// A refund retried with the Idempotency-Key of an earlier one: the first definite answer
+    /// again (same status, same body); a refund that was queued (202) and has been delivered
+    /// since answers SensePass's refund answer; one still waiting is tried again or reported
+    /// queued.
+    async fn refund_replay(&self, op: Operation) -> Result<RefundOutcome, AgentError> {
+        let stored = op.answer.as_ref().map(|a| {
+            let status = a.get("status").and_then(Value::as_u64).and_then(|s| u16::try_from(s).ok()).unwrap_or(200);
+            (status, a.get("body").cloned().unwrap_or(Value::Null))
+        });
+        if let Some((status, body)) = stored {
+            return Ok(RefundOutcome::Replay { status, body });
+        }
+        match (&op.state, &op.result) {
+            (till_journal::OpState::Delivered, Some(result)) => Ok(RefundOutcome::Replay { status: 200, body: result.clone() }),
+            _ => self.refund_outcome(op).await,
+        }
     }
 
     /// Checks the refund queue limits with `op` added: `Ok(Err(reason))` when past a limit.
@@ -786,9 +854,20 @@ impl Agent {
     }
 
     /// The SensePass entity of a record, or a minimal stand-in before SensePass answered.
+    ///
+    /// A declined or failed payment also carries `declineReason: {code, message}` (either may be
+    /// null; the whole field is null when SensePass gave no reason), read in one place
+    /// ([`Transaction::decline_reason`]) whatever spelling SensePass used.
     pub fn entity_of(record: &PaymentRecord) -> Value {
         if let Some(entity) = &record.entity_json {
-            return entity.clone();
+            let mut entity = entity.clone();
+            if matches!(record.status, Some(Status::Declined | Status::Failed)) {
+                let reason = Transaction::from_json(entity.clone()).ok().and_then(|t| t.decline_reason());
+                if let Some(obj) = entity.as_object_mut() {
+                    obj.insert("declineReason".into(), serde_json::to_value(reason).unwrap_or(Value::Null));
+                }
+            }
+            return entity;
         }
         json!({
             "TransactionNumber": record.number,
@@ -861,6 +940,13 @@ pub enum RefundOutcome {
     Queued(Operation),
     /// The idempotency key matched an earlier refund.
     Existing(Operation),
+    /// The idempotency key matched an earlier refund whose answer is known: that answer again.
+    Replay {
+        /// The HTTP status the first call got.
+        status: u16,
+        /// The body the first call got.
+        body: Value,
+    },
 }
 
 /// How many refunds SensePass lists in an entity's confirmations.
@@ -891,21 +977,42 @@ pub fn order_id_of(pos_data: Option<&Value>) -> Option<String> {
 
 /// The refund amount in minor units: the whole remainder for a full refund, otherwise
 /// `refundAmount` in major units (or minor units with `isCent: true`), per docs/DECISIONS.md.
+///
+/// A `refundAmount` without `isPartial: true` is never read as "refund everything": it must equal
+/// what is left to refund (then it is that full refund), otherwise the body is a 400 naming both
+/// fields — a POS that forgot `isPartial` must not refund the whole payment by accident.
 fn refund_amount(body: &Value, currency: Currency, remaining: Minor) -> Result<Minor, AgentError> {
     let partial = body.get("isPartial").and_then(Value::as_bool).unwrap_or(false);
-    if !partial {
-        if !remaining.is_positive() {
-            return Err(AgentError::RefundCap { remaining: remaining.0.max(0) });
-        }
-        return Ok(remaining);
-    }
     let is_cent = body.get("isCent").and_then(Value::as_bool).unwrap_or(false);
-    let amount = match body.get("refundAmount") {
+    let given = body.get("refundAmount").filter(|v| !v.is_null());
+    let amount = match given {
         Some(Value::Number(n)) if is_cent => till_core::money::minor_json_number(n).ok(),
         Some(Value::Number(n)) => till_core::money::major_json_number_to_minor(n, currency).ok(),
         Some(Value::String(s)) if !is_cent => till_core::money::parse_major(s, currency).ok(),
         _ => None,
     };
+    if !partial {
+        if !remaining.is_positive() {
+            return Err(AgentError::RefundCap { remaining: remaining.0.max(0) });
+        }
+        return match (given, amount) {
+            (None, _) => Ok(remaining),
+            (Some(_), Some(a)) if a == remaining => Ok(remaining),
+            (Some(_), _) => {
+                let mut p = till_core::InvalidParameters::new();
+                p.push(
+                    "refundAmount",
+                    format!(
+                        "without isPartial: true a refund is of the whole remaining amount ({} minor units); \
+                         send isPartial: true for a partial refund, or leave refundAmount out",
+                        remaining.0
+                    ),
+                );
+                p.push("isPartial", "must be true when refundAmount is less than the remaining amount");
+                Err(AgentError::Invalid(p))
+            }
+        };
+    }
     match amount {
         Some(a) if a.is_positive() => {
             if a > remaining {
@@ -920,6 +1027,53 @@ fn refund_amount(body: &Value, currency: Currency, remaining: Minor) -> Result<M
             "is required for a partial refund: a number in major units (or minor units with isCent: true)",
         )),
     }
+}
+
+/// The products of a live cart as journaled by `products/update` (the request as sent to
+/// SensePass, minor units), read back through the same validation as a POS body.
+fn cart_products(cart: &PaymentRecord) -> Vec<till_core::Product> {
+    let mut body = cart.request_json.clone();
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("isCent".into(), Value::Bool(true));
+    }
+    InitRequest::from_pos_json(body).map(|r| r.products).unwrap_or_default()
+}
+
+/// A replay (same order id or Idempotency-Key) must ask for the same money as the payment it
+/// attaches to; otherwise it is another sale under a reused key, refused naming the original.
+fn same_sale(existing: &PaymentRecord, amount: Minor, currency: Currency) -> Result<(), AgentError> {
+    if existing.amount == amount && existing.currency == currency {
+        return Ok(());
+    }
+    Err(AgentError::IdempotencyMismatch {
+        number: existing.number.clone(),
+        local_id: existing.local_id.clone(),
+        amount_minor: existing.amount.0,
+        currency: existing.currency.code().to_string(),
+    })
+}
+
+/// A refund retried with its Idempotency-Key must name the same transaction and, when partial,
+/// the same amount; otherwise the key is being reused for another refund: refused, naming the
+/// original.
+fn same_refund(op: &Operation, number: &str, body: &Value) -> Result<(), AgentError> {
+    let original = op.payload.get("transactionNumber").and_then(Value::as_str).unwrap_or_default();
+    let currency = op.payload.get("currency").and_then(Value::as_str).and_then(|c| Currency::from_code(c).ok());
+    let partial = body.get("isPartial").and_then(Value::as_bool).unwrap_or(false);
+    let asked = match (partial, currency) {
+        (true, Some(c)) => refund_amount(body, c, Minor(i64::MAX)).ok(),
+        _ => None,
+    };
+    let other_amount = matches!((asked, op.amount), (Some(a), Some(b)) if a != b);
+    if original == number && !other_amount {
+        return Ok(());
+    }
+    Err(AgentError::IdempotencyMismatch {
+        number: Some(original.to_string()),
+        local_id: op.transaction_local_id.clone().unwrap_or_default(),
+        amount_minor: op.amount.map(|a| a.0).unwrap_or(0),
+        currency: currency.map(|c| c.code().to_string()).unwrap_or_default(),
+    })
 }
 
 /// True for a 4xx from SensePass: it looked at the request and refused it, so nothing was created.
@@ -981,8 +1135,9 @@ pub fn status_event(record: &PaymentRecord, source: &str) -> StatusEvent {
 }
 
 /// The POS token: generated once (32 random bytes, hex), kept in the journal's settings, whose
-/// file is mode 0600.
-fn ensure_pos_token(journal: &Journal) -> Result<String, AgentError> {
+/// file is mode 0600. Called at pairing, by `till-agent token` and at start, so the token exists
+/// whichever comes first.
+pub fn ensure_pos_token(journal: &Journal) -> Result<String, AgentError> {
     if let Some(t) = journal.setting("pos_token")? {
         return Ok(t);
     }

@@ -19,7 +19,7 @@
 //! time; [`now_ms`] is the helper production code uses). It is the only crate in the project that
 //! contains SQL.
 //!
-//! ## Schema (migration `0001_init.sql`)
+//! ## Schema (migration `0001_init.sql`, plus `operations.answer` from `0003`)
 //!
 //! | table | one row per | key columns |
 //! |---|---|---|
@@ -58,6 +58,7 @@ pub use error::JournalError;
 pub use model::{
     Applied, Begin, Counts, EventSource, NewOperation, NewPayment, OpKind, OpState, Operation,
     Page, Pairing, PaymentRecord, Phase, Query, StatusEvent, Totals, IDEMPOTENCY_TTL_MS,
+    ORDER_ID_WINDOW_MS,
 };
 pub use till_core::Transition;
 
@@ -69,6 +70,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0001_init.sql")),
     M::up(include_str!("migrations/0002_refunds_processing.sql")),
+    M::up(include_str!("migrations/0003_operation_answer.sql")),
 ];
 
 /// The current wall-clock time in unix milliseconds, for callers that are not tests.
@@ -97,6 +99,9 @@ pub fn new_local_id() -> String {
 pub struct Journal {
     conn: Arc<Mutex<Connection>>,
     path: Option<PathBuf>,
+    /// How long after its end a payment still answers for its order ID (ms); shared by clones so
+    /// the agent sets it once from its configuration. Default [`ORDER_ID_WINDOW_MS`].
+    order_window_ms: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -128,6 +133,7 @@ impl Journal {
         Ok(Journal {
             conn: Arc::new(Mutex::new(conn)),
             path: Some(path.to_path_buf()),
+            order_window_ms: Arc::new(ORDER_ID_WINDOW_MS.into()),
         })
     }
 
@@ -138,7 +144,19 @@ impl Journal {
         Ok(Journal {
             conn: Arc::new(Mutex::new(conn)),
             path: None,
+            order_window_ms: Arc::new(ORDER_ID_WINDOW_MS.into()),
         })
+    }
+
+    /// Sets how long after its end a payment still answers for its order ID (see
+    /// [`ORDER_ID_WINDOW_MS`]); applies to every clone of this handle.
+    pub fn set_order_id_window(&self, ms: i64) {
+        self.order_window_ms.store(ms.max(0), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The order-ID window in force (ms).
+    pub fn order_id_window(&self) -> i64 {
+        self.order_window_ms.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The file this journal lives in (`None` in memory).

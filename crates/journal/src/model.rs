@@ -9,6 +9,13 @@ use till_core::{Currency, Minor, Status, Transition};
 /// reconciliation, short enough that the table does not grow forever.
 pub const IDEMPOTENCY_TTL_MS: i64 = 31 * 24 * 60 * 60 * 1000;
 
+/// How long after a payment ended an order ID alone still attaches a new request to it (5
+/// minutes): long enough for a POS to retry after a crash or a timeout, short enough that a POS
+/// whose order numbers restart every day never gets yesterday's payment for today's order. An
+/// explicit `Idempotency-Key` attaches for the full [`IDEMPOTENCY_TTL_MS`]; an open payment is
+/// always attached to.
+pub const ORDER_ID_WINDOW_MS: i64 = 5 * 60 * 1000;
+
 /// One payment attempt: a row of `transactions`.
 ///
 /// A record exists from the moment the intent is journaled — before SensePass has heard of it — so
@@ -471,6 +478,9 @@ pub struct Operation {
     pub updated_at: i64,
     /// Delivered or failed at (unix ms).
     pub finished_at: Option<i64>,
+    /// The first definite answer the POS got for it, `{"status", "body"}`: what a retry with the
+    /// same Idempotency-Key answers again ([`crate::Journal::set_op_answer`]).
+    pub answer: Option<Value>,
 }
 
 /// Headline numbers for the status page and health checks.

@@ -16,8 +16,8 @@ use till_core::Minor;
 /// Columns of `operations` (aliased `o`) plus the payment's local ID, in the order
 /// [`op_from_row`] reads them.
 const OP_SELECT: &str = "SELECT o.id, o.op_key, o.kind, t.local_id, o.amount, o.payload, o.state, \
-     o.attempts, o.next_at, o.last_error, o.result, o.created_at, o.updated_at, o.finished_at \
-     FROM operations o LEFT JOIN transactions t ON t.id = o.transaction_id";
+     o.attempts, o.next_at, o.last_error, o.result, o.created_at, o.updated_at, o.finished_at, \
+     o.answer FROM operations o LEFT JOIN transactions t ON t.id = o.transaction_id";
 
 fn op_from_row(row: &Row<'_>) -> rusqlite::Result<Operation> {
     Ok(Operation {
@@ -35,6 +35,7 @@ fn op_from_row(row: &Row<'_>) -> rusqlite::Result<Operation> {
         created_at: row.get(11)?,
         updated_at: row.get(12)?,
         finished_at: row.get(13)?,
+        answer: opt_json_at(row, 14)?,
     })
 }
 
@@ -228,6 +229,17 @@ impl Journal {
     pub fn operation_by_key(&self, op_key: &str) -> Result<Option<Operation>, JournalError> {
         let conn = self.lock();
         op_where(&conn, "o.op_key = ?1", [op_key])
+    }
+
+    /// Records the first definite answer the POS got for operation `id` (`{"status", "body"}`).
+    /// Later calls change nothing: the first answer is the one a retry gets again.
+    pub fn set_op_answer(&self, id: i64, answer: &Value) -> Result<Operation, JournalError> {
+        let answer = json_text(answer)?;
+        self.write(|tx| {
+            tx.prepare_cached("UPDATE operations SET answer = ?2 WHERE id = ?1 AND answer IS NULL")?
+                .execute(params![id, answer])?;
+            op_by_id(tx, id)
+        })
     }
 
     /// Claims a pending operation for sending: `Pending → InFlight`, `attempts + 1`. Journaled

@@ -195,12 +195,15 @@ fn apply_in(
 
 /// Looks up a live idempotency record: `Some(record)` if it points at a payment that must be
 /// attached to (open or captured). Expired records and payments that ended without capture are
-/// treated as absent (the upsert in `begin_payment` replaces them).
+/// treated as absent (the upsert in `begin_payment` replaces them). An order ID alone is a weak
+/// key (POS order numbers repeat): it attaches only to a payment still open or that ended at most
+/// `order_window_ms` ago.
 fn live_idempotent(
     tx: &SqlTx<'_>,
     scope: &str,
     value: &str,
     now_ms: i64,
+    order_window_ms: i64,
 ) -> Result<Option<PaymentRecord>, JournalError> {
     let id: Option<i64> = tx
         .prepare_cached(
@@ -210,6 +213,12 @@ fn live_idempotent(
         .optional()?;
     let Some(id) = id else { return Ok(None) };
     let rec = by_id(tx, id)?;
+    if scope == "order" && !rec.is_open() {
+        let ended = rec.final_at.unwrap_or(rec.updated_at);
+        if now_ms.saturating_sub(ended) > order_window_ms {
+            return Ok(None);
+        }
+    }
     Ok((!rec.ended_without_capture()).then_some(rec))
 }
 
@@ -228,9 +237,10 @@ fn attach_or_busy(
     p: &NewPayment,
     scopes: &[(&str, &str)],
     check_busy: bool,
+    order_window_ms: i64,
 ) -> Result<Option<Begin>, JournalError> {
     for (scope, value) in scopes {
-        if let Some(rec) = live_idempotent(tx, scope, value, p.now_ms)? {
+        if let Some(rec) = live_idempotent(tx, scope, value, p.now_ms, order_window_ms)? {
             return Ok(Some(Begin::Existing(rec)));
         }
     }
@@ -262,7 +272,8 @@ impl Journal {
     /// transaction, so two concurrent requests for the same order cannot both start.
     ///
     /// 1. Unexpired idempotency records for the `idempotency_key` and then the `order_id` are
-    ///    looked up. One that points at a payment still open or captured gives
+    ///    looked up (an `order_id` only finds a payment still open or that ended within the
+    ///    order-ID window, [`crate::ORDER_ID_WINDOW_MS`]). One that points at a payment still open or captured gives
     ///    [`Begin::Existing`]: attach to it, never charge again. One that points at a payment that
     ///    ended without capture (declined, failed, timed out, cancelled, or certainly not created)
     ///    is replaced: a new attempt is allowed.
@@ -274,12 +285,13 @@ impl Journal {
     /// Beginning the same `local_id` twice returns [`Begin::Existing`] with the first record.
     /// Idempotency is journal-wide, not per device.
     pub fn begin_payment(&self, p: NewPayment) -> Result<Begin, JournalError> {
+        let window = self.order_id_window();
         self.write(|tx| {
             if let Some(rec) = one(tx, "WHERE local_id = ?1", [&p.local_id])? {
                 return Ok(Begin::Existing(rec));
             }
             let scopes = scopes(&p);
-            if let Some(outcome) = attach_or_busy(tx, &p, &scopes, !p.setup)? {
+            if let Some(outcome) = attach_or_busy(tx, &p, &scopes, !p.setup, window)? {
                 return Ok(outcome);
             }
             tx.prepare_cached(
@@ -318,6 +330,7 @@ impl Journal {
     /// Fails with [`JournalError::InvalidPhase`] when `setup_local_id` is not an open, created
     /// setup cart of `p.device_id`.
     pub fn promote_setup(&self, setup_local_id: &str, p: NewPayment) -> Result<Begin, JournalError> {
+        let window = self.order_id_window();
         self.write(|tx| {
             let setup = by_local_id_in(tx, setup_local_id)?;
             if !setup.setup || !setup.is_open() || setup.phase != Phase::Created || setup.device_id != p.device_id {
@@ -328,7 +341,7 @@ impl Journal {
                 });
             }
             let scopes = scopes(&p);
-            if let Some(outcome) = attach_or_busy(tx, &p, &scopes, true)? {
+            if let Some(outcome) = attach_or_busy(tx, &p, &scopes, true, window)? {
                 return Ok(outcome);
             }
             tx.prepare_cached(

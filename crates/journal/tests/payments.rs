@@ -237,7 +237,7 @@ fn a_new_attempt_is_allowed_after_an_uncaptured_end_but_not_after_capture() {
 fn idempotency_records_expire_after_31_days() {
     let (_d, j) = journal();
     started(
-        j.begin_payment(sale("a", "dev1", Some("o1"), None, 100, T0))
+        j.begin_payment(sale("a", "dev1", None, Some("o1"), 100, T0))
             .unwrap(),
     );
     j.record_created(
@@ -253,8 +253,8 @@ fn idempotency_records_expire_after_31_days() {
         j.begin_payment(sale(
             "b",
             "dev1",
-            Some("o1"),
             None,
+            Some("o1"),
             100,
             T0 + IDEMPOTENCY_TTL_MS - 1
         ))
@@ -269,13 +269,33 @@ fn idempotency_records_expire_after_31_days() {
         j.begin_payment(sale(
             "b",
             "dev1",
-            Some("o1"),
             None,
+            Some("o1"),
             100,
             T0 + IDEMPOTENCY_TTL_MS,
         ))
         .unwrap(),
     );
+}
+
+#[test]
+fn an_order_id_alone_attaches_only_within_the_window() {
+    let (_d, j) = journal();
+    started(j.begin_payment(sale("a", "dev1", Some("1"), None, 300, T0)).unwrap());
+    j.record_created("a", "N-1", Status::Approved, &entity("N-1", Status::Approved), T0 + 1)
+        .unwrap();
+    // A retry a minute later: the same payment.
+    match j.begin_payment(sale("b", "dev1", Some("1"), None, 300, T0 + 60_000)).unwrap() {
+        Begin::Existing(r) => assert_eq!(r.local_id, "a"),
+        other => panic!("{other:?}"),
+    }
+    // Tomorrow's order "1": a new payment, although the record has not expired.
+    let tomorrow = T0 + 24 * 60 * 60 * 1000;
+    started(j.begin_payment(sale("c", "dev1", Some("1"), None, 300, tomorrow)).unwrap());
+    // A shorter window set by the agent applies to every clone of the handle.
+    let clone = j.clone();
+    clone.set_order_id_window(1_000);
+    assert_eq!(j.order_id_window(), 1_000);
 }
 
 #[test]
@@ -310,7 +330,7 @@ fn purge_deletes_only_expired_records() {
     for i in 3..6 {
         assert!(
             matches!(
-                j.begin_payment(sale("new", "devX", Some(&format!("o{i}")), None, 100, T0))
+                j.begin_payment(sale("new", "devX", None, Some(&format!("k{i}")), 100, T0))
                     .unwrap(),
                 Begin::Existing(_)
             ),

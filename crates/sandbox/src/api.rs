@@ -302,6 +302,7 @@ async fn init(AxState(sh): Sh, bytes: Bytes) -> ApiResult {
             three_ds_pending: None,
             card: None,
             history: vec![(Status::Initialize, now)],
+            decline: None,
         };
         st.insert(txn);
         let entity = st.txns.get(&number).map(|t| st.entity(t)).unwrap_or(Value::Null);
@@ -980,6 +981,7 @@ fn new_txn(
         three_ds_pending: None,
         card,
         history: vec![(status, now)],
+        decline: None,
     }
 }
 

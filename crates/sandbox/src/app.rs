@@ -75,6 +75,9 @@ pub(crate) struct Shared {
     pub main: tokio::sync::Mutex<Option<MainServer>>,
     /// Base of every URL the sandbox hands out.
     pub public_url: String,
+    /// Where the world is kept across restarts (`None`: in memory only), and the bytes last
+    /// written there — the mutex also keeps two writers from interleaving.
+    persist: Option<(std::path::PathBuf, Mutex<Vec<u8>>)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -87,6 +90,7 @@ impl Shared {
         io: SocketIo,
         registry: Arc<ConnRegistry>,
         public_url: String,
+        state_file: Option<std::path::PathBuf>,
     ) -> Shared {
         Shared {
             state: Mutex::new(state),
@@ -100,6 +104,28 @@ impl Shared {
             registry,
             main: tokio::sync::Mutex::new(None),
             public_url,
+            persist: state_file.map(|p| (p, Mutex::new(Vec::new()))),
+        }
+    }
+
+    /// Writes the world to the state file if it changed since the last write (no-op without a
+    /// state file). Errors are logged: a sandbox that cannot save keeps running.
+    pub(crate) fn persist(&self) {
+        let Some((path, last)) = &self.persist else { return };
+        let mut last = lock(last);
+        let bytes = match crate::persist::encode(&self.state()) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("sandbox state not saved: {e}");
+                return;
+            }
+        };
+        if *last == bytes {
+            return;
+        }
+        match crate::persist::write(path, &bytes) {
+            Ok(()) => *last = bytes,
+            Err(e) => tracing::warn!("sandbox state not saved to {}: {e}", path.display()),
         }
     }
 

@@ -13,9 +13,10 @@
 //! The same process also runs a Paymentsense Connect-E simulator on its own port (module
 //! `connect_e`: REST `/v1/…`, `client.js`, webhooks; control under `/_sandbox/connect-e/`).
 //!
-//! What it is not: a SensePass replacement for production, persistent (everything lives in
-//! memory and is lost on exit), or a sender of webhooks (`callbackURL` is accepted and echoed,
-//! never called).
+//! What it is not: a SensePass replacement for production, or a sender of SensePass webhooks
+//! (`callbackURL` is accepted and echoed, never called). Its world lives in memory, and is kept in
+//! a JSON file across restarts only when [`SandboxConfig::state_file`] names one (the SensePass
+//! side; the Connect-E simulator's state is memory only).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), till_sandbox::SandboxError> {
@@ -32,6 +33,7 @@ mod control;
 mod ids;
 mod model;
 mod pay;
+mod persist;
 mod server;
 mod tasks;
 mod validate;
@@ -68,6 +70,9 @@ pub struct SandboxConfig {
     /// The Connect-E simulator's port (REST `/v1/…`, `client.js`, its card-entry endpoints).
     /// Port 0 picks an ephemeral port. Its own port so that it can go offline on its own.
     pub connect_e_listen: SocketAddr,
+    /// A JSON file that keeps devices, transactions, refunds and tokens across restarts (loaded
+    /// at start when it exists, rewritten after every change). `None`: memory only.
+    pub state_file: Option<std::path::PathBuf>,
 }
 
 impl Default for SandboxConfig {
@@ -79,6 +84,7 @@ impl Default for SandboxConfig {
             control_listen: loopback,
             public_url: None,
             connect_e_listen: loopback,
+            state_file: None,
         }
     }
 }
@@ -97,6 +103,9 @@ pub enum SandboxError {
     /// A card number that is not one of the sandbox test cards.
     #[error("`{0}` is not a sandbox test card")]
     UnknownCard(String),
+    /// The state file could not be read.
+    #[error("sandbox state file: {0}")]
+    State(std::io::Error),
 }
 
 /// A running sandbox. Dropping it stops the listeners; [`SandboxHandle::shutdown`] does so and
@@ -125,6 +134,12 @@ impl SandboxHandle {
     /// Control API base, e.g. `http://127.0.0.1:41235/_sandbox`.
     pub fn control_url(&self) -> String {
         format!("http://{}/_sandbox", self.control_addr)
+    }
+
+    /// True when the sandbox knows device `id` (e.g. one created before a restart on the same
+    /// state file).
+    pub fn knows_device(&self, id: &str) -> bool {
+        self.shared.state().devices.contains_key(id)
     }
 
     /// The sandbox merchant's API key ([`SANDBOX_API_KEY`]).
@@ -190,6 +205,7 @@ impl SandboxHandle {
 
     /// Stops both listeners, cuts every connection, ends background work and waits for it.
     pub async fn shutdown(mut self) {
+        self.shared.persist();
         self.shared.shutdown.cancel();
         if let Some(server) = self.shared.main.lock().await.as_mut() {
             server.go_offline().await;
@@ -221,6 +237,18 @@ async fn log_request(request: Request, next: Next) -> Response {
     };
     let response = next.run(request).await;
     tracing::debug!(%method, %path, status = response.status().as_u16(), "request");
+    response
+}
+
+/// Saves the world (when a state file is configured) after each request, before its answer
+/// leaves: a client that saw an answer finds the same world after a restart.
+async fn persist_after(
+    axum::extract::State(sh): axum::extract::State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let response = next.run(request).await;
+    sh.persist();
     response
 }
 
@@ -259,8 +287,34 @@ pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
     let (sio_layer, io) = SocketIo::builder().build_layer();
     let (emit_tx, mut emit_rx) = mpsc::unbounded_channel::<Emit>();
     let registry = Arc::new(ConnRegistry::default());
-    let state = State::new(public_url.clone(), emit_tx);
-    let shared = Arc::new(Shared::new(state, io.clone(), registry.clone(), public_url));
+    let mut state = State::new(public_url.clone(), emit_tx);
+    if let Some(path) = &config.state_file {
+        if persist::load(path, &mut state).map_err(SandboxError::State)? {
+            tracing::info!(path = %path.display(), transactions = state.txns.len(), "sandbox state loaded");
+        }
+    }
+    // Transactions still open after a restart get their timeOut timers back.
+    let reopened: Vec<(String, time::OffsetDateTime)> =
+        state.txns.values().filter(|t| t.status.is_open()).map(|t| (t.number.clone(), t.timeout_date)).collect();
+    let shared = Arc::new(Shared::new(state, io.clone(), registry.clone(), public_url, config.state_file.clone()));
+    for (number, at) in reopened {
+        let left = (at - time::OffsetDateTime::now_utc()).max(time::Duration::ZERO);
+        let left = std::time::Duration::try_from(left).unwrap_or_default();
+        tasks::watch_timeout(&shared, number, tokio::time::Instant::now() + left);
+    }
+    if config.state_file.is_some() {
+        // Changes made by the sandbox's own timers (timeouts, autopilot) are saved on a short tick;
+        // changes made by requests are saved as each request ends (the `persist_after` layer).
+        let sh = shared.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => sh.persist(),
+                    _ = sh.shutdown.cancelled() => break,
+                }
+            }
+        });
+    }
 
     // Socket.IO: `?id=id_<deviceId>` joins the device's room; anything else is disconnected.
     let on_connect = shared.clone();
@@ -304,6 +358,7 @@ pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
         .nest("/api", api::router(shared.clone()))
         .merge(pay::router(shared.clone()))
         .layer(sio_layer)
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), persist_after))
         .layer(axum::middleware::from_fn(log_request))
         .layer(axum::middleware::from_fn_with_state(registry.clone(), server::mark_socketio));
     let main = MainServer::start(main_listener, main_router, registry, shared.shutdown.clone())
@@ -313,6 +368,7 @@ pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
     let connect_e = connect_e::start(connect_e_listener, shared.shutdown.clone())
         .map_err(|source| SandboxError::Bind { addr: config.connect_e_listen, source })?;
     let control_router = control::router(shared.clone())
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), persist_after))
         .merge(connect_e::control_router(connect_e.ce.clone()));
     let stop = shared.shutdown.clone();
     let control_task = tokio::spawn(async move {

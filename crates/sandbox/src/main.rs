@@ -27,6 +27,9 @@ struct Args {
     /// free port when the main port is 0).
     #[arg(long, env = "TILL_SANDBOX_CONNECT_E_LISTEN")]
     connect_e_listen: Option<SocketAddr>,
+    /// Keep devices, transactions and refunds in this JSON file across restarts.
+    #[arg(long, env = "TILL_SANDBOX_STATE_FILE")]
+    state_file: Option<std::path::PathBuf>,
     /// Pay every new transaction automatically after this many milliseconds.
     #[arg(long)]
     autopilot_ms: Option<u64>,
@@ -58,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
         control_listen,
         public_url: args.public_url,
         connect_e_listen,
+        state_file: args.state_file,
     };
     let sandbox = start(config).await.context("starting the sandbox")?;
     if let Some(ms) = args.autopilot_ms {

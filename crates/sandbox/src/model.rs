@@ -70,6 +70,20 @@ impl Method {
         }
     }
 
+    /// The method of a numeric code (the inverse of [`Method::code`]).
+    pub(crate) fn from_code(code: u8) -> Option<Method> {
+        [
+            Method::Payment,
+            Method::Tokenize,
+            Method::Authorize,
+            Method::Credit,
+            Method::CaptureTokenize,
+            Method::Subscription,
+        ]
+        .into_iter()
+        .find(|m| m.code() == code)
+    }
+
     pub(crate) fn code(self) -> u8 {
         match self {
             Method::Payment => 0,
@@ -151,7 +165,7 @@ pub(crate) fn find_card(number: &str) -> Option<TestCard> {
 }
 
 /// What the sandbox keeps of a card: never the full number.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct CardInfo {
     pub mask: String,
     pub last4: String,
@@ -173,7 +187,7 @@ impl CardInfo {
 }
 
 /// A register in the SensePass network.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Device {
     pub id: String,
     pub name: String,
@@ -204,7 +218,7 @@ impl Device {
 }
 
 /// A subscription created by a `methodType: subscription` init.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Subscription {
     pub id: String,
     pub created: OffsetDateTime,
@@ -233,14 +247,14 @@ impl Subscription {
 }
 
 /// A token minted by a tokenizing payment.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct TokenInfo {
     pub card: CardInfo,
     pub currency: Currency,
 }
 
 /// One approved refund.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct RefundRecord {
     pub amount: Minor,
     pub at: OffsetDateTime,
@@ -248,7 +262,7 @@ pub(crate) struct RefundRecord {
 }
 
 /// One upload to a transaction's `posReceiptsEndpoint`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ReceiptUpload {
     pub at: OffsetDateTime,
     pub content_type: Option<String>,
@@ -256,7 +270,7 @@ pub(crate) struct ReceiptUpload {
 }
 
 /// A transaction (payment request).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Txn {
     pub number: String,
     pub device_id: Option<String>,
@@ -266,7 +280,9 @@ pub(crate) struct Txn {
     pub timeout_date: OffsetDateTime,
     pub amount: Minor,
     pub currency: Currency,
+    #[serde(with = "crate::persist::status_code")]
     pub status: Status,
+    #[serde(with = "crate::persist::method_code")]
     pub method: Method,
     pub max_installments: i64,
     pub reason: Option<String>,
@@ -290,9 +306,14 @@ pub(crate) struct Txn {
     pub first_commit_at: Option<OffsetDateTime>,
     pub token: Option<String>,
     pub subscription_id: Option<String>,
+    #[serde(with = "crate::persist::opt_card")]
     pub three_ds_pending: Option<TestCard>,
     pub card: Option<CardInfo>,
+    #[serde(with = "crate::persist::history")]
     pub history: Vec<(Status, OffsetDateTime)>,
+    /// Why the payment was declined or failed (`errorCode`, `errorMessage` in the entity), so the
+    /// cashier can be told something; `None` while it has not ended that way.
+    pub decline: Option<(i64, String)>,
 }
 
 impl Txn {
@@ -305,8 +326,15 @@ impl Txn {
     }
 }
 
+/// The reason a declining test card gives (ISO 8583 response code 05).
+pub(crate) const CARD_DECLINE: (i64, &str) = (5, "Do not honour: declined by the card issuer");
+/// The reason of a decline forced through the control API.
+pub(crate) const CONTROL_DECLINE: (i64, &str) = (5, "Do not honour: declined by the card issuer (sandbox control)");
+/// The reason of a failure forced through the control API.
+pub(crate) const CONTROL_FAILURE: (i64, &str) = (96, "System malfunction at the processor (sandbox control)");
+
 /// Knobs tests may turn (control API `settings`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Settings {
     /// Smallest accepted `timeOut` (DECISIONS: 10 seconds; tests may lower it).
     pub min_timeout_secs: i64,
@@ -539,6 +567,7 @@ impl State {
         self.set_status(n, Status::ProcessingPayment)?;
         match card.outcome {
             CardOutcome::Decline => {
+                self.get_mut(n)?.decline = Some((CARD_DECLINE.0, CARD_DECLINE.1.to_string()));
                 self.set_status(n, Status::Declined)?;
                 Ok(PayStep::Declined)
             }
@@ -604,6 +633,14 @@ impl State {
     pub(crate) fn finish(&mut self, n: &str, status: Status) -> Result<(), FlowError> {
         if let Ok(txn) = self.get_mut(n) {
             txn.three_ds_pending = None;
+            let reason = match status {
+                Status::Declined => Some(CONTROL_DECLINE),
+                Status::Failed => Some(CONTROL_FAILURE),
+                _ => None,
+            };
+            if txn.status.is_open() && txn.decline.is_none() {
+                txn.decline = reason.map(|(c, m)| (c, m.to_string()));
+            }
         }
         self.set_status(n, status)
     }
@@ -742,6 +779,10 @@ impl State {
             "confirmations": txn.confirmations,
         });
         let Some(obj) = v.as_object_mut() else { return v };
+        if let Some((code, message)) = &txn.decline {
+            obj.insert("errorCode".into(), json!(code));
+            obj.insert("errorMessage".into(), json!(message));
+        }
         if let Some((echo, products)) = &txn.products {
             obj.insert("products".into(), echo.clone());
             obj.insert("productsSum".into(), products_sum(products, txn.currency));

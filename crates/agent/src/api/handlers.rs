@@ -55,6 +55,22 @@ fn idempotency_key(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The header that marks an answer given from an earlier request with the same order id or
+/// Idempotency-Key (the body also says `"idempotentReplay": true`).
+pub const REPLAY_HEADER: &str = "idempotent-replayed";
+
+/// The entity of `record`; for a replay marked as one (header and body field).
+fn payment_answer(record: &till_journal::PaymentRecord, replay: bool) -> Response {
+    let mut entity = Agent::entity_of(record);
+    if !replay {
+        return Json(entity).into_response();
+    }
+    if let Some(obj) = entity.as_object_mut() {
+        obj.insert("idempotentReplay".into(), Value::Bool(true));
+    }
+    ([(REPLAY_HEADER, "true")], Json(entity)).into_response()
+}
+
 /// `POST /api/transactions/init`: create and return at once (status 0).
 pub async fn init(State(agent): State<Agent>, headers: HeaderMap, JsonBody(body): JsonBody) -> Result<Response, AgentError> {
     let started = agent.start_payment(body, idempotency_key(&headers)).await?;
@@ -62,7 +78,7 @@ pub async fn init(State(agent): State<Agent>, headers: HeaderMap, JsonBody(body)
     if record.phase == Phase::CreateFailed {
         return Err(AgentError::Conflict("this payment could not be created; start a new one".into()));
     }
-    Ok(Json(Agent::entity_of(record)).into_response())
+    Ok(payment_answer(record, matches!(started, Started::Existing(_))))
 }
 
 /// Cancels the pending payment when dropped while armed: the POS closed a sync connection.
@@ -86,6 +102,7 @@ impl Drop for CancelOnDrop {
 /// If the POS closes the connection first, the pending payment is cancelled.
 pub async fn init_sync(State(agent): State<Agent>, headers: HeaderMap, JsonBody(body): JsonBody) -> Result<Response, AgentError> {
     let started = agent.start_payment(body, idempotency_key(&headers)).await?;
+    let replay = matches!(started, Started::Existing(_));
     let record = match started {
         Started::New(r) | Started::Existing(r) => r,
     };
@@ -99,7 +116,7 @@ pub async fn init_sync(State(agent): State<Agent>, headers: HeaderMap, JsonBody(
             record.failure.clone().unwrap_or_default()
         )));
     }
-    Ok(Json(Agent::entity_of(&record)).into_response())
+    Ok(payment_answer(&record, replay))
 }
 
 /// `GET /api/transactions/last`: the last payment, from the journal, refreshed from SensePass
@@ -196,6 +213,10 @@ pub async fn refund(State(agent): State<Agent>, headers: HeaderMap, JsonBody(bod
             Json(json!({ "status": "queued", "refundId": op.id, "amountMinor": op.amount.map(|a| a.0) })),
         )
             .into_response()),
+        RefundOutcome::Replay { status, body } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            Ok((status, [(REPLAY_HEADER, "true")], Json(body)).into_response())
+        }
         RefundOutcome::Existing(op) => {
             let status = if matches!(op.state, OpState::Delivered) { StatusCode::OK } else { StatusCode::ACCEPTED };
             Ok((status, Json(operation_json(&op))).into_response())

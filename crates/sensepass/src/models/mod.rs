@@ -27,6 +27,6 @@ pub use requests::{
 pub use settlement::{SettlementReport, SettlementsPage, SettlementsRequest};
 pub use subscription::{Subscription, SubscriptionStatus, UpdateSubscriptionRequest};
 pub use transaction::{
-    Confirmation, ConsumerPage, PageInfo, PaymentCommit, Settlement, SourceProvider, Transaction,
+    Confirmation, ConsumerPage, DeclineReason, PageInfo, PaymentCommit, Settlement, SourceProvider, Transaction,
     TransactionNumber, TransactionPage, TransactionsPage,
 };

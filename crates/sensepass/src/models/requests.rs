@@ -408,7 +408,8 @@ impl UpdateRequest {
             amount: Some(init.amount),
             currency: Some(init.currency),
             reason: init.reason.clone(),
-            products: Some(init.products.clone()),
+            // No products in the init: the cart shown so far stays (an empty list would clear it).
+            products: (!init.products.is_empty()).then(|| init.products.clone()),
             pos_data: init.pos_data.clone(),
             metadata: init.metadata.clone(),
             client_phone_number: init.client_phone_number.clone(),

@@ -61,6 +61,15 @@ impl From<String> for TransactionNumber {
     }
 }
 
+/// Why a payment was declined or failed: a code and a text, either of which may be missing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeclineReason {
+    /// The processor's or SensePass's code, as a string (numbers are written out).
+    pub code: Option<String>,
+    /// Text for the cashier.
+    pub message: Option<String>,
+}
+
 /// A SensePass transaction as received, with typed accessors over the original JSON.
 #[derive(Clone, PartialEq)]
 pub struct Transaction {
@@ -203,6 +212,38 @@ impl Transaction {
     /// `reason` shown to the consumer.
     pub fn reason(&self) -> Option<&str> {
         self.get("reason").and_then(Value::as_str)
+    }
+
+    /// Why a payment was declined or failed, when SensePass says. Not documented; the sandbox
+    /// sends `errorCode` + `errorMessage` as the refund answer does (docs/DECISIONS.md). Also read:
+    /// a `declineReason` object (`code`, `message`) or string, and `statusReason`/`failureReason`
+    /// strings. `None` when the entity carries none of them.
+    pub fn decline_reason(&self) -> Option<DeclineReason> {
+        let text = |v: &Value| v.as_str().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+        let code = |v: &Value| scalar_string(v).filter(|s| !s.trim().is_empty());
+        let top = (self.get("errorCode").and_then(code), self.get("errorMessage").and_then(text));
+        if top.0.is_some() || top.1.is_some() {
+            return Some(DeclineReason { code: top.0, message: top.1 });
+        }
+        match self.get("declineReason") {
+            Some(Value::Object(o)) => {
+                let c = o.get("code").or_else(|| o.get("errorCode")).and_then(code);
+                let m = o.get("message").or_else(|| o.get("errorMessage")).and_then(text);
+                if c.is_some() || m.is_some() {
+                    return Some(DeclineReason { code: c, message: m });
+                }
+            }
+            Some(v) => {
+                if let Some(m) = text(v) {
+                    return Some(DeclineReason { code: None, message: Some(m) });
+                }
+            }
+            None => {}
+        }
+        ["statusReason", "failureReason"]
+            .iter()
+            .find_map(|k| self.get(k).and_then(text))
+            .map(|m| DeclineReason { code: None, message: Some(m) })
     }
 
     /// `metadata`: an array in requests, an object in some callbacks. Returned as is.
@@ -805,5 +846,29 @@ mod tests {
         .unwrap();
         assert_eq!(page.pagination.total_records, Some(3));
         assert_eq!(page.data[0].status(), Status::Approved);
+    }
+
+    #[test]
+    fn decline_reason_in_every_tolerated_spelling() {
+        let tx = |extra: serde_json::Value| {
+            let mut v = json!({"TransactionNumber": "n", "status": 6});
+            for (k, x) in extra.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            Transaction::from_json(v).unwrap()
+        };
+        let both = |c: &str, m: &str| Some(DeclineReason { code: Some(c.into()), message: Some(m.into()) });
+        assert_eq!(tx(json!({"errorCode": 5, "errorMessage": "Do not honour"})).decline_reason(), both("5", "Do not honour"));
+        assert_eq!(tx(json!({"declineReason": {"code": "51", "message": "Insufficient funds"}})).decline_reason(), both("51", "Insufficient funds"));
+        assert_eq!(
+            tx(json!({"declineReason": "Card expired"})).decline_reason(),
+            Some(DeclineReason { code: None, message: Some("Card expired".into()) })
+        );
+        assert_eq!(
+            tx(json!({"statusReason": "Risk check"})).decline_reason(),
+            Some(DeclineReason { code: None, message: Some("Risk check".into()) })
+        );
+        assert_eq!(tx(json!({})).decline_reason(), None);
+        assert_eq!(tx(json!({"errorCode": null, "errorMessage": " "})).decline_reason(), None);
     }
 }
