@@ -91,7 +91,9 @@ impl Default for SessionSettings {
 /// Acquired as a [`Gateway`].
 #[derive(Debug, Clone)]
 pub struct Acquired {
+    /// The REST client (and its token cache).
     client: Client,
+    /// What every session of this till is created with.
     settings: SessionSettings,
 }
 
@@ -229,9 +231,12 @@ impl Acquired {
         Ok((reference, status.observation(redirect.reason.as_deref(), payment.kind, payment.amount.minor)))
     }
 
-    /// Checks a webhook with this merchant's key (see [`crate::verify_webhook`]).
+    /// Checks a webhook with this merchant's key — the configured webhook key, else the app
+    /// key (see [`crate::verify_webhook`]).
     pub fn verify_webhook(&self, body: &[u8], hash: Option<&str>) -> Result<crate::Webhook, VerifyError> {
-        crate::verify_webhook(self.client.config().app_key.expose(), body, hash)
+        let config = self.client.config();
+        let key = config.webhook_key.as_ref().unwrap_or(&config.app_key);
+        crate::verify_webhook(key.expose(), body, hash)
     }
 }
 

@@ -71,12 +71,17 @@ impl Faults {
 
 /// What the Acquired handlers share.
 pub(crate) struct Aq {
+    /// Everything simulated (a std mutex: never held across an `.await`).
     world: Mutex<World>,
+    /// The injected faults.
     faults: Mutex<Faults>,
+    /// Cancelled when the API port goes offline: ends the requests whose answer is "lost".
     epoch: Mutex<CancellationToken>,
     /// Cancelled when the sandbox stops.
     pub shutdown: CancellationToken,
+    /// The API listener, which can go offline.
     api: tokio::sync::Mutex<Option<MainServer>>,
+    /// The Components host's listener.
     components: tokio::sync::Mutex<Option<MainServer>>,
     /// `http://<api addr>/v1`: the API base of §1.
     pub api_url: String,
@@ -155,8 +160,11 @@ impl Aq {
 
 /// A running Acquired simulator (part of a [`crate::SandboxHandle`]).
 pub(crate) struct Running {
+    /// The shared state, for the control routes and shutdown.
     pub aq: Arc<Aq>,
+    /// The bound API address.
     pub api_addr: SocketAddr,
+    /// The bound Components address.
     pub components_addr: SocketAddr,
 }
 

@@ -38,8 +38,11 @@ pub(crate) enum Behaviour {
 /// A sandbox test card.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TestCard {
+    /// The full test number (public test data, never a real card).
     pub number: &'static str,
+    /// The scheme the look-up reports.
     pub scheme: &'static str,
+    /// What paying with it does.
     pub behaviour: Behaviour,
     /// True when the behaviour is a 3-D Secure one (needs `tds.is_active`).
     pub tds: bool,
@@ -70,34 +73,49 @@ pub(crate) const CHALLENGE_RESULTS: [(&str, &str); 6] = [
 /// What the sandbox keeps of a card: never the full number or the CVV.
 #[derive(Debug, Clone)]
 pub(crate) struct CardFacts {
+    /// First six and last four digits: what the look-up may show.
     pub masked: String,
+    /// `visa`, `mastercard`.
     pub scheme: String,
+    /// Expiry month, 1–12.
     pub expiry_month: u8,
+    /// Four-digit expiry year.
     pub expiry_year: u16,
 }
 
 /// An access token from `/v1/login`.
 #[derive(Debug, Clone)]
 pub(crate) struct Token {
+    /// The bearer token itself.
     pub value: String,
+    /// One hour after login, on the simulated clock.
     pub expires: OffsetDateTime,
 }
 
 /// A payment session and every parameter it holds (the latest ones: a PUT replaces them).
 #[derive(Debug, Clone)]
 pub(crate) struct Session {
+    /// The `session_id` (a UUID).
     pub id: String,
+    /// The latest `transaction.order_id`.
     pub order_id: String,
+    /// The latest amount, minor units: what a payment will take.
     pub amount: i64,
+    /// The latest lower-case currency.
     pub currency: String,
+    /// `transaction.capture`: false authorises only.
     pub capture: bool,
+    /// `transaction.moto`.
     pub moto: bool,
     /// The whole body as last merged (customer, tds, flags), for the ground truth.
     pub body: Map<String, Value>,
+    /// When it was created (simulated clock).
     pub created: OffsetDateTime,
+    /// Ten minutes after creation; not moved by a PUT.
     pub expires: OffsetDateTime,
     /// Every amount it held, in order (creation, then each PUT that changed it).
     pub amount_history: Vec<i64>,
+    /// How many PUTs were accepted (a re-sent PUT counts again).
     pub updates: u32,
     /// The transaction that paid it.
     pub transaction: Option<String>,
@@ -121,40 +139,65 @@ impl Session {
 /// A card payment (authorisation, with or without capture).
 #[derive(Debug, Clone)]
 pub(crate) struct Transaction {
+    /// The `transaction_id` (a UUID).
     pub id: String,
+    /// The session it paid.
     pub session_id: String,
+    /// The session's order at payment time.
     pub order_id: String,
+    /// The session's amount at payment time, minor units.
     pub amount: i64,
+    /// Lower-case currency.
     pub currency: String,
+    /// False for an authorisation only.
     pub capture: bool,
+    /// The §6 status word.
     pub status: String,
+    /// The §6 reason of a failure.
     pub reason: Option<String>,
+    /// The card, masked.
     pub card: CardFacts,
+    /// Taken, minor units (the sale, or the later capture).
     pub captured: i64,
+    /// Given back so far, minor units.
     pub refunded: i64,
+    /// True once the authorisation was released.
     pub reversed: bool,
+    /// Every status and money event, in order (ground truth).
     pub history: Vec<String>,
+    /// When the card was submitted.
     pub created: OffsetDateTime,
 }
 
 /// A capture, refund or reversal that was performed.
 #[derive(Debug, Clone)]
 pub(crate) struct Operation {
+    /// Its own id (a refund answers it as `transaction_id`).
     pub id: String,
+    /// `capture`, `refund` or `reversal`.
     pub kind: &'static str,
+    /// The payment it applies to.
     pub transaction_id: String,
+    /// Minor units.
     pub amount: i64,
+    /// When it was performed.
     pub at: OffsetDateTime,
 }
 
 /// One webhook POST attempt.
 #[derive(Debug, Clone)]
 pub(crate) struct WebhookAttempt {
+    /// The webhook (the same for every attempt of it).
     pub webhook_id: String,
+    /// The transaction it reports.
     pub transaction_id: String,
+    /// 1 for the first try.
     pub attempt: u32,
+    /// Unscaled seconds since the first attempt.
     pub delay_seconds: u64,
+    /// `HTTP 200`, or the error.
     pub result: String,
+    /// True for an HTTP 200.
     pub delivered: bool,
 }
 
@@ -194,17 +237,27 @@ pub(crate) fn validation(instance: &str, invalid: Vec<(String, String)>) -> Refu
 /// Everything the Acquired sandbox holds.
 #[derive(Default)]
 pub(crate) struct World {
+    /// Every token issued, by value.
     pub tokens: HashMap<String, Token>,
+    /// How many logins succeeded (a client should log in once an hour, not per call).
     pub logins: u64,
+    /// Sessions by id.
     pub sessions: HashMap<String, Session>,
+    /// Session ids in creation order (for the ground truth).
     pub session_order: Vec<String>,
+    /// Every card payment: the charges.
     pub transactions: Vec<Transaction>,
+    /// Every capture, refund and reversal performed.
     pub operations: Vec<Operation>,
     /// Card submissions refused before a transaction existed (expired or used session, …).
     pub refused_confirms: Vec<Value>,
+    /// Every webhook attempt.
     pub webhooks: Vec<WebhookAttempt>,
+    /// Calls per endpoint kind.
     pub calls: BTreeMap<String, u64>,
+    /// How far the simulated clock is ahead of the wall clock.
     pub clock_offset: Duration,
+    /// Knobs for tests.
     pub settings: Settings,
 }
 
