@@ -25,17 +25,25 @@ pub enum ProviderId {
     /// Paymentsense Connect-E (keyed card at the till, card on file).
     #[serde(rename = "connect-e")]
     ConnectE,
+    /// Acquired.com (Components checkout driven by payment sessions).
+    #[serde(rename = "acquired")]
+    Acquired,
 }
 
 impl ProviderId {
     /// Every provider.
-    pub const ALL: [ProviderId; 2] = [ProviderId::SensePass, ProviderId::ConnectE];
+    pub const ALL: [ProviderId; 3] = [
+        ProviderId::SensePass,
+        ProviderId::ConnectE,
+        ProviderId::Acquired,
+    ];
 
-    /// The wire and journal name: `sensepass`, `connect-e`.
+    /// The wire and journal name: `sensepass`, `connect-e`, `acquired`.
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderId::SensePass => "sensepass",
             ProviderId::ConnectE => "connect-e",
+            ProviderId::Acquired => "acquired",
         }
     }
 
@@ -44,6 +52,7 @@ impl ProviderId {
         match self {
             ProviderId::SensePass => "SensePass",
             ProviderId::ConnectE => "Paymentsense Connect-E",
+            ProviderId::Acquired => "Acquired.com",
         }
     }
 }
@@ -704,7 +713,8 @@ mod tests {
     fn provider_names() {
         assert_eq!("connect-e".parse::<ProviderId>(), Ok(ProviderId::ConnectE));
         assert_eq!("sensepass".parse::<ProviderId>(), Ok(ProviderId::SensePass));
-        assert!("acquired".parse::<ProviderId>().is_err());
+        assert_eq!("acquired".parse::<ProviderId>(), Ok(ProviderId::Acquired));
+        assert!("stripe".parse::<ProviderId>().is_err());
         assert_eq!(
             serde_json::to_string(&ProviderId::ConnectE).unwrap(),
             "\"connect-e\""

@@ -11,7 +11,10 @@
 //! misreading in one is caught by the other. Money and status rules come from `till-core`.
 //!
 //! The same process also runs a Paymentsense Connect-E simulator on its own port (module
-//! `connect_e`: REST `/v1/…`, `client.js`, webhooks; control under `/_sandbox/connect-e/`).
+//! `connect_e`: REST `/v1/…`, `client.js`, webhooks; control under `/_sandbox/connect-e/`) and an
+//! Acquired.com simulator on two ports of its own (module `acquired`: login, payment sessions,
+//! transactions; the Components script and 3-D Secure emulator; webhooks v2; control under
+//! `/_sandbox/acquired/`).
 //!
 //! What it is not: a SensePass replacement for production, or a sender of SensePass webhooks
 //! (`callbackURL` is accepted and echoed, never called). Its world lives in memory, and is kept in
@@ -26,6 +29,7 @@
 //! # Ok(()) }
 //! ```
 
+mod acquired;
 mod api;
 mod app;
 mod connect_e;
@@ -53,6 +57,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+pub use acquired::{APP_ID as ACQUIRED_APP_ID, APP_KEY as ACQUIRED_APP_KEY, COMPANY_ID as ACQUIRED_COMPANY_ID};
 pub use connect_e::{API_KEY as CONNECT_E_API_KEY, MERCHANT_URL as CONNECT_E_MERCHANT_URL};
 pub use model::SANDBOX_API_KEY;
 
@@ -73,6 +78,12 @@ pub struct SandboxConfig {
     /// A JSON file that keeps devices, transactions, refunds and tokens across restarts (loaded
     /// at start when it exists, rewritten after every change). `None`: memory only.
     pub state_file: Option<std::path::PathBuf>,
+    /// The Acquired simulator's API port (`/v1/login`, payment sessions, transactions). Port 0
+    /// picks an ephemeral port. Its own port so that it can go offline on its own.
+    pub acquired_listen: SocketAddr,
+    /// The Acquired Components host (`acquired.js`, card entry, 3-D Secure emulator): a port
+    /// of its own, as Acquired serves its script from its own host.
+    pub acquired_components_listen: SocketAddr,
 }
 
 impl Default for SandboxConfig {
@@ -85,6 +96,8 @@ impl Default for SandboxConfig {
             public_url: None,
             connect_e_listen: loopback,
             state_file: None,
+            acquired_listen: loopback,
+            acquired_components_listen: loopback,
         }
     }
 }
@@ -117,6 +130,7 @@ pub struct SandboxHandle {
     control_task: Option<JoinHandle<()>>,
     emitter_task: Option<JoinHandle<()>>,
     connect_e: connect_e::Running,
+    acquired: acquired::Running,
 }
 
 impl SandboxHandle {
@@ -188,6 +202,33 @@ impl SandboxHandle {
         CONNECT_E_MERCHANT_URL
     }
 
+    /// The Acquired API base of §1, e.g. `http://127.0.0.1:41237/v1`: the `base_url` of an
+    /// Acquired client.
+    pub fn acquired_url(&self) -> String {
+        format!("http://{}/v1", self.acquired.api_addr)
+    }
+
+    /// The Acquired Components script, e.g. `http://127.0.0.1:41238/v1/acquired.js` (its own
+    /// host): the `components_url` of an Acquired client.
+    pub fn acquired_components_url(&self) -> String {
+        format!("http://{}/v1/acquired.js", self.acquired.components_addr)
+    }
+
+    /// The Acquired control API base, e.g. `http://127.0.0.1:41235/_sandbox/acquired`.
+    pub fn acquired_control_url(&self) -> String {
+        format!("{}/acquired", self.control_url())
+    }
+
+    /// The Acquired sandbox merchant's `app_id` ([`ACQUIRED_APP_ID`]).
+    pub fn acquired_app_id(&self) -> &str {
+        ACQUIRED_APP_ID
+    }
+
+    /// The Acquired sandbox merchant's `app_key` ([`ACQUIRED_APP_KEY`]).
+    pub fn acquired_app_key(&self) -> &str {
+        ACQUIRED_APP_KEY
+    }
+
     /// Pays every transaction created from now on after `approve_after_ms`, with `card` (a test
     /// card number) — what the control API's `autopilot` does. `None` turns it off.
     pub fn set_autopilot(&self, autopilot: Option<(u64, &str)>) -> Result<(), SandboxError> {
@@ -212,6 +253,7 @@ impl SandboxHandle {
         }
         self.shared.new_epoch();
         self.connect_e.ce.stop().await;
+        self.acquired.aq.stop().await;
         self.shared.io.close().await;
         for task in [self.control_task.take(), self.emitter_task.take()].into_iter().flatten() {
             let _ = task.await;
@@ -279,6 +321,12 @@ pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
     let connect_e_listener = TcpListener::bind(config.connect_e_listen)
         .await
         .map_err(|source| SandboxError::Bind { addr: config.connect_e_listen, source })?;
+    let acquired_listener = TcpListener::bind(config.acquired_listen)
+        .await
+        .map_err(|source| SandboxError::Bind { addr: config.acquired_listen, source })?;
+    let acquired_components_listener = TcpListener::bind(config.acquired_components_listen)
+        .await
+        .map_err(|source| SandboxError::Bind { addr: config.acquired_components_listen, source })?;
     let public_url = config
         .public_url
         .map(|u| u.trim_end_matches('/').to_string())
@@ -367,9 +415,12 @@ pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
 
     let connect_e = connect_e::start(connect_e_listener, shared.shutdown.clone())
         .map_err(|source| SandboxError::Bind { addr: config.connect_e_listen, source })?;
+    let acquired = acquired::start(acquired_listener, acquired_components_listener, shared.shutdown.clone())
+        .map_err(|source| SandboxError::Bind { addr: config.acquired_listen, source })?;
     let control_router = control::router(shared.clone())
         .layer(axum::middleware::from_fn_with_state(shared.clone(), persist_after))
-        .merge(connect_e::control_router(connect_e.ce.clone()));
+        .merge(connect_e::control_router(connect_e.ce.clone()))
+        .merge(acquired::control_router(acquired.aq.clone()));
     let stop = shared.shutdown.clone();
     let control_task = tokio::spawn(async move {
         let serve = axum::serve(control_listener, control_router)
@@ -387,6 +438,7 @@ pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
         control_task: Some(control_task),
         emitter_task: Some(emitter_task),
         connect_e,
+        acquired,
     })
 }
 

@@ -30,6 +30,14 @@ struct Args {
     /// Keep devices, transactions and refunds in this JSON file across restarts.
     #[arg(long, env = "TILL_SANDBOX_STATE_FILE")]
     state_file: Option<std::path::PathBuf>,
+    /// Acquired simulator API address (/v1/login, /v1/payment-sessions, …). Defaults to the main
+    /// port + 3 (or any free port when the main port is 0).
+    #[arg(long, env = "TILL_SANDBOX_ACQUIRED_LISTEN")]
+    acquired_listen: Option<SocketAddr>,
+    /// Acquired Components host address (acquired.js, card entry, 3-D Secure emulator). Defaults
+    /// to the main port + 4 (or any free port when the main port is 0).
+    #[arg(long, env = "TILL_SANDBOX_ACQUIRED_COMPONENTS_LISTEN")]
+    acquired_components_listen: Option<SocketAddr>,
     /// Pay every new transaction automatically after this many milliseconds.
     #[arg(long)]
     autopilot_ms: Option<u64>,
@@ -56,12 +64,22 @@ async fn main() -> anyhow::Result<()> {
         let port = if args.listen.port() == 0 { 0 } else { args.listen.port().saturating_add(2) };
         SocketAddr::new(args.listen.ip(), port)
     });
+    let offset = |given: Option<SocketAddr>, by: u16| {
+        given.unwrap_or_else(|| {
+            let port = if args.listen.port() == 0 { 0 } else { args.listen.port().saturating_add(by) };
+            SocketAddr::new(args.listen.ip(), port)
+        })
+    };
+    let acquired_listen = offset(args.acquired_listen, 3);
+    let acquired_components_listen = offset(args.acquired_components_listen, 4);
     let config = SandboxConfig {
         listen: args.listen,
         control_listen,
         public_url: args.public_url,
         connect_e_listen,
         state_file: args.state_file,
+        acquired_listen,
+        acquired_components_listen,
     };
     let sandbox = start(config).await.context("starting the sandbox")?;
     if let Some(ms) = args.autopilot_ms {
@@ -80,6 +98,11 @@ async fn main() -> anyhow::Result<()> {
         writeln!(out, "connect_e_control_url={}", sandbox.connect_e_control_url())?;
         writeln!(out, "connect_e_api_key={}", sandbox.connect_e_api_key())?;
         writeln!(out, "connect_e_merchant_url={}", sandbox.connect_e_merchant_url())?;
+        writeln!(out, "acquired_url={}", sandbox.acquired_url())?;
+        writeln!(out, "acquired_components_url={}", sandbox.acquired_components_url())?;
+        writeln!(out, "acquired_control_url={}", sandbox.acquired_control_url())?;
+        writeln!(out, "acquired_app_id={}", sandbox.acquired_app_id())?;
+        writeln!(out, "acquired_app_key={}", sandbox.acquired_app_key())?;
         out.flush()?;
     }
     wait_for_signal().await;
