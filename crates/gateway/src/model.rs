@@ -25,17 +25,29 @@ pub enum ProviderId {
     /// Paymentsense Connect-E (keyed card at the till, card on file).
     #[serde(rename = "connect-e")]
     ConnectE,
+    /// FlexFactor decline recovery: not a tender (see [`ProviderId::is_tender`]), but the
+    /// provider that took the money of a recovered payment and that refunds it.
+    #[serde(rename = "flexfactor")]
+    FlexFactor,
 }
 
 impl ProviderId {
     /// Every provider.
-    pub const ALL: [ProviderId; 2] = [ProviderId::SensePass, ProviderId::ConnectE];
+    pub const ALL: [ProviderId; 3] =
+        [ProviderId::SensePass, ProviderId::ConnectE, ProviderId::FlexFactor];
+
+    /// True for providers a POS may ask to take a payment; false for FlexFactor, which only
+    /// ever rescues a payment another provider declined ([`crate::DeclineRecovery`]).
+    pub fn is_tender(self) -> bool {
+        !matches!(self, ProviderId::FlexFactor)
+    }
 
     /// The wire and journal name: `sensepass`, `connect-e`.
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderId::SensePass => "sensepass",
             ProviderId::ConnectE => "connect-e",
+            ProviderId::FlexFactor => "flexfactor",
         }
     }
 
@@ -44,6 +56,7 @@ impl ProviderId {
         match self {
             ProviderId::SensePass => "SensePass",
             ProviderId::ConnectE => "Paymentsense Connect-E",
+            ProviderId::FlexFactor => "FlexFactor",
         }
     }
 }

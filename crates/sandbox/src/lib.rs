@@ -11,7 +11,9 @@
 //! misreading in one is caught by the other. Money and status rules come from `till-core`.
 //!
 //! The same process also runs a Paymentsense Connect-E simulator on its own port (module
-//! `connect_e`: REST `/v1/…`, `client.js`, webhooks; control under `/_sandbox/connect-e/`).
+//! `connect_e`: REST `/v1/…`, `client.js`, webhooks; control under `/_sandbox/connect-e/`) and a
+//! FlexFactor decline-recovery simulator on another (module `flexfactor`: REST `/v1/…`,
+//! webhooks; control under `/_sandbox/flexfactor/`).
 //!
 //! What it is not: a SensePass replacement for production, persistent (everything lives in
 //! memory and is lost on exit), or a sender of webhooks (`callbackURL` is accepted and echoed,
@@ -29,6 +31,7 @@ mod api;
 mod app;
 mod connect_e;
 mod control;
+mod flexfactor;
 mod ids;
 mod model;
 mod pay;
@@ -52,6 +55,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub use connect_e::{API_KEY as CONNECT_E_API_KEY, MERCHANT_URL as CONNECT_E_MERCHANT_URL};
+pub use flexfactor::{
+    APP_KEY as FLEXFACTOR_APP_KEY, APP_SECRET as FLEXFACTOR_APP_SECRET, MID as FLEXFACTOR_MID,
+    SITE_ID as FLEXFACTOR_SITE_ID, TOKENIZE_ENVIRONMENT as FLEXFACTOR_TOKENIZE_ENVIRONMENT,
+};
 pub use model::SANDBOX_API_KEY;
 
 /// Where the sandbox listens and which base URL it hands out.
@@ -68,6 +75,9 @@ pub struct SandboxConfig {
     /// The Connect-E simulator's port (REST `/v1/…`, `client.js`, its card-entry endpoints).
     /// Port 0 picks an ephemeral port. Its own port so that it can go offline on its own.
     pub connect_e_listen: SocketAddr,
+    /// The FlexFactor simulator's port (REST `/v1/…`). Port 0 picks an ephemeral port. Its own
+    /// port so that it can go offline on its own.
+    pub flexfactor_listen: SocketAddr,
 }
 
 impl Default for SandboxConfig {
@@ -79,6 +89,7 @@ impl Default for SandboxConfig {
             control_listen: loopback,
             public_url: None,
             connect_e_listen: loopback,
+            flexfactor_listen: loopback,
         }
     }
 }
@@ -108,6 +119,7 @@ pub struct SandboxHandle {
     control_task: Option<JoinHandle<()>>,
     emitter_task: Option<JoinHandle<()>>,
     connect_e: connect_e::Running,
+    flexfactor: flexfactor::Running,
 }
 
 impl SandboxHandle {
@@ -173,6 +185,17 @@ impl SandboxHandle {
         CONNECT_E_MERCHANT_URL
     }
 
+    /// The FlexFactor API base with its trailing `/v1/`, e.g. `http://127.0.0.1:41237/v1/`: the
+    /// `base_url` of a FlexFactor client (the spec's §1 form).
+    pub fn flexfactor_url(&self) -> String {
+        format!("http://{}/v1/", self.flexfactor.addr)
+    }
+
+    /// The FlexFactor control API base, e.g. `http://127.0.0.1:41235/_sandbox/flexfactor`.
+    pub fn flexfactor_control_url(&self) -> String {
+        format!("{}/flexfactor", self.control_url())
+    }
+
     /// Pays every transaction created from now on after `approve_after_ms`, with `card` (a test
     /// card number) — what the control API's `autopilot` does. `None` turns it off.
     pub fn set_autopilot(&self, autopilot: Option<(u64, &str)>) -> Result<(), SandboxError> {
@@ -196,6 +219,7 @@ impl SandboxHandle {
         }
         self.shared.new_epoch();
         self.connect_e.ce.stop().await;
+        self.flexfactor.ff.stop().await;
         self.shared.io.close().await;
         for task in [self.control_task.take(), self.emitter_task.take()].into_iter().flatten() {
             let _ = task.await;
@@ -251,6 +275,9 @@ pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
     let connect_e_listener = TcpListener::bind(config.connect_e_listen)
         .await
         .map_err(|source| SandboxError::Bind { addr: config.connect_e_listen, source })?;
+    let flexfactor_listener = TcpListener::bind(config.flexfactor_listen)
+        .await
+        .map_err(|source| SandboxError::Bind { addr: config.flexfactor_listen, source })?;
     let public_url = config
         .public_url
         .map(|u| u.trim_end_matches('/').to_string())
@@ -312,8 +339,11 @@ pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
 
     let connect_e = connect_e::start(connect_e_listener, shared.shutdown.clone())
         .map_err(|source| SandboxError::Bind { addr: config.connect_e_listen, source })?;
+    let flexfactor = flexfactor::start(flexfactor_listener, shared.shutdown.clone())
+        .map_err(|source| SandboxError::Bind { addr: config.flexfactor_listen, source })?;
     let control_router = control::router(shared.clone())
-        .merge(connect_e::control_router(connect_e.ce.clone()));
+        .merge(connect_e::control_router(connect_e.ce.clone()))
+        .merge(flexfactor::control_router(flexfactor.ff.clone()));
     let stop = shared.shutdown.clone();
     let control_task = tokio::spawn(async move {
         let serve = axum::serve(control_listener, control_router)
@@ -331,6 +361,7 @@ pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
         control_task: Some(control_task),
         emitter_task: Some(emitter_task),
         connect_e,
+        flexfactor,
     })
 }
 

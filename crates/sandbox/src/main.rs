@@ -27,6 +27,10 @@ struct Args {
     /// free port when the main port is 0).
     #[arg(long, env = "TILL_SANDBOX_CONNECT_E_LISTEN")]
     connect_e_listen: Option<SocketAddr>,
+    /// FlexFactor simulator address (REST /v1/). Defaults to the main port + 3 (or any free
+    /// port when the main port is 0).
+    #[arg(long, env = "TILL_SANDBOX_FLEXFACTOR_LISTEN")]
+    flexfactor_listen: Option<SocketAddr>,
     /// Pay every new transaction automatically after this many milliseconds.
     #[arg(long)]
     autopilot_ms: Option<u64>,
@@ -53,11 +57,16 @@ async fn main() -> anyhow::Result<()> {
         let port = if args.listen.port() == 0 { 0 } else { args.listen.port().saturating_add(2) };
         SocketAddr::new(args.listen.ip(), port)
     });
+    let flexfactor_listen = args.flexfactor_listen.unwrap_or_else(|| {
+        let port = if args.listen.port() == 0 { 0 } else { args.listen.port().saturating_add(3) };
+        SocketAddr::new(args.listen.ip(), port)
+    });
     let config = SandboxConfig {
         listen: args.listen,
         control_listen,
         public_url: args.public_url,
         connect_e_listen,
+        flexfactor_listen,
     };
     let sandbox = start(config).await.context("starting the sandbox")?;
     if let Some(ms) = args.autopilot_ms {
@@ -76,6 +85,11 @@ async fn main() -> anyhow::Result<()> {
         writeln!(out, "connect_e_control_url={}", sandbox.connect_e_control_url())?;
         writeln!(out, "connect_e_api_key={}", sandbox.connect_e_api_key())?;
         writeln!(out, "connect_e_merchant_url={}", sandbox.connect_e_merchant_url())?;
+        writeln!(out, "flexfactor_url={}", sandbox.flexfactor_url())?;
+        writeln!(out, "flexfactor_control_url={}", sandbox.flexfactor_control_url())?;
+        writeln!(out, "flexfactor_app_key={}", till_sandbox::FLEXFACTOR_APP_KEY)?;
+        writeln!(out, "flexfactor_mid={}", till_sandbox::FLEXFACTOR_MID)?;
+        writeln!(out, "flexfactor_site_id={}", till_sandbox::FLEXFACTOR_SITE_ID)?;
         out.flush()?;
     }
     wait_for_signal().await;
