@@ -255,7 +255,7 @@ impl Client {
     /// `GET /v1/orders/{id}` (§7.1).
     pub async fn order(&self, id: &str) -> Result<Order, Error> {
         let url = join(&self.base, &["orders", id])?;
-        self.authed::<()>(Method::GET, url, None)
+        self.authed::<(), Order>(Method::GET, url, None)
             .await
             .map_err(|e| match e {
                 Error::Http { status: 404, .. } => Error::Rejected {

@@ -356,6 +356,7 @@ async fn the_access_token_is_reused_renewed_on_expiry_and_after_a_401() {
     assert_eq!((s["tokensIssued"].as_u64(), s["counts"]["unauthorized"].as_u64()), (Some(2), Some(1)));
 
     // a short lifetime: renewed from `expires` (milliseconds) before it dies, without a 401
+    env.control(reqwest::Method::DELETE, "clock", None).await;
     env.settings(json!({"tokenLifetimeSeconds": 2})).await;
     let short = env.flex();
     short.status(&id).await.unwrap();
