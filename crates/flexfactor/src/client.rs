@@ -234,7 +234,9 @@ impl Client {
             .transaction
             .ok_or_else(|| Error::Decode("tokenize: no transaction".into()))?;
         if transaction.succeeded == Some(false) {
-            return Err(answer.envelope.rejection(None, Some("card not vaulted".into())));
+            return Err(answer
+                .envelope
+                .rejection(None, Some("card not vaulted".into())));
         }
         transaction
             .payment_method
@@ -399,7 +401,14 @@ mod tests {
 
     #[test]
     fn debug_hides_secrets_and_paths_stay_paths() {
-        let c = Config::new("http://h/", "key", "SECRETSECRET", "mid-1", "site-1", "ENVKEY");
+        let c = Config::new(
+            "http://h/",
+            "key",
+            "SECRETSECRET",
+            "mid-1",
+            "site-1",
+            "ENVKEY",
+        );
         let client = Client::new(c.clone()).unwrap();
         let d = format!("{client:?}");
         assert!(!d.contains("SECRETSECRET") && !d.contains("ENVKEY"), "{d}");

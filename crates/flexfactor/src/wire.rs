@@ -108,9 +108,12 @@ fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
     })
 }
 
+/// Invalid fields of a 400 as FlexFactor names them, each with its messages.
+pub type FieldErrors = BTreeMap<String, Vec<String>>;
+
 /// Reads an HTTP 400 body in either §2 shape into field → messages, plus the trace id.
 /// `None` when the body is neither (then the caller keeps it as text).
-pub fn validation_errors(body: &str) -> Option<(BTreeMap<String, Vec<String>>, Option<String>)> {
+pub fn validation_errors(body: &str) -> Option<(FieldErrors, Option<String>)> {
     let Value::Object(top) = serde_json::from_str::<Value>(body).ok()? else {
         return None;
     };
@@ -688,7 +691,9 @@ pub struct WebhookEvent {
 impl WebhookEvent {
     /// Parses a body; `None` for anything that is not a JSON object naming an event and an order.
     pub fn parse(body: &[u8]) -> Option<WebhookEvent> {
-        let text = std::str::from_utf8(body).ok()?.trim_start_matches('\u{feff}');
+        let text = std::str::from_utf8(body)
+            .ok()?
+            .trim_start_matches('\u{feff}');
         let Value::Object(top) = serde_json::from_str::<Value>(text).ok()? else {
             return None;
         };
@@ -738,31 +743,49 @@ mod tests {
             r#"{"TraceId":["00-bf5a-01"],"IdempotencyKey":["The IdempotencyKey field is required."]}"#,
         )
         .unwrap();
-        assert_eq!(f["IdempotencyKey"], ["The IdempotencyKey field is required."]);
+        assert_eq!(
+            f["IdempotencyKey"],
+            ["The IdempotencyKey field is required."]
+        );
         assert!(validation_errors("not json").is_none());
         assert!(validation_errors(r#"{"a":{"b":1}}"#).is_none());
     }
 
     #[test]
     fn failed_refund_body() {
-        let r: RefundResponse = serde_json::from_str(r#"{ "responseCode": "2001",
+        let r: RefundResponse = serde_json::from_str(
+            r#"{ "responseCode": "2001",
   "responseMessage": "Amount to refund (1.00) is greater than maximum refund amount in (0.00))",
   "transactionId": null, "success": false, "result": null, "status": "FAILED",
   "statusCode": null,
   "errors": [ { "item1": "Amount to refund (1.00) is greater than maximum refund amount in (0.00))",
                 "item2": "2001", "item3": "2001", "item4": true } ],
-  "customProperties": {} }"#).unwrap();
+  "customProperties": {} }"#,
+        )
+        .unwrap();
         assert!(r.envelope.failed());
         assert_eq!(r.envelope.errors[0].code.as_deref(), Some("2001"));
     }
 
     #[test]
     fn statuses_map_once() {
-        assert_eq!(EvaluateStatus::parse("approved").state(), RecoveryState::Recovered);
-        assert_eq!(EvaluateStatus::parse("CHALLENGE").state(), RecoveryState::NotRecovered);
-        assert_eq!(EvaluateStatus::parse("SUBMITTED").state(), RecoveryState::Pending);
+        assert_eq!(
+            EvaluateStatus::parse("approved").state(),
+            RecoveryState::Recovered
+        );
+        assert_eq!(
+            EvaluateStatus::parse("CHALLENGE").state(),
+            RecoveryState::NotRecovered
+        );
+        assert_eq!(
+            EvaluateStatus::parse("SUBMITTED").state(),
+            RecoveryState::Pending
+        );
         assert_eq!(OrderStatus::from_code(7).state(), RecoveryState::Recovered);
-        assert_eq!(OrderStatus::from_code(2).state(), RecoveryState::NotRecovered);
+        assert_eq!(
+            OrderStatus::from_code(2).state(),
+            RecoveryState::NotRecovered
+        );
         assert_eq!(OrderStatus::from_code(6).state(), RecoveryState::Refunded);
         assert_eq!(OrderStatus::from_name("Completed"), OrderStatus::Completed);
         for c in 0..8 {
@@ -781,11 +804,11 @@ mod tests {
 
     #[test]
     fn webhook_without_json_content_type() {
-        let e = WebhookEvent::parse(br#"{"event":"order.completed","orderSessionKey":"k1"}"#)
-            .unwrap();
+        let e =
+            WebhookEvent::parse(br#"{"event":"order.completed","orderSessionKey":"k1"}"#).unwrap();
         assert_eq!(e.state(), Some(RecoveryState::Recovered));
-        let e = WebhookEvent::parse(br#"{"type":"order.refunded","data":{"orderId":"k2"}}"#)
-            .unwrap();
+        let e =
+            WebhookEvent::parse(br#"{"type":"order.refunded","data":{"orderId":"k2"}}"#).unwrap();
         assert_eq!((e.order_id.as_str(), e.state()), ("k2", None));
         assert!(WebhookEvent::parse(b"event=order.completed").is_none());
     }

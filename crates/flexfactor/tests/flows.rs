@@ -95,7 +95,11 @@ impl Env {
             r = r.json(&b);
         }
         let response = r.send().await.unwrap();
-        assert!(response.status().is_success(), "control {path}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "control {path}: {}",
+            response.status()
+        );
         response.json().await.unwrap()
     }
 
@@ -104,11 +108,13 @@ impl Env {
     }
 
     async fn faults(&self, body: Value) {
-        self.control(reqwest::Method::POST, "faults", Some(body)).await;
+        self.control(reqwest::Method::POST, "faults", Some(body))
+            .await;
     }
 
     async fn settings(&self, body: Value) {
-        self.control(reqwest::Method::POST, "settings", Some(body)).await;
+        self.control(reqwest::Method::POST, "settings", Some(body))
+            .await;
     }
 }
 
@@ -160,7 +166,12 @@ fn request(order_id: &str, minor: i64, token: Opaque) -> RecoveryRequest {
 }
 
 /// Vaults `number` and evaluates a decline of `minor` cents as order `order_id`.
-async fn rescue(ff: &FlexFactor, order_id: &str, number: &str, minor: i64) -> till_gateway::RecoveryOutcome {
+async fn rescue(
+    ff: &FlexFactor,
+    order_id: &str,
+    number: &str,
+    minor: i64,
+) -> till_gateway::RecoveryOutcome {
     let token = vault(ff, number).await;
     ff.evaluate(&request(order_id, minor, token)).await.unwrap()
 }
@@ -219,24 +230,46 @@ async fn approved_declined_and_challenge_map_once() {
     assert_eq!(declined.state, RecoveryState::NotRecovered);
     assert!(declined.decline.is_some());
     let challenge = rescue(&ff, "order-challenge", CHALLENGE, 1250).await;
-    assert_eq!(challenge.state, RecoveryState::NotRecovered, "CHALLENGE is a decline");
+    assert_eq!(
+        challenge.state,
+        RecoveryState::NotRecovered,
+        "CHALLENGE is a decline"
+    );
     assert_eq!(challenge.provider_status, "CHALLENGE");
 
     let state = env.state().await;
     let a = order(&state, approved.rescue_id.as_deref().unwrap());
-    assert_eq!((a["status"].as_i64(), a["rescued"].as_i64()), (Some(7), Some(1250)));
+    assert_eq!(
+        (a["status"].as_i64(), a["rescued"].as_i64()),
+        (Some(7), Some(1250))
+    );
     assert_eq!(a["orderId"], "order-approve");
     assert_eq!(a["amount"], 1250, "minor units as sent");
-    assert_eq!(order(&state, declined.rescue_id.as_deref().unwrap())["status"], 2);
+    assert_eq!(
+        order(&state, declined.rescue_id.as_deref().unwrap())["status"],
+        2
+    );
     assert_eq!(state["rescues"], 1);
 
     // the order endpoint agrees
-    let s = ff.status(approved.rescue_id.as_deref().unwrap()).await.unwrap();
+    let s = ff
+        .status(approved.rescue_id.as_deref().unwrap())
+        .await
+        .unwrap();
     assert_eq!(s.state, RecoveryState::Recovered);
-    let s = ff.status(declined.rescue_id.as_deref().unwrap()).await.unwrap();
+    let s = ff
+        .status(declined.rescue_id.as_deref().unwrap())
+        .await
+        .unwrap();
     assert_eq!(s.state, RecoveryState::NotRecovered);
-    let missing = ff.status("00000000-0000-0000-0000-000000000000").await.unwrap_err();
-    assert!(matches!(missing, GatewayError::NotFound { .. }), "{missing}");
+    let missing = ff
+        .status("00000000-0000-0000-0000-000000000000")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(missing, GatewayError::NotFound { .. }),
+        "{missing}"
+    );
 }
 
 #[tokio::test]
@@ -255,7 +288,10 @@ async fn submitted_settles_by_polling() {
     for _ in 0..12 {
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_millis(400));
-        let (a, b) = (ff.status(&yes).await.unwrap(), ff.status(&no).await.unwrap());
+        let (a, b) = (
+            ff.status(&yes).await.unwrap(),
+            ff.status(&no).await.unwrap(),
+        );
         if a.state.is_final() && b.state.is_final() {
             settled = Some((a, b));
             break;
@@ -274,22 +310,25 @@ async fn submitted_settles_by_a_webhook_without_a_json_content_type() {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Option<String>, Vec<u8>)>();
     let app = axum::Router::new().route(
         "/flexfactor",
-        post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
-            let tx = tx.clone();
-            async move {
-                let ct = headers
-                    .get("content-type")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                let _ = tx.send((ct, body.to_vec()));
-                "ok"
-            }
-        }),
+        post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let tx = tx.clone();
+                async move {
+                    let ct = headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    let _ = tx.send((ct, body.to_vec()));
+                    "ok"
+                }
+            },
+        ),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hook = format!("http://{}/flexfactor", listener.local_addr().unwrap());
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    env.settings(json!({"settleMs": 200, "webhookUrl": hook})).await;
+    env.settings(json!({"settleMs": 200, "webhookUrl": hook}))
+        .await;
 
     let ff = env.flex();
     let pending = rescue(&ff, "order-hook", SUBMIT_APPROVE, 2500).await;
@@ -319,7 +358,11 @@ async fn partial_refund_then_over_refund_is_refused() {
     let over = ff.refund(&refund("r2", &id, 1500)).await.unwrap_err();
     assert!(matches!(over, GatewayError::Refused { .. }), "{over}");
     assert!(over.certainly_not_performed());
-    assert!(over.to_string().contains("greater than maximum refund amount"), "{over}");
+    assert!(
+        over.to_string()
+            .contains("greater than maximum refund amount"),
+        "{over}"
+    );
     let state = env.state().await;
     let o = order(&state, &id);
     assert_eq!(o["refunded"], 500);
@@ -349,11 +392,21 @@ async fn the_access_token_is_reused_renewed_on_expiry_and_after_a_401() {
     assert_eq!(env.state().await["tokensIssued"], 1, "reused");
 
     // the server's clock passes the 10 minutes: a 401, one login, the call succeeds
-    env.control(reqwest::Method::POST, "clock", Some(json!({"advanceSeconds": 660})))
-        .await;
+    env.control(
+        reqwest::Method::POST,
+        "clock",
+        Some(json!({"advanceSeconds": 660})),
+    )
+    .await;
     ff.status(&id).await.unwrap();
     let s = env.state().await;
-    assert_eq!((s["tokensIssued"].as_u64(), s["counts"]["unauthorized"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(
+        (
+            s["tokensIssued"].as_u64(),
+            s["counts"]["unauthorized"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
 
     // a short lifetime: renewed from `expires` (milliseconds) before it dies, without a 401
     env.control(reqwest::Method::DELETE, "clock", None).await;
@@ -363,7 +416,13 @@ async fn the_access_token_is_reused_renewed_on_expiry_and_after_a_401() {
     tokio::time::sleep(Duration::from_millis(2100)).await;
     short.status(&id).await.unwrap();
     let s = env.state().await;
-    assert_eq!((s["tokensIssued"].as_u64(), s["counts"]["unauthorized"].as_u64()), (Some(4), Some(1)));
+    assert_eq!(
+        (
+            s["tokensIssued"].as_u64(),
+            s["counts"]["unauthorized"].as_u64()
+        ),
+        (Some(4), Some(1))
+    );
 
     // single flight: many concurrent calls with no token cause one login
     env.settings(json!({"tokenLifetimeSeconds": 600})).await;
@@ -395,7 +454,8 @@ async fn a_lost_evaluate_answer_and_a_5xx_burst_open_one_rescue() {
     env.faults(json!({"loseNextResponse": ["evaluate"]})).await;
     let err = ff.evaluate(&req).await.unwrap_err();
     assert!(!err.certainly_not_performed(), "{err}");
-    env.faults(json!({"failNext": {"count": 3, "status": 503}})).await;
+    env.faults(json!({"failNext": {"count": 3, "status": 503}}))
+        .await;
     for _ in 0..3 {
         let err = ff.evaluate(&req).await.unwrap_err();
         assert!(matches!(err, GatewayError::OutcomeUnknown { .. }), "{err}");
@@ -405,7 +465,10 @@ async fn a_lost_evaluate_answer_and_a_5xx_burst_open_one_rescue() {
     let state = env.state().await;
     assert_eq!(state["orders"].as_array().unwrap().len(), 1);
     assert_eq!(state["rescues"], 1);
-    assert_eq!(order(&state, outcome.rescue_id.as_deref().unwrap())["evaluateCalls"], 2);
+    assert_eq!(
+        order(&state, outcome.rescue_id.as_deref().unwrap())["evaluateCalls"],
+        2
+    );
 }
 
 #[tokio::test]
@@ -418,7 +481,8 @@ async fn a_lost_refund_answer_and_a_5xx_burst_refund_once() {
     env.faults(json!({"loseNextResponse": ["refund"]})).await;
     let err = ff.refund(&r).await.unwrap_err();
     assert!(!err.certainly_not_performed(), "{err}");
-    env.faults(json!({"failNext": {"count": 2, "status": 502}})).await;
+    env.faults(json!({"failNext": {"count": 2, "status": 502}}))
+        .await;
     for _ in 0..2 {
         assert!(!ff.refund(&r).await.unwrap_err().certainly_not_performed());
     }
@@ -438,10 +502,19 @@ async fn offline_is_certainly_not_performed() {
     let ff = env.flex();
     let token = vault(&ff, APPROVE).await;
     env.faults(json!({"offline": true})).await;
-    let err = ff.evaluate(&request("order-offline", 100, token.clone())).await.unwrap_err();
-    assert!(err.is_unreachable() && err.certainly_not_performed(), "{err}");
+    let err = ff
+        .evaluate(&request("order-offline", 100, token.clone()))
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_unreachable() && err.certainly_not_performed(),
+        "{err}"
+    );
     env.faults(json!({"offline": false})).await;
-    let ok = ff.evaluate(&request("order-offline", 100, token)).await.unwrap();
+    let ok = ff
+        .evaluate(&request("order-offline", 100, token))
+        .await
+        .unwrap();
     assert_eq!(ok.state, RecoveryState::Recovered);
     assert_eq!(env.state().await["rescues"], 1);
 }
@@ -451,10 +524,14 @@ async fn both_400_shapes_name_the_missing_field() {
     let env = env().await;
     let ff = env.flex();
     let token = vault(&ff, APPROVE).await;
-    let mut body = ff.evaluate_request(&request("order-400", 100, token)).unwrap();
+    let mut body = ff
+        .evaluate_request(&request("order-400", 100, token))
+        .unwrap();
     body.idempotency_key = String::new();
     match ff.client().evaluate(&body).await.unwrap_err() {
-        Error::Validation { fields, trace_id, .. } => {
+        Error::Validation {
+            fields, trace_id, ..
+        } => {
             assert_eq!(fields.keys().collect::<Vec<_>>(), ["IdempotencyKey"]);
             assert!(trace_id.is_some());
         }
@@ -481,7 +558,10 @@ async fn no_card_number_reaches_the_logs() {
         assert!(!format!("{:?}", card(number)).contains(number));
     }
     let logs = logs();
-    assert!(logs.contains("flexfactor call"), "the client's logs were captured");
+    assert!(
+        logs.contains("flexfactor call"),
+        "the client's logs were captured"
+    );
     for number in ALL_CARDS {
         assert!(!logs.contains(number), "card number {number} in the logs");
     }

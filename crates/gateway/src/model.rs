@@ -33,8 +33,11 @@ pub enum ProviderId {
 
 impl ProviderId {
     /// Every provider.
-    pub const ALL: [ProviderId; 3] =
-        [ProviderId::SensePass, ProviderId::ConnectE, ProviderId::FlexFactor];
+    pub const ALL: [ProviderId; 3] = [
+        ProviderId::SensePass,
+        ProviderId::ConnectE,
+        ProviderId::FlexFactor,
+    ];
 
     /// True for providers a POS may ask to take a payment; false for FlexFactor, which only
     /// ever rescues a payment another provider declined ([`crate::DeclineRecovery`]).

@@ -135,11 +135,16 @@ async fn deliver(ff: &Ff, kind: &str, response: Response) -> Response {
 }
 
 /// A JSON object body (any content type: FlexFactor's docs send `application/*+json`).
-fn object(bytes: &[u8]) -> Result<Map<String, Value>, Response> {
+fn object(bytes: &[u8]) -> Option<Map<String, Value>> {
     match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(invalid(one("$", "The JSON value could not be converted."))),
+        Ok(Value::Object(m)) => Some(m),
+        _ => None,
     }
+}
+
+/// The 400 for a body that is not a JSON object.
+fn not_json() -> Response {
+    invalid(one("$", "The JSON value could not be converted."))
 }
 
 fn text_of(v: Option<&Value>) -> Option<String> {
@@ -152,9 +157,8 @@ fn text_of(v: Option<&Value>) -> Option<String> {
 
 /// `POST /v1/oauth2/token` (§3): `AppKey`/`AppSecret` (also `client_id`/`client_secret`).
 async fn token(State(ff): Sh, bytes: Bytes) -> Response {
-    let m = match object(&bytes) {
-        Ok(m) => m,
-        Err(r) => return r,
+    let Some(m) = object(&bytes) else {
+        return not_json();
     };
     ff.world().count("token");
     let key = text_of(m.get("AppKey").or_else(|| m.get("client_id")));
@@ -185,18 +189,24 @@ async fn token(State(ff): Sh, bytes: Bytes) -> Response {
 }
 
 /// `POST /v1/tokenize?mid=…&environment=…` (§5).
-async fn tokenize(State(ff): Sh, Query(q): Query<HashMap<String, String>>, bytes: Bytes) -> Response {
+async fn tokenize(
+    State(ff): Sh,
+    Query(q): Query<HashMap<String, String>>,
+    bytes: Bytes,
+) -> Response {
     ff.world().count("tokenize");
     let mut errors = BTreeMap::new();
     if q.get("mid").map(String::as_str) != Some(MID) {
         errors.insert("mid".to_string(), vec!["Unknown merchant".to_string()]);
     }
     if q.get("environment").map(String::as_str) != Some(TOKENIZE_ENVIRONMENT) {
-        errors.insert("environment".to_string(), vec!["Unknown tokenization environment".to_string()]);
+        errors.insert(
+            "environment".to_string(),
+            vec!["Unknown tokenization environment".to_string()],
+        );
     }
-    let m = match object(&bytes) {
-        Ok(m) => m,
-        Err(r) => return r,
+    let Some(m) = object(&bytes) else {
+        return not_json();
     };
     let card = m
         .get("payment_method")
@@ -211,17 +221,34 @@ async fn tokenize(State(ff): Sh, Query(q): Query<HashMap<String, String>>, bytes
             );
         }
     }
-    let number: String = field("number").unwrap_or_default().chars().filter(char::is_ascii_digit).collect();
+    let number: String = field("number")
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
     if field("number").is_some() && !(12..=19).contains(&number.len()) {
-        errors.insert("payment_method.credit_card.number".into(), vec!["Invalid card number".into()]);
+        errors.insert(
+            "payment_method.credit_card.number".into(),
+            vec!["Invalid card number".into()],
+        );
     }
-    let month = field("month").and_then(|m| m.parse::<u8>().ok()).filter(|m| (1..=12).contains(m));
-    let year = field("year").and_then(|y| y.parse::<u16>().ok()).filter(|y| *y >= 2000);
+    let month = field("month")
+        .and_then(|m| m.parse::<u8>().ok())
+        .filter(|m| (1..=12).contains(m));
+    let year = field("year")
+        .and_then(|y| y.parse::<u16>().ok())
+        .filter(|y| *y >= 2000);
     if field("month").is_some() && month.is_none() {
-        errors.insert("payment_method.credit_card.month".into(), vec!["Invalid month".into()]);
+        errors.insert(
+            "payment_method.credit_card.month".into(),
+            vec!["Invalid month".into()],
+        );
     }
     if field("year").is_some() && year.is_none() {
-        errors.insert("payment_method.credit_card.year".into(), vec!["Invalid year (YYYY)".into()]);
+        errors.insert(
+            "payment_method.credit_card.year".into(),
+            vec!["Invalid year (YYYY)".into()],
+        );
     }
     if !errors.is_empty() {
         return invalid(errors);
@@ -265,9 +292,8 @@ enum Evaluated {
 /// `POST /v1/evaluate` (§6): validates, then opens (or, for a known `idempotencyKey`, answers)
 /// the order.
 async fn evaluate(State(ff): Sh, bytes: Bytes) -> Response {
-    let m = match object(&bytes) {
-        Ok(m) => m,
-        Err(r) => return r,
+    let Some(m) = object(&bytes) else {
+        return not_json();
     };
     let result = evaluate_sync(&ff, &m);
     match result {
@@ -292,58 +318,96 @@ fn evaluate_sync(ff: &Ff, m: &Map<String, Value>) -> Evaluated {
     let order_id = text_of(m.get("orderId"));
     let key = text_of(m.get("idempotencyKey"));
     if order_id.is_none() {
-        errors.insert("OrderId".into(), vec!["Merchant's orderId is required".into()]);
+        errors.insert(
+            "OrderId".into(),
+            vec!["Merchant's orderId is required".into()],
+        );
     }
     if key.is_none() {
-        errors.insert("IdempotencyKey".into(), vec!["The IdempotencyKey field is required.".into()]);
+        errors.insert(
+            "IdempotencyKey".into(),
+            vec!["The IdempotencyKey field is required.".into()],
+        );
     }
     if m.get("isDeclined").and_then(Value::as_bool).is_none() {
-        errors.insert("IsDeclined".into(), vec!["The IsDeclined field is required.".into()]);
+        errors.insert(
+            "IsDeclined".into(),
+            vec!["The IsDeclined field is required.".into()],
+        );
     }
     if text_of(m.get("mid")).as_deref() != Some(MID) {
         errors.insert("Mid".into(), vec!["Unknown or missing mid".into()]);
     }
     let site = text_of(m.get("siteId"));
     if site.is_none() && text_of(m.get("siteUrl")).is_none() {
-        errors.insert("SiteId".into(), vec!["SiteId or SiteUrl is required".into()]);
+        errors.insert(
+            "SiteId".into(),
+            vec!["SiteId or SiteUrl is required".into()],
+        );
     } else if site.as_deref().is_some_and(|s| s != SITE_ID) {
         errors.insert("SiteId".into(), vec!["Unknown siteId".into()]);
     }
     if text_of(m.get("customerIp")).is_none() {
-        errors.insert("CustomerIp".into(), vec!["The CustomerIp field is required.".into()]);
+        errors.insert(
+            "CustomerIp".into(),
+            vec!["The CustomerIp field is required.".into()],
+        );
     }
     let tx = m.get("transaction").and_then(Value::as_object);
-    let amount = tx.and_then(|t| t.get("amount")).and_then(Value::as_i64).filter(|a| *a > 0);
+    let amount = tx
+        .and_then(|t| t.get("amount"))
+        .and_then(Value::as_i64)
+        .filter(|a| *a > 0);
     if amount.is_none() {
-        errors.insert("Transaction.Amount".into(), vec!["A positive amount in minor units is required.".into()]);
+        errors.insert(
+            "Transaction.Amount".into(),
+            vec!["A positive amount in minor units is required.".into()],
+        );
     }
     let currency = tx
         .and_then(|t| text_of(t.get("currency")))
         .filter(|c| Currency::from_code(&c.to_ascii_uppercase()).is_ok());
     if currency.is_none() {
-        errors.insert("Transaction.Currency".into(), vec!["The Currency field is required.".into()]);
+        errors.insert(
+            "Transaction.Currency".into(),
+            vec!["The Currency field is required.".into()],
+        );
     }
-    for (k, name) in [("id", "Transaction.Id"), ("responseCode", "Transaction.ResponseCode")] {
+    for (k, name) in [
+        ("id", "Transaction.Id"),
+        ("responseCode", "Transaction.ResponseCode"),
+    ] {
         if tx.and_then(|t| t.get(k)).is_none() {
             errors.insert(name.into(), vec![format!("The {name} field is required.")]);
         }
     }
     let pm = m.get("paymentMethod").and_then(Value::as_object);
     let card_number = pm.and_then(|p| text_of(p.get("cardNumber")));
-    let is_token = pm.and_then(|p| p.get("Token").or_else(|| p.get("token"))).and_then(Value::as_bool) == Some(true);
+    let is_token = pm
+        .and_then(|p| p.get("Token").or_else(|| p.get("token")))
+        .and_then(Value::as_bool)
+        == Some(true);
     let plan = match &card_number {
         None => {
-            errors.insert("PaymentMethod.CardNumber".into(), vec!["The CardNumber field is required.".into()]);
+            errors.insert(
+                "PaymentMethod.CardNumber".into(),
+                vec!["The CardNumber field is required.".into()],
+            );
             None
         }
         Some(n) if is_token => match w.vault.get(n) {
             Some(v) => Some(v.plan),
             None => {
-                errors.insert("PaymentMethod.CardNumber".into(), vec!["Unknown payment method token".into()]);
+                errors.insert(
+                    "PaymentMethod.CardNumber".into(),
+                    vec!["Unknown payment method token".into()],
+                );
                 None
             }
         },
-        Some(n) => Some(plan_for(&n.chars().filter(char::is_ascii_digit).collect::<String>())),
+        Some(n) => Some(plan_for(
+            &n.chars().filter(char::is_ascii_digit).collect::<String>(),
+        )),
     };
     if !errors.is_empty() {
         w.count("evaluate.invalid");
@@ -361,7 +425,11 @@ fn evaluate_sync(ff: &Ff, m: &Map<String, Value>) -> Evaluated {
             o.evaluate_calls += 1;
             let st = o.evaluate_status();
             return Evaluated::Answer(
-                envelope(true, Some(st), json!({"orderSessionKey": id, "senseKey": null, "orderId": id})),
+                envelope(
+                    true,
+                    Some(st),
+                    json!({"orderSessionKey": id, "senseKey": null, "orderId": id}),
+                ),
                 None,
             );
         }
@@ -390,7 +458,11 @@ fn evaluate_sync(ff: &Ff, m: &Map<String, Value>) -> Evaluated {
     w.by_key.insert(key, id.clone());
     tracing::info!(order = %id, status = st, "flexfactor sandbox evaluated a decline");
     Evaluated::Answer(
-        envelope(true, Some(st), json!({"orderSessionKey": id, "senseKey": null, "orderId": id})),
+        envelope(
+            true,
+            Some(st),
+            json!({"orderSessionKey": id, "senseKey": null, "orderId": id}),
+        ),
         Some((id, plan)),
     )
 }
@@ -425,12 +497,14 @@ fn failed(code: &str, message: &str) -> Value {
 /// `POST /v1/orders/{id}/refund` (§8): capped at what was rescued minus what was refunded; a
 /// repeat of the order's previous refund (same amount and message) is not refunded again.
 async fn refund(State(ff): Sh, Path(id): Path<String>, bytes: Bytes) -> Response {
-    let m = match object(&bytes) {
-        Ok(m) => m,
-        Err(r) => return r,
+    let Some(m) = object(&bytes) else {
+        return not_json();
     };
     let Some(amount_text) = text_of(m.get("amountToRefund")) else {
-        return invalid(one("AmountToRefund", "The AmountToRefund field is required."));
+        return invalid(one(
+            "AmountToRefund",
+            "The AmountToRefund field is required.",
+        ));
     };
     let message = text_of(m.get("refundMessage"));
     let outcome = {
@@ -445,7 +519,12 @@ async fn refund(State(ff): Sh, Path(id): Path<String>, bytes: Bytes) -> Response
         let currency = Currency::from_code(&o.currency).unwrap_or(Currency::Usd);
         let minor = match parse_major(&amount_text, currency) {
             Ok(m) if m.0 > 0 => m.0,
-            _ => return invalid(one("AmountToRefund", "The field AmountToRefund is invalid.")),
+            _ => {
+                return invalid(one(
+                    "AmountToRefund",
+                    "The field AmountToRefund is invalid.",
+                ))
+            }
         };
         let available = o.rescued - o.refunded();
         let major = |v: i64| till_core::Money::new(v, currency).to_major_string_fixed();
@@ -457,7 +536,10 @@ async fn refund(State(ff): Sh, Path(id): Path<String>, bytes: Bytes) -> Response
             w.count("refund.repeat");
             Ok(None)
         } else if o.rescued == 0 {
-            Err(failed("2002", "Order is not refundable: it was not approved"))
+            Err(failed(
+                "2002",
+                "Order is not refundable: it was not approved",
+            ))
         } else if minor > available {
             Err(failed(
                 "2001",
@@ -468,7 +550,12 @@ async fn refund(State(ff): Sh, Path(id): Path<String>, bytes: Bytes) -> Response
                 ),
             ))
         } else {
-            o.refunds.push(Refund { amount: minor, amount_text, message, at: now });
+            o.refunds.push(Refund {
+                amount: minor,
+                amount_text,
+                message,
+                at: now,
+            });
             if o.refunded() == o.rescued {
                 o.status = status::RETURNED;
             }

@@ -148,7 +148,10 @@ pub(crate) struct Running {
 }
 
 /// Starts serving on `listener`. `shutdown` is the sandbox's.
-pub(crate) fn start(listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<Running> {
+pub(crate) fn start(
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
     let registry = Arc::new(ConnRegistry::default());
     let http = reqwest::Client::builder()

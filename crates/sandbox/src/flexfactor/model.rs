@@ -45,16 +45,34 @@ pub(crate) struct TestCard {
 /// The test cards; any other number is `DECLINED`. The first three follow the outcomes
 /// ActiveMerchant's remote tests saw in FlexFactor's sandbox (§12).
 pub(crate) const TEST_CARDS: [TestCard; 5] = [
-    TestCard { number: "4000002760003184", plan: Plan::Approve },
-    TestCard { number: "4111111111111111", plan: Plan::Challenge },
-    TestCard { number: "4000300011112220", plan: Plan::Decline },
-    TestCard { number: "4000000000000077", plan: Plan::SubmitApprove },
-    TestCard { number: "4000000000000085", plan: Plan::SubmitDecline },
+    TestCard {
+        number: "4000002760003184",
+        plan: Plan::Approve,
+    },
+    TestCard {
+        number: "4111111111111111",
+        plan: Plan::Challenge,
+    },
+    TestCard {
+        number: "4000300011112220",
+        plan: Plan::Decline,
+    },
+    TestCard {
+        number: "4000000000000077",
+        plan: Plan::SubmitApprove,
+    },
+    TestCard {
+        number: "4000000000000085",
+        plan: Plan::SubmitDecline,
+    },
 ];
 
 /// The plan for a card number (digits only).
 pub(crate) fn plan_for(number: &str) -> Plan {
-    TEST_CARDS.iter().find(|c| c.number == number).map_or(Plan::Decline, |c| c.plan)
+    TEST_CARDS
+        .iter()
+        .find(|c| c.number == number)
+        .map_or(Plan::Decline, |c| c.plan)
 }
 
 /// A vaulted card: what the vault keeps of it. The full number is not kept, only its outcome.
@@ -184,7 +202,8 @@ fn symbol(code: &str) -> &'static str {
 
 /// RFC 3339 text of a time.
 pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// One webhook delivery attempt.

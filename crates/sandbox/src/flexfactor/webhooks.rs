@@ -20,8 +20,12 @@ const RETRY_DELAYS: [u64; 5] = [10, 20, 40, 80, 160];
 pub(crate) fn send(ff: &Arc<Ff>, event: &str, id: &str) {
     let (url, body, scale) = {
         let w = ff.world();
-        let Some(url) = w.settings.webhook_url.clone() else { return };
-        let Some(o) = w.orders.iter().find(|o| o.id == id) else { return };
+        let Some(url) = w.settings.webhook_url.clone() else {
+            return;
+        };
+        let Some(o) = w.orders.iter().find(|o| o.id == id) else {
+            return;
+        };
         let body = json!({
             "event": event, "orderSessionKey": o.id, "orderId": o.merchant_order_id,
             "status": o.status, "statusName": super::model::status_name(o.status),
@@ -48,7 +52,10 @@ pub(crate) fn send(ff: &Arc<Ff>, event: &str, id: &str) {
                 .send()
                 .await;
             let (delivered, text) = match result {
-                Ok(r) => (r.status().is_success(), format!("HTTP {}", r.status().as_u16())),
+                Ok(r) => (
+                    r.status().is_success(),
+                    format!("HTTP {}", r.status().as_u16()),
+                ),
                 Err(e) => (false, format!("error: {}", e.without_url())),
             };
             ff.world().webhooks.push(WebhookAttempt {
