@@ -306,20 +306,27 @@ async fn submitted_settles_by_polling() {
 #[tokio::test]
 async fn submitted_settles_by_a_webhook_without_a_json_content_type() {
     use axum::routing::post;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
     let env = env().await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Option<String>, Vec<u8>)>();
+    // the endpoint fails its first delivery, so the retry schedule (time-scaled) is exercised
+    let calls = Arc::new(AtomicU32::new(0));
     let app = axum::Router::new().route(
         "/flexfactor",
         post(
             move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
-                let tx = tx.clone();
+                let (tx, calls) = (tx.clone(), calls.clone());
                 async move {
+                    if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                    }
                     let ct = headers
                         .get("content-type")
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_string);
                     let _ = tx.send((ct, body.to_vec()));
-                    "ok"
+                    axum::http::StatusCode::OK
                 }
             },
         ),
@@ -327,24 +334,44 @@ async fn submitted_settles_by_a_webhook_without_a_json_content_type() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hook = format!("http://{}/flexfactor", listener.local_addr().unwrap());
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    env.settings(json!({"settleMs": 200, "webhookUrl": hook}))
+    env.settings(json!({"settleMs": 200, "webhookUrl": hook, "webhookTimeScale": 100}))
         .await;
+    let mut next_event = async || {
+        let (content_type, body) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("a webhook")
+            .unwrap();
+        assert!(
+            !content_type.unwrap_or_default().contains("json"),
+            "sent without a JSON content type"
+        );
+        body
+    };
 
     let ff = env.flex();
     let pending = rescue(&ff, "order-hook", SUBMIT_APPROVE, 2500).await;
     assert_eq!(pending.state, RecoveryState::Pending);
-    let (content_type, body) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-        .await
-        .expect("a webhook")
-        .unwrap();
-    assert!(
-        !content_type.unwrap_or_default().contains("json"),
-        "sent without a JSON content type"
-    );
-    let event = ff.parse_event(&body).expect("readable event");
+    let event = ff.parse_event(&next_event().await).expect("readable event");
     assert_eq!(event.name, "order.completed");
     assert_eq!(Some(event.rescue_id.as_str()), pending.rescue_id.as_deref());
     assert_eq!(event.state, Some(RecoveryState::Recovered));
+    let attempts = env.state().await["webhooks"].clone();
+    assert_eq!(attempts[0]["delivered"], false);
+    assert_eq!(attempts[1]["delivered"], true);
+    assert_eq!(attempts[1]["attempt"], 2);
+
+    // a refund of the recovered payment: `order.refunded` says "fetch it" (it may be partial)
+    let id = pending.rescue_id.unwrap();
+    ff.refund(&refund("hook-r1", &id, 1000)).await.unwrap();
+    let event = ff.parse_event(&next_event().await).unwrap();
+    assert_eq!((event.name.as_str(), event.state), ("order.refunded", None));
+
+    // a submitted rescue that FlexFactor then declines: `order.cancelled`
+    let lost = rescue(&ff, "order-hook-2", SUBMIT_DECLINE, 2500).await;
+    let event = ff.parse_event(&next_event().await).unwrap();
+    assert_eq!(event.name, "order.cancelled");
+    assert_eq!(Some(event.rescue_id.as_str()), lost.rescue_id.as_deref());
+    assert_eq!(event.state, Some(RecoveryState::NotRecovered));
     server.abort();
 }
 
