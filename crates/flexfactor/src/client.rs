@@ -90,6 +90,11 @@ impl fmt::Debug for Config {
     }
 }
 
+/// The access-token lifetime FlexFactor documents (§3), used when `expires` is not believable.
+const DOCUMENTED_LIFETIME: Duration = Duration::from_secs(600);
+/// The longest `expires` we take at face value.
+const MAX_BELIEVABLE_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 /// The cached access token.
 #[derive(Clone)]
 struct Cached {
@@ -196,10 +201,16 @@ impl Client {
         }
         let answer = self.login().await?;
         let expires = UNIX_EPOCH + Duration::from_millis(answer.expires.max(0) as u64);
+        let now = SystemTime::now();
+        // An `expires` already past or more than a day ahead means our clock and FlexFactor's
+        // disagree: assume the documented 10 minutes from now (a 401 still corrects a wrong
+        // guess) rather than logging in before every call.
+        let left = match expires.duration_since(now) {
+            Ok(left) if left > Duration::ZERO && left <= MAX_BELIEVABLE_LIFETIME => left,
+            _ => DOCUMENTED_LIFETIME,
+        };
         // Renew a little early: a tenth of the remaining lifetime, at most 30 s, so a call
         // never leaves with a token that dies on the way.
-        let now = SystemTime::now();
-        let left = expires.duration_since(now).unwrap_or_default();
         let margin = (left / 10).min(Duration::from_secs(30));
         tracing::debug!(
             lifetime_ms = left.as_millis() as u64,
@@ -207,7 +218,7 @@ impl Client {
         );
         let cached = Cached {
             token: answer.access_token,
-            use_until: expires - margin,
+            use_until: now + left - margin,
         };
         let token = cached.token.clone();
         *cache = Some(cached);
