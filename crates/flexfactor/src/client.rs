@@ -107,9 +107,13 @@ struct Cached {
 /// The REST client. Cheap to clone (shares the connection settings and the token cache).
 #[derive(Clone)]
 pub struct Client {
+    /// The HTTP client, without a keep-alive pool (see [`Client::new`]).
     http: reqwest::Client,
+    /// The API base, parsed once (`…/v1`).
     base: Url,
+    /// The tokenization base: the portal may name another host for it (§5).
     tokenize_base: Url,
+    /// Credentials and ids, kept for building requests.
     config: Config,
     /// The access token; `None` before the first login and after a 401. An async mutex so that
     /// renewal is single-flight (see the module docs).

@@ -285,7 +285,10 @@ async fn tokenize(
 
 /// What `evaluate` decided, to answer after the lock is released.
 enum Evaluated {
+    /// The answer body, and the order it opened with its plan (`None` for a repeat), so that
+    /// webhooks and settling start once.
     Answer(Value, Option<(String, Plan)>),
+    /// The invalid fields, for the 400.
     Invalid(BTreeMap<String, Vec<String>>),
 }
 
