@@ -595,3 +595,54 @@ async fn no_card_number_reaches_the_logs() {
     assert!(!logs.contains(till_sandbox::FLEXFACTOR_APP_SECRET));
     assert!(!logs.contains("999\""), "no CVV");
 }
+
+#[tokio::test]
+async fn a_checkout_page_can_vault_the_card_itself_without_secrets() {
+    let env = env().await;
+    let ff = env.flex();
+    // what the agent hands the keyed-entry page: a URL carrying no secret
+    let url = ff.client().tokenize_endpoint().unwrap();
+    assert!(!url.as_str().contains(till_sandbox::FLEXFACTOR_APP_SECRET));
+    let preflight = env
+        .http
+        .request(reqwest::Method::OPTIONS, url.clone())
+        .header("Origin", "http://127.0.0.1:8003")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success());
+    assert!(preflight
+        .headers()
+        .contains_key("access-control-allow-origin"));
+    // the page's own POST: no bearer, card straight to the vault
+    let answer: Value = env
+        .http
+        .post(url)
+        .header("Origin", "http://127.0.0.1:8003")
+        .json(&json!({"payment_method": {"credit_card": {
+            "first_name": "Cure", "last_name": "Tester", "number": APPROVE,
+            "verification_value": "", "month": "09", "year": "2031"}}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = answer["transaction"]["payment_method"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // the agent evaluates with the token alone
+    let outcome = ff
+        .evaluate(&request("order-page", 1500, Opaque::new(token)))
+        .await
+        .unwrap();
+    assert_eq!(outcome.state, RecoveryState::Recovered);
+    assert_eq!(
+        env.state().await["tokensIssued"],
+        1,
+        "only the agent's evaluate logged in"
+    );
+}
