@@ -15,6 +15,8 @@
 //! - [`error`]: [`GatewayError`], which tells "certainly not performed" apart from "outcome
 //!   unknown" — the distinction exactly-once money movement rests on.
 //! - [`redact`]: [`Opaque`], the wrapper for provider values that must never reach a log.
+//! - [`recovery`]: the [`DeclineRecovery`] trait for services that rescue a declined card
+//!   payment (FlexFactor) — not tenders, a step after a decline.
 //!
 //! What this crate is not: it does no I/O, knows no wire format, keeps no state and retries
 //! nothing. Provider JSON lives in the provider crates (`till-sensepass`, `till-connect-e`);
@@ -26,6 +28,7 @@
 pub mod error;
 pub mod gateway;
 pub mod model;
+pub mod recovery;
 pub mod redact;
 pub mod state;
 
@@ -38,6 +41,10 @@ pub use model::{
     Amounts, Awaiting, CardExpiry, CardSummary, CashierScreen, CheckoutForm, DeclineCategory,
     DeclineReason, Observation, OperationRefused, Payment, PaymentKind, ProviderId, ProviderRef,
     RefundProgress,
+};
+pub use recovery::{
+    DeclineRecovery, RecoveryCard, RecoveryEvent, RecoveryOutcome, RecoveryRefund, RecoveryRequest,
+    RecoveryState,
 };
 pub use redact::Opaque;
 pub use state::PaymentState;

@@ -28,15 +28,26 @@ pub enum ProviderId {
     /// Acquired.com (Components checkout driven by payment sessions).
     #[serde(rename = "acquired")]
     Acquired,
+    /// FlexFactor decline recovery: not a tender (see [`ProviderId::is_tender`]), but the
+    /// provider that took the money of a recovered payment and that refunds it.
+    #[serde(rename = "flexfactor")]
+    FlexFactor,
 }
 
 impl ProviderId {
     /// Every provider.
-    pub const ALL: [ProviderId; 3] = [
+    pub const ALL: [ProviderId; 4] = [
         ProviderId::SensePass,
         ProviderId::ConnectE,
         ProviderId::Acquired,
+        ProviderId::FlexFactor,
     ];
+
+    /// True for providers a POS may ask to take a payment; false for FlexFactor, which only
+    /// ever rescues a payment another provider declined ([`crate::DeclineRecovery`]).
+    pub fn is_tender(self) -> bool {
+        !matches!(self, ProviderId::FlexFactor)
+    }
 
     /// The wire and journal name: `sensepass`, `connect-e`, `acquired`.
     pub fn as_str(self) -> &'static str {
@@ -44,6 +55,7 @@ impl ProviderId {
             ProviderId::SensePass => "sensepass",
             ProviderId::ConnectE => "connect-e",
             ProviderId::Acquired => "acquired",
+            ProviderId::FlexFactor => "flexfactor",
         }
     }
 
@@ -53,6 +65,7 @@ impl ProviderId {
             ProviderId::SensePass => "SensePass",
             ProviderId::ConnectE => "Paymentsense Connect-E",
             ProviderId::Acquired => "Acquired.com",
+            ProviderId::FlexFactor => "FlexFactor",
         }
     }
 }

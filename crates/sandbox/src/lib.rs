@@ -11,10 +11,11 @@
 //! misreading in one is caught by the other. Money and status rules come from `till-core`.
 //!
 //! The same process also runs a Paymentsense Connect-E simulator on its own port (module
-//! `connect_e`: REST `/v1/…`, `client.js`, webhooks; control under `/_sandbox/connect-e/`) and an
+//! `connect_e`: REST `/v1/…`, `client.js`, webhooks; control under `/_sandbox/connect-e/`), an
 //! Acquired.com simulator on two ports of its own (module `acquired`: login, payment sessions,
 //! transactions; the Components script and 3-D Secure emulator; webhooks v2; control under
-//! `/_sandbox/acquired/`).
+//! `/_sandbox/acquired/`) and a FlexFactor decline-recovery simulator on another (module
+//! `flexfactor`: REST `/v1/…`, webhooks; control under `/_sandbox/flexfactor/`).
 //!
 //! What it is not: a SensePass replacement for production, or a sender of SensePass webhooks
 //! (`callbackURL` is accepted and echoed, never called). Its world lives in memory, and is kept in
@@ -34,6 +35,7 @@ mod api;
 mod app;
 mod connect_e;
 mod control;
+mod flexfactor;
 mod ids;
 mod model;
 mod pay;
@@ -59,6 +61,10 @@ use tokio::task::JoinHandle;
 
 pub use acquired::{APP_ID as ACQUIRED_APP_ID, APP_KEY as ACQUIRED_APP_KEY, COMPANY_ID as ACQUIRED_COMPANY_ID};
 pub use connect_e::{API_KEY as CONNECT_E_API_KEY, MERCHANT_URL as CONNECT_E_MERCHANT_URL};
+pub use flexfactor::{
+    APP_KEY as FLEXFACTOR_APP_KEY, APP_SECRET as FLEXFACTOR_APP_SECRET, MID as FLEXFACTOR_MID,
+    SITE_ID as FLEXFACTOR_SITE_ID, TOKENIZE_ENVIRONMENT as FLEXFACTOR_TOKENIZE_ENVIRONMENT,
+};
 pub use model::SANDBOX_API_KEY;
 
 /// Where the sandbox listens and which base URL it hands out.
@@ -84,6 +90,9 @@ pub struct SandboxConfig {
     /// The Acquired Components host (`acquired.js`, card entry, 3-D Secure emulator): a port
     /// of its own, as Acquired serves its script from its own host.
     pub acquired_components_listen: SocketAddr,
+    /// The FlexFactor simulator's port (REST `/v1/…`). Port 0 picks an ephemeral port. Its own
+    /// port so that it can go offline on its own.
+    pub flexfactor_listen: SocketAddr,
 }
 
 impl Default for SandboxConfig {
@@ -98,6 +107,7 @@ impl Default for SandboxConfig {
             state_file: None,
             acquired_listen: loopback,
             acquired_components_listen: loopback,
+            flexfactor_listen: loopback,
         }
     }
 }
@@ -131,6 +141,7 @@ pub struct SandboxHandle {
     emitter_task: Option<JoinHandle<()>>,
     connect_e: connect_e::Running,
     acquired: acquired::Running,
+    flexfactor: flexfactor::Running,
 }
 
 impl SandboxHandle {
@@ -229,6 +240,17 @@ impl SandboxHandle {
         ACQUIRED_APP_KEY
     }
 
+    /// The FlexFactor API base with its trailing `/v1/`, e.g. `http://127.0.0.1:41237/v1/`: the
+    /// `base_url` of a FlexFactor client (the spec's §1 form).
+    pub fn flexfactor_url(&self) -> String {
+        format!("http://{}/v1/", self.flexfactor.addr)
+    }
+
+    /// The FlexFactor control API base, e.g. `http://127.0.0.1:41235/_sandbox/flexfactor`.
+    pub fn flexfactor_control_url(&self) -> String {
+        format!("{}/flexfactor", self.control_url())
+    }
+
     /// Pays every transaction created from now on after `approve_after_ms`, with `card` (a test
     /// card number) — what the control API's `autopilot` does. `None` turns it off.
     pub fn set_autopilot(&self, autopilot: Option<(u64, &str)>) -> Result<(), SandboxError> {
@@ -254,6 +276,7 @@ impl SandboxHandle {
         self.shared.new_epoch();
         self.connect_e.ce.stop().await;
         self.acquired.aq.stop().await;
+        self.flexfactor.ff.stop().await;
         self.shared.io.close().await;
         for task in [self.control_task.take(), self.emitter_task.take()].into_iter().flatten() {
             let _ = task.await;
@@ -327,6 +350,9 @@ pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
     let acquired_components_listener = TcpListener::bind(config.acquired_components_listen)
         .await
         .map_err(|source| SandboxError::Bind { addr: config.acquired_components_listen, source })?;
+    let flexfactor_listener = TcpListener::bind(config.flexfactor_listen)
+        .await
+        .map_err(|source| SandboxError::Bind { addr: config.flexfactor_listen, source })?;
     let public_url = config
         .public_url
         .map(|u| u.trim_end_matches('/').to_string())
@@ -417,10 +443,13 @@ pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
         .map_err(|source| SandboxError::Bind { addr: config.connect_e_listen, source })?;
     let acquired = acquired::start(acquired_listener, acquired_components_listener, shared.shutdown.clone())
         .map_err(|source| SandboxError::Bind { addr: config.acquired_listen, source })?;
+    let flexfactor = flexfactor::start(flexfactor_listener, shared.shutdown.clone())
+        .map_err(|source| SandboxError::Bind { addr: config.flexfactor_listen, source })?;
     let control_router = control::router(shared.clone())
         .layer(axum::middleware::from_fn_with_state(shared.clone(), persist_after))
         .merge(connect_e::control_router(connect_e.ce.clone()))
-        .merge(acquired::control_router(acquired.aq.clone()));
+        .merge(acquired::control_router(acquired.aq.clone()))
+        .merge(flexfactor::control_router(flexfactor.ff.clone()));
     let stop = shared.shutdown.clone();
     let control_task = tokio::spawn(async move {
         let serve = axum::serve(control_listener, control_router)
@@ -439,6 +468,7 @@ pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
         emitter_task: Some(emitter_task),
         connect_e,
         acquired,
+        flexfactor,
     })
 }
 

@@ -38,6 +38,10 @@ struct Args {
     /// to the main port + 4 (or any free port when the main port is 0).
     #[arg(long, env = "TILL_SANDBOX_ACQUIRED_COMPONENTS_LISTEN")]
     acquired_components_listen: Option<SocketAddr>,
+    /// FlexFactor simulator address (REST /v1/). Defaults to the main port + 5 (or any free
+    /// port when the main port is 0).
+    #[arg(long, env = "TILL_SANDBOX_FLEXFACTOR_LISTEN")]
+    flexfactor_listen: Option<SocketAddr>,
     /// Pay every new transaction automatically after this many milliseconds.
     #[arg(long)]
     autopilot_ms: Option<u64>,
@@ -72,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let acquired_listen = offset(args.acquired_listen, 3);
     let acquired_components_listen = offset(args.acquired_components_listen, 4);
+    let flexfactor_listen = offset(args.flexfactor_listen, 5);
     let config = SandboxConfig {
         listen: args.listen,
         control_listen,
@@ -80,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
         state_file: args.state_file,
         acquired_listen,
         acquired_components_listen,
+        flexfactor_listen,
     };
     let sandbox = start(config).await.context("starting the sandbox")?;
     if let Some(ms) = args.autopilot_ms {
@@ -103,6 +109,11 @@ async fn main() -> anyhow::Result<()> {
         writeln!(out, "acquired_control_url={}", sandbox.acquired_control_url())?;
         writeln!(out, "acquired_app_id={}", sandbox.acquired_app_id())?;
         writeln!(out, "acquired_app_key={}", sandbox.acquired_app_key())?;
+        writeln!(out, "flexfactor_url={}", sandbox.flexfactor_url())?;
+        writeln!(out, "flexfactor_control_url={}", sandbox.flexfactor_control_url())?;
+        writeln!(out, "flexfactor_app_key={}", till_sandbox::FLEXFACTOR_APP_KEY)?;
+        writeln!(out, "flexfactor_mid={}", till_sandbox::FLEXFACTOR_MID)?;
+        writeln!(out, "flexfactor_site_id={}", till_sandbox::FLEXFACTOR_SITE_ID)?;
         out.flush()?;
     }
     wait_for_signal().await;
