@@ -64,7 +64,10 @@ async fn passthrough_cannot_send_the_credential_elsewhere() -> Result<()> {
     for path in &evil {
         for (method, body) in [("GET", None), ("POST", Some("{}")), ("PUT", Some("{}")), ("DELETE", None)] {
             let (status, text) = raw_http(&agent.url, method, path, &[], body).await?;
-            assert!((400..500).contains(&status), "{method} {path} → {status} {text}");
+            // Refused, or (a transaction number that merely looks like a host) looked up at the
+            // SensePass base, which is down here: never an answer from the trap.
+            let at_base = status == 503 && text.contains("sensepass_unreachable");
+            assert!((400..500).contains(&status) || at_base, "{method} {path} → {status} {text}");
         }
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
