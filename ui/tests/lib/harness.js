@@ -138,12 +138,12 @@ async function uiUrl(agent) {
   return agent.url + "/";
 }
 
-/** Debian's chromium, headless; never a downloaded browser. */
-async function launchBrowser() {
+/** Debian's chromium, headless; never a downloaded browser. `extraArgs`: more command-line flags. */
+async function launchBrowser(extraArgs) {
   return chromium.launch({
     executablePath: CHROMIUM,
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+      "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"].concat(extraArgs || []),
   });
 }
 
