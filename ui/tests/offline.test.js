@@ -48,8 +48,8 @@ test("an approved payment, then SensePass goes offline: the banner says so", asy
 });
 
 test("a refund while offline is queued and the banner counts it", async () => {
-  await page.goto(base + "#/manager/tx/" + encodeURIComponent(tx.TransactionNumber));
   h.setPin(agent, "13579");
+  await page.goto(base + "#/manager/tx/" + encodeURIComponent(tx.TransactionNumber));
   await h.loginOnPage(page, "13579");
   await page.locator("#detail").waitFor();
   assert.equal(await page.locator("#refundable").getAttribute("data-minor"), "1250");
