@@ -32,8 +32,11 @@ async fn manager_pin_sessions_and_manager_only_endpoints() -> Result<()> {
     assert_eq!(env.get("/api/agent/manager").await?.1["pinSet"], false);
     let (status, _) = env.post("/api/agent/manager/pin", json!({ "pin": "12" })).await?;
     assert_eq!(status, 400, "too short");
+    // The first PIN is set on the till, not through the page.
     let (status, _) = env.post("/api/agent/manager/pin", json!({ "pin": "2468" })).await?;
-    assert_eq!(status, 200);
+    assert_eq!(status, 409);
+    env.set_manager_pin("2468")?;
+    assert_eq!(env.get("/api/agent/manager").await?.1["pinSet"], true);
     // Changing it needs the current PIN.
     let (status, _) = env.post("/api/agent/manager/pin", json!({ "pin": "1357" })).await?;
     assert_eq!(status, 401);
@@ -114,7 +117,7 @@ async fn ui_is_served_and_pairing_by_api() -> Result<()> {
     let (status, _) = env.get("/../Cargo.toml").await?;
     assert_eq!(status, 404);
 
-    env.post("/api/agent/manager/pin", json!({ "pin": "2468" })).await?;
+    env.set_manager_pin("2468")?;
     let token = login(&env, "2468").await?;
     let unpair = env.http.delete(env.url("/api/agent/pairing")).bearer_auth(&token).send().await?;
     assert_eq!(unpair.status().as_u16(), 200);

@@ -48,6 +48,9 @@
       return s;
     },
     logout() {
+      const s = load();
+      // End the session on the agent too (best effort: a 401 has already ended it there).
+      if (s && s.token) T.api("/api/agent/manager/logout", { method: "POST", token: s.token }).catch(() => {});
       memory = null;
       try { sessionStorage.removeItem(KEY); } catch (_) { /* nothing stored */ }
       T.emit("auth", false);
@@ -104,28 +107,15 @@
     const hint = T.h("p", { class: "hint", id: "pin-hint" }, "4 to 12 digits.");
     let form;
     if (!pinSet) {
-      form = T.h("form", { class: "card narrow", id: "pin-setup", "aria-labelledby": "pin-setup-title" },
-        T.h("h2", { id: "pin-setup-title" }, "Set a manager PIN"),
-        T.h("p", {}, "This till has no manager PIN yet. Choose one: it protects refunds, pairing and settings."),
-        pinInput("new-pin", "New PIN", "new-password"),
-        pinInput("new-pin-again", "Repeat the PIN", "new-password"),
-        hint, error,
-        T.h("button", { type: "submit", class: "btn primary" }, "Set PIN and log in"));
-      form.addEventListener("submit", async (ev) => {
-        ev.preventDefault();
-        const pin = form.querySelector("#new-pin").value.trim();
-        const again = form.querySelector("#new-pin-again").value.trim();
-        if (!/^[0-9]{4,12}$/.test(pin)) { error.textContent = "The PIN must be 4 to 12 digits."; return; }
-        if (pin !== again) { error.textContent = "The two PINs differ."; return; }
-        error.textContent = "";
-        try {
-          await auth.setPin(pin);
-          await auth.login(pin);
-          onReady();
-        } catch (e) {
-          error.textContent = T.errorText(e);
-        }
-      });
+      // The first PIN is set on the till itself, never through this page: whoever reached the
+      // page first would otherwise own the till.
+      form = T.h("div", { class: "card narrow", id: "pin-setup", "aria-labelledby": "pin-setup-title" },
+        T.h("h2", { id: "pin-setup-title" }, "No manager PIN yet"),
+        T.h("p", {}, "Refunds, pairing and settings are protected by a manager PIN. Set it on this till with:"),
+        T.h("pre", { class: "command" }, "till-agent manager set-pin"),
+        T.h("p", { class: "muted" }, "(add --sandbox for the sandbox's journal). Then come back here."),
+        error,
+        T.h("button", { type: "button", class: "btn primary", id: "pin-recheck", onclick: () => auth.renderGate(container, purpose, onReady) }, "I have set it"));
     } else {
       form = T.h("form", { class: "card narrow", id: "pin-login", "aria-labelledby": "pin-login-title" },
         T.h("h2", { id: "pin-login-title" }, "Manager login"),

@@ -3,7 +3,7 @@
 //! What it is for: the till PC's Till Agent with a face. It runs the agent service in-process —
 //! the very library the headless `till-agent run` uses (`till_agent::start`, and
 //! `till_agent::embedded::start` for `--sandbox`), on one tokio runtime shared with Tauri — and
-//! shows the static web UI from the repository's `ui/` folder in a native window (Tauri 2:
+//! shows the web UI (the repository's `ui/` folder, served by the agent) in a native window (Tauri 2:
 //! WebKitGTK on Linux, WebView2 on Windows). A tray icon tells whether the till is paired and
 //! online and how many operations are queued; closing the window hides it to the tray, a second
 //! launch brings the running one to the front, and "Start at login" is a tray setting.
@@ -259,9 +259,12 @@ fn setup(app: &mut tauri::App) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Creates the main window from its `tauri.conf.json` entry, with the agent's address injected.
+/// Creates the main window from its `tauri.conf.json` entry, showing the UI the agent serves at
+/// its own address. Served from there, the page is same-origin with the API: its images, receipt
+/// frames and downloads pass the agent's Sec-Fetch-Site check like those of a browser tab on the
+/// agent, and the webview gets no Tauri IPC (the page calls none; see src-tauri/capabilities/).
 fn open_main_window(app: &tauri::App, agent_url: &str, hidden: bool) -> anyhow::Result<()> {
-    let config = app
+    let mut config = app
         .config()
         .app
         .windows
@@ -269,6 +272,11 @@ fn open_main_window(app: &tauri::App, agent_url: &str, hidden: bool) -> anyhow::
         .find(|w| w.label == MAIN_WINDOW)
         .cloned()
         .with_context(|| format!("no window labelled `{MAIN_WINDOW}` in tauri.conf.json"))?;
+    config.url = tauri::WebviewUrl::External(
+        format!("{}/", agent_url.trim_end_matches('/'))
+            .parse()
+            .with_context(|| format!("the agent's address `{agent_url}` is not a URL"))?,
+    );
     let visible = config.visible && !hidden;
     WebviewWindowBuilder::from_config(app.handle(), &config)?
         .initialization_script(agent_url_script(agent_url))

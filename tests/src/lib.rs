@@ -208,6 +208,16 @@ impl Env {
             .unwrap_or_default())
     }
 
+    /// Sets the manager PIN the way a till's owner does: `till-agent manager set-pin`, PIN on stdin.
+    pub fn set_manager_pin(&self, pin: &str) -> Result<()> {
+        set_manager_pin(self.data_dir.path(), &common_args(&self.sandbox, self.data_dir.path()), pin)
+    }
+
+    /// Common `till-agent` flags for this environment (config, data dir, sandbox URLs).
+    pub fn common_args(&self) -> Vec<String> {
+        common_args(&self.sandbox, self.data_dir.path())
+    }
+
     /// The POS token, read with `till-agent token`.
     pub fn token(&self) -> Result<String> {
         let out = Command::new(bin_path("till-agent")?)
@@ -231,6 +241,90 @@ impl Env {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// Runs `till-agent manager set-pin` with `args`, writing `pin` to its stdin.
+pub fn set_manager_pin(_data_dir: &Path, args: &[String], pin: &str) -> Result<()> {
+    use std::io::Write;
+    let mut child = Command::new(bin_path("till-agent")?)
+        .args(["manager", "set-pin"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()?;
+    child.stdin.take().context("stdin")?.write_all(format!("{pin}\n").as_bytes())?;
+    if !child.wait()?.success() {
+        bail!("till-agent manager set-pin failed");
+    }
+    Ok(())
+}
+
+/// Starts `till-agent run --listen 127.0.0.1:0 <args>` (optionally under a wrapper command such as
+/// `prlimit --nofile=1024:1024`) and returns once it has named its address.
+pub fn start_agent_process(data_dir: &Path, args: &[String], wrapper: &[&str]) -> Result<AgentProcess> {
+    let log = data_dir.join("agent-stderr.log");
+    let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
+    let bin = bin_path("till-agent")?;
+    let mut command = match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(&bin);
+            c
+        }
+        None => Command::new(&bin),
+    };
+    let mut child = command
+        .arg("run")
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("TILL_AGENT_LOG", "info,till_agent=debug")
+        .stdout(Stdio::piped())
+        .stderr(log_file)
+        .spawn()?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let mut stdout = BufReader::new(stdout);
+    let mut line = String::new();
+    stdout.read_line(&mut line)?;
+    let url = line
+        .trim()
+        .strip_prefix("till-agent listening on ")
+        .with_context(|| format!("unexpected first line from till-agent: {line:?}"))?
+        .to_string();
+    Ok(AgentProcess { child, url, log, _stdout: stdout })
+}
+
+/// One HTTP/1.1 request written byte for byte (the path exactly as given: no client normalises
+/// it), `Connection: close`. Returns the status and the body text.
+pub async fn raw_http(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(b) = body {
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+            req.push_str("Content-Type: application/json\r\n");
+        }
+        req.push_str(&format!("Content-Length: {}\r\n\r\n{b}", b.len()));
+    } else {
+        req.push_str("\r\n");
+    }
+    stream.write_all(req.as_bytes()).await?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer)).await??;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .with_context(|| format!("no HTTP status in {text:?}"))?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((status, body))
 }
 
 fn common_args(sandbox: &SandboxHandle, data_dir: &Path) -> Vec<String> {

@@ -30,10 +30,9 @@ before(async () => {
   }
   browser = await h.launchBrowser();
   page = await h.newPage(browser);
+  h.setPin(agent, "1111");
   await page.goto(base + "#/manager");
-  await page.fill("#new-pin", "1111");
-  await page.fill("#new-pin-again", "1111");
-  await page.click("#pin-setup button[type=submit]");
+  await h.loginOnPage(page, "1111");
   await page.locator("#journal").waitFor();
 });
 

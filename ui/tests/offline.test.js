@@ -48,11 +48,9 @@ test("an approved payment, then SensePass goes offline: the banner says so", asy
 });
 
 test("a refund while offline is queued and the banner counts it", async () => {
+  h.setPin(agent, "13579");
   await page.goto(base + "#/manager/tx/" + encodeURIComponent(tx.TransactionNumber));
-  await page.locator("#pin-setup").waitFor();
-  await page.fill("#new-pin", "13579");
-  await page.fill("#new-pin-again", "13579");
-  await page.click("#pin-setup button[type=submit]");
+  await h.loginOnPage(page, "13579");
   await page.locator("#detail").waitFor();
   assert.equal(await page.locator("#refundable").getAttribute("data-minor"), "1250");
 

@@ -95,12 +95,12 @@ test("the customer pays and the cashier screen shows approved", async () => {
   await page.screenshot({ path: h.artifact("cashier-approved.png") });
 });
 
-test("the manager sets a PIN, logs in and finds the payment by order ID", async () => {
+test("the manager logs in with the PIN set on the till and finds the payment by order ID", async () => {
   await page.goto(base + "#/manager");
   await page.locator("#pin-setup").waitFor();
-  await page.fill("#new-pin", "2468");
-  await page.fill("#new-pin-again", "2468");
-  await page.click("#pin-setup button[type=submit]");
+  h.setPin(agent, "2468");
+  await page.click("#pin-recheck");
+  await h.loginOnPage(page, "2468");
   await page.locator("#filters").waitFor();
 
   await page.fill("#f-order", orderId);

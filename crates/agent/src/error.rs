@@ -83,6 +83,9 @@ pub enum AgentError {
     /// The agent is still reconciling after start-up and not taking payments yet.
     #[error("the agent is recovering; retry shortly")]
     Recovering,
+    /// SensePass answered something unreadable (a 2xx that is not the documented shape).
+    #[error("unreadable answer from SensePass: {0}")]
+    BadGateway(String),
     /// A bug or a broken disk: the journal failed.
     #[error("internal error: {0}")]
     Internal(String),
@@ -106,7 +109,12 @@ impl From<till_sensepass::Error> for AgentError {
             E::NotSent(m) => AgentError::Unreachable(m),
             E::Uncertain(m) => AgentError::Uncertain(m),
             E::Http { status, body } => AgentError::Upstream { status, body },
-            other => AgentError::Internal(other.to_string()),
+            E::Decode(m) => AgentError::BadGateway(m),
+            // The client refused to build the call (a path or body it will not send): the
+            // request's fault, and nothing was sent.
+            E::Config(m) => {
+                AgentError::invalid(if m.starts_with("cannot send to path") { "path" } else { "request" }, &m)
+            }
         }
     }
 }
@@ -133,6 +141,7 @@ impl AgentError {
                 "sensepass_error",
             ),
             AgentError::Recovering => (StatusCode::SERVICE_UNAVAILABLE, "recovering"),
+            AgentError::BadGateway(_) => (StatusCode::BAD_GATEWAY, "bad_gateway"),
             AgentError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

@@ -6,6 +6,7 @@
 //! till-agent pair --create --api-key KEY --pos-name NAME
 //! till-agent pair --device-id ID
 //! till-agent unpair | status | token
+//! till-agent manager set-pin [--sandbox]   # reads the PIN from stdin
 //! ```
 
 use anyhow::{bail, Context, Result};
@@ -98,6 +99,25 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Manager PIN administration, on the till itself.
+    Manager {
+        #[command(subcommand)]
+        command: ManagerCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ManagerCommand {
+    /// Set (or reset) the manager PIN, 4 to 12 digits, read from the first line of stdin so it
+    /// never shows in the process list. Also clears the wrong-PIN lock. Sessions of a running
+    /// agent end at its next restart or on logout.
+    SetPin {
+        #[command(flatten)]
+        common: Common,
+        /// The PIN of `run --sandbox`'s journal (`<data-dir>/sandbox/`).
+        #[arg(long)]
+        sandbox: bool,
+    },
 }
 
 fn load(common: &Common, waive: Option<bool>) -> Result<Config> {
@@ -146,6 +166,24 @@ async fn main() -> Result<()> {
             println!("{}", if cfg!(feature = "failpoints") { "failpoints" } else { "" });
             Ok(())
         }
+        Command::Manager { command: ManagerCommand::SetPin { common, sandbox } } => {
+            let mut config = load(&common, None)?;
+            if sandbox {
+                config.data_dir = config.data_dir.join("sandbox");
+            }
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).context("reading the PIN from stdin")?;
+            let pin = line.trim();
+            if !till_agent::manager::valid_pin(pin) {
+                bail!("the PIN must be 4 to 12 digits");
+            }
+            let hash = till_agent::manager::hash_pin(pin)?;
+            let journal = open_journal(&config)?;
+            journal.set_setting(till_agent::manager::PIN_SETTING, &hash)?;
+            journal.set_setting(till_agent::manager::FAILURES_SETTING, "0:0")?;
+            println!("manager PIN set");
+            Ok(())
+        }
         Command::Token { common } => {
             let config = load(&common, None)?;
             let token = till_agent::service::ensure_pos_token(&open_journal(&config)?)?;
@@ -155,7 +193,21 @@ async fn main() -> Result<()> {
     }
 }
 
+/// Files the agent creates (logs, journal, exports) are readable by the till's user only: the
+/// logs name transactions and the journal holds the POS token.
+fn private_files() {
+    #[cfg(unix)]
+    {
+        // SAFETY: umask only swaps the process's file-creation mask; it cannot fail.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::umask(0o077);
+        }
+    }
+}
+
 async fn run(config: &mut Config, sandbox: bool, autopilot_ms: Option<u64>) -> Result<()> {
+    private_files();
     // Logs go to the base data directory (not the sandbox's sub-directory).
     let _log_guard = init_logging_files(config);
     let sandbox_handle = if sandbox {

@@ -1,9 +1,18 @@
 //! The store manager's PIN and sessions.
 //!
-//! The PIN (4–12 digits, set at first run) is stored only as an Argon2id hash in the journal's
-//! settings. Logging in exchanges it for a random session token (12 hours), which the UI sends as
-//! `Authorization: Bearer …` for money-out operations, pairing and settings. Five wrong PINs in a
-//! row lock logins for 60 seconds, so the 10⁴–10¹² PIN space cannot be walked over the local API.
+//! The PIN (4–12 digits) is stored only as an Argon2id hash in the journal's settings. The first
+//! PIN is set on the till itself (`till-agent manager set-pin`, or by the installer), never through
+//! the local API: whoever reached the page first would otherwise own the till. Logging in exchanges
+//! the PIN for a random session token that the UI sends as `Authorization: Bearer …` for money-out
+//! operations, pairing and settings. A session ends after [`SESSION_IDLE`] without use, after
+//! [`SESSION_MAX`] in any case, on `POST /api/agent/manager/logout`, and on a PIN change.
+//!
+//! Guessing is bounded: every attempt is *reserved* (counted as a failure) under the lock before
+//! the PIN is verified, so parallel guesses cannot slip past the count; from the fifth failure in a
+//! row logins are locked for a back-off that doubles with each further failure (one minute, two,
+//! four, … at most [`MAX_LOCKOUT`]). The count and the lock are persisted in the journal, so a
+//! restart does not reset them. Only one Argon2 verification runs at a time (19 MiB each), on the
+//! blocking pool, so a flood of logins cannot exhaust the till's memory.
 //!
 //! Sessions live in memory (a restart logs everyone out) behind a `std::sync::Mutex`: the critical
 //! sections are a map lookup or insert, never across an `.await`.
@@ -14,14 +23,20 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// How long a manager session lasts.
-pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// A session ends after this long without a request.
+pub const SESSION_IDLE: Duration = Duration::from_secs(15 * 60);
+/// A session ends this long after login, however busy.
+pub const SESSION_MAX: Duration = Duration::from_secs(8 * 3600);
 /// Wrong PINs in a row before logins are locked.
-const MAX_FAILURES: u32 = 5;
-/// How long logins stay locked.
-const LOCKOUT: Duration = Duration::from_secs(60);
+pub const MAX_FAILURES: u32 = 5;
+/// The first lock's length; each further failure doubles it.
+const FIRST_LOCKOUT: Duration = Duration::from_secs(60);
+/// The longest lock.
+pub const MAX_LOCKOUT: Duration = Duration::from_secs(3600);
 /// Settings key of the PIN hash.
 pub const PIN_SETTING: &str = "manager_pin_hash";
+/// Settings key of the failure count and lock (`<failures>:<locked until, unix ms>`).
+pub const FAILURES_SETTING: &str = "manager_pin_failures";
 
 /// Errors of PIN handling.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -40,20 +55,51 @@ pub enum ManagerError {
     Hash(String),
 }
 
-/// Sessions and the failure counter.
-#[derive(Default)]
+/// Sessions, the failure counter and the one-verification-at-a-time gate.
 pub struct Manager {
     state: Mutex<State>,
+    /// One Argon2 verification at a time (each takes ~19 MiB and tens of milliseconds).
+    verify_gate: tokio::sync::Semaphore,
+}
+
+impl Default for Manager {
+    fn default() -> Self {
+        Manager { state: Mutex::new(State::default()), verify_gate: tokio::sync::Semaphore::new(1) }
+    }
 }
 
 #[derive(Default)]
 struct State {
-    /// Session token → expiry.
-    sessions: HashMap<String, Instant>,
-    /// Consecutive wrong PINs.
+    /// Session token → (idle expiry, absolute expiry).
+    sessions: HashMap<String, (Instant, Instant)>,
+    /// Consecutive wrong PINs, attempts in progress included.
     failures: u32,
-    /// Logins refused until then.
-    locked_until: Option<Instant>,
+    /// Logins refused until then (unix ms, so that it survives a restart).
+    locked_until_ms: i64,
+}
+
+/// The failure count and lock to persist after a reservation or a success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failures {
+    /// Consecutive failures (reserved attempts included).
+    pub count: u32,
+    /// Locked until (unix ms; 0 when not locked).
+    pub locked_until_ms: i64,
+}
+
+impl Failures {
+    /// The settings text (`count:locked_until_ms`).
+    pub fn to_setting(self) -> String {
+        format!("{}:{}", self.count, self.locked_until_ms)
+    }
+
+    /// Parses [`Failures::to_setting`]; anything unreadable counts as no failures.
+    pub fn from_setting(text: &str) -> Failures {
+        let mut parts = text.split(':');
+        let count = parts.next().and_then(|c| c.trim().parse().ok()).unwrap_or(0);
+        let locked_until_ms = parts.next().and_then(|c| c.trim().parse().ok()).unwrap_or(0);
+        Failures { count, locked_until_ms }
+    }
 }
 
 /// Checks the PIN's format.
@@ -61,7 +107,7 @@ pub fn valid_pin(pin: &str) -> bool {
     (4..=12).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Hashes a PIN for storage.
+/// Hashes a PIN for storage (Argon2: call it on a blocking thread).
 pub fn hash_pin(pin: &str) -> Result<String, ManagerError> {
     if !valid_pin(pin) {
         return Err(ManagerError::BadFormat);
@@ -73,50 +119,100 @@ pub fn hash_pin(pin: &str) -> Result<String, ManagerError> {
         .map_err(|e| ManagerError::Hash(e.to_string()))
 }
 
-/// True when `pin` matches the stored hash.
+/// True when `pin` matches the stored hash (Argon2: call it on a blocking thread).
 pub fn verify_pin(pin: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
         .map(|h| Argon2::default().verify_password(pin.as_bytes(), &h).is_ok())
         .unwrap_or(false)
 }
 
+/// How long logins lock after `failures` failures in a row (0 below [`MAX_FAILURES`]).
+pub fn lockout_for(failures: u32) -> Duration {
+    if failures < MAX_FAILURES {
+        return Duration::ZERO;
+    }
+    let doublings = (failures - MAX_FAILURES).min(16);
+    FIRST_LOCKOUT.saturating_mul(1 << doublings).min(MAX_LOCKOUT)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 impl Manager {
-    /// Checks `pin` against `hash` with the lockout rule; on success opens a session.
-    pub fn login(&self, pin: &str, hash: &str) -> Result<(String, Duration), ManagerError> {
-        {
-            let state = self.lock();
-            if let Some(until) = state.locked_until {
-                let now = Instant::now();
-                if until > now {
-                    return Err(ManagerError::Locked((until - now).as_secs() + 1));
-                }
-            }
+    /// Restores the persisted failure count and lock (at start-up).
+    pub fn restore(&self, failures: Failures) {
+        let mut s = self.lock();
+        s.failures = failures.count;
+        s.locked_until_ms = failures.locked_until_ms;
+    }
+
+    /// Reserves one login attempt: refused while locked, otherwise counted as a failure *before*
+    /// the PIN is verified (a success clears it). Returns what to persist.
+    pub fn reserve(&self) -> Result<Failures, ManagerError> {
+        let mut s = self.lock();
+        let now = now_ms();
+        if s.locked_until_ms > now {
+            return Err(ManagerError::Locked(((s.locked_until_ms - now) as u64).div_ceil(1000)));
         }
-        // Verify outside the lock: Argon2 takes tens of milliseconds.
-        let ok = verify_pin(pin, hash);
-        let mut state = self.lock();
+        s.failures = s.failures.saturating_add(1);
+        let lock = lockout_for(s.failures);
+        if !lock.is_zero() {
+            s.locked_until_ms = now + lock.as_millis() as i64;
+        }
+        Ok(Failures { count: s.failures, locked_until_ms: s.locked_until_ms })
+    }
+
+    /// Verifies `pin` against `hash` for a reserved attempt, one verification at a time on the
+    /// blocking pool. On success clears the failures and opens a session.
+    pub async fn verify_reserved(&self, pin: String, hash: String) -> Result<Session, ManagerError> {
+        let _permit = self.verify_gate.acquire().await.map_err(|e| ManagerError::Hash(e.to_string()))?;
+        let ok = tokio::task::spawn_blocking(move || verify_pin(&pin, &hash))
+            .await
+            .map_err(|e| ManagerError::Hash(e.to_string()))?;
         if !ok {
-            state.failures += 1;
-            if state.failures >= MAX_FAILURES {
-                state.failures = 0;
-                state.locked_until = Some(Instant::now() + LOCKOUT);
-            }
             return Err(ManagerError::Wrong);
         }
-        state.failures = 0;
-        state.locked_until = None;
+        let mut s = self.lock();
+        s.failures = 0;
+        s.locked_until_ms = 0;
         let bytes: [u8; 32] = rand::random();
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let now = Instant::now();
-        state.sessions.retain(|_, exp| *exp > now);
-        state.sessions.insert(token.clone(), now + SESSION_TTL);
-        Ok((token, SESSION_TTL))
+        s.sessions.retain(|_, (idle, max)| *idle > now && *max > now);
+        s.sessions.insert(token.clone(), (now + SESSION_IDLE, now + SESSION_MAX));
+        Ok(Session { token, idle: SESSION_IDLE })
     }
 
-    /// True when `token` is a live session.
+    /// The failures to persist now (after a success: none).
+    pub fn failures(&self) -> Failures {
+        let s = self.lock();
+        Failures { count: s.failures, locked_until_ms: s.locked_until_ms }
+    }
+
+    /// True when `token` is a live session; each use extends its idle expiry.
     pub fn check(&self, token: &str) -> bool {
-        let state = self.lock();
-        state.sessions.get(token).map(|exp| *exp > Instant::now()).unwrap_or(false)
+        let mut s = self.lock();
+        let now = Instant::now();
+        match s.sessions.get_mut(token) {
+            Some((idle, max)) if *idle > now && *max > now => {
+                *idle = (now + SESSION_IDLE).min(*max);
+                true
+            }
+            Some(_) => {
+                s.sessions.remove(token);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Ends one session (logout). True when it existed.
+    pub fn logout(&self, token: &str) -> bool {
+        self.lock().sessions.remove(token).is_some()
     }
 
     /// Ends every session (after a PIN change).
@@ -130,26 +226,54 @@ impl Manager {
     }
 }
 
+/// A new manager session.
+#[derive(Debug)]
+pub struct Session {
+    /// The bearer token.
+    pub token: String,
+    /// How long it lasts without use.
+    pub idle: Duration,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn pin_rules_sessions_and_lockout() {
+    #[tokio::test]
+    async fn pin_rules_sessions_and_lockout() {
         assert!(valid_pin("1234") && valid_pin("123456789012"));
         assert!(!valid_pin("123") && !valid_pin("12a4") && !valid_pin("1234567890123"));
         let hash = hash_pin("2468").unwrap();
         assert!(!hash.contains("2468"));
         let m = Manager::default();
-        let (token, _) = m.login("2468", &hash).unwrap();
-        assert!(m.check(&token));
+        m.reserve().unwrap();
+        let s = m.verify_reserved("2468".into(), hash.clone()).await.unwrap();
+        assert!(m.check(&s.token));
         assert!(!m.check("nope"));
-        for _ in 0..4 {
-            assert_eq!(m.login("0000", &hash), Err(ManagerError::Wrong));
+        for _ in 0..5 {
+            m.reserve().unwrap();
+            assert_eq!(m.verify_reserved("0000".into(), hash.clone()).await.unwrap_err(), ManagerError::Wrong);
         }
-        assert_eq!(m.login("0000", &hash), Err(ManagerError::Wrong));
-        assert!(matches!(m.login("2468", &hash), Err(ManagerError::Locked(_))), "locked even for the right PIN");
-        m.logout_all();
-        assert!(!m.check(&token));
+        assert!(matches!(m.reserve(), Err(ManagerError::Locked(_))), "locked even for the right PIN");
+        assert_eq!(m.failures().count, 5);
+        assert!(m.logout(&s.token));
+        assert!(!m.check(&s.token));
+    }
+
+    #[test]
+    fn reservations_count_before_verification_and_back_off_doubles() {
+        let m = Manager::default();
+        // 41 parallel guesses: only MAX_FAILURES get a reservation.
+        let granted = (0..41).filter(|_| m.reserve().is_ok()).count();
+        assert_eq!(granted, MAX_FAILURES as usize);
+        assert_eq!(lockout_for(4), Duration::ZERO);
+        assert_eq!(lockout_for(5), Duration::from_secs(60));
+        assert_eq!(lockout_for(6), Duration::from_secs(120));
+        assert_eq!(lockout_for(50), MAX_LOCKOUT);
+        let f = m.failures();
+        assert_eq!(Failures::from_setting(&f.to_setting()), f);
+        let restored = Manager::default();
+        restored.restore(f);
+        assert!(matches!(restored.reserve(), Err(ManagerError::Locked(_))), "the lock survives a restart");
     }
 }

@@ -40,9 +40,14 @@ pub enum StartError {
 /// Opens the journal, starts the workers and serves the local API.
 pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| StartError::DataDir(config.data_dir.clone(), e))?;
+    crate::api::server::raise_fd_limit();
     let journal = Journal::open(config.journal_path())?;
     let shutdown = CancellationToken::new();
     let agent = Agent::new(config.clone(), journal, shutdown.clone())?;
+    // Wrong-PIN count and lock survive restarts.
+    if let Some(text) = agent.journal(|j| j.setting(crate::manager::FAILURES_SETTING)).await? {
+        agent.manager().restore(crate::manager::Failures::from_setting(&text));
+    }
     if config.waive_pos_token {
         tracing::warn!("POS token WAIVED: refunds and cancels of approved payments are accepted without a token");
     }
@@ -61,15 +66,7 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
     tasks.push(tokio::spawn(crate::live::run(agent.clone())));
     tasks.push(tokio::spawn(crate::outbox::run(agent.clone())));
     let router = crate::api::router(agent.clone(), addr);
-    tasks.push(tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned());
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "local API stopped");
-            }
-        }
-    }));
+    tasks.push(tokio::spawn(crate::api::server::serve(listener, router, shutdown.clone())));
     tracing::info!(%addr, "till-agent listening");
     Ok(RunningAgent { addr, agent, shutdown, tasks })
 }

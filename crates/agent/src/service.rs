@@ -241,7 +241,9 @@ impl Agent {
 
     /// Records the result of a SensePass call for the offline indicator.
     pub fn note_reachability<T>(&self, result: &Result<T, till_sensepass::Error>) {
-        let offline = matches!(result, Err(e) if e.certainly_not_performed());
+        // Only a failure to reach SensePass is "offline"; a call the client refused to build
+        // (`Config`) says nothing about the network.
+        let offline = matches!(result, Err(till_sensepass::Error::NotSent(_)));
         let h = &self.inner.health.offline_since_ms;
         if offline {
             let _ = h.compare_exchange(0, till_journal::now_ms(), Ordering::SeqCst, Ordering::SeqCst);

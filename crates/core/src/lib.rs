@@ -10,6 +10,8 @@
 //! - [`status`]: the 14 SensePass transaction status codes ([`Status`]) and the transitions the
 //!   agent accepts, so that duplicated or reordered events never move a transaction backwards.
 //! - [`invalid`]: the `invalid_parameters` error shape used by every 400 the project returns.
+//! - [`redact`]: the one rule that removes card numbers, CVVs, expiry dates, social IDs and
+//!   tokens from JSON before anything is journaled or logged.
 //!
 //! What this crate is not: it knows nothing of HTTP, SQLite, JSON wire formats of a particular
 //! provider, or time. Provider crates convert at their boundary using the helpers here.
@@ -17,6 +19,7 @@
 pub mod invalid;
 pub mod money;
 pub mod product;
+pub mod redact;
 pub mod status;
 
 pub use invalid::{InvalidParameter, InvalidParameters};

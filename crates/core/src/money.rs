@@ -90,6 +90,9 @@ pub enum Currency {
     Gbp,
 }
 
+/// Bound of a single amount in major units (see [`Currency::max_amount`]); docs/DECISIONS.md.
+pub const MAX_AMOUNT_MAJOR: i64 = 10_000_000;
+
 impl Currency {
     /// Every supported currency, for listings and tests.
     pub const ALL: [Currency; 6] =
@@ -138,6 +141,13 @@ impl Currency {
             .into_iter()
             .find(|c| c.code() == code)
             .ok_or_else(|| MoneyError::UnknownCurrency(code.to_string()))
+    }
+
+    /// The largest single amount the agent accepts in this currency: [`MAX_AMOUNT_MAJOR`] major
+    /// units (10,000,000.00 for a two-digit currency). Far below `i64::MAX`, so that totals of
+    /// millions of payments cannot overflow and a typo of extra zeros is refused.
+    pub fn max_amount(self) -> Minor {
+        Minor(MAX_AMOUNT_MAJOR * self.scale())
     }
 
     /// `10^exponent`, the number of minor units in one major unit.

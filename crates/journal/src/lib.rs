@@ -358,7 +358,8 @@ fn status_code(s: Status) -> i64 {
 
 /// Stored form of a JSON value.
 fn json_text(v: &serde_json::Value) -> Result<String, JournalError> {
-    Ok(serde_json::to_string(v)?)
+    // Every JSON the journal stores passes here: card data and secrets never reach the file.
+    Ok(serde_json::to_string(&till_core::redact::redacted(v))?)
 }
 
 /// A count read from SQLite (never negative).

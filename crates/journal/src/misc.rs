@@ -127,12 +127,14 @@ impl Journal {
             let mut captured: Vec<(String, i64, i64)> = Vec::new();
             {
                 let mut stmt = tx.prepare_cached(
-                    "SELECT currency, COUNT(*), SUM(amount) FROM transactions \
+                    "SELECT currency, COUNT(*), SUM(amount / 1000000000), SUM(amount % 1000000000) \
+                     FROM transactions \
                      WHERE setup = 0 AND created_at >= ?1 AND created_at < ?2 \
                      AND status IN (5, 11, 12, 13) GROUP BY currency",
                 )?;
-                let rows =
-                    stmt.query_map([from_ms, to_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                let rows = stmt.query_map([from_ms, to_ms], |r| {
+                    Ok((r.get(0)?, r.get(1)?, split_sum(r.get(2)?, r.get(3)?)))
+                })?;
                 for row in rows {
                     captured.push(row?);
                 }
@@ -140,12 +142,14 @@ impl Journal {
             let mut refunded: Vec<(String, i64)> = Vec::new();
             {
                 let mut stmt = tx.prepare_cached(
-                    "SELECT t.currency, SUM(o.amount) FROM operations o \
+                    "SELECT t.currency, SUM(o.amount / 1000000000), SUM(o.amount % 1000000000) \
+                     FROM operations o \
                      JOIN transactions t ON t.id = o.transaction_id \
                      WHERE o.kind = 'refund' AND o.state = 'delivered' \
                      AND o.finished_at >= ?1 AND o.finished_at < ?2 GROUP BY t.currency",
                 )?;
-                let rows = stmt.query_map([from_ms, to_ms], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                let rows =
+                    stmt.query_map([from_ms, to_ms], |r| Ok((r.get(0)?, split_sum(r.get(1)?, r.get(2)?))))?;
                 for row in rows {
                     refunded.push(row?);
                 }
@@ -163,6 +167,15 @@ impl Journal {
             Ok(out)
         })
     }
+}
+
+/// Combines a sum taken in two parts (`SUM(x / 10⁹)`, `SUM(x % 10⁹)`): neither part can overflow
+/// SQLite's 64-bit integers for fewer than 9·10⁹ rows, where `SUM(x)` of two amounts near the
+/// limit made the summary fail. The result saturates at `i64::MAX` (amounts are bounded far below
+/// that by validation, so only a journal written before the bound existed can get there).
+fn split_sum(high: Option<i64>, low: Option<i64>) -> i64 {
+    let total = i128::from(high.unwrap_or(0)) * 1_000_000_000 + i128::from(low.unwrap_or(0));
+    i64::try_from(total).unwrap_or(if total > 0 { i64::MAX } else { i64::MIN })
 }
 
 impl Journal {

@@ -274,3 +274,43 @@ fn status_counts_per_currency() {
     assert_eq!(get(Currency::Eur, Status::Timeout), 1);
     assert_eq!(counts.iter().map(|(_, _, n)| n).sum::<u64>(), 6, "the setup cart is not a sale: {counts:?}");
 }
+
+/// Two amounts near `i64::MAX` (a journal from before amounts were bounded) used to make the
+/// summary fail with SQLite's "integer overflow"; the totals now saturate instead.
+#[test]
+fn totals_of_huge_amounts_do_not_overflow() {
+    let (_d, j) = journal();
+    for i in 0..2_i64 {
+        let id = format!("h{i}");
+        j.begin_payment(sale(&id, "d", Some(&id), None, i64::MAX - i, T0 + i)).unwrap();
+        let number = format!("H{i}");
+        j.record_created(&id, &number, Status::Initialize, &json!({}), T0 + i).unwrap();
+        j.apply_status(&number, Status::Approved, &json!({}), EventSource::Socket, T0 + i + 1).unwrap();
+    }
+    let totals = j.totals(T0, T0 + HOUR).unwrap();
+    assert_eq!(totals[0].captured_count, 2);
+    assert_eq!(totals[0].captured_amount, Minor(i64::MAX));
+}
+
+/// Card data in a request or an answer never reaches the journal file (PCI DSS: no CVV stored,
+/// card numbers masked); the test reads the SQLite file's bytes, WAL included.
+#[test]
+fn card_data_never_reaches_the_file() {
+    let (dir, j) = journal();
+    let mut p = sale("c1", "d", Some("c1"), None, 100, T0);
+    p.request_json = json!({"amount": 100, "paymentDetails": {"creditCard": {
+        "cardNumber": "4111111111111111", "cvv": "737", "expiration": "11/29", "socialID": "123456782"}}});
+    j.begin_payment(p).unwrap();
+    j.record_created("c1", "C1", Status::Initialize,
+        &json!({"TransactionNumber": "C1", "status": 1, "creditCardDetails": {"cardNumber": "5555555555554444", "securityCode": "9876"}}), T0)
+        .unwrap();
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    for secret in ["4111111111111111", "\"737\"", "11/29", "123456782", "5555555555554444", "9876"] {
+        assert!(!text.contains(secret), "{secret} is in the journal file");
+    }
+    assert!(text.contains("411111******1111"), "the masked number is kept");
+}

@@ -278,11 +278,14 @@ impl Client {
 
     /// `GET /transactions/{n}` (§4.2), a GET with the credentials in a JSON body.
     pub async fn transaction(&self, number: &str) -> Result<Transaction, Error> {
+        transaction_from(self.transaction_json(number).await?)
+    }
+
+    /// As [`Client::transaction`], SensePass's JSON as it came (for the Terminal Agent's proxy).
+    pub async fn transaction_json(&self, number: &str) -> Result<Value, Error> {
         let path = format!("transactions/{}", path_segment(number));
-        let body = self
-            .call_json("status", Method::GET, &path, None, Auth::Body)
-            .await?;
-        transaction_from(body)
+        self.call_json("status", Method::GET, &path, None, Auth::Body)
+            .await
     }
 
     /// `POST /transactions` (§4.3): transactions in a time window, filtered and paged.
@@ -532,25 +535,19 @@ impl Client {
 
     // ----- passthrough -----------------------------------------------------------------------
 
-    /// Sends any other cloud call (the Terminal Agent's proxy, spec §8.2) and returns SensePass's
-    /// answer as is, whatever its status. `path` is relative to the REST base; a leading `/`
-    /// or `/api/` is dropped so that a local agent path can be passed unchanged. Credentials are
-    /// injected into the JSON object body (replacing any the caller put there), or sent as
-    /// headers for `subscription/…`; a missing body becomes `{}` plus credentials. Only
-    /// transport failures are errors; a non-JSON answer comes back as a JSON string.
+    /// Sends an allow-listed cloud call for the Terminal Agent's proxy (spec §8.2) and returns
+    /// SensePass's answer as is, whatever its status. `path` is relative to the REST base (no
+    /// leading `/`); the caller (the local API) decides which paths may be forwarded. Credentials
+    /// are injected into the JSON object body of a POST/PATCH/PUT (replacing any the caller put
+    /// there), sent as headers for `subscription/…`, and never put in the body of a GET.
+    /// Only transport failures are errors; a non-JSON answer comes back as a JSON string.
     pub async fn forward(
         &self,
         method: Method,
         path: &str,
         body: Option<Value>,
     ) -> Result<(u16, Value), Error> {
-        let mut rel = path.trim_start_matches('/');
-        if let Some(rest) = rel.strip_prefix("api/") {
-            rel = rest;
-        }
-        if rel.is_empty() || rel.starts_with('/') || rel.contains("..") || rel.contains("://") {
-            return Err(Error::Config(format!("cannot forward path `{path}`")));
-        }
+        let rel = path;
         if let Some(b) = &body {
             if !b.is_object() {
                 return Err(Error::Config(format!(
@@ -561,6 +558,8 @@ impl Client {
         }
         let auth = if rel.starts_with("subscription/") || rel == "subscription" {
             Auth::Headers
+        } else if method == Method::GET || method == Method::HEAD {
+            Auth::None
         } else {
             Auth::Body
         };
@@ -580,11 +579,13 @@ impl Client {
         }
     }
 
-    fn url(&self, rel: &str) -> Result<Url, Error> {
-        self.inner
-            .base
-            .join(rel)
-            .map_err(|e| Error::Config(format!("path `{rel}`: {e}")))
+    /// The URL of `rel` under the REST base: `rel`'s segments appended to the base's path, never
+    /// resolved against it (`Url::join` would let `http:host/x`, `//host/x` or `..` leave the
+    /// base). Each segment must be plain (`[A-Za-z0-9-_.~]` or percent escapes of other bytes, not
+    /// `.`/`..` nor an escaped `.`, `/` or `\\`); the result is checked to keep the base's origin and
+    /// path prefix, so no spelling of a path can send the credentials elsewhere.
+    pub fn url(&self, rel: &str) -> Result<Url, Error> {
+        url_under(&self.inner.base, rel)
     }
 
     /// Calls and decodes a 2xx answer into `T`.
@@ -682,6 +683,52 @@ impl Client {
             body: parse_body(&bytes),
         })
     }
+}
+
+/// See [`Client::url`].
+pub fn url_under(base: &Url, rel: &str) -> Result<Url, Error> {
+    let refuse = |why: &str| Error::Config(format!("cannot send to path `{rel}`: {why}"));
+    if rel.is_empty() {
+        return Err(refuse("empty path"));
+    }
+    let mut path = base.path().to_string();
+    if !path.ends_with('/') {
+        path.push('/');
+    }
+    let prefix = path.clone();
+    for (i, seg) in rel.split('/').enumerate() {
+        if seg.is_empty() || seg == "." || seg == ".." {
+            return Err(refuse("empty or dot segment"));
+        }
+        let bytes = seg.as_bytes();
+        let mut j = 0;
+        while j < bytes.len() {
+            let b = bytes[j];
+            if b == b'%' {
+                let hex = seg.get(j + 1..j + 3).and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(d) if !matches!(d, b'.' | b'/' | b'\\' | b'%') && !d.is_ascii_alphanumeric() => j += 3,
+                    _ => return Err(refuse("escape of a character that needs none")),
+                }
+            } else if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                j += 1;
+            } else {
+                return Err(refuse("character not allowed in a path segment"));
+            }
+        }
+        if i > 0 {
+            path.push('/');
+        }
+        path.push_str(seg);
+    }
+    let mut url = base.clone();
+    url.set_path(&path);
+    url.set_query(None);
+    url.set_fragment(None);
+    if url.origin() != base.origin() || !url.path().starts_with(&prefix) {
+        return Err(refuse("would leave the SensePass base"));
+    }
+    Ok(url)
 }
 
 /// Sorts a transport failure into "certainly not sent" and "maybe performed".

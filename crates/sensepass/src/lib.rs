@@ -26,3 +26,5 @@ pub mod socket;
 pub use client::{Client, ClientConfig, Credentials};
 pub use error::{Error, FieldError};
 pub use models::{InitRequest, Transaction, TransactionNumber};
+/// Percent-encodes one path segment (every byte but `A-Z a-z 0-9 - _ . ~`).
+pub use models::wire::path_segment;

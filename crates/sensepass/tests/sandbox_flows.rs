@@ -680,20 +680,23 @@ async fn passthrough_forward() {
         .client
         .forward(
             Method::POST,
-            "/api/transactions/init",
+            "transactions/init",
             Some(json!({"amount": 250, "isCent": true, "currency": "EUR"})),
         )
         .await
         .unwrap();
     assert_eq!(status, 200, "{body}");
     let n = body["TransactionNumber"].as_str().unwrap().to_string();
-    let (status, got) = env
+    // A forwarded GET carries no credentials (a GET body is never built for the proxy); the
+    // typed status call is the one GET that sends the deviceId, to a fixed path under the base.
+    let (status, _) = env
         .client
         .forward(Method::GET, &format!("transactions/{n}"), None)
         .await
         .unwrap();
-    assert_eq!(status, 200);
-    assert_eq!(got["amount"], "2.5");
+    assert_ne!(status, 200, "a GET forward must not authenticate");
+    let got = env.client.transaction(&n).await.unwrap();
+    assert_eq!(got.get("amount").and_then(|v| v.as_str()), Some("2.5"));
     // Errors come back as answers, with every invalid field named.
     let (status, bad) = env
         .client
@@ -714,12 +717,30 @@ async fn passthrough_forward() {
     for f in ["amount", "currency", "timeOut"] {
         assert!(names.contains(&f), "{f} in {names:?}");
     }
-    assert!(matches!(
-        env.client
-            .forward(Method::GET, "https://evil.example/x", None)
-            .await,
-        Err(Error::Config(_))
-    ));
+    // No spelling of a path leaves the SensePass base (and nothing is sent for these).
+    for evil in [
+        "https://evil.example/x",
+        "http:evil.example/x",
+        "http:127.0.0.1:9/steal",
+        "\\\\evil.example\\x",
+        "//evil.example/x",
+        "/transactions/init",
+        "%2e%2e/x",
+        "transactions/%2E/refund",
+        "transactions/%2f/refund",
+        "../x",
+        "transactions/./refund",
+        "transactions//refund",
+        "transactions/init?x=1",
+    ] {
+        assert!(
+            matches!(
+                env.client.forward(Method::GET, evil, None).await,
+                Err(Error::Config(_))
+            ),
+            "{evil}"
+        );
+    }
     assert!(matches!(
         env.client
             .forward(Method::POST, "transactions/init", Some(json!([1])))

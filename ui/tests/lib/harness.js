@@ -52,7 +52,7 @@ async function startAgent(name) {
     stdio: ["ignore", "pipe", stderr],
     env,
   });
-  const info = { dir, child, url: null, api: null, control: null };
+  const info = { dir, config, child, url: null, api: null, control: null };
   const lines = readline.createInterface({ input: child.stdout });
   const ready = new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("till-agent did not start in 60 s; see " + dir + "/agent.stderr")), 60000);
@@ -138,12 +138,12 @@ async function uiUrl(agent) {
   return agent.url + "/";
 }
 
-/** Debian's chromium, headless; never a downloaded browser. */
-async function launchBrowser() {
+/** Debian's chromium, headless; never a downloaded browser. `extraArgs`: more command-line flags. */
+async function launchBrowser(extraArgs) {
   return chromium.launch({
     executablePath: CHROMIUM,
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+      "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"].concat(extraArgs || []),
   });
 }
 
@@ -243,7 +243,27 @@ function cart(orderId, extra) {
   }, extra || {});
 }
 
+/**
+ * Sets the manager PIN the way a till's owner does: `till-agent manager set-pin --sandbox`, with
+ * the PIN on stdin (the page cannot set the first PIN).
+ */
+function setPin(agent, pin) {
+  execFileSync(AGENT_BIN, ["manager", "set-pin", "--sandbox", "--data-dir", agent.dir, "--config", agent.config], {
+    input: pin + "\n",
+    env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("TILL_AGENT_"))),
+    stdio: ["pipe", "ignore", "inherit"],
+  });
+}
+
+/** Logs in on the PIN gate shown in `page`. */
+async function loginOnPage(page, pin) {
+  await page.locator("#pin-login").waitFor();
+  await page.fill("#login-pin", pin);
+  await page.click("#pin-login button[type=submit]");
+}
+
 module.exports = {
+  setPin, loginOnPage,
   REPO, UI_DIR, ARTIFACTS, until, unexpectedErrors, startAgent, uiUrl, launchBrowser, newPage, pos, control,
   decodeQr, pdfText, pdfToPng, publish, artifact, cart,
 };

@@ -5,7 +5,7 @@
 use super::handlers::{format_ms, JsonBody};
 use super::security::require_manager;
 use crate::error::AgentError;
-use crate::manager::{hash_pin, valid_pin, ManagerError, PIN_SETTING};
+use crate::manager::{hash_pin, valid_pin, ManagerError, FAILURES_SETTING, PIN_SETTING};
 use crate::service::Agent;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
@@ -83,7 +83,16 @@ pub async fn receipt_pdf(
         .map_err(|e| AgentError::Internal(e.to_string()))?;
     let name = format!("receipt-{}.pdf", record.number.as_deref().unwrap_or(&record.local_id).chars().take(12).collect::<String>());
     let disposition = if p.download == Some(1) { format!("attachment; filename=\"{name}\"") } else { format!("inline; filename=\"{name}\"") };
-    Ok(([(header::CONTENT_TYPE, "application/pdf".to_string()), (header::CONTENT_DISPOSITION, disposition)], pdf).into_response())
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::CONTENT_SECURITY_POLICY, super::security::RECEIPT_CSP.to_string()),
+            (header::X_FRAME_OPTIONS, "SAMEORIGIN".to_string()),
+        ],
+        pdf,
+    )
+        .into_response())
 }
 
 /// Maps a journal record (and its SensePass entity) to the receipt model.
@@ -166,46 +175,74 @@ fn format_human(ms: i64) -> String {
     }
 }
 
-/// `GET /api/agent/manager`: whether a manager PIN has been set (first run sets it).
+/// `GET /api/agent/manager`: whether a manager PIN has been set (`till-agent manager set-pin`).
 pub async fn manager_state(State(agent): State<Agent>) -> Result<Response, AgentError> {
     let set = agent.journal(|j| j.setting(PIN_SETTING)).await?.is_some();
     Ok(Json(json!({ "pinSet": set })).into_response())
 }
 
-/// `POST /api/agent/manager/pin {pin, currentPin?}`: sets or changes the manager PIN.
+/// One login attempt: reserved (and persisted) before Argon2 runs, verified one at a time.
+async fn attempt_login(agent: &Agent, pin: String, hash: String) -> Result<crate::manager::Session, AgentError> {
+    let reserved = agent.manager().reserve().map_err(login_error)?;
+    agent.journal(move |j| j.set_setting(FAILURES_SETTING, &reserved.to_setting())).await?;
+    let result = agent.manager().verify_reserved(pin, hash).await;
+    if result.is_ok() {
+        let cleared = agent.manager().failures();
+        agent.journal(move |j| j.set_setting(FAILURES_SETTING, &cleared.to_setting())).await?;
+    } else {
+        tracing::warn!("wrong manager PIN");
+    }
+    result.map_err(login_error)
+}
+
+/// `POST /api/agent/manager/pin {pin, currentPin}`: changes the manager PIN. The first PIN is set
+/// on the till (`till-agent manager set-pin`), not here: whoever reached this page first would
+/// otherwise own the till.
 pub async fn manager_set_pin(State(agent): State<Agent>, JsonBody(body): JsonBody) -> Result<Response, AgentError> {
     let pin = body.get("pin").and_then(Value::as_str).unwrap_or_default().to_string();
     if !valid_pin(&pin) {
         return Err(AgentError::invalid("pin", "must be 4 to 12 digits"));
     }
-    if let Some(hash) = agent.journal(|j| j.setting(PIN_SETTING)).await? {
-        let current = body.get("currentPin").and_then(Value::as_str).unwrap_or_default().to_string();
-        agent.manager().login(&current, &hash).map_err(login_error)?;
-    }
+    let Some(hash) = agent.journal(|j| j.setting(PIN_SETTING)).await? else {
+        return Err(AgentError::Conflict(
+            "no manager PIN yet: set the first one on this till with `till-agent manager set-pin`".into(),
+        ));
+    };
+    let current = body.get("currentPin").and_then(Value::as_str).unwrap_or_default().to_string();
+    attempt_login(&agent, current, hash).await?;
     let hash = tokio::task::spawn_blocking(move || hash_pin(&pin))
         .await
         .map_err(|e| AgentError::Internal(e.to_string()))?
         .map_err(|e| AgentError::Internal(e.to_string()))?;
     agent.journal(move |j| j.set_setting(PIN_SETTING, &hash)).await?;
     agent.manager().logout_all();
-    tracing::info!("manager PIN set");
+    tracing::info!("manager PIN changed");
     Ok(Json(json!({ "pinSet": true })).into_response())
 }
 
-/// `POST /api/agent/manager/login {pin}` → `{token, expiresAt}`.
+/// `POST /api/agent/manager/login {pin}` → `{token, expiresAt, idleSeconds}`.
 pub async fn manager_login(State(agent): State<Agent>, JsonBody(body): JsonBody) -> Result<Response, AgentError> {
     let pin = body.get("pin").and_then(Value::as_str).unwrap_or_default().to_string();
     let hash = agent
         .journal(|j| j.setting(PIN_SETTING))
         .await?
-        .ok_or_else(|| AgentError::Conflict("no manager PIN yet: set one first".into()))?;
-    let manager = agent.clone();
-    let (token, ttl) = tokio::task::spawn_blocking(move || manager.manager().login(&pin, &hash))
-        .await
-        .map_err(|e| AgentError::Internal(e.to_string()))?
-        .map_err(login_error)?;
-    let expires = till_journal::now_ms() + ttl.as_millis() as i64;
-    Ok(Json(json!({ "token": token, "expiresAt": format_ms(expires) })).into_response())
+        .ok_or_else(|| AgentError::Conflict("no manager PIN yet: set one on this till with `till-agent manager set-pin`".into()))?;
+    let session = attempt_login(&agent, pin, hash).await?;
+    let expires = till_journal::now_ms() + session.idle.as_millis() as i64;
+    Ok(Json(json!({ "token": session.token, "expiresAt": format_ms(expires), "idleSeconds": session.idle.as_secs() })).into_response())
+}
+
+/// `POST /api/agent/manager/logout` (Bearer session): ends the session on the server.
+pub async fn manager_logout(State(agent): State<Agent>, headers: HeaderMap) -> Result<Response, AgentError> {
+    require_manager(&agent, &headers)?;
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or_default();
+    agent.manager().logout(token);
+    Ok(Json(json!({ "loggedOut": true })).into_response())
 }
 
 fn login_error(e: ManagerError) -> AgentError {
@@ -295,6 +332,7 @@ pub async fn transactions_csv(
             r.product_sum_mismatch.to_string(),
             r.local_id.clone(),
         ];
+        let row = row.map(|cell| csv_cell(&cell));
         w.write_record(&row).map_err(|e| AgentError::Internal(e.to_string()))?;
     }
     let bytes = w.into_inner().map_err(|e| AgentError::Internal(e.to_string()))?;
@@ -303,6 +341,17 @@ pub async fn transactions_csv(
         bytes,
     )
         .into_response())
+}
+
+/// A CSV cell a spreadsheet will not run: text starting with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return (a formula to Excel, LibreOffice and Sheets) gets a leading `'` (OWASP's advice).
+/// Our own numbers never start so (amounts are not negative).
+pub fn csv_cell(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    }
 }
 
 /// `GET /api/agent/settings` (manager): the POS token and where the agent talks to.

@@ -40,9 +40,119 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(JsonBody(json!({})));
         }
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| AgentError::invalid("body", &format!("malformed JSON: {e}")).into_response())
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| AgentError::invalid("body", &format!("malformed JSON: {e}")).into_response())?;
+        let inexact = inexact_numbers(&bytes);
+        if !inexact.is_empty() {
+            let mut invalid = till_core::InvalidParameters::new();
+            for (key, number) in inexact {
+                invalid.push(&key, format!("{number} has more digits than can be kept exactly; send at most 15 significant digits"));
+            }
+            return Err(AgentError::Invalid(invalid).into_response());
+        }
+        Ok(JsonBody(value))
+    }
+}
+
+/// Number literals of a JSON text that a 64-bit float does not hold exactly (`125.0000000000000000001`
+/// would silently become 125), each with the key it is the value of (`body` at the top level).
+/// serde_json reads numbers as `f64` unless built with `arbitrary_precision`, a workspace-wide
+/// change of every JSON number; scanning the text here is the small, local way to refuse digits
+/// that would be dropped instead of guessing. Assumes `text` is valid JSON (parsed before).
+pub(crate) fn inexact_numbers(text: &[u8]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut last_string: Option<(usize, usize)> = None;
+    let mut key: String = "body".into();
+    while i < text.len() {
+        match text[i] {
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < text.len() && text[i] != b'"' {
+                    i += if text[i] == b'\\' { 2 } else { 1 };
+                }
+                last_string = Some((start, i.min(text.len())));
+                i += 1;
+            }
+            b':' => {
+                if let Some((a, b)) = last_string.take() {
+                    key = String::from_utf8_lossy(&text[a..b]).into_owned();
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < text.len() && matches!(text[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+                    i += 1;
+                }
+                let literal = String::from_utf8_lossy(&text[start..i]).into_owned();
+                if !number_is_exact(&literal) {
+                    out.push((key.clone(), literal));
+                }
+                last_string = None;
+            }
+            _ => {
+                if !text[i].is_ascii_whitespace() {
+                    last_string = None;
+                }
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// True when the decimal `literal` equals the `f64` it parses to (compared as decimals).
+fn number_is_exact(literal: &str) -> bool {
+    if !literal.contains(['.', 'e', 'E']) {
+        // Integers: exact when they fit i64/u64 (serde keeps those as integers).
+        return literal.parse::<i64>().is_ok() || literal.parse::<u64>().is_ok();
+    }
+    match literal.parse::<f64>() {
+        Ok(f) if f.is_finite() => decimal_digits(literal) == decimal_digits(&format!("{f:e}")),
+        _ => false,
+    }
+}
+
+/// A decimal literal as (negative, significant digits, exponent of the last digit).
+fn decimal_digits(literal: &str) -> (bool, String, i64) {
+    let (negative, rest) = match literal.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, literal),
+    };
+    let (mantissa, exp) = match rest.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i64>().unwrap_or(0)),
+        None => (rest, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let mut digits: String = format!("{int}{frac}");
+    let mut exp = exp - frac.len() as i64;
+    while digits.ends_with('0') {
+        digits.pop();
+        exp += 1;
+    }
+    let digits = digits.trim_start_matches('0').to_string();
+    if digits.is_empty() {
+        return (false, String::new(), 0);
+    }
+    (negative, digits, exp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_that_lose_digits_are_found_with_their_key() {
+        let body = br#"{"amount": 125.0000000000000000001, "isCent": true, "x": [1.5, 2e3, -0.25], "big": 12345678901234567890123, "ok": 12.50, "s": "1.00000000000000000001"}"#;
+        let found = inexact_numbers(body);
+        assert_eq!(
+            found,
+            vec![("amount".to_string(), "125.0000000000000000001".to_string()), ("big".to_string(), "12345678901234567890123".to_string())]
+        );
+        assert!(number_is_exact("0.1") && number_is_exact("12.5") && number_is_exact("1e2") && number_is_exact("-0.0"));
+        assert!(!number_is_exact("0.30000000000000000001"));
     }
 }
 
@@ -148,21 +258,66 @@ async fn refresh_if_open(agent: &Agent, record: till_journal::PaymentRecord) -> 
 
 /// `GET /api/transactions/{number}`: from the journal (refreshed when open), or SensePass's
 /// answer for a transaction the journal does not know.
-pub async fn transaction(State(agent): State<Agent>, Path(number): Path<String>, uri: Uri) -> Result<Response, AgentError> {
+pub async fn transaction(State(agent): State<Agent>, Path(number): Path<String>) -> Result<Response, AgentError> {
     let n = number.clone();
     match agent.journal(move |j| j.by_number(&n)).await? {
         Some(record) => {
             let record = refresh_if_open(&agent, record).await;
             Ok(Json(Agent::entity_of(&record)).into_response())
         }
-        None => forward(&agent, Method::GET, uri.path(), None).await,
+        None => {
+            // Not ours: SensePass's answer, read with the typed status call (a fixed path under
+            // the base; the one GET that carries the deviceId, as the spec requires).
+            let (_, client) = agent.device_client().await?;
+            Ok(Json(client.transaction_json(&number).await?).into_response())
+        }
     }
 }
 
-/// `PATCH /api/transactions/{number}`: update an open-cart transaction (spec §4.9).
-pub async fn update(State(agent): State<Agent>, uri: Uri, JsonBody(body): JsonBody) -> Result<Response, AgentError> {
-    let response = forward(&agent, Method::PATCH, uri.path(), Some(body)).await?;
-    Ok(response)
+/// Fields a `PATCH /api/transactions/{n}` may forward as they are: descriptive only (spec §4.9).
+const PATCH_PLAIN_FIELDS: &[&str] = &["reason", "posData", "metadata", "clientPhoneNumber", "clientEmail", "deviceId"];
+
+/// Fields that change what is charged: they go through the journaled cart update.
+const PATCH_CART_FIELDS: &[&str] = &["amount", "currency", "isCent", "products", "timeOut", "timeout"];
+
+/// `PATCH /api/transactions/{number}`: update an open-cart transaction (spec §4.9). Needs the POS
+/// token. Descriptive fields are forwarded; a new amount or cart is accepted only for this till's
+/// open cart and goes through the journaled cart update (`products/update`), so the journal always
+/// knows what the customer will be charged. Anything else (`readyForPayment`, unknown fields, an
+/// amount for a transaction that is not the open cart) is refused, every such field named.
+pub async fn update(
+    State(agent): State<Agent>,
+    headers: HeaderMap,
+    Path(number): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, AgentError> {
+    require_pos_token(&agent, &headers)?;
+    let Some(obj) = body.as_object() else {
+        return Err(AgentError::invalid("body", "must be a JSON object"));
+    };
+    let mut invalid = till_core::InvalidParameters::new();
+    let mut cart = false;
+    for key in obj.keys() {
+        if PATCH_CART_FIELDS.contains(&key.as_str()) {
+            cart = true;
+        } else if !PATCH_PLAIN_FIELDS.contains(&key.as_str()) {
+            invalid.push(key, "cannot be changed through PATCH of a transaction");
+        }
+    }
+    invalid.into_result().map_err(AgentError::Invalid)?;
+    if cart {
+        let device = agent.device_id().await?;
+        let open = agent.journal(move |j| j.open_setup(&device)).await?;
+        if open.as_ref().and_then(|r| r.number.as_deref()) != Some(number.as_str()) {
+            return Err(AgentError::invalid(
+                "amount",
+                "can only be changed on this till's open cart (readyForPayment: false); use /api/transactions/products/update",
+            ));
+        }
+        let record = agent.update_cart(body).await?;
+        return Ok(Json(Agent::entity_of(&record)).into_response());
+    }
+    forward(&agent, Method::PATCH, &["transactions", &number], Some(body)).await
 }
 
 /// `GET /api/devices`: the paired device id.
@@ -181,7 +336,7 @@ pub async fn cancel(State(agent): State<Agent>, headers: HeaderMap, Path(number)
     }
     if record.is_none() {
         require_pos_token(&agent, &headers)?;
-        return forward(&agent, Method::POST, &format!("/api/transactions/cancel/{number}"), None).await;
+        return forward(&agent, Method::POST, &["transactions", "cancel", &number], None).await;
     }
     Ok(Json(agent.cancel(&number, "pos_request").await?).into_response())
 }
@@ -225,9 +380,9 @@ pub async fn refund(State(agent): State<Agent>, headers: HeaderMap, JsonBody(bod
 }
 
 /// `POST /api/transactions/credit`: money-out by token (spec §4.8); needs the POS token.
-pub async fn credit(State(agent): State<Agent>, headers: HeaderMap, uri: Uri, JsonBody(body): JsonBody) -> Result<Response, AgentError> {
+pub async fn credit(State(agent): State<Agent>, headers: HeaderMap, JsonBody(body): JsonBody) -> Result<Response, AgentError> {
     require_pos_token(&agent, &headers)?;
-    forward(&agent, Method::POST, uri.path(), Some(body)).await
+    forward(&agent, Method::POST, &["transactions", "credit"], Some(body)).await
 }
 
 /// `POST /api/transactions/products/update`: the live cart (spec §8.3).
@@ -236,22 +391,61 @@ pub async fn products_update(State(agent): State<Agent>, JsonBody(body): JsonBod
     Ok(Json(Agent::entity_of(&record)).into_response())
 }
 
-/// Any other `/api/...` path: forwarded to SensePass with `deviceId` added (spec §8.2).
+/// Why a SensePass path is not forwarded: money moves through the agent's own journaled,
+/// token-checked endpoints, pairing through the manager console.
+fn not_forwarded(method: &Method, segments: &[&str]) -> &'static str {
+    match segments {
+        ["transactions", "pay"] => "server-to-server card payments are not taken through the local API; use /api/transactions/init",
+        ["transactions", "commitPayment", ..] | ["transactions", _, "commit"] => "the agent commits approved payments itself",
+        ["transactions", _, "readyForPayment"] => "use /api/transactions/init to take payment for the open cart",
+        ["devices", ..] => "pairing is done in the manager console or with `till-agent pair`",
+        ["subscription", _] if method != Method::GET => "subscriptions cannot be changed through the local API",
+        ["api", ..] => "paths are relative to /api/ once; drop the repeated api/",
+        _ => "not a SensePass path this agent forwards (see /api/agent/openapi.json)",
+    }
+}
+
+/// The SensePass paths the agent forwards as they are (spec §8.2), each with its one method.
+/// Nothing here moves money or changes an amount: refund, credit, cancel, pay, commit, PATCH and
+/// pairing have their own handlers (journaled and token-checked) or are refused.
+fn forwardable(method: &Method, segments: &[&str]) -> bool {
+    matches!(
+        (method.as_str(), segments),
+        ("POST", ["transactions"])
+            | ("POST", ["transactions", "customer-input"])
+            | ("POST", ["transactions", "customer-input", "reset"])
+            | ("POST", ["settlements", "all"])
+            | ("GET", ["subscription", _])
+    )
+}
+
+/// Other `/api/...` paths: forwarded to SensePass with `deviceId` added when they are on the
+/// allow-list ([`forwardable`]), refused with a 400 naming the reason otherwise.
 pub async fn passthrough(State(agent): State<Agent>, method: Method, uri: Uri, body: Bytes) -> Result<Response, AgentError> {
-    let body = if body.is_empty() {
+    // The guard has already refused paths that are not canonical.
+    let rest = uri.path().strip_prefix("/api/").unwrap_or("");
+    let segments: Vec<&str> = rest.split('/').collect();
+    if !forwardable(&method, &segments) {
+        return Err(AgentError::invalid("path", &format!("{method} /api/{rest}: {}", not_forwarded(&method, &segments))));
+    }
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
         Some(serde_json::from_slice::<Value>(&body).map_err(|e| AgentError::invalid("body", &format!("malformed JSON: {e}")))?)
     };
-    forward(&agent, method, uri.path(), body).await
+    if method == Method::GET && body.is_some() {
+        return Err(AgentError::invalid("body", "a GET has no body"));
+    }
+    forward(&agent, method, &segments, body).await
 }
 
-async fn forward(agent: &Agent, method: Method, path: &str, body: Option<Value>) -> Result<Response, AgentError> {
+/// Sends one call to SensePass under its REST base (segments are encoded, never resolved) and
+/// answers SensePass's status and body. A failure here does not change the offline indicator:
+/// a caller choosing the path must not be able to raise the cashier's offline banner.
+async fn forward(agent: &Agent, method: Method, segments: &[&str], body: Option<Value>) -> Result<Response, AgentError> {
     let (_, client) = agent.device_client().await?;
-    let cloud_path = path.trim_start_matches("/api/");
-    let result = client.forward(method, cloud_path, body).await;
-    agent.note_reachability(&result);
-    let (status, body) = result?;
+    let rel: Vec<String> = segments.iter().map(|s| till_sensepass::path_segment(s)).collect();
+    let (status, body) = client.forward(method, &rel.join("/"), body).await?;
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     Ok((status, Json(body)).into_response())
 }

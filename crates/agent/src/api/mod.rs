@@ -1,9 +1,10 @@
 //! The local HTTP API.
 //!
 //! Two families of paths on one listener:
-//! - **SensePass-compatible** (`/api/transactions/*`, `/api/devices`, and a passthrough for any other
-//!   cloud path): the same paths and bodies as the vendor's Terminal Agent (spec §8), so POS software
-//!   written for it works unchanged. `deviceId` may be omitted; the agent adds the paired one.
+//! - **SensePass-compatible** (`/api/transactions/*`, `/api/devices`, and a passthrough for an
+//!   allow-list of other cloud paths that move no money): the same paths and bodies as the
+//!   vendor's Terminal Agent (spec §8), so POS software written for it works unchanged. `deviceId`
+//!   may be omitted; the agent adds the paired one.
 //! - **Agent extensions** under `/api/agent/`: health, the event stream, journal queries, the outbox
 //!   and the OpenAPI document.
 //!
@@ -13,6 +14,7 @@ mod console;
 mod handlers;
 pub mod openapi;
 pub mod security;
+pub mod server;
 
 use crate::service::Agent;
 use axum::extract::DefaultBodyLimit;
@@ -37,7 +39,7 @@ pub fn router(agent: Agent, addr: SocketAddr) -> Router {
         .route("/api/transactions/cancel/{number}", post(handlers::cancel))
         .route("/api/transactions/cancelByDeviceId/{device}", post(handlers::cancel_by_device))
         .route("/api/transactions/products/update", post(handlers::products_update))
-        // POSTs to other one-segment paths (customer-input, pay, …) go to SensePass as they are.
+        // POSTs to other one-segment paths: customer-input is forwarded, the rest refused.
         .route(
             "/api/transactions/{number}",
             get(handlers::transaction).patch(handlers::update).post(handlers::passthrough),
@@ -57,9 +59,10 @@ pub fn router(agent: Agent, addr: SocketAddr) -> Router {
         .route("/api/agent/manager", get(console::manager_state))
         .route("/api/agent/manager/pin", post(console::manager_set_pin))
         .route("/api/agent/manager/login", post(console::manager_login))
+        .route("/api/agent/manager/logout", post(console::manager_logout))
         .route("/api/agent/settings", get(console::settings))
         .route("/api/agent/pairing", post(console::pair).delete(console::unpair))
-        // Everything else under /api/ goes to SensePass with deviceId added.
+        // Other SensePass paths: forwarded when on the allow-list, refused with a 400 otherwise.
         .route("/api/{*path}", axum::routing::any(handlers::passthrough))
         // The web UI (cashier screen, manager console, settings).
         .fallback(get(console::ui))

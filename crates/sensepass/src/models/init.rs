@@ -702,7 +702,12 @@ fn read_amount(
         errs.push("amount", "is required");
         return None;
     };
+    let max = currency.unwrap_or(Currency::Usd).max_amount();
     match read_money(&v, is_cent, currency) {
+        Ok(Some(minor)) if minor > max => {
+            errs.push("amount", format!("must be at most {max} minor units"));
+            None
+        }
         Ok(Some(minor)) if minor.is_positive() => Some(minor),
         Ok(Some(_)) => {
             errs.push("amount", "must be greater than 0");

@@ -105,7 +105,7 @@ pub(crate) fn always_true<S: serde::Serializer, T>(_: &T, s: S) -> Result<S::Ok,
 
 /// Percent-encodes one URL path segment (transaction numbers, device IDs), leaving RFC 3986
 /// unreserved characters as they are.
-pub(crate) fn path_segment(raw: &str) -> String {
+pub fn path_segment(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     for b in raw.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
