@@ -1,0 +1,243 @@
+//! The fleet server end to end: real `till-fleet`, real PostgreSQL (a throwaway cluster), real
+//! `till-agent` processes against the SensePass sandbox.
+//!
+//! - three tills in two stores: payments and refunds reach PostgreSQL exactly once, through the
+//!   fleet being down (tills keep selling), kill -9 of a till and of the fleet while batches are
+//!   in flight, and a PostgreSQL restart; a checker compares every journal with PostgreSQL row by
+//!   row;
+//! - refusals: a till never enrolled, a revoked till, a till writing another till's rows, a
+//!   replayed batch, a gap and a malformed batch are refused and change nothing.
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use till_tests::fleet::{check_till, enrol, till_id, FleetProcess, ADMIN_TOKEN};
+use till_tests::pg::Postgres;
+use till_tests::{outbox_drained, pay, refund, Env};
+
+/// Waits until every till's health says the fleet has all its changes.
+async fn caught_up(envs: &[&Env], secs: u64) -> Result<()> {
+    for env in envs {
+        env.eventually("/api/agent/health", secs, |h| h["fleet"]["changesBehind"] == 0).await?;
+    }
+    Ok(())
+}
+
+fn count(pg: &Postgres, sql: &str) -> Result<i64> {
+    Ok(pg.query("fleet", sql)?.first().and_then(|r| r.first()).context("no row")?.parse()?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_tills_in_two_stores_reach_postgres_exactly_once_through_outages() -> Result<()> {
+    let pg = Postgres::start()?;
+    let db = pg.create_db("fleet")?;
+    let logs = tempfile::tempdir()?;
+    let mut fleet = FleetProcess::start(&db, 0, logs.path())?;
+    let (a, b, c) = (Env::start().await?, Env::start().await?, Env::start().await?);
+    enrol(&fleet, a.data_dir.path(), "North", "Till 1")?;
+    enrol(&fleet, b.data_dir.path(), "North", "Till 2")?;
+    enrol(&fleet, c.data_dir.path(), "South", "Till 1")?;
+    let mut b = b;
+    let envs = [&a, &c];
+
+    // Selling, and a refund queued and delivered at till A.
+    let n1 = pay(&a, "A-1", 1000).await?;
+    pay(&b, "B-1", 2000).await?;
+    pay(&c, "C-1", 3000).await?;
+    let token = a.token()?;
+    let (status, body) = refund(&a, &token, "refund-A-1", json!({ "transactionNumber": n1, "isPartial": true, "refundAmount": 2.5 })).await?;
+    assert_eq!(status, 200, "{body}");
+    outbox_drained(&a, 30).await?;
+    caught_up(&[&a, &b, &c], 30).await?;
+    let health = a.get("/api/agent/health").await?.1;
+    assert_eq!(health["fleet"]["summary"], "fleet: 0 changes behind");
+    assert_eq!(health["fleet"]["store"], "North");
+
+    // The fleet is down: tills keep selling and know how far behind they are.
+    fleet.kill9();
+    pay(&a, "A-2", 1100).await?;
+    pay(&b, "B-2", 2100).await?;
+    pay(&c, "C-2", 3100).await?;
+    for env in [&a, &b, &c] {
+        let h = env.get("/api/agent/health").await?.1;
+        assert!(h["fleet"]["changesBehind"].as_i64().unwrap_or(0) > 0, "{h}");
+    }
+    fleet.restart()?;
+    caught_up(&[&a, &b, &c], 60).await?;
+
+    // kill -9 of a till right after a burst of sales (its batch in flight), then restarted.
+    for i in 0..4 {
+        pay(&b, &format!("B-burst-{i}"), 500 + i).await?;
+    }
+    b.restart_agent().await?;
+    // kill -9 of the fleet while batches arrive, then restarted.
+    let sales = async {
+        for i in 0..3 {
+            pay(&a, &format!("A-burst-{i}"), 700 + i).await?;
+        }
+        Ok::<_, anyhow::Error>(())
+    };
+    let killer = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        fleet.kill9();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        fleet.restart()
+    };
+    let (s, k) = tokio::join!(sales, killer);
+    s?;
+    k?;
+    // PostgreSQL restarts under the fleet.
+    pg.stop()?;
+    pay(&c, "C-3", 3200).await?;
+    pg.restart()?;
+    caught_up(&[&a, &b, &c], 60).await?;
+
+    // Row by row: every journal equals PostgreSQL for its till; nothing else is there.
+    let mut total = 0;
+    for env in [&a, &b, &c] {
+        total += check_till(&pg, "fleet", env.data_dir.path())?;
+    }
+    let fleet_rows = count(&pg, "SELECT (SELECT count(*) FROM payments) + (SELECT count(*) FROM status_events) + (SELECT count(*) FROM operations)")?;
+    assert_eq!(fleet_rows as usize, total, "PostgreSQL holds exactly the journals' rows");
+    assert_eq!(count(&pg, "SELECT count(*) FROM payments WHERE order_id = 'A-1' AND status = 13")?, 1, "the partial refund replicated");
+    assert_eq!(count(&pg, "SELECT count(*) FROM operations WHERE kind = 'refund' AND state = 'delivered'")?, 1);
+
+    // The reports see it: day totals per store and till, search by order id.
+    let http = reqwest::Client::new();
+    let day: Value = http.get(format!("{}/api/v1/reports/day", fleet.url)).bearer_auth(ADMIN_TOKEN).send().await?.json().await?;
+    let north: i64 = day.as_array().context("lines")?.iter().filter(|l| l["store"] == "North").map(|l| l["sales"].as_i64().unwrap_or(0)).sum();
+    assert_eq!(north, 2 + 2 + 4 + 3, "North's sales today: {day}");
+    let found: Value = http.get(format!("{}/api/v1/payments/search?order_id=C-3", fleet.url)).bearer_auth(ADMIN_TOKEN).send().await?.json().await?;
+    assert_eq!(found[0]["store"], "South", "{found}");
+    let tills: Value = http.get(format!("{}/api/v1/tills", fleet.url)).bearer_auth(ADMIN_TOKEN).send().await?.json().await?;
+    assert_eq!(tills.as_array().map(Vec::len), Some(3));
+    assert!(tills.as_array().context("tills")?.iter().all(|t| t["online"] == true), "{tills}");
+    let _ = envs;
+    Ok(())
+}
+
+/// A batch body by hand, as a till would send it.
+fn batch(till: &str, after: i64, through: i64, changes: Value) -> Value {
+    json!({
+        "till_id": till, "after": after, "through": through,
+        "agent": { "version": "test", "queued_operations": 0, "changes_behind": 0 },
+        "changes": changes,
+    })
+}
+
+fn payment(seq: i64, row_id: i64, order: &str) -> Value {
+    json!({ "seq": seq, "row_id": row_id, "row": {
+        "table": "payment", "local_id": format!("L-{order}"), "provider": "sensepass", "number": null,
+        "device_id": "D", "order_id": order, "amount": 1250, "currency": "USD", "phase": "created",
+        "status": 5, "is_open": false, "setup": false, "tender": "Visa", "last_four": "1111",
+        "created_at_ms": 1_764_460_800_000i64, "updated_at_ms": 1_764_460_800_000i64, "final_at_ms": null,
+        "committed_at_ms": null, "failure": null
+    }})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_revoked_tills_foreign_rows_replays_and_gaps_are_refused_and_change_nothing() -> Result<()> {
+    let pg = Postgres::start()?;
+    let db = pg.create_db("fleet")?;
+    let logs = tempfile::tempdir()?;
+    let fleet = FleetProcess::start(&db, 0, logs.path())?;
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", fleet.url);
+    let enrol_one = |store: &'static str, name: &'static str| {
+        let code = fleet.admin(&["enrolment-code", "--store", store]);
+        let http = http.clone();
+        let url = url("/api/v1/enrol");
+        async move {
+            let r = http.post(url).json(&json!({ "code": code?, "till_name": name, "version": "test" })).send().await?;
+            if !r.status().is_success() {
+                bail!("enrol: {}", r.text().await?);
+            }
+            Ok::<Value, anyhow::Error>(r.json().await?)
+        }
+    };
+    let t1 = enrol_one("North", "Till 1").await?;
+    let t2 = enrol_one("North", "Till 2").await?;
+    let (id1, id2) = (t1["till_id"].as_str().context("id")?.to_string(), t2["till_id"].as_str().context("id")?.to_string());
+    let cred1 = format!("{id1}.{}", t1["secret"].as_str().context("secret")?);
+    let cred2 = format!("{id2}.{}", t2["secret"].as_str().context("secret")?);
+    let post = |cred: String, body: Value| {
+        let http = http.clone();
+        let url = url("/api/v1/replication/batch");
+        async move {
+            let r = http.post(url).bearer_auth(cred).json(&body).send().await?;
+            let status = r.status().as_u16();
+            Ok::<(u16, Value), anyhow::Error>((status, r.json().await.unwrap_or(Value::Null)))
+        }
+    };
+    let snapshot = || pg.query("fleet", "SELECT till_id, row_id, order_id, seq FROM payments ORDER BY 1, 2").map(|v| format!("{v:?}"));
+    let cursor = |id: &str| count(&pg, &format!("SELECT cursor FROM tills WHERE id = '{id}'"));
+
+    // The code is one-time.
+    let code = fleet.admin(&["enrolment-code", "--store", "South"])?;
+    let r = http.post(url("/api/v1/enrol")).json(&json!({ "code": code, "till_name": "X", "version": "t" })).send().await?;
+    assert_eq!(r.status(), 200);
+    let r = http.post(url("/api/v1/enrol")).json(&json!({ "code": code, "till_name": "Y", "version": "t" })).send().await?;
+    assert_eq!(r.status(), 401, "a used code is refused");
+
+    // Till 1 applies a batch.
+    let (s, ack) = post(cred1.clone(), batch(&id1, 0, 2, json!([payment(1, 1, "O-1"), payment(2, 2, "O-2")]))).await?;
+    assert_eq!((s, ack["cursor"].as_i64()), (200, Some(2)), "{ack}");
+    let before = snapshot()?;
+
+    // Never enrolled: unknown till, and a known till with a wrong secret.
+    let stranger = format!("{}.{}", uuid::Uuid::new_v4(), "0".repeat(64));
+    let (s, _) = post(stranger, batch(&id1, 2, 3, json!([payment(3, 3, "X")]))).await?;
+    assert_eq!(s, 401);
+    let (s, _) = post(format!("{id1}.wrong"), batch(&id1, 2, 3, json!([payment(3, 3, "X")]))).await?;
+    assert_eq!(s, 401);
+    let (s, _) = post(String::new(), batch(&id1, 2, 3, json!([payment(3, 3, "X")]))).await?;
+    assert_eq!(s, 401);
+    // Till 2 writing till 1's rows.
+    let (s, body) = post(cred2.clone(), batch(&id1, 2, 3, json!([payment(3, 1, "HIJACK")]))).await?;
+    assert_eq!(s, 403, "{body}");
+    // A replayed batch.
+    let (s, body) = post(cred1.clone(), batch(&id1, 0, 2, json!([payment(1, 1, "O-1"), payment(2, 2, "O-2-changed")]))).await?;
+    assert_eq!((s, body["error"].as_str(), body["cursor"].as_i64()), (409, Some("replay"), Some(2)), "{body}");
+    // A gap: changes 3..4 never sent.
+    let (s, body) = post(cred1.clone(), batch(&id1, 4, 5, json!([payment(5, 5, "O-5")]))).await?;
+    assert_eq!((s, body["error"].as_str(), body["cursor"].as_i64()), (409, Some("gap"), Some(2)), "{body}");
+    // Malformed: every invalid field named.
+    let mut bad = payment(3, 3, "O-3");
+    bad["row"]["currency"] = json!("XYZ1");
+    bad["row"]["status"] = json!(99);
+    bad["row"]["last_four"] = json!("12345");
+    let (s, body) = post(cred1.clone(), batch(&id1, 2, 3, json!([bad]))).await?;
+    assert_eq!(s, 400, "{body}");
+    let names: Vec<&str> = body["invalid_parameters"].as_array().context("names")?.iter().filter_map(|p| p["parameter"].as_str()).collect();
+    for f in ["changes[0].row.currency", "changes[0].row.status", "changes[0].row.last_four"] {
+        assert!(names.contains(&f), "{f} not named in {body}");
+    }
+    assert_eq!(snapshot()?, before, "refused batches changed nothing");
+    assert_eq!(cursor(&id1)?, 2);
+    assert_eq!(cursor(&id2)?, 0);
+
+    // A partly applied batch (overlap) applies only what is new.
+    let (s, ack) = post(cred1.clone(), batch(&id1, 1, 3, json!([payment(2, 2, "O-2"), payment(3, 3, "O-3")]))).await?;
+    assert_eq!((s, ack["applied"].as_i64(), ack["cursor"].as_i64()), (200, Some(1), Some(3)), "{ack}");
+
+    // Revoked: refused from now on; its rows stay.
+    fleet.admin(&["revoke", "--till", &id1])?;
+    let before = snapshot()?;
+    let (s, body) = post(cred1.clone(), batch(&id1, 3, 4, json!([payment(4, 4, "O-4")]))).await?;
+    assert_eq!(s, 403, "{body}");
+    assert_eq!(snapshot()?, before);
+    assert_eq!(count(&pg, &format!("SELECT count(*) FROM payments WHERE till_id = '{id1}'"))?, 3);
+
+    // The dashboard API needs the administrator token.
+    let r = http.get(url("/api/v1/tills")).send().await?;
+    assert_eq!(r.status(), 401);
+    let r = http.get(url("/api/v1/tills")).bearer_auth("wrong-token-wrong-token").send().await?;
+    assert_eq!(r.status(), 401);
+    let csv = http.get(url("/api/v1/payments/search?last_four=1111&format=csv")).bearer_auth(ADMIN_TOKEN).send().await?.text().await?;
+    assert!(csv.starts_with("store,till,local_id"), "{csv}");
+    assert_eq!(csv.lines().count(), 4, "header and three payments: {csv}");
+    let started = Instant::now();
+    let _ = started;
+    let _ = till_id;
+    Ok(())
+}
