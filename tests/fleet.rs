@@ -244,3 +244,75 @@ async fn strangers_revoked_tills_foreign_rows_replays_and_gaps_are_refused_and_c
     assert_eq!(csv.lines().count(), 4, "header and three payments: {csv}");
     Ok(())
 }
+
+/// A payment of today, with a status, amount, order and last four digits.
+fn sale(seq: i64, order: &str, amount: i64, status: u8, last_four: Option<&str>) -> Value {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    json!({ "seq": seq, "row_id": seq, "row": {
+        "table": "payment", "local_id": format!("L-{order}"), "provider": "sensepass", "number": format!("N-{order}"),
+        "device_id": "D", "order_id": order, "amount": amount, "currency": "GBP", "phase": "created",
+        "status": status, "is_open": false, "setup": false, "tender": "Visa", "last_four": last_four,
+        "created_at_ms": now, "updated_at_ms": now, "final_at_ms": now, "committed_at_ms": null, "failure": null
+    }})
+}
+
+/// The dashboard page in chromium (crates/fleet/web-tests, Playwright) over data sent as tills
+/// send it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_in_chromium() -> Result<()> {
+    let pg = Postgres::start()?;
+    let db = pg.create_db("fleet")?;
+    let logs = tempfile::tempdir()?;
+    let fleet = FleetProcess::start(&db, 0, logs.path())?;
+    let http = reqwest::Client::new();
+    let mut tills = Vec::new();
+    for (store, name) in [("North", "Till 1"), ("North", "Till 2"), ("South", "Till 1")] {
+        let code = fleet.admin(&["enrolment-code", "--store", store])?;
+        let t: Value = http
+            .post(format!("{}/api/v1/enrol", fleet.url))
+            .json(&json!({ "code": code, "till_name": name, "version": "0.1.0" }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        tills.push(t);
+    }
+    let send = |t: &Value, changes: Value| {
+        let cred = format!("{}.{}", t["till_id"].as_str().unwrap_or(""), t["secret"].as_str().unwrap_or(""));
+        let n = changes.as_array().map(Vec::len).unwrap_or(0) as i64;
+        let body = batch(t["till_id"].as_str().unwrap_or(""), 0, n, changes);
+        let http = http.clone();
+        let url = format!("{}/api/v1/replication/batch", fleet.url);
+        async move {
+            let r = http.post(url).bearer_auth(cred).json(&body).send().await?;
+            if r.status() != 200 {
+                bail!("batch: {}", r.text().await?);
+            }
+            Ok::<(), anyhow::Error>(())
+        }
+    };
+    send(&tills[0], json!([sale(1, "N-1", 1250, 5, Some("1111")), sale(2, "N-2", 990, 6, None)])).await?;
+    let mut refund = json!({ "seq": 2, "row_id": 1, "row": {
+        "table": "operation", "op_key": "refund-N-3", "kind": "refund", "payment_local_id": "L-N-3", "amount": 500,
+        "state": "pending", "attempts": 2, "last_error": "provider unreachable",
+        "created_at_ms": 1_764_460_800_000i64, "updated_at_ms": 1_764_460_800_000i64, "finished_at_ms": null }});
+    refund["row"]["created_at_ms"] = json!(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64);
+    send(&tills[1], json!([sale(1, "N-3", 2000, 13, Some("5555")), refund])).await?;
+    send(&tills[2], json!([sale(1, "S-1", 1250, 5, Some("4242"))])).await?;
+    // Till 2 was last heard from an hour ago.
+    pg.query("fleet", &format!("UPDATE tills SET last_seen_at = now() - interval '1 hour' WHERE id = '{}'", tills[1]["till_id"].as_str().unwrap_or("")))?;
+
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("repo")?.to_path_buf();
+    let out = tokio::process::Command::new("node")
+        .args(["--test", "crates/fleet/web-tests/dashboard.test.js"])
+        .current_dir(&repo)
+        .env("FLEET_URL", &fleet.url)
+        .env("FLEET_TOKEN", ADMIN_TOKEN)
+        .output()
+        .await
+        .context("node (run scripts/setup.sh)")?;
+    if !out.status.success() {
+        bail!("dashboard test failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
