@@ -314,6 +314,11 @@ async fn status(config: &Config) -> Result<()> {
     let counts = journal.counts()?;
     println!("open payments: {}", counts.open_payments);
     println!("queued ops:    {}", counts.pending_operations);
+    match till_agent::fleet::Identity::load(&config.data_dir) {
+        Ok(Some(id)) => println!("fleet:         {} changes behind ({}, {} at {})", journal.changes_behind()?, id.till_name, id.store, id.fleet_url),
+        Ok(None) => println!("fleet:         not enrolled"),
+        Err(e) => println!("fleet:         {e}"),
+    }
     let url = format!("http://{}/api/agent/health", config.listen);
     match reqwest::Client::new().get(&url).timeout(std::time::Duration::from_secs(2)).send().await {
         Ok(r) => {
