@@ -316,3 +316,68 @@ async fn dashboard_in_chromium() -> Result<()> {
     }
     Ok(())
 }
+
+/// Provider webhooks: stored once per notice (the provider's retries deduplicated), relayed over
+/// the long-poll only to the till they name; unknown tills, unknown providers and malformed
+/// bodies are refused and store nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_stored_once_and_relayed_only_to_their_till() -> Result<()> {
+    let pg = Postgres::start()?;
+    let db = pg.create_db("fleet")?;
+    let logs = tempfile::tempdir()?;
+    let fleet = FleetProcess::start(&db, 0, logs.path())?;
+    let http = reqwest::Client::new();
+    let mut tills = Vec::new();
+    for name in ["Till 1", "Till 2"] {
+        let code = fleet.admin(&["enrolment-code", "--store", "North"])?;
+        let t: Value = http
+            .post(format!("{}/api/v1/enrol", fleet.url))
+            .json(&json!({ "code": code, "till_name": name, "version": "0.1.0" }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        tills.push(t);
+    }
+    let id = |t: &Value| t["till_id"].as_str().unwrap_or("").to_string();
+    let cred = |t: &Value| format!("{}.{}", id(t), t["secret"].as_str().unwrap_or(""));
+    let hook = |till: String, body: Value| {
+        let http = http.clone();
+        let url = format!("{}/api/v1/webhooks/connect-e/{till}", fleet.url);
+        async move { Ok::<u16, anyhow::Error>(http.post(url).json(&body).send().await?.status().as_u16()) }
+    };
+
+    // Till 1 is waiting on its long-poll when the notice arrives.
+    let waiting = {
+        let http = http.clone();
+        let url = format!("{}/api/v1/webhooks/poll?after=0&wait=10", fleet.url);
+        let cred = cred(&tills[0]);
+        tokio::spawn(async move { http.get(url).bearer_auth(cred).send().await?.json::<Value>().await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let notice = json!({ "id": "tok-1", "orderId": "A-1" });
+    assert_eq!(hook(id(&tills[0]), notice.clone()).await?, 200);
+    assert_eq!(hook(id(&tills[0]), notice.clone()).await?, 200, "a retry is acknowledged");
+    let got = waiting.await??;
+    assert_eq!(got.as_array().map(Vec::len), Some(1), "{got}");
+    assert_eq!(got[0]["payload"], notice);
+
+    // Refused, storing nothing: unknown till, unknown provider, malformed bodies.
+    assert_eq!(hook(uuid::Uuid::new_v4().to_string(), json!({ "id": "x" })).await?, 404);
+    assert_eq!(hook("not-a-till".into(), json!({ "id": "x" })).await?, 404);
+    assert_eq!(hook(id(&tills[0]), json!({ "orderId": "no id" })).await?, 400);
+    let r = http.post(format!("{}/api/v1/webhooks/unknown/{}", fleet.url, id(&tills[0]))).json(&json!({ "id": "x" })).send().await?;
+    assert_eq!(r.status(), 404);
+    assert_eq!(count(&pg, "SELECT count(*) FROM webhooks")?, 1, "one notice, stored once");
+
+    // Till 2 sees none of till 1's webhooks; a stranger cannot poll.
+    let other: Value = http.get(format!("{}/api/v1/webhooks/poll?wait=0", fleet.url)).bearer_auth(cred(&tills[1])).send().await?.json().await?;
+    assert_eq!(other, json!([]));
+    let r = http.get(format!("{}/api/v1/webhooks/poll?wait=0", fleet.url)).send().await?;
+    assert_eq!(r.status(), 401);
+    // After the last one seen, nothing new.
+    let after = got[0]["id"].as_i64().context("id")?;
+    let none: Value = http.get(format!("{}/api/v1/webhooks/poll?after={after}&wait=0", fleet.url)).bearer_auth(cred(&tills[0])).send().await?.json().await?;
+    assert_eq!(none, json!([]));
+    Ok(())
+}

@@ -8,6 +8,8 @@
 //!   exactly once, refusing gaps and replays (the contract is in `till-fleet-protocol`).
 //! - [`reports`]: stores and tills, day totals, refunds pending, chain-wide payment search, as
 //!   JSON and CSV; [`web`] serves the dashboard page that shows them.
+//! - [`webhooks`]: provider webhooks received on a till's behalf, deduplicated, stored and relayed
+//!   to the till over a long-poll it opens (the till confirms with the provider).
 //! - [`db`]: the connection pool, embedded migrations (refinery) and month partitions.
 //!
 //! What it is not: it never talks to a payment provider and never changes a payment; the tills
@@ -23,6 +25,7 @@ pub mod error;
 pub mod ingest;
 pub mod reports;
 pub mod web;
+pub mod webhooks;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
@@ -80,6 +83,8 @@ pub fn router(fleet: Fleet) -> Router {
         .route("/api/v1/reports/day", get(day_report))
         .route("/api/v1/reports/refunds-pending", get(refunds_pending))
         .route("/api/v1/payments/search", get(search_payments))
+        .route("/api/v1/webhooks/poll", get(poll_webhooks))
+        .route("/api/v1/webhooks/{provider}/{till}", post(receive_webhook))
         .merge(web::router())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(fleet)
@@ -222,4 +227,29 @@ async fn search_payments(State(fleet): State<Fleet>, headers: HeaderMap, Query(q
     };
     let search = reports::Search { order_id: blank(q.order_id), last_four: blank(q.last_four), amount };
     respond(q.format.as_deref(), "payments", &reports::search(&fleet.pool, &search).await?)
+}
+
+async fn receive_webhook(
+    State(fleet): State<Fleet>,
+    Path((provider, till)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let stored = webhooks::receive(&fleet.pool, &provider, &till, &body).await?;
+    // 200 for a repeat too: the provider has delivered, it must stop retrying.
+    Ok(Json(serde_json::json!({ "received": true, "duplicate": !stored })).into_response())
+}
+
+#[derive(Deserialize)]
+struct PollQuery {
+    after: Option<i64>,
+    wait: Option<u64>,
+}
+
+async fn poll_webhooks(State(fleet): State<Fleet>, headers: HeaderMap, Query(q): Query<PollQuery>) -> Result<Response, ApiError> {
+    let till = {
+        let client = fleet.pool.get().await?;
+        enrol::authenticate(&client, &headers).await?
+    };
+    let wait = std::time::Duration::from_secs(q.wait.unwrap_or(25));
+    Ok(Json(webhooks::poll(&fleet.pool, till, q.after.unwrap_or(0), wait).await?).into_response())
 }
