@@ -381,3 +381,67 @@ async fn webhooks_are_stored_once_and_relayed_only_to_their_till() -> Result<()>
     assert_eq!(none, json!([]));
     Ok(())
 }
+
+/// Ingest rate (BENCHMARKS.md): many simulated tills sending full batches of payments at once,
+/// against a raw bulk INSERT of the same rows on the same server. Not part of the suite:
+/// `cargo test -p till-tests --test fleet ingest_rate -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore]
+async fn ingest_rate() -> Result<()> {
+    const TILLS: usize = 20;
+    const BATCHES: i64 = 20;
+    const PER_BATCH: i64 = 500;
+    let pg = Postgres::start()?;
+    let db = pg.create_db("fleet")?;
+    let logs = tempfile::tempdir()?;
+    let fleet = FleetProcess::start(&db, 0, logs.path())?;
+    let http = reqwest::Client::new();
+    let mut creds = Vec::new();
+    for i in 0..TILLS {
+        let code = fleet.admin(&["enrolment-code", "--store", &format!("Store {}", i % 5)])?;
+        let t: Value = http
+            .post(format!("{}/api/v1/enrol", fleet.url))
+            .json(&json!({ "code": code, "till_name": format!("Till {i}"), "version": "bench" }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        creds.push((t["till_id"].as_str().context("id")?.to_string(), t["secret"].as_str().context("secret")?.to_string()));
+    }
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for (id, secret) in creds {
+        let http = http.clone();
+        let url = format!("{}/api/v1/replication/batch", fleet.url);
+        tasks.push(tokio::spawn(async move {
+            for b in 0..BATCHES {
+                let changes: Vec<Value> = (1..=PER_BATCH).map(|k| sale(b * PER_BATCH + k, &format!("{id}-{b}-{k}"), 1000 + k, 5, Some("4242"))).collect();
+                let body = batch(&id, b * PER_BATCH, (b + 1) * PER_BATCH, json!(changes));
+                let r = http.post(&url).bearer_auth(format!("{id}.{secret}")).json(&body).send().await?;
+                if r.status() != 200 {
+                    bail!("batch: {}", r.text().await?);
+                }
+            }
+            Ok::<(), anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let total = TILLS as i64 * BATCHES * PER_BATCH;
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(count(&pg, "SELECT count(*) FROM payments")?, total);
+    println!("fleet ingest: {total} payments from {TILLS} tills in {secs:.1} s = {:.0} payments/s", total as f64 / secs);
+
+    // Baseline: the same number of rows by one raw INSERT ... SELECT on the same server.
+    let started = std::time::Instant::now();
+    pg.query("fleet", &format!(
+        "INSERT INTO payments (till_id, row_id, created_at, store_id, seq, local_id, provider, number, device_id, order_id, amount, currency, phase, status, is_open, setup, tender, last_four, updated_at) \
+         SELECT t.id, 1000000 + g, now(), t.store_id, g, 'L' || g, 'sensepass', 'N' || g, 'D', 'O' || g, 1000, 'GBP', 'created', 5, false, false, 'Visa', '4242', now() \
+         FROM generate_series(1, {}) g, (SELECT id, store_id FROM tills LIMIT 1) t",
+        total
+    ))?;
+    let raw = started.elapsed().as_secs_f64();
+    println!("raw INSERT ... SELECT baseline: {total} rows in {raw:.1} s = {:.0} rows/s", total as f64 / raw);
+    Ok(())
+}
