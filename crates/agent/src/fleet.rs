@@ -189,7 +189,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) {
                 delay = crate::outbox::backoff_delay(failures).min(MAX_BACKOFF);
                 // Ask the fleet where to resume next time.
                 shipper.cursor = None;
-                if failures <= 3 || failures % 20 == 0 {
+                if failures <= 3 || failures.is_multiple_of(20) {
                     tracing::warn!(error = %e, "fleet replication: will retry");
                 }
             }
