@@ -10,14 +10,15 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Xvfb + ImageMagick for window screenshots, a D-Bus session bus and x11-utils for the tray and
 # single-instance checks of the desktop smoke test, poppler + zbar for receipt and QR checks,
 # DejaVu fonts for pages rendered by chromium, chromium + node for the browser tests, PostgreSQL
-# for the fleet server's tests (they start a throwaway cluster with initdb; no service is used).
+# for the fleet server's tests (they start a throwaway cluster with initdb; no service is used)
+# and openssl for their self-signed TLS certificate.
 APT_PACKAGES=(
   build-essential pkg-config curl wget file ca-certificates
   libssl-dev libwebkit2gtk-4.1-dev libgtk-3-dev libxdo-dev
   libayatana-appindicator3-dev librsvg2-dev
   xvfb xauth imagemagick poppler-utils zbar-tools dbus-daemon x11-utils fonts-dejavu-core
   chromium nodejs npm
-  postgresql
+  postgresql openssl
 )
 
 missing=()

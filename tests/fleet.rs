@@ -100,6 +100,8 @@ async fn three_tills_in_two_stores_reach_postgres_exactly_once_through_outages()
     assert_eq!(fleet_rows as usize, total, "PostgreSQL holds exactly the journals' rows");
     assert_eq!(count(&pg, "SELECT count(*) FROM payments WHERE order_id = 'A-1' AND status = 13")?, 1, "the partial refund replicated");
     assert_eq!(count(&pg, "SELECT count(*) FROM operations WHERE kind = 'refund' AND state = 'delivered'")?, 1);
+    // The card's last four digits and the tender come through the provider's model, nothing more.
+    assert_eq!(count(&pg, "SELECT count(*) FROM payments WHERE order_id = 'B-1' AND last_four = '1111' AND tender IS NOT NULL")?, 1);
 
     // The reports see it: day totals per store and till, search by order id.
     let http = reqwest::Client::new();
@@ -444,4 +446,50 @@ async fn ingest_rate() -> Result<()> {
     let raw = started.elapsed().as_secs_f64();
     println!("raw INSERT ... SELECT baseline: {total} rows in {raw:.1} s = {:.0} rows/s", total as f64 / raw);
     Ok(())
+}
+
+/// `--tls-cert/--tls-key`: the server speaks HTTPS itself (for deployments without a proxy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_https_with_a_certificate_and_key() -> Result<()> {
+    let pg = Postgres::start()?;
+    let db = pg.create_db("fleet")?;
+    let dir = tempfile::tempdir()?;
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let ok = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .context("openssl")?
+        .status
+        .success();
+    assert!(ok, "openssl could not make a certificate");
+    let mut child = std::process::Command::new(till_tests::bin_path("till-fleet")?)
+        .args(["serve", "--database-url", &db, "--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .env("TILL_FLEET_ADMIN_TOKEN", ADMIN_TOKEN)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().context("stdout")?), &mut line)?;
+    let url = line.trim().strip_prefix("till-fleet listening on ").context("first line")?.to_string();
+    let result = async {
+        assert!(url.starts_with("https://"), "{url}");
+        let http = reqwest::Client::builder().danger_accept_invalid_certs(true).build()?;
+        let health: Value = http.get(format!("{url}/api/v1/health")).send().await?.json().await?;
+        assert_eq!(health["status"], "ok");
+        // Plain HTTP to the TLS port gets no answer from the API.
+        let plain = reqwest::get(format!("{}/api/v1/health", url.replacen("https", "http", 1))).await;
+        assert!(plain.map(|r| !r.status().is_success()).unwrap_or(true));
+        Ok::<(), anyhow::Error>(())
+    }
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    result
 }
