@@ -9,13 +9,16 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # System packages: Tauri's webview (WebKitGTK), OpenSSL headers (rust_socketio links OpenSSL),
 # Xvfb + ImageMagick for window screenshots, a D-Bus session bus and x11-utils for the tray and
 # single-instance checks of the desktop smoke test, poppler + zbar for receipt and QR checks,
-# DejaVu fonts for pages rendered by chromium, chromium + node for the browser tests.
+# DejaVu fonts for pages rendered by chromium, chromium + node for the browser tests, PostgreSQL
+# for the fleet server's tests (they start a throwaway cluster with initdb; no service is used)
+# and openssl for their self-signed TLS certificate.
 APT_PACKAGES=(
   build-essential pkg-config curl wget file ca-certificates
   libssl-dev libwebkit2gtk-4.1-dev libgtk-3-dev libxdo-dev
   libayatana-appindicator3-dev librsvg2-dev
   xvfb xauth imagemagick poppler-utils zbar-tools dbus-daemon x11-utils fonts-dejavu-core
   chromium nodejs npm
+  postgresql openssl
 )
 
 missing=()
@@ -35,6 +38,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # The package's own cluster and service are not used (tests start their own); where the
+  # package started one, it keeps running harmlessly.
 else
   echo "setup: system packages present"
 fi

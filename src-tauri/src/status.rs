@@ -49,6 +49,9 @@ pub struct TrayStatus {
     /// Outbox operations (refunds, payment commits) waiting to be sent: the same figure as the
     /// health endpoint's `queuedOperations`.
     pub queued_operations: u64,
+    /// Changes of the journal the fleet server has not acknowledged, when this till is enrolled
+    /// with one (`None` otherwise): the same figure as health's `fleet.changesBehind`.
+    pub fleet_behind: Option<i64>,
 }
 
 impl TrayStatus {
@@ -57,6 +60,8 @@ impl TrayStatus {
     pub async fn read(agent: &Agent) -> Result<TrayStatus, till_agent::error::AgentError> {
         let pairing = agent.pairing().await?;
         let counts = agent.journal(|j| j.counts()).await?;
+        let behind = agent.journal(|j| j.changes_behind()).await?;
+        let enrolled = till_agent::fleet::Identity::load(&agent.config().data_dir).ok().flatten().is_some();
         let health = agent.health();
         let offline_since = health.offline_since_ms.load(Ordering::SeqCst);
         let connectivity = if health.recovering.load(Ordering::SeqCst) {
@@ -77,6 +82,7 @@ impl TrayStatus {
             }),
             connectivity,
             queued_operations: counts.pending_operations,
+            fleet_behind: enrolled.then_some(behind),
         })
     }
 
@@ -114,10 +120,14 @@ impl TrayStatus {
     /// The second (disabled) menu line: `No queued operations`, `1 queued operation`, `3 queued
     /// operations`.
     pub fn queued_line(&self) -> String {
-        match self.queued_operations {
+        let queued = match self.queued_operations {
             0 => "No queued operations".to_string(),
             1 => "1 queued operation".to_string(),
             n => format!("{n} queued operations"),
+        };
+        match self.fleet_behind {
+            None => queued,
+            Some(n) => format!("{queued} · fleet: {n} changes behind"),
         }
     }
 
@@ -162,6 +172,7 @@ mod tests {
             }),
             connectivity,
             queued_operations: queued,
+            fleet_behind: None,
         }
     }
 
@@ -171,10 +182,18 @@ mod tests {
             paired: None,
             connectivity: Connectivity::Online,
             queued_operations: 0,
+            fleet_behind: None,
         };
         assert_eq!(s.state_word(), "Not paired");
         assert_eq!(s.status_line(0), "Not paired: open Till Agent to pair");
         assert_eq!(s.tooltip(0), "Till Agent: not paired");
+    }
+
+    #[test]
+    fn an_enrolled_till_says_how_far_behind_the_fleet_is() {
+        let mut s = paired(Connectivity::Online, 1);
+        s.fleet_behind = Some(12);
+        assert_eq!(s.queued_line(), "1 queued operation · fleet: 12 changes behind");
     }
 
     #[test]

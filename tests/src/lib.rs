@@ -4,6 +4,9 @@
 //! The binary is the one `cargo build --workspace` put next to the test executable
 //! (`target/debug/till-agent`); `scripts/test.sh` builds it before running the tests.
 
+pub mod fleet;
+pub mod pg;
+
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};

@@ -18,6 +18,7 @@
 //! - [`api`]: the axum router (SensePass-compatible paths plus `/api/agent/*` extensions) and its
 //!   safety layers (loopback Host, Origin allow-list, JSON-only POSTs, POS token for money-out).
 //! - [`embedded`]: `run --sandbox`: the SensePass sandbox started in-process and paired.
+//! - [`fleet`]: enrolment with the fleet server and replication of the journal's change feed.
 //!
 //! What this crate is not: it holds no SQL (that is `till-journal`), no SensePass wire formats
 //! (that is `till-sensepass`) and no window (that is the Tauri shell, which embeds [`run`]).
@@ -28,6 +29,7 @@ pub mod embedded;
 pub mod error;
 pub mod events;
 pub mod failpoints;
+pub mod fleet;
 pub mod live;
 pub mod manager;
 pub mod outbox;

@@ -7,6 +7,7 @@
 //! till-agent pair --device-id ID
 //! till-agent unpair | status | token
 //! till-agent manager set-pin [--sandbox]   # reads the PIN from stdin
+//! till-agent enrol --fleet-url URL --code CODE [--till-name NAME] [--sandbox]
 //! ```
 
 use anyhow::{bail, Context, Result};
@@ -90,6 +91,24 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Enrol this till with a fleet server (chain-wide reporting); the agent starts replicating
+    /// its journal within seconds, without a restart.
+    Enrol {
+        #[command(flatten)]
+        common: Common,
+        /// The fleet server, e.g. https://fleet.example.com.
+        #[arg(long)]
+        fleet_url: String,
+        /// The one-time enrolment code from the fleet's administrator.
+        #[arg(long)]
+        code: String,
+        /// This till's name in its store. Default: the computer's name.
+        #[arg(long)]
+        till_name: Option<String>,
+        /// Enrol the sandbox journal (`run --sandbox`) instead of the production one.
+        #[arg(long)]
+        sandbox: bool,
+    },
     /// Print the compile-time features of this binary (for test harnesses).
     #[command(hide = true)]
     Features,
@@ -161,6 +180,14 @@ async fn main() -> Result<()> {
         Command::Status { common } => {
             let config = load(&common, None)?;
             status(&config).await
+        }
+        Command::Enrol { common, fleet_url, code, till_name, sandbox } => {
+            let config = load(&common, None)?;
+            let dir = if sandbox { config.data_dir.join("sandbox") } else { config.data_dir.clone() };
+            let name = till_name.unwrap_or_else(computer_name);
+            let id = till_agent::fleet::enrol(&dir, &fleet_url, &code, &name).await?;
+            println!("enrolled as till {} of store {} (id {})", id.till_name, id.store, id.till_id);
+            Ok(())
         }
         Command::Features => {
             println!("{}", if cfg!(feature = "failpoints") { "failpoints" } else { "" });
@@ -311,6 +338,16 @@ async fn pair(
     Ok(())
 }
 
+/// The computer's name, the default till name.
+fn computer_name() -> String {
+    std::env::var("COMPUTERNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "till".to_string())
+}
+
 fn environment_of(url: &str) -> String {
     if url.starts_with(till_agent::config::PRODUCTION_API) {
         "production".into()
@@ -330,6 +367,11 @@ async fn status(config: &Config) -> Result<()> {
     let counts = journal.counts()?;
     println!("open payments: {}", counts.open_payments);
     println!("queued ops:    {}", counts.pending_operations);
+    match till_agent::fleet::Identity::load(&config.data_dir) {
+        Ok(Some(id)) => println!("fleet:         {} changes behind ({}, {} at {})", journal.changes_behind()?, id.till_name, id.store, id.fleet_url),
+        Ok(None) => println!("fleet:         not enrolled"),
+        Err(e) => println!("fleet:         {e}"),
+    }
     let url = format!("http://{}/api/agent/health", config.listen);
     match reqwest::Client::new().get(&url).timeout(std::time::Duration::from_secs(2)).send().await {
         Ok(r) => {

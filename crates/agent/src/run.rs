@@ -65,6 +65,8 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
     }));
     tasks.push(tokio::spawn(crate::live::run(agent.clone())));
     tasks.push(tokio::spawn(crate::outbox::run(agent.clone())));
+    // Journal replication to the fleet server, when this journal is enrolled (own connection).
+    tasks.push(tokio::spawn(crate::fleet::run(config.clone(), shutdown.clone())));
     let router = crate::api::router(agent.clone(), addr);
     tasks.push(tokio::spawn(crate::api::server::serve(listener, router, shutdown.clone())));
     tracing::info!(%addr, "till-agent listening");

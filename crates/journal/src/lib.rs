@@ -29,6 +29,7 @@
 //! | `operations` | outbox operation | `op_key` (UNIQUE), `kind`, `state`, `next_at`, `amount` |
 //! | `pairing` | the paired device (at most one) | `device_id`, URLs |
 //! | `settings` | key/value | `key` |
+//! | `changes` | insert/update/delete of a payment, status event or operation (migration `0010`, written by triggers) | `seq` (AUTOINCREMENT: the replication sequence), `tbl`, `row_id` |
 //!
 //! Money is INTEGER minor units, currency the ISO code, status the SensePass numeric code,
 //! timestamps INTEGER unix milliseconds, JSON TEXT. Indexes cover the hot lookups: number, order
@@ -38,6 +39,7 @@
 //! The file is created with mode 0600 (it holds the pairing), in WAL mode with
 //! `synchronous=FULL` (a committed transaction survives power loss) and foreign keys on.
 
+mod changes;
 mod error;
 mod misc;
 mod model;
@@ -54,11 +56,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use till_core::{Currency, Minor, Status};
 
+pub use changes::{Change, ChangeBatch, ChangeRow, ChangeTable};
 pub use error::JournalError;
 pub use model::{
     Applied, Begin, Counts, EventSource, NewOperation, NewPayment, OpKind, OpState, Operation,
     Page, Pairing, PaymentRecord, Phase, Query, StatusEvent, Totals, IDEMPOTENCY_TTL_MS,
     ORDER_ID_WINDOW_MS,
+    transition_str,
 };
 pub use till_core::Transition;
 
@@ -71,7 +75,14 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0001_init.sql")),
     M::up(include_str!("migrations/0002_refunds_processing.sql")),
     M::up(include_str!("migrations/0003_operation_answer.sql")),
+    M::up(include_str!("migrations/0010_changes.sql")),
 ];
+
+/// The schema version a fully migrated journal has (its `user_version`): the number of
+/// migrations.
+pub fn schema_version() -> usize {
+    MIGRATIONS.len()
+}
 
 /// The current wall-clock time in unix milliseconds, for callers that are not tests.
 pub fn now_ms() -> i64 {

@@ -252,7 +252,7 @@ fn serialize_transition<S: serde::Serializer>(t: &Transition, s: S) -> Result<S:
 }
 
 /// The stored text form of a [`Transition`].
-pub(crate) fn transition_str(t: Transition) -> &'static str {
+pub fn transition_str(t: Transition) -> &'static str {
     match t {
         Transition::Advance => "advance",
         Transition::Same => "same",

@@ -15,11 +15,11 @@ use till_core::Minor;
 
 /// Columns of `operations` (aliased `o`) plus the payment's local ID, in the order
 /// [`op_from_row`] reads them.
-const OP_SELECT: &str = "SELECT o.id, o.op_key, o.kind, t.local_id, o.amount, o.payload, o.state, \
+pub(crate) const OP_SELECT: &str = "SELECT o.id, o.op_key, o.kind, t.local_id, o.amount, o.payload, o.state, \
      o.attempts, o.next_at, o.last_error, o.result, o.created_at, o.updated_at, o.finished_at, \
      o.answer FROM operations o LEFT JOIN transactions t ON t.id = o.transaction_id";
 
-fn op_from_row(row: &Row<'_>) -> rusqlite::Result<Operation> {
+pub(crate) fn op_from_row(row: &Row<'_>) -> rusqlite::Result<Operation> {
     Ok(Operation {
         id: row.get(0)?,
         op_key: row.get(1)?,

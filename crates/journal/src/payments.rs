@@ -712,24 +712,28 @@ impl Journal {
         self.read(|tx| {
             let rec = by_local_id_in(tx, local_id)?;
             let mut stmt = tx.prepare_cached(
-                "SELECT id, status, source, transition, applied, at, entity_json \
-                 FROM status_events WHERE transaction_id = ?1 ORDER BY id",
+                &format!("SELECT {EVENT_COLS} FROM status_events WHERE transaction_id = ?1 ORDER BY id"),
             )?;
-            let rows = stmt.query_map([rec.id], |row| {
-                let transition: String = row.get(3)?;
-                Ok(StatusEvent {
-                    id: row.get(0)?,
-                    status: required_status_at(row, 1)?,
-                    source: row.get(2)?,
-                    transition: parse_transition(&transition).ok_or_else(|| {
-                        crate::bad_column(3, rusqlite::types::Type::Text, transition.clone())
-                    })?,
-                    applied: row.get(4)?,
-                    at: row.get(5)?,
-                    entity_json: opt_json_at(row, 6)?,
-                })
-            })?;
+            let rows = stmt.query_map([rec.id], event_from_row)?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }
+}
+
+/// The columns of `status_events`, in the order [`event_from_row`] reads them.
+pub(crate) const EVENT_COLS: &str = "id, status, source, transition, applied, at, entity_json";
+
+/// Builds a [`StatusEvent`] from a row selected with [`EVENT_COLS`].
+pub(crate) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<StatusEvent> {
+    let transition: String = row.get(3)?;
+    Ok(StatusEvent {
+        id: row.get(0)?,
+        status: required_status_at(row, 1)?,
+        source: row.get(2)?,
+        transition: parse_transition(&transition)
+            .ok_or_else(|| crate::bad_column(3, rusqlite::types::Type::Text, transition.clone()))?,
+        applied: row.get(4)?,
+        at: row.get(5)?,
+        entity_json: opt_json_at(row, 6)?,
+    })
 }

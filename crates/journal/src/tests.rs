@@ -214,3 +214,56 @@ fn journal_is_clone_send_sync() {
     fn assert_shareable<T: Clone + Send + Sync + 'static>() {}
     assert_shareable::<Journal>();
 }
+
+#[test]
+fn change_feed_records_every_write_in_order_and_survives_pruning() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path().join("j.sqlite3")).unwrap();
+    assert_eq!(j.last_change_seq().unwrap(), 0);
+    let new = |local: &str, order: &str| NewPayment {
+        local_id: local.into(),
+        device_id: format!("D-{local}"),
+        order_id: Some(order.into()),
+        idempotency_key: None,
+        amount: Minor(1250),
+        currency: Currency::from_code("USD").unwrap(),
+        request_json: json!({}),
+        product_sum_mismatch: false,
+        setup: false,
+        now_ms: 1_000,
+    };
+    j.begin_payment(new("L1", "O1")).unwrap();
+    j.begin_payment(new("L2", "O2")).unwrap();
+    j.record_create_failed("L1", "refused", 2_000).unwrap();
+    let seq = j.last_change_seq().unwrap();
+    assert_eq!(seq, 3, "two inserts and one update");
+
+    // L1 changed twice: it appears once, at its last sequence number, in its newest state.
+    let batch = j.changes_after(0, 100).unwrap();
+    assert_eq!((batch.after, batch.through), (0, 3));
+    let seqs: Vec<i64> = batch.changes.iter().map(|c| c.seq).collect();
+    assert_eq!(seqs, vec![2, 3]);
+    match &batch.changes[1].row {
+        ChangeRow::Payment(p) => assert_eq!((p.local_id.as_str(), p.phase), ("L1", Phase::CreateFailed)),
+        other => panic!("expected a payment, got {other:?}"),
+    }
+    // A limit cuts the batch; the next one starts where it ended.
+    let first = j.changes_after(0, 1).unwrap();
+    assert_eq!(first.through, 1);
+    assert_eq!(j.changes_after(first.through, 100).unwrap().through, 3);
+
+    // Acknowledged entries are pruned; sequence numbers are never handed out again.
+    j.set_changes_acked(3).unwrap();
+    j.set_changes_acked(2).unwrap();
+    assert_eq!(j.changes_acked().unwrap(), 3, "the acknowledgement never moves back");
+    assert_eq!(j.prune_changes(3, 100).unwrap(), 3);
+    assert_eq!(j.changes_behind().unwrap(), 0);
+    j.begin_payment(new("L3", "O3")).unwrap();
+    let batch = j.changes_after(3, 100).unwrap();
+    assert_eq!(batch.changes.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![4]);
+    assert_eq!(j.changes_behind().unwrap(), 1);
+
+    // A second connection (the replication task's) sees the same feed.
+    let reader = Journal::open(dir.path().join("j.sqlite3")).unwrap();
+    assert_eq!(reader.changes_after(3, 100).unwrap(), batch);
+}

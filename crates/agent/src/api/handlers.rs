@@ -454,6 +454,7 @@ async fn forward(agent: &Agent, method: Method, segments: &[&str], body: Option<
 pub async fn health(State(agent): State<Agent>) -> Result<Response, AgentError> {
     let pairing = agent.pairing().await?;
     let counts = agent.journal(|j| j.counts()).await?;
+    let fleet_behind = agent.journal(|j| j.changes_behind()).await?;
     let h = agent.health();
     let offline_since = h.offline_since_ms.load(Ordering::SeqCst);
     let recovering = h.recovering.load(Ordering::SeqCst);
@@ -470,6 +471,7 @@ pub async fn health(State(agent): State<Agent>) -> Result<Response, AgentError> 
         "openTransactions": counts.open_payments,
         "queuedOperations": counts.pending_operations,
         "posTokenWaived": agent.config().waive_pos_token,
+        "fleet": crate::fleet::health(&agent.config().data_dir, fleet_behind),
     }))
     .into_response())
 }

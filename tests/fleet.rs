@@ -1,0 +1,495 @@
+//! The fleet server end to end: real `till-fleet`, real PostgreSQL (a throwaway cluster), real
+//! `till-agent` processes against the SensePass sandbox.
+//!
+//! - three tills in two stores: payments and refunds reach PostgreSQL exactly once, through the
+//!   fleet being down (tills keep selling), kill -9 of a till and of the fleet while batches are
+//!   in flight, and a PostgreSQL restart; a checker compares every journal with PostgreSQL row by
+//!   row;
+//! - refusals: a till never enrolled, a revoked till, a till writing another till's rows, a
+//!   replayed batch, a gap and a malformed batch are refused and change nothing.
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use std::time::Duration;
+use till_tests::fleet::{check_till, enrol, till_id, FleetProcess, ADMIN_TOKEN};
+use till_tests::pg::Postgres;
+use till_tests::{outbox_drained, pay, refund, Env};
+
+/// Waits until every till's health says the fleet has all its changes.
+async fn caught_up(envs: &[&Env], secs: u64) -> Result<()> {
+    for env in envs {
+        env.eventually("/api/agent/health", secs, |h| h["fleet"]["changesBehind"] == 0).await?;
+    }
+    Ok(())
+}
+
+fn count(pg: &Postgres, sql: &str) -> Result<i64> {
+    Ok(pg.query("fleet", sql)?.first().and_then(|r| r.first()).context("no row")?.parse()?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_tills_in_two_stores_reach_postgres_exactly_once_through_outages() -> Result<()> {
+    let pg = Postgres::start()?;
+    let db = pg.create_db("fleet")?;
+    let logs = tempfile::tempdir()?;
+    let mut fleet = FleetProcess::start(&db, 0, logs.path())?;
+    let (a, b, c) = (Env::start().await?, Env::start().await?, Env::start().await?);
+    enrol(&fleet, a.data_dir.path(), "North", "Till 1")?;
+    enrol(&fleet, b.data_dir.path(), "North", "Till 2")?;
+    enrol(&fleet, c.data_dir.path(), "South", "Till 1")?;
+    let mut b = b;
+
+    // Selling, and a refund queued and delivered at till A.
+    let n1 = pay(&a, "A-1", 1000).await?;
+    pay(&b, "B-1", 2000).await?;
+    pay(&c, "C-1", 3000).await?;
+    let token = a.token()?;
+    let (status, body) = refund(&a, &token, "refund-A-1", json!({ "transactionNumber": n1, "isPartial": true, "refundAmount": 2.5 })).await?;
+    assert_eq!(status, 200, "{body}");
+    outbox_drained(&a, 30).await?;
+    caught_up(&[&a, &b, &c], 30).await?;
+    let health = a.get("/api/agent/health").await?.1;
+    assert_eq!(health["fleet"]["summary"], "fleet: 0 changes behind");
+    assert_eq!(health["fleet"]["store"], "North");
+
+    // The fleet is down: tills keep selling and know how far behind they are.
+    fleet.kill9();
+    pay(&a, "A-2", 1100).await?;
+    pay(&b, "B-2", 2100).await?;
+    pay(&c, "C-2", 3100).await?;
+    for env in [&a, &b, &c] {
+        let h = env.get("/api/agent/health").await?.1;
+        assert!(h["fleet"]["changesBehind"].as_i64().unwrap_or(0) > 0, "{h}");
+    }
+    fleet.restart()?;
+    caught_up(&[&a, &b, &c], 60).await?;
+
+    // kill -9 of a till right after a burst of sales (its batch in flight), then restarted.
+    for i in 0..4 {
+        pay(&b, &format!("B-burst-{i}"), 500 + i).await?;
+    }
+    b.restart_agent().await?;
+    // kill -9 of the fleet while batches arrive, then restarted.
+    let sales = async {
+        for i in 0..3 {
+            pay(&a, &format!("A-burst-{i}"), 700 + i).await?;
+        }
+        Ok::<_, anyhow::Error>(())
+    };
+    let killer = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        fleet.kill9();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        fleet.restart()
+    };
+    let (s, k) = tokio::join!(sales, killer);
+    s?;
+    k?;
+    // PostgreSQL restarts under the fleet.
+    pg.stop()?;
+    pay(&c, "C-3", 3200).await?;
+    pg.restart()?;
+    caught_up(&[&a, &b, &c], 60).await?;
+
+    // Row by row: every journal equals PostgreSQL for its till; nothing else is there.
+    let mut total = 0;
+    for env in [&a, &b, &c] {
+        total += check_till(&pg, "fleet", env.data_dir.path())?;
+    }
+    let fleet_rows = count(&pg, "SELECT (SELECT count(*) FROM payments) + (SELECT count(*) FROM status_events) + (SELECT count(*) FROM operations)")?;
+    assert_eq!(fleet_rows as usize, total, "PostgreSQL holds exactly the journals' rows");
+    assert_eq!(count(&pg, "SELECT count(*) FROM payments WHERE order_id = 'A-1' AND status = 13")?, 1, "the partial refund replicated");
+    assert_eq!(count(&pg, "SELECT count(*) FROM operations WHERE kind = 'refund' AND state = 'delivered'")?, 1);
+    // The card's last four digits and the tender come through the provider's model, nothing more.
+    assert_eq!(count(&pg, "SELECT count(*) FROM payments WHERE order_id = 'B-1' AND last_four = '1111' AND tender IS NOT NULL")?, 1);
+
+    // The reports see it: day totals per store and till, search by order id.
+    let http = reqwest::Client::new();
+    let day: Value = http.get(format!("{}/api/v1/reports/day", fleet.url)).bearer_auth(ADMIN_TOKEN).send().await?.json().await?;
+    let north: i64 = day.as_array().context("lines")?.iter().filter(|l| l["store"] == "North").map(|l| l["sales"].as_i64().unwrap_or(0)).sum();
+    assert_eq!(north, 2 + 2 + 4 + 3, "North's sales today: {day}");
+    let found: Value = http.get(format!("{}/api/v1/payments/search?order_id=C-3", fleet.url)).bearer_auth(ADMIN_TOKEN).send().await?.json().await?;
+    assert_eq!(found[0]["store"], "South", "{found}");
+    let tills: Value = http.get(format!("{}/api/v1/tills", fleet.url)).bearer_auth(ADMIN_TOKEN).send().await?.json().await?;
+    assert_eq!(tills.as_array().map(Vec::len), Some(3));
+    assert!(tills.as_array().context("tills")?.iter().all(|t| t["online"] == true), "{tills}");
+    // The checker bites: a lost row and a duplicated row are both caught.
+    let till_b = till_id(b.data_dir.path())?;
+    pg.query("fleet", &format!("DELETE FROM status_events WHERE till_id = '{till_b}' AND row_id = (SELECT min(row_id) FROM status_events WHERE till_id = '{till_b}')"))?;
+    assert!(check_till(&pg, "fleet", b.data_dir.path()).is_err(), "a missing row must be noticed");
+    let till_c = till_id(c.data_dir.path())?;
+    pg.query("fleet", &format!("INSERT INTO operations SELECT till_id, row_id + 1000, store_id, seq, op_key, kind, payment_local_id, amount, state, attempts, last_error, created_at, updated_at, finished_at FROM operations WHERE till_id = '{till_c}' LIMIT 1"))?;
+    pg.query("fleet", &format!("UPDATE payments SET amount = amount + 1 WHERE till_id = '{till_c}' AND order_id = 'C-1'"))?;
+    assert!(check_till(&pg, "fleet", c.data_dir.path()).is_err(), "a changed row must be noticed");
+    Ok(())
+}
+
+/// A batch body by hand, as a till would send it.
+fn batch(till: &str, after: i64, through: i64, changes: Value) -> Value {
+    json!({
+        "till_id": till, "after": after, "through": through,
+        "agent": { "version": "test", "queued_operations": 0, "changes_behind": 0 },
+        "changes": changes,
+    })
+}
+
+fn payment(seq: i64, row_id: i64, order: &str) -> Value {
+    json!({ "seq": seq, "row_id": row_id, "row": {
+        "table": "payment", "local_id": format!("L-{order}"), "provider": "sensepass", "number": null,
+        "device_id": "D", "order_id": order, "amount": 1250, "currency": "USD", "phase": "created",
+        "status": 5, "is_open": false, "setup": false, "tender": "Visa", "last_four": "1111",
+        "created_at_ms": 1_764_460_800_000i64, "updated_at_ms": 1_764_460_800_000i64, "final_at_ms": null,
+        "committed_at_ms": null, "failure": null
+    }})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_revoked_tills_foreign_rows_replays_and_gaps_are_refused_and_change_nothing() -> Result<()> {
+    let pg = Postgres::start()?;
+    let db = pg.create_db("fleet")?;
+    let logs = tempfile::tempdir()?;
+    let fleet = FleetProcess::start(&db, 0, logs.path())?;
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", fleet.url);
+    let enrol_one = |store: &'static str, name: &'static str| {
+        let code = fleet.admin(&["enrolment-code", "--store", store]);
+        let http = http.clone();
+        let url = url("/api/v1/enrol");
+        async move {
+            let r = http.post(url).json(&json!({ "code": code?, "till_name": name, "version": "test" })).send().await?;
+            if !r.status().is_success() {
+                bail!("enrol: {}", r.text().await?);
+            }
+            Ok::<Value, anyhow::Error>(r.json().await?)
+        }
+    };
+    let t1 = enrol_one("North", "Till 1").await?;
+    let t2 = enrol_one("North", "Till 2").await?;
+    let (id1, id2) = (t1["till_id"].as_str().context("id")?.to_string(), t2["till_id"].as_str().context("id")?.to_string());
+    let cred1 = format!("{id1}.{}", t1["secret"].as_str().context("secret")?);
+    let cred2 = format!("{id2}.{}", t2["secret"].as_str().context("secret")?);
+    let post = |cred: String, body: Value| {
+        let http = http.clone();
+        let url = url("/api/v1/replication/batch");
+        async move {
+            let r = http.post(url).bearer_auth(cred).json(&body).send().await?;
+            let status = r.status().as_u16();
+            Ok::<(u16, Value), anyhow::Error>((status, r.json().await.unwrap_or(Value::Null)))
+        }
+    };
+    let snapshot = || pg.query("fleet", "SELECT till_id, row_id, order_id, seq FROM payments ORDER BY 1, 2").map(|v| format!("{v:?}"));
+    let cursor = |id: &str| count(&pg, &format!("SELECT cursor FROM tills WHERE id = '{id}'"));
+
+    // The code is one-time.
+    let code = fleet.admin(&["enrolment-code", "--store", "South"])?;
+    let r = http.post(url("/api/v1/enrol")).json(&json!({ "code": code, "till_name": "X", "version": "t" })).send().await?;
+    assert_eq!(r.status(), 200);
+    let r = http.post(url("/api/v1/enrol")).json(&json!({ "code": code, "till_name": "Y", "version": "t" })).send().await?;
+    assert_eq!(r.status(), 401, "a used code is refused");
+
+    // Till 1 applies a batch.
+    let (s, ack) = post(cred1.clone(), batch(&id1, 0, 2, json!([payment(1, 1, "O-1"), payment(2, 2, "O-2")]))).await?;
+    assert_eq!((s, ack["cursor"].as_i64()), (200, Some(2)), "{ack}");
+    let before = snapshot()?;
+
+    // Never enrolled: unknown till, and a known till with a wrong secret.
+    let stranger = format!("{}.{}", uuid::Uuid::new_v4(), "0".repeat(64));
+    let (s, _) = post(stranger, batch(&id1, 2, 3, json!([payment(3, 3, "X")]))).await?;
+    assert_eq!(s, 401);
+    let (s, _) = post(format!("{id1}.wrong"), batch(&id1, 2, 3, json!([payment(3, 3, "X")]))).await?;
+    assert_eq!(s, 401);
+    let (s, _) = post(String::new(), batch(&id1, 2, 3, json!([payment(3, 3, "X")]))).await?;
+    assert_eq!(s, 401);
+    // Till 2 writing till 1's rows.
+    let (s, body) = post(cred2.clone(), batch(&id1, 2, 3, json!([payment(3, 1, "HIJACK")]))).await?;
+    assert_eq!(s, 403, "{body}");
+    // A replayed batch.
+    let (s, body) = post(cred1.clone(), batch(&id1, 0, 2, json!([payment(1, 1, "O-1"), payment(2, 2, "O-2-changed")]))).await?;
+    assert_eq!((s, body["error"].as_str(), body["cursor"].as_i64()), (409, Some("replay"), Some(2)), "{body}");
+    // A gap: changes 3..4 never sent.
+    let (s, body) = post(cred1.clone(), batch(&id1, 4, 5, json!([payment(5, 5, "O-5")]))).await?;
+    assert_eq!((s, body["error"].as_str(), body["cursor"].as_i64()), (409, Some("gap"), Some(2)), "{body}");
+    // Malformed: every invalid field named.
+    let mut bad = payment(3, 3, "O-3");
+    bad["row"]["currency"] = json!("XYZ1");
+    bad["row"]["status"] = json!(99);
+    bad["row"]["last_four"] = json!("12345");
+    let (s, body) = post(cred1.clone(), batch(&id1, 2, 3, json!([bad]))).await?;
+    assert_eq!(s, 400, "{body}");
+    let names: Vec<&str> = body["invalid_parameters"].as_array().context("names")?.iter().filter_map(|p| p["parameter"].as_str()).collect();
+    for f in ["changes[0].row.currency", "changes[0].row.status", "changes[0].row.last_four"] {
+        assert!(names.contains(&f), "{f} not named in {body}");
+    }
+    assert_eq!(snapshot()?, before, "refused batches changed nothing");
+    assert_eq!(cursor(&id1)?, 2);
+    assert_eq!(cursor(&id2)?, 0);
+
+    // A partly applied batch (overlap) applies only what is new.
+    let (s, ack) = post(cred1.clone(), batch(&id1, 1, 3, json!([payment(2, 2, "O-2"), payment(3, 3, "O-3")]))).await?;
+    assert_eq!((s, ack["applied"].as_i64(), ack["cursor"].as_i64()), (200, Some(1), Some(3)), "{ack}");
+
+    // Revoked: refused from now on; its rows stay.
+    fleet.admin(&["revoke", "--till", &id1])?;
+    let before = snapshot()?;
+    let (s, body) = post(cred1.clone(), batch(&id1, 3, 4, json!([payment(4, 4, "O-4")]))).await?;
+    assert_eq!(s, 403, "{body}");
+    assert_eq!(snapshot()?, before);
+    assert_eq!(count(&pg, &format!("SELECT count(*) FROM payments WHERE till_id = '{id1}'"))?, 3);
+
+    // The dashboard API needs the administrator token.
+    let r = http.get(url("/api/v1/tills")).send().await?;
+    assert_eq!(r.status(), 401);
+    let r = http.get(url("/api/v1/tills")).bearer_auth("wrong-token-wrong-token").send().await?;
+    assert_eq!(r.status(), 401);
+    let csv = http.get(url("/api/v1/payments/search?last_four=1111&format=csv")).bearer_auth(ADMIN_TOKEN).send().await?.text().await?;
+    assert!(csv.starts_with("store,till,local_id"), "{csv}");
+    assert_eq!(csv.lines().count(), 4, "header and three payments: {csv}");
+    Ok(())
+}
+
+/// A payment of today, with a status, amount, order and last four digits.
+fn sale(seq: i64, order: &str, amount: i64, status: u8, last_four: Option<&str>) -> Value {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    json!({ "seq": seq, "row_id": seq, "row": {
+        "table": "payment", "local_id": format!("L-{order}"), "provider": "sensepass", "number": format!("N-{order}"),
+        "device_id": "D", "order_id": order, "amount": amount, "currency": "GBP", "phase": "created",
+        "status": status, "is_open": false, "setup": false, "tender": "Visa", "last_four": last_four,
+        "created_at_ms": now, "updated_at_ms": now, "final_at_ms": now, "committed_at_ms": null, "failure": null
+    }})
+}
+
+/// The dashboard page in chromium (crates/fleet/web-tests, Playwright) over data sent as tills
+/// send it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_in_chromium() -> Result<()> {
+    let pg = Postgres::start()?;
+    let db = pg.create_db("fleet")?;
+    let logs = tempfile::tempdir()?;
+    let fleet = FleetProcess::start(&db, 0, logs.path())?;
+    let http = reqwest::Client::new();
+    let mut tills = Vec::new();
+    for (store, name) in [("North", "Till 1"), ("North", "Till 2"), ("South", "Till 1")] {
+        let code = fleet.admin(&["enrolment-code", "--store", store])?;
+        let t: Value = http
+            .post(format!("{}/api/v1/enrol", fleet.url))
+            .json(&json!({ "code": code, "till_name": name, "version": "0.1.0" }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        tills.push(t);
+    }
+    let send = |t: &Value, changes: Value| {
+        let cred = format!("{}.{}", t["till_id"].as_str().unwrap_or(""), t["secret"].as_str().unwrap_or(""));
+        let n = changes.as_array().map(Vec::len).unwrap_or(0) as i64;
+        let body = batch(t["till_id"].as_str().unwrap_or(""), 0, n, changes);
+        let http = http.clone();
+        let url = format!("{}/api/v1/replication/batch", fleet.url);
+        async move {
+            let r = http.post(url).bearer_auth(cred).json(&body).send().await?;
+            if r.status() != 200 {
+                bail!("batch: {}", r.text().await?);
+            }
+            Ok::<(), anyhow::Error>(())
+        }
+    };
+    send(&tills[0], json!([sale(1, "N-1", 1250, 5, Some("1111")), sale(2, "N-2", 990, 6, None)])).await?;
+    let mut refund = json!({ "seq": 2, "row_id": 1, "row": {
+        "table": "operation", "op_key": "refund-N-3", "kind": "refund", "payment_local_id": "L-N-3", "amount": 500,
+        "state": "pending", "attempts": 2, "last_error": "provider unreachable",
+        "created_at_ms": 1_764_460_800_000i64, "updated_at_ms": 1_764_460_800_000i64, "finished_at_ms": null }});
+    refund["row"]["created_at_ms"] = json!(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64);
+    send(&tills[1], json!([sale(1, "N-3", 2000, 13, Some("5555")), refund])).await?;
+    send(&tills[2], json!([sale(1, "S-1", 1250, 5, Some("4242"))])).await?;
+    // Till 2 was last heard from an hour ago.
+    pg.query("fleet", &format!("UPDATE tills SET last_seen_at = now() - interval '1 hour' WHERE id = '{}'", tills[1]["till_id"].as_str().unwrap_or("")))?;
+
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("repo")?.to_path_buf();
+    let out = tokio::process::Command::new("node")
+        .args(["--test", "crates/fleet/web-tests/dashboard.test.js"])
+        .current_dir(&repo)
+        .env("FLEET_URL", &fleet.url)
+        .env("FLEET_TOKEN", ADMIN_TOKEN)
+        .output()
+        .await
+        .context("node (run scripts/setup.sh)")?;
+    if !out.status.success() {
+        bail!("dashboard test failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+/// Provider webhooks: stored once per notice (the provider's retries deduplicated), relayed over
+/// the long-poll only to the till they name; unknown tills, unknown providers and malformed
+/// bodies are refused and store nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_stored_once_and_relayed_only_to_their_till() -> Result<()> {
+    let pg = Postgres::start()?;
+    let db = pg.create_db("fleet")?;
+    let logs = tempfile::tempdir()?;
+    let fleet = FleetProcess::start(&db, 0, logs.path())?;
+    let http = reqwest::Client::new();
+    let mut tills = Vec::new();
+    for name in ["Till 1", "Till 2"] {
+        let code = fleet.admin(&["enrolment-code", "--store", "North"])?;
+        let t: Value = http
+            .post(format!("{}/api/v1/enrol", fleet.url))
+            .json(&json!({ "code": code, "till_name": name, "version": "0.1.0" }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        tills.push(t);
+    }
+    let id = |t: &Value| t["till_id"].as_str().unwrap_or("").to_string();
+    let cred = |t: &Value| format!("{}.{}", id(t), t["secret"].as_str().unwrap_or(""));
+    let hook = |till: String, body: Value| {
+        let http = http.clone();
+        let url = format!("{}/api/v1/webhooks/connect-e/{till}", fleet.url);
+        async move { Ok::<u16, anyhow::Error>(http.post(url).json(&body).send().await?.status().as_u16()) }
+    };
+
+    // Till 1 is waiting on its long-poll when the notice arrives.
+    let waiting = {
+        let http = http.clone();
+        let url = format!("{}/api/v1/webhooks/poll?after=0&wait=10", fleet.url);
+        let cred = cred(&tills[0]);
+        tokio::spawn(async move { http.get(url).bearer_auth(cred).send().await?.json::<Value>().await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let notice = json!({ "id": "tok-1", "orderId": "A-1" });
+    assert_eq!(hook(id(&tills[0]), notice.clone()).await?, 200);
+    assert_eq!(hook(id(&tills[0]), notice.clone()).await?, 200, "a retry is acknowledged");
+    let got = waiting.await??;
+    assert_eq!(got.as_array().map(Vec::len), Some(1), "{got}");
+    assert_eq!(got[0]["payload"], notice);
+
+    // Refused, storing nothing: unknown till, unknown provider, malformed bodies.
+    assert_eq!(hook(uuid::Uuid::new_v4().to_string(), json!({ "id": "x" })).await?, 404);
+    assert_eq!(hook("not-a-till".into(), json!({ "id": "x" })).await?, 404);
+    assert_eq!(hook(id(&tills[0]), json!({ "orderId": "no id" })).await?, 400);
+    let r = http.post(format!("{}/api/v1/webhooks/unknown/{}", fleet.url, id(&tills[0]))).json(&json!({ "id": "x" })).send().await?;
+    assert_eq!(r.status(), 404);
+    assert_eq!(count(&pg, "SELECT count(*) FROM webhooks")?, 1, "one notice, stored once");
+
+    // Till 2 sees none of till 1's webhooks; a stranger cannot poll.
+    let other: Value = http.get(format!("{}/api/v1/webhooks/poll?wait=0", fleet.url)).bearer_auth(cred(&tills[1])).send().await?.json().await?;
+    assert_eq!(other, json!([]));
+    let r = http.get(format!("{}/api/v1/webhooks/poll?wait=0", fleet.url)).send().await?;
+    assert_eq!(r.status(), 401);
+    // After the last one seen, nothing new.
+    let after = got[0]["id"].as_i64().context("id")?;
+    let none: Value = http.get(format!("{}/api/v1/webhooks/poll?after={after}&wait=0", fleet.url)).bearer_auth(cred(&tills[0])).send().await?.json().await?;
+    assert_eq!(none, json!([]));
+    Ok(())
+}
+
+/// Ingest rate (BENCHMARKS.md): many simulated tills sending full batches of payments at once,
+/// against a raw bulk INSERT of the same rows on the same server. Not part of the suite:
+/// `cargo test -p till-tests --test fleet ingest_rate -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore]
+async fn ingest_rate() -> Result<()> {
+    const TILLS: usize = 20;
+    const BATCHES: i64 = 20;
+    const PER_BATCH: i64 = 500;
+    let pg = Postgres::start()?;
+    let db = pg.create_db("fleet")?;
+    let logs = tempfile::tempdir()?;
+    let fleet = FleetProcess::start(&db, 0, logs.path())?;
+    let http = reqwest::Client::new();
+    let mut creds = Vec::new();
+    for i in 0..TILLS {
+        let code = fleet.admin(&["enrolment-code", "--store", &format!("Store {}", i % 5)])?;
+        let t: Value = http
+            .post(format!("{}/api/v1/enrol", fleet.url))
+            .json(&json!({ "code": code, "till_name": format!("Till {i}"), "version": "bench" }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        creds.push((t["till_id"].as_str().context("id")?.to_string(), t["secret"].as_str().context("secret")?.to_string()));
+    }
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for (id, secret) in creds {
+        let http = http.clone();
+        let url = format!("{}/api/v1/replication/batch", fleet.url);
+        tasks.push(tokio::spawn(async move {
+            for b in 0..BATCHES {
+                let changes: Vec<Value> = (1..=PER_BATCH).map(|k| sale(b * PER_BATCH + k, &format!("{id}-{b}-{k}"), 1000 + k, 5, Some("4242"))).collect();
+                let body = batch(&id, b * PER_BATCH, (b + 1) * PER_BATCH, json!(changes));
+                let r = http.post(&url).bearer_auth(format!("{id}.{secret}")).json(&body).send().await?;
+                if r.status() != 200 {
+                    bail!("batch: {}", r.text().await?);
+                }
+            }
+            Ok::<(), anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let total = TILLS as i64 * BATCHES * PER_BATCH;
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(count(&pg, "SELECT count(*) FROM payments")?, total);
+    println!("fleet ingest: {total} payments from {TILLS} tills in {secs:.1} s = {:.0} payments/s", total as f64 / secs);
+
+    // Baseline: the same number of rows by one raw INSERT ... SELECT on the same server.
+    let started = std::time::Instant::now();
+    pg.query("fleet", &format!(
+        "INSERT INTO payments (till_id, row_id, created_at, store_id, seq, local_id, provider, number, device_id, order_id, amount, currency, phase, status, is_open, setup, tender, last_four, updated_at) \
+         SELECT t.id, 1000000 + g, now(), t.store_id, g, 'L' || g, 'sensepass', 'N' || g, 'D', 'O' || g, 1000, 'GBP', 'created', 5, false, false, 'Visa', '4242', now() \
+         FROM generate_series(1, {}) g, (SELECT id, store_id FROM tills LIMIT 1) t",
+        total
+    ))?;
+    let raw = started.elapsed().as_secs_f64();
+    println!("raw INSERT ... SELECT baseline: {total} rows in {raw:.1} s = {:.0} rows/s", total as f64 / raw);
+    Ok(())
+}
+
+/// `--tls-cert/--tls-key`: the server speaks HTTPS itself (for deployments without a proxy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_https_with_a_certificate_and_key() -> Result<()> {
+    let pg = Postgres::start()?;
+    let db = pg.create_db("fleet")?;
+    let dir = tempfile::tempdir()?;
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let ok = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .context("openssl")?
+        .status
+        .success();
+    assert!(ok, "openssl could not make a certificate");
+    let mut child = std::process::Command::new(till_tests::bin_path("till-fleet")?)
+        .args(["serve", "--database-url", &db, "--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .env("TILL_FLEET_ADMIN_TOKEN", ADMIN_TOKEN)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().context("stdout")?), &mut line)?;
+    let url = line.trim().strip_prefix("till-fleet listening on ").context("first line")?.to_string();
+    let result = async {
+        assert!(url.starts_with("https://"), "{url}");
+        let http = reqwest::Client::builder().danger_accept_invalid_certs(true).build()?;
+        let health: Value = http.get(format!("{url}/api/v1/health")).send().await?.json().await?;
+        assert_eq!(health["status"], "ok");
+        // Plain HTTP to the TLS port gets no answer from the API.
+        let plain = reqwest::get(format!("{}/api/v1/health", url.replacen("https", "http", 1))).await;
+        assert!(plain.map(|r| !r.status().is_success()).unwrap_or(true));
+        Ok::<(), anyhow::Error>(())
+    }
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}
