@@ -320,7 +320,8 @@
           msg.textContent = "Refund of " + T.money(minor, cur) + " approved.";
         }
         key = T.randomKey("refund");
-        T.announce(msg.textContent, msg.dataset.tone);
+        // The result is written beside the form (and read out by its live region); a toast
+        // would cover the form's hint, so none is shown here.
         setTimeout(reload, 300);
       } catch (e) {
         msg.dataset.tone = "bad";
@@ -464,6 +465,10 @@
       left: T.$("#refundable", root).dataset.minor,
     } : null;
     const msg = !first && T.$("#refund-msg", root) ? T.$("#refund-msg", root).cloneNode(true) : null;
+    // Keyboard focus must survive the redraw: a manager who just refunded (focus on the now
+    // re-created button, or already dropped to the page body) lands on the refund panel's result.
+    const active = document.activeElement;
+    const focusInRefund = !first && (!active || active === document.body || !!(active.closest && active.closest("#refund-panel")));
     T.fill(body(), view);
     const input = T.$("#refund-amount", root);
     if (typed && input && T.$("#refundable", root).dataset.minor === typed.left) {
@@ -483,6 +488,13 @@
       const h = T.$("#detail-amount", root);
       h.setAttribute("tabindex", "-1");
       h.focus({ preventScroll: true });
+    } else if (focusInRefund && !(typed && typed.focused)) {
+      const m = T.$("#refund-msg", root);
+      const target = m && m.textContent ? m : T.$("#refund-title", root);
+      if (target) {
+        target.setAttribute("tabindex", "-1");
+        target.focus({ preventScroll: true });
+      }
     }
   }
 

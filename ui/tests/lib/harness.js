@@ -243,7 +243,28 @@ function cart(orderId, extra) {
   }, extra || {});
 }
 
+/**
+ * Opens the manager console and logs in, setting the manager PIN first where none is set yet.
+ * Leaves the page on the journal.
+ */
+async function managerLogin(page, base, pin) {
+  pin = pin || "1111";
+  await page.goto(base + "#/manager");
+  const setup = page.locator("#pin-setup");
+  const login = page.locator("#pin-login, #journal");
+  await Promise.race([setup.waitFor(), login.first().waitFor()]);
+  if (await setup.count()) {
+    await page.fill("#new-pin", pin);
+    await page.fill("#new-pin-again", pin);
+    await page.click("#pin-setup button[type=submit]");
+  } else if (!(await page.locator("#journal").count())) {
+    await page.fill("#login-pin", pin);
+    await page.click("#pin-login button[type=submit]");
+  }
+  await page.locator("#journal").waitFor();
+}
+
 module.exports = {
   REPO, UI_DIR, ARTIFACTS, until, unexpectedErrors, startAgent, uiUrl, launchBrowser, newPage, pos, control,
-  decodeQr, pdfText, pdfToPng, publish, artifact, cart,
+  decodeQr, pdfText, pdfToPng, publish, artifact, cart, managerLogin,
 };
