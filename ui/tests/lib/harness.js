@@ -245,23 +245,23 @@ function cart(orderId, extra) {
 
 /**
  * Opens the manager console and logs in, setting the manager PIN first where none is set yet.
- * Leaves the page on the journal.
+ * Leaves the page on the manager console.
  */
 async function managerLogin(page, base, pin) {
   pin = pin || "1111";
   await page.goto(base + "#/manager");
   const setup = page.locator("#pin-setup");
-  const login = page.locator("#pin-login, #journal");
+  const login = page.locator("#pin-login, #logout");
   await Promise.race([setup.waitFor(), login.first().waitFor()]);
   if (await setup.count()) {
     await page.fill("#new-pin", pin);
     await page.fill("#new-pin-again", pin);
     await page.click("#pin-setup button[type=submit]");
-  } else if (!(await page.locator("#journal").count())) {
+  } else if (!(await page.locator("#logout").count())) {
     await page.fill("#login-pin", pin);
     await page.click("#pin-login button[type=submit]");
   }
-  await page.locator("#journal").waitFor();
+  await page.locator("#logout").waitFor();
 }
 
 module.exports = {

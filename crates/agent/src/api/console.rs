@@ -312,7 +312,9 @@ pub async fn settings(State(agent): State<Agent>, headers: HeaderMap) -> Result<
     let c = agent.config();
     Ok(Json(json!({
         "posToken": agent.pos_token(),
-        "environment": pairing.as_ref().map(|p| p.environment.clone()),
+        "environment": crate::config::environment_of(
+            pairing.as_ref().map(|p| p.api_base.as_str()).unwrap_or(c.sensepass_url.as_str())
+        ),
         "sensepassUrl": pairing.as_ref().map(|p| p.api_base.clone()).unwrap_or_else(|| c.sensepass_url.clone()),
         "socketUrl": pairing.as_ref().map(|p| p.socket_url.clone()).unwrap_or_else(|| c.socket_url.clone()),
         "listen": agent.listen_addr().to_string(),
@@ -352,9 +354,33 @@ pub async fn pair(State(agent): State<Agent>, headers: HeaderMap, JsonBody(body)
         }
         _ => invalid.push("method", "must be pin, create or device"),
     }
+    let c = agent.config();
+    let environment = crate::config::environment_of(&c.sensepass_url);
+    if let Some(asked) = s("environment") {
+        if asked != environment {
+            invalid.push(
+                "environment",
+                &format!(
+                    "this agent talks to SensePass {environment} ({}); the environment is set by the agent's \
+                     sensepass_url setting, not by pairing",
+                    c.sensepass_url
+                ),
+            );
+        }
+    }
     invalid.into_result().map_err(AgentError::Invalid)?;
     let (device_id, name, client_box) = if method == "device" {
-        (s("deviceId").unwrap_or_default(), s("posName").unwrap_or_default(), None)
+        // A device ID is checked with SensePass before it is stored: a typo would otherwise leave
+        // a till that looks paired while every payment is refused.
+        let device_id = s("deviceId").unwrap_or_default();
+        let client = agent.device_client_for(&device_id);
+        let now = time::OffsetDateTime::now_utc();
+        let probe = client
+            .transactions(&till_sensepass::models::FetchTransactions::between(now - time::Duration::minutes(1), now))
+            .await;
+        agent.note_reachability(&probe);
+        probe.map_err(|e| pairing_error(e, "deviceId", "SensePass does not know this device ID"))?;
+        (device_id, s("posName").unwrap_or_default(), None)
     } else {
         let client = agent.api_key_client(&s("apiKey").unwrap_or_default());
         let result = if method == "pin" {
@@ -365,14 +391,13 @@ pub async fn pair(State(agent): State<Agent>, headers: HeaderMap, JsonBody(body)
             client.devices_create(&till_sensepass::models::CreateDeviceRequest { pos_name: s("posName").unwrap_or_default() }).await
         };
         agent.note_reachability(&result);
-        let device = result?;
+        let device = result.map_err(|e| pairing_error(e, "apiKey", "SensePass does not accept this location API key"))?;
         (device.device_alias_key.clone(), device.name.clone().unwrap_or_default(), device.client_boxes.first().cloned())
     };
-    let c = agent.config();
     let pairing = Pairing {
         device_id: device_id.clone(),
         pos_name: name.clone(),
-        environment: s("environment").unwrap_or_else(|| "custom".into()),
+        environment: environment.to_string(),
         api_base: c.sensepass_url.clone(),
         socket_url: c.socket_url.clone(),
         client_box_url: client_box,
@@ -381,6 +406,16 @@ pub async fn pair(State(agent): State<Agent>, headers: HeaderMap, JsonBody(body)
     agent.journal(move |j| j.set_pairing(&pairing)).await?;
     tracing::info!("paired with a new device");
     Ok(Json(json!({ "paired": true, "deviceId": device_id, "posName": name })).into_response())
+}
+
+/// A SensePass refusal of the credential being paired with (401/403, or 404 for an unknown
+/// device) becomes a 400 naming the field, so that the manager reads what to correct — and is
+/// not mistaken for the manager's own session ending, which is what a 401 from this agent means.
+fn pairing_error(e: till_sensepass::Error, field: &str, reason: &str) -> AgentError {
+    match e {
+        till_sensepass::Error::Http { status: 401 | 403 | 404, .. } => AgentError::invalid(field, reason),
+        other => other.into(),
+    }
 }
 
 /// `DELETE /api/agent/pairing` (manager).

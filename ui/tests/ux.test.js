@@ -268,3 +268,36 @@ test("the manager console: 44 px targets, and keyboard focus stays on the refund
   assert.ok(await page.evaluate(() => !!document.activeElement.closest("#refund-panel")), "focus is on the refund panel: " + focused);
   await page.close();
 });
+
+test("a wrong API key while pairing is shown to the manager, who stays logged in", async () => {
+  const page = await h.newPage(browser);
+  await h.managerLogin(page, base);
+  await page.goto(base + "#/settings");
+  await page.locator("#pairing").waitFor();
+  await page.click("#pairing summary");
+  await page.check("#pm-create");
+  await page.fill("#pair-api-key", "not-a-key");
+  await page.fill("#pair-pos-name", "Front till");
+  await page.click("#pair-submit");
+  await page.locator("#pair-error:not(:empty)").waitFor();
+  assert.match(await page.locator("#pair-error").textContent(), /api ?key/i);
+  assert.equal(await page.locator("#pin-login").count(), 0, "not logged out");
+  assert.equal(await page.locator("#pairing").isVisible(), true);
+  await page.close();
+});
+
+test("pairing by a device ID SensePass does not know is refused, and the environment cannot be relabelled", async () => {
+  const login = await h.pos(agent, "POST", "/api/agent/manager/login", { pin: "1111" });
+  assert.equal(login.status, 200, JSON.stringify(login.body));
+  const auth = { Authorization: "Bearer " + login.body.token };
+  const before = (await h.pos(agent, "GET", "/api/agent/health")).body;
+  const bad = await h.pos(agent, "POST", "/api/agent/pairing", { method: "device", deviceId: "nonsense" }, auth);
+  assert.equal(bad.status, 400, JSON.stringify(bad.body));
+  assert.equal(bad.body.invalid_parameters[0].parameter, "deviceId");
+  const prod = await h.pos(agent, "POST", "/api/agent/pairing", { method: "device", deviceId: before.deviceId, environment: "production" }, auth);
+  assert.equal(prod.status, 400, JSON.stringify(prod.body));
+  assert.equal(prod.body.invalid_parameters[0].parameter, "environment");
+  const after = (await h.pos(agent, "GET", "/api/agent/health")).body;
+  assert.equal(after.deviceId, before.deviceId, "nothing changed");
+  assert.equal(after.environment, "sandbox");
+});
