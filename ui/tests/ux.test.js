@@ -301,3 +301,51 @@ test("pairing by a device ID SensePass does not know is refused, and the environ
   assert.equal(after.deviceId, before.deviceId, "nothing changed");
   assert.equal(after.environment, "sandbox");
 });
+
+test("receipts: the store's local time with its offset on PDF and preview alike, NOT PAID on a cancelled payment, sub-products listed", async () => {
+  const zone = "Asia/Jerusalem";
+  const store = await h.startAgent("receipt-tz", { env: { TZ: zone } });
+  const ui = await h.uiUrl(store);
+  const page = await h.newPage(browser, { timezoneId: zone });
+  try {
+    const c = bigCart(order());
+    const cancelled = (await h.pos(store, "POST", "/api/transactions/init", c)).body;
+    await h.pos(store, "POST", "/api/transactions/cancel/" + cancelled.TransactionNumber, {});
+    const paid = (await h.pos(store, "POST", "/api/transactions/init", bigCart(order()))).body;
+    await h.control(store, "POST", "/transactions/" + paid.TransactionNumber + "/pay", {});
+    await h.until(async () => (await h.pos(store, "GET", "/api/agent/transactions/" + paid.TransactionNumber)).body.statusKey === "approved", 15000, "approval");
+
+    const expectedOffset = new Intl.DateTimeFormat("en-US", { timeZone: zone, timeZoneName: "longOffset" })
+      .formatToParts(new Date()).find((p) => p.type === "timeZoneName").value.replace("GMT", "");
+    await h.managerLogin(page, ui);
+    for (const [tx, isPaid] of [[cancelled, false], [paid, true]]) {
+      const item = (await h.pos(store, "GET", "/api/agent/transactions/" + tx.TransactionNumber)).body;
+      await page.goto(ui + "#/manager/tx/" + encodeURIComponent(item.localId));
+      await page.locator("#receipt-preview:not([aria-busy])").waitFor();
+      const preview = await page.locator("#receipt-preview").textContent();
+      const date = (await page.locator("#receipt-date").textContent()).trim();
+      assert.match(date, new RegExp("^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d " + expectedOffset.replace("+", "\\+") + "$"), date);
+      assert.match(preview, /\+ 1 × Ice/, "the console lists sub-products like the cashier screen");
+      // The PDF says the same, character for character.
+      const res = await fetch(store.url + "/api/agent/transactions/" + item.localId + "/receipt.pdf");
+      const file = h.artifact("receipt-" + (isPaid ? "paid" : "cancelled") + "-tz.pdf");
+      require("node:fs").writeFileSync(file, Buffer.from(await res.arrayBuffer()));
+      const pdf = h.pdfText(file);
+      assert.ok(pdf.includes(date), "the PDF prints " + date + ":\n" + pdf);
+      assert.doesNotMatch(pdf, / UTC\b/);
+      if (isPaid) {
+        assert.doesNotMatch(preview, /NOT PAID/);
+        assert.doesNotMatch(pdf, /NOT PAID/);
+      } else {
+        assert.match(preview, /NOT PAID/);
+        assert.match(preview, /Total \(not charged\)/);
+        assert.match(pdf, /NOT PAID/);
+        assert.match(pdf, /NOT CHARGED/);
+        h.pdfToPng(file, h.artifact("receipt-cancelled-tz.png"));
+      }
+    }
+  } finally {
+    await page.close();
+    await store.stop();
+  }
+});

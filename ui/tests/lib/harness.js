@@ -34,10 +34,11 @@ async function until(fn, ms, what) {
 }
 
 /**
- * Starts `till-agent run --sandbox` with its own data directory and an empty config file.
+ * Starts `till-agent run --sandbox` with its own data directory and an empty config file;
+ * `opts.env` adds environment variables (e.g. `TZ`).
  * Resolves {url, api, control, dir, stop()} once its stdout has named both addresses.
  */
-async function startAgent(name) {
+async function startAgent(name, opts) {
   if (!fs.existsSync(AGENT_BIN)) {
     throw new Error(AGENT_BIN + " is missing: build it first with `cargo build -p till-agent`");
   }
@@ -47,6 +48,7 @@ async function startAgent(name) {
   const env = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("TILL_AGENT_")) env[k] = v;
   env.RUST_LOG = env.RUST_LOG || "info";
+  Object.assign(env, (opts && opts.env) || {});
   const stderr = fs.openSync(path.join(dir, "agent.stderr"), "w");
   const child = spawn(AGENT_BIN, ["run", "--sandbox", "--listen", "127.0.0.1:0", "--data-dir", dir, "--config", config], {
     stdio: ["ignore", "pipe", stderr],

@@ -65,12 +65,8 @@ pub struct ReceiptParams {
     download: Option<u8>,
 }
 
-/// `GET /api/agent/transactions/{id}/receipt.pdf`.
-pub async fn receipt_pdf(
-    State(agent): State<Agent>,
-    Path(id): Path<String>,
-    Query(p): Query<ReceiptParams>,
-) -> Result<Response, AgentError> {
+/// The journal record (by local id or transaction number) and its receipt model.
+async fn receipt_of(agent: &Agent, id: String) -> Result<(PaymentRecord, till_receipts::Receipt), AgentError> {
     let key = id.clone();
     let record = agent
         .journal(move |j| Ok(j.by_local_id(&key)?.or(j.by_number(&key)?)))
@@ -79,6 +75,24 @@ pub async fn receipt_pdf(
     let local = record.local_id.clone();
     let ops = agent.journal(move |j| j.operations_for(&local)).await?;
     let receipt = build_receipt(&record, &ops)?;
+    Ok((record, receipt))
+}
+
+/// `GET /api/agent/transactions/{id}/receipt.json`: the receipt model the PDF is drawn from
+/// (line totals, VAT, the paid mark, local times, the masked card), so that the console's preview
+/// shows exactly what the paper says without computing any of it again.
+pub async fn receipt_json(State(agent): State<Agent>, Path(id): Path<String>) -> Result<Response, AgentError> {
+    let (_, receipt) = receipt_of(&agent, id).await?;
+    Ok(Json(receipt).into_response())
+}
+
+/// `GET /api/agent/transactions/{id}/receipt.pdf`.
+pub async fn receipt_pdf(
+    State(agent): State<Agent>,
+    Path(id): Path<String>,
+    Query(p): Query<ReceiptParams>,
+) -> Result<Response, AgentError> {
+    let (record, receipt) = receipt_of(&agent, id).await?;
     let pdf = till_receipts::render_pdf_at(&receipt, record.created_at / 1000)
         .map_err(|e| AgentError::Internal(e.to_string()))?;
     let name = format!("receipt-{}.pdf", record.number.as_deref().unwrap_or(&record.local_id).chars().take(12).collect::<String>());
@@ -128,6 +142,7 @@ pub fn build_receipt(record: &PaymentRecord, ops: &[till_journal::Operation]) ->
         (Some(s), _) => s.display_name().trim_start_matches("Transaction ").to_string(),
         (None, phase) => format!("{phase:?}"),
     };
+    let paid = record.status.map(Status::was_captured).unwrap_or(false);
     Ok(till_receipts::Receipt {
         merchant: till_receipts::Merchant {
             name: tx.as_ref().and_then(|t| t.business_name()).unwrap_or("Till Agent").to_string(),
@@ -142,14 +157,17 @@ pub fn build_receipt(record: &PaymentRecord, ops: &[till_journal::Operation]) ->
         total: record.amount,
         vat_total,
         status,
+        paid,
         approval,
         refunds,
-        qr_data: tx.as_ref().and_then(|t| t.transaction_page()).and_then(|p| p.qr_url.clone()),
+        // No payment link on an unpaid receipt: a customer must not be invited to scan it.
+        qr_data: paid.then(|| tx.as_ref().and_then(|t| t.transaction_page()).and_then(|p| p.qr_url.clone())).flatten(),
         note: record.product_sum_mismatch.then(|| "The items do not add up to the amount charged.".to_string()),
     })
 }
 
-/// An RFC 3339 time from SensePass as `2026-11-21 17:36 UTC`; other text is kept as it is.
+/// An RFC 3339 time from SensePass in the store's local time (see [`format_human`]); other
+/// text is kept as it is.
 fn human_rfc3339(text: &str) -> String {
     match time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
         Ok(t) => format_human((t.unix_timestamp_nanos() / 1_000_000) as i64),
@@ -157,12 +175,15 @@ fn human_rfc3339(text: &str) -> String {
     }
 }
 
-fn format_human(ms: i64) -> String {
-    let s = format_ms(ms);
-    // 2026-11-21T17:36:31.291Z → 2026-11-21 17:36 UTC
-    match (s.get(0..10), s.get(11..16)) {
-        (Some(d), Some(t)) => format!("{d} {t} UTC"),
-        _ => s,
+/// The one time rule of receipts: the store's local time — the till PC's time zone (or `TZ`) —
+/// with its UTC offset, e.g. `2026-11-21 19:36 +02:00`, so that a printed time is what the
+/// customer's watch said and still unambiguous when read elsewhere. jiff reads the zone from the
+/// system's tz database; where none can be found it falls back to UTC, printed as `+00:00`.
+pub fn format_human(ms: i64) -> String {
+    let tz = jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC);
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(t) => t.to_zoned(tz).strftime("%Y-%m-%d %H:%M %:z").to_string(),
+        Err(_) => format_ms(ms),
     }
 }
 
