@@ -11,13 +11,14 @@
 
   // ------------------------------------------------------------ confirm dialog
 
-  /** A modal question; resolves true when confirmed. {title, text, confirm, danger}. */
+  /** A modal question; resolves true when confirmed. {title, text, confirm, cancel, danger}. */
   T.confirm = function (opts) {
     const dialog = document.getElementById("confirm");
     document.getElementById("confirm-title").textContent = opts.title || "Are you sure?";
     document.getElementById("confirm-text").textContent = opts.text || "";
     const yes = document.getElementById("confirm-yes");
     yes.textContent = opts.confirm || "Confirm";
+    document.getElementById("confirm-no").textContent = opts.cancel || "Cancel";
     yes.classList.toggle("danger", !!opts.danger);
     yes.classList.toggle("primary", !opts.danger);
     return new Promise((resolve) => {
@@ -79,6 +80,7 @@
     }
     store.textContent = h.paired ? (h.posName || "Paired till") : "Not paired";
     store.title = store.textContent;
+    if (T.customerView) return; // the customer sees the merchant's name, never till or connection state
     if (h.paired === false) {
       // Without a device there is no SensePass connection to miss: say what to do instead.
       conn.dataset.state = "unpaired";
@@ -185,7 +187,11 @@
   function start() {
     if (T.customerView) {
       document.body.classList.add("customer");
-      document.title = "Till Agent — customer display";
+      document.title = "Customer display";
+      T.on("merchant", (name) => {
+        const product = document.querySelector(".bar .product");
+        if (product && name) product.textContent = name;
+      });
     }
     window.addEventListener("hashchange", route);
     route();

@@ -7,6 +7,8 @@
 
 (function (T) {
   const KEY = "till.manager";
+  /** The agent's error types that mean "this manager session is not valid". */
+  const SESSION_ERRORS = new Set(["unauthorized", "manager_only", "session_expired"]);
   let memory = null; // used when sessionStorage is unavailable
 
   function load() {
@@ -56,7 +58,10 @@
       T.emit("auth", false);
     },
     /**
-     * Runs `fn(token)`; a 401 answer ends the session (expired or revoked) and is rethrown.
+     * Runs `fn(token)`; a 401 answer about the manager session itself (expired or revoked:
+     * `unauthorized` / `manager_only`) ends it, and every error is rethrown. A 401 that SensePass
+     * gave about something else (a wrong location API key while pairing) keeps the manager logged
+     * in, so that its message can be shown.
      */
     async call(fn) {
       const token = auth.token();
@@ -67,7 +72,7 @@
       try {
         return await fn(token);
       } catch (e) {
-        if (e instanceof T.ApiError && e.status === 401) auth.logout();
+        if (e instanceof T.ApiError && e.status === 401 && SESSION_ERRORS.has(e.type)) auth.logout();
         throw e;
       }
     },

@@ -42,7 +42,21 @@
       currency: item.currency,
       orderId: item.orderId,
       mismatch: item.productSumMismatch,
+      failure: item.failure || null,
+      phase: item.phase || null,
     };
+  }
+
+  /**
+   * The merchant's trading name, from the payment entity (SensePass `businessName`): the customer
+   * display greets the customer with it, never with the product's or the till's name.
+   */
+  function noteMerchant(tx) {
+    const name = tx && typeof tx.businessName === "string" ? tx.businessName.trim() : "";
+    if (name && name !== T.merchant) {
+      T.merchant = name;
+      T.emit("merchant", name);
+    }
   }
 
   /** Merges a newer observation of the same payment into `current`. */
@@ -54,11 +68,12 @@
       current.isFinal = p.isFinal;
       current.number = p.number || current.number;
       if (p.tx) current.tx = p.tx;
-      for (const k of ["amountMinor", "currency", "orderId", "mismatch"]) {
+      for (const k of ["amountMinor", "currency", "orderId", "mismatch", "failure", "phase"]) {
         if (p[k] !== undefined && p[k] !== null) current[k] = p[k];
       }
     }
     const tx = current.tx;
+    noteMerchant(tx);
     if (tx) {
       if (tx.currency) current.currency = tx.currency;
       const m = T.majorToMinor(tx.amount, current.currency);
@@ -72,6 +87,7 @@
   /** Loads what an event lacks (amount before SensePass answered) from the journal. */
   async function complete(p) {
     if (p.amountMinor !== undefined && p.currency) return;
+    if (!p.localId) return;
     try {
       const r = await T.api("/api/agent/transactions/" + encodeURIComponent(p.localId));
       if (current && current.localId === p.localId) {
@@ -102,7 +118,15 @@
       // A live cart closed without a payment (or replaced by one): nothing to tell the customer.
       toIdle();
     } else if (current.isFinal) {
-      if (!wasFinal || mode !== "outcome") showOutcome();
+      if (!wasFinal || mode !== "outcome") {
+        showOutcome();
+        // A payment that never reached SensePass ends before any event carried its amount:
+        // load it (and the failure reason) from the journal and redraw the outcome with them.
+        if (current.amountMinor === undefined) {
+          const p = current;
+          complete(p).then(() => { if (current === p && mode === "outcome") showOutcome(); });
+        }
+      }
     } else {
       mode = "active";
       stopOutcomeTimer();
@@ -135,19 +159,63 @@
 
   // ------------------------------------------------------------ cancel
 
+  /**
+   * What the cashier reads after a cancel that did not go through at once: what happened, whether
+   * money moved, what to do next. Never a raw transport error. Returns [text, queued].
+   */
+  function cancelProblem(e) {
+    if (e instanceof T.ApiError) {
+      if (e.status === 501 || e.type === "cannot_cancel") {
+        return ["The customer is already paying, so the payment can no longer be cancelled. Wait for the outcome on this screen.", false];
+      }
+      if (e.status === 404) return ["This payment is no longer known to SensePass. No money was taken for it; check the journal in the manager console.", false];
+      if (e.status === 409) return ["The payment has already ended. Wait a moment for the outcome on this screen.", false];
+      if (e.status === 202 || e.status === 503 || e.status === 504 || e.type === "outcome_unknown" || e.type === "queued") {
+        return ["SensePass cannot be reached, so the cancel is queued and will be sent as soon as it can. Do not hand over the goods unless the payment shows as approved.", true];
+      }
+      return ["The payment could not be cancelled (" + e.describe() + "). Try again, or wait for the outcome on this screen.", false];
+    }
+    return ["The Till Agent did not answer. Try again in a moment; the payment is still open.", false];
+  }
+
   async function cancel(button) {
     if (!current || !current.number) return;
+    const p = current;
+    const ok = await T.confirm({
+      title: "Cancel this payment?",
+      text: "The customer will not be able to pay " + (p.amountMinor !== undefined ? T.money(p.amountMinor, p.currency) + " " : "") + "with this QR code any more.",
+      confirm: "Cancel payment",
+      cancel: "Keep waiting",
+      danger: true,
+    });
+    if (!ok || current !== p) return;
     button.disabled = true;
     const msg = T.$("#cancel-msg", root);
     if (msg) msg.textContent = "Cancelling…";
     try {
-      await T.api("/api/transactions/cancel/" + encodeURIComponent(current.number), { body: {} });
-      if (msg) msg.textContent = "";
+      const r = await T.api("/api/transactions/cancel/" + encodeURIComponent(p.number), { body: {} });
+      if (r.status === 202 || (r.body && (r.body.queued === true || r.body.state === "queued"))) {
+        p.cancelQueued = true;
+        if (msg) msg.textContent = cancelProblem(new T.ApiError(202, r.body))[0];
+        render();
+      } else if (msg) {
+        msg.textContent = "";
+      }
     } catch (e) {
-      let text = T.errorText(e);
-      if (e instanceof T.ApiError && e.status === 501) text = "The customer is paying right now; it can no longer be cancelled.";
-      if (msg) msg.textContent = text;
-      button.disabled = false;
+      const [text, queued] = cancelProblem(e);
+      if (queued) {
+        // The cancel is journaled and will be delivered: keep the button off and take the QR
+        // away so that no customer starts paying a payment the cashier gave up on.
+        p.cancelQueued = true;
+        p.cancelNote = text;
+        render();
+      } else {
+        p.cancelNote = text;
+        const m = T.$("#cancel-msg", root);
+        if (m) m.textContent = text;
+        const b = T.$("#cancel", root);
+        if (b) b.disabled = false;
+      }
     }
   }
 
@@ -170,10 +238,11 @@
     const h = T.health || {};
     const connected = T.agentReachable !== false && h.sensepassReachable !== false && h.socketConnected !== false;
     let line;
-    if (T.agentReachable === false) line = "The agent is not reachable.";
+    if (T.customerView) line = "Your total will appear here."; // till state is not the customer's business
+    else if (T.agentReachable === false) line = "The Till Agent is not running. Payments cannot start until it is back.";
     else if (h.paired === false) line = "This till is not paired with SensePass yet. A manager can pair it in Settings.";
     else if (!connected) line = "Offline: payments can start again when SensePass is reachable.";
-    else line = T.customerView ? "Your total will appear here." : "Ready. Payments started on the POS appear here.";
+    else line = "Ready. Payments started on the POS appear here.";
     const last = lastPayment && !T.customerView
       ? T.h("p", { class: "last-payment" }, "Last payment: ",
           T.h("strong", {}, T.money(lastPayment.amountMinor, lastPayment.currency)), " ",
@@ -183,8 +252,8 @@
       T.h("div", { class: "idle", id: "cashier-idle", "data-state": "idle" },
         T.h("div", { class: "idle-mark", "aria-hidden": "true" }, qrGlyph()),
         T.h("h1", { class: "idle-title" }, T.customerView ? "Welcome" : storeName()),
-        T.customerView ? T.h("p", { class: "idle-store" }, storeName()) : null,
-        T.h("p", { class: "idle-line", "data-connected": String(connected) }, line),
+        T.customerView && T.merchant ? T.h("p", { class: "idle-store", id: "merchant" }, T.merchant) : null,
+        T.h("p", { class: "idle-line", "data-connected": String(T.customerView || connected) }, line),
         last));
   }
 
@@ -217,6 +286,23 @@
     return Number.isInteger(n) ? String(n) : n.toLocaleString(undefined, { maximumFractionDigits: 3 });
   }
 
+  /** One row per product and an indented row per sub-product (an extra shot, a side). */
+  function itemRows(p, currency) {
+    const subs = Array.isArray(p.subProducts) ? p.subProducts : [];
+    const rows = [T.h("tr", { class: subs.length ? "has-sub" : null },
+      T.h("td", { class: "qty" }, qty(p.quantity) + " ×"),
+      T.h("td", { class: "name" }, p.name || "Item",
+        Number(p.discount) > 0 ? T.h("span", { class: "discount" }, " −" + T.money(p.discount, currency) + " each") : null),
+      T.h("td", { class: "price" }, T.money(lineTotal(p), currency)))];
+    for (const s of subs) {
+      rows.push(T.h("tr", { class: "sub" },
+        T.h("td", { class: "qty" }),
+        T.h("td", { class: "name" }, "+ " + (Number(s.quantity === undefined ? 1 : s.quantity) !== 1 ? qty(s.quantity) + " × " : "") + (s.name || "Extra")),
+        T.h("td", { class: "price" }, Number(s.amount) ? T.money(lineTotal(s), currency) : "")));
+    }
+    return rows;
+  }
+
   function itemsList(tx, currency, totalMinor) {
     const products = tx && Array.isArray(tx.products) ? tx.products : [];
     if (!products.length) return T.h("p", { class: "muted items-empty" }, "No line items.");
@@ -224,11 +310,7 @@
       T.h("caption", { class: "sr-only" }, "Items"),
       T.h("thead", { class: "sr-only" }, T.h("tr", {},
         T.h("th", { scope: "col" }, "Quantity"), T.h("th", { scope: "col" }, "Item"), T.h("th", { scope: "col" }, "Price"))),
-      T.h("tbody", {}, products.map((p) => T.h("tr", {},
-        T.h("td", { class: "qty" }, qty(p.quantity) + " ×"),
-        T.h("td", { class: "name" }, p.name || "Item",
-          Number(p.discount) > 0 ? T.h("span", { class: "discount" }, " −" + T.money(p.discount, currency) + " each") : null),
-        T.h("td", { class: "price" }, T.money(lineTotal(p), currency))))),
+      T.h("tbody", {}, products.map((p) => itemRows(p, currency))),
       totalMinor === undefined ? null : T.h("tfoot", {}, T.h("tr", {},
         T.h("td", {}), T.h("th", { scope: "row" }, "Total"), T.h("td", { class: "price" }, T.money(totalMinor, currency)))));
   }
@@ -257,7 +339,7 @@
     const currency = p.currency || (p.tx && p.tx.currency) || "";
     const amount = p.amountMinor !== undefined ? T.money(p.amountMinor, currency) : "…";
     const cart = p.tx && p.tx.readyForPayment === false;
-    const url = cart ? null : qrURL();
+    const url = cart || p.cancelQueued ? null : qrURL();
     const left = secondsLeft();
     const expired = left === 0;
 
@@ -279,6 +361,10 @@
       qr = T.h("figure", { class: "qr", id: "qr-box" }, img,
         T.h("figcaption", {}, T.customerView ? "Scan with your phone to pay" : "Customer scans to pay"),
         countdown);
+    } else if (p.cancelQueued) {
+      qr = T.h("div", { class: "qr qr-gone", id: "qr-box", "data-reason": "cancelling" },
+        T.h("p", { class: "big" }, T.customerView ? "Payment cancelled" : "Cancel queued"),
+        T.h("p", {}, T.customerView ? "Please wait for the cashier." : "The QR code is withdrawn; SensePass is told as soon as it is reachable."));
     } else if (expired) {
       qr = T.h("div", { class: "qr qr-gone", id: "qr-box", "data-reason": "expired" },
         T.h("p", { class: "big" }, "QR code expired"), T.h("p", {}, "Waiting for SensePass to confirm the timeout…"));
@@ -297,16 +383,16 @@
       T.h("p", { class: "status-line" },
         T.h("span", { class: "pulse tone-" + (expired ? "warn" : T.statusTone(p.statusKey)), "aria-hidden": "true" }),
         T.h("span", { id: "live-status", "data-status": p.statusKey },
-          cart ? "Cart in progress" : expired ? "QR expired · confirming with SensePass" : T.statusLabel(p.statusKey))),
+          cart ? "Cart in progress" : expired ? (T.customerView ? "QR code expired" : "QR expired · confirming with SensePass") : label(p.statusKey))),
       p.mismatch && !T.customerView ? T.h("p", { class: "warning", id: "mismatch", role: "alert" },
         "The line items do not add up to the amount. Check the sale on the POS.") : null,
       T.h("div", { class: "items-wrap" }, itemsList(p.tx, currency, p.amountMinor)),
       T.customerView ? null : T.h("div", { class: "pay-actions" },
         T.h("button", {
           type: "button", class: "btn danger large", id: "cancel",
-          disabled: !p.number || cart, onclick: (e) => cancel(e.currentTarget),
+          disabled: !p.number || cart || !!p.cancelQueued, onclick: (e) => cancel(e.currentTarget),
         }, "Cancel payment"),
-        T.h("span", { class: "cancel-msg", id: "cancel-msg", role: "status", "aria-live": "polite" })));
+        T.h("span", { class: "cancel-msg", id: "cancel-msg", role: "status", "aria-live": "polite" }, p.cancelNote || "")));
 
     // Keep the QR image already on screen when it shows the same URL: no reload, no flicker.
     const shown = T.$("#qr", root);
@@ -318,7 +404,7 @@
       qr = box;
     }
     T.fill(root, T.h("div", { class: "active", id: "cashier-active", "data-state": "active", "data-status": p.statusKey }, info, qr));
-    announce(cart ? "Cart in progress" : expired ? "QR code expired" : amount + ": " + T.statusLabel(p.statusKey));
+    announce(cart ? "Cart in progress" : expired ? "QR code expired" : amount + ": " + label(p.statusKey));
     startTick(left !== null && !cart);
   }
 
@@ -352,14 +438,46 @@
     }, 250);
   }
 
-  function outcomeText(key) {
+  /** Status wording for whoever looks at this screen: the cashier, or the customer. */
+  function label(key) {
+    if (!T.customerView) return T.statusLabel(key);
+    switch (key) {
+      case "initialized": case "waiting": return "Waiting for you to pay";
+      case "tapped": case "user_approved": case "processing": return "Payment in progress…";
+      case "user_declined": return "You declined the payment in the app";
+      default: return T.statusLabel(key);
+    }
+  }
+
+  /**
+   * Why a payment did not go through, in a cashier's words: the decline reason SensePass gave, or
+   * what kept the payment from starting. The journal's raw failure text (transport errors) is for
+   * the manager console and logs, never for this screen.
+   */
+  function reasonOf(p) {
+    const tx = p.tx || {};
+    const r = tx.reason || tx.declineReason || null;
+    if (r) {
+      if (typeof r === "string") return r;
+      const text = r.text || r.message || r.description || r.code;
+      if (text) return String(text);
+    }
+    if (p.phase === "CreateFailed" || (typeof p.failure === "string" && /not sent|unreachable|connect/i.test(p.failure))) {
+      return "SensePass could not be reached, so the payment did not start";
+    }
+    return null;
+  }
+
+  function outcomeText(key, p) {
     const cust = T.customerView;
+    const reason = !cust && p ? reasonOf(p) : null;
     switch (key) {
       case "approved": return ["Payment approved", cust ? "Thank you!" : "The customer has paid.", "ok"];
-      case "declined": return ["Payment declined", cust ? "Please try another card or payment method." : "Ask the customer for another payment method.", "bad"];
-      case "failed": return ["Payment failed", cust ? "Please ask the cashier." : "The payment could not be completed. Start it again from the POS.", "bad"];
-      case "timed_out": return ["Payment timed out", cust ? "The QR code expired." : "The QR code expired before the customer paid.", "warn"];
-      case "cancelled": return ["Payment cancelled", cust ? "The payment was cancelled." : "No money was taken.", "warn"];
+      case "declined": return ["Payment declined", cust ? "Please try another card or payment method." : (reason ? "Reason: " + reason + ". " : "") + "No money was taken. Ask the customer for another payment method.", "bad"];
+      case "failed": return ["Payment failed", cust ? "Please ask the cashier." : (reason ? "Reason: " + reason + ". " : "") + "No money was taken. Start the payment again from the POS.", "bad"];
+      case "not_created": return ["Payment not started", cust ? "Please ask the cashier." : (reason ? "Reason: " + reason + ". " : "SensePass could not be reached. ") + "No money was taken. Start the payment again from the POS when the till is online.", "bad"];
+      case "timed_out": return ["Payment timed out", cust ? "The QR code expired. Please ask the cashier to start again." : "The QR code expired before the customer paid; no money was taken. Start the payment again from the POS if the customer still wants to pay.", "warn"];
+      case "cancelled": return ["Payment cancelled", cust ? "No money was taken." : "No money was taken.", "warn"];
       case "refunded":
       case "partially_refunded":
       case "refund_processing": return ["Payment approved", "A refund has been recorded for it.", "ok"];
@@ -384,7 +502,7 @@
     stopOutcomeTimer();
     outcomeDeadline = Date.now() + OUTCOME_MS;
     const p = current;
-    const [title, line, tone] = outcomeText(p.statusKey);
+    const [title, line, tone] = outcomeText(p.statusKey, p);
     const currency = p.currency || "";
     const icon = { ok: "✓", bad: "✕", warn: "!", info: "i" }[tone];
     const card = p.statusKey === "approved" && !T.customerView ? cardLine(p.tx) : null;
@@ -395,7 +513,7 @@
       line ? T.h("p", { class: "outcome-line" }, line) : null,
       card ? T.h("p", { class: "outcome-card" }, card) : null,
       T.customerView ? null : T.h("div", { class: "outcome-actions" },
-        T.h("button", { type: "button", class: "btn primary large", id: "outcome-done", onclick: toIdle }, "Next customer"),
+        T.h("button", { type: "button", class: "btn primary large", id: "outcome-done", onclick: toIdle }, p.statusKey === "approved" ? "Next customer" : "Done"),
         T.h("span", { class: "muted", id: "outcome-return" }, "Returns to the idle screen in 10 s"))));
     announce(title + (p.amountMinor !== undefined ? ", " + T.money(p.amountMinor, currency) : ""));
     const done = T.$("#outcome-done", root);
@@ -421,10 +539,14 @@
   }
 
   async function loadLast() {
-    if (T.customerView) return;
     try {
       const r = await T.api("/api/agent/transactions?limit=1");
       const item = r.body && r.body.items && r.body.items[0];
+      if (item) noteMerchant(item.transaction);
+      if (T.customerView) {
+        if (mode === "idle") renderIdle();
+        return;
+      }
       if (item && item.status !== null && !OPEN.has(item.statusKey)) {
         lastPayment = item;
         if (mode === "idle") renderIdle();

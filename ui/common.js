@@ -196,7 +196,7 @@ window.Till = window.Till || {};
     unknown: ["Checking with SensePass", "warn"],
     initialized: ["Waiting for the customer", "wait"],
     waiting: ["Waiting for the customer", "wait"],
-    tapped: ["Customer tapped", "busy"],
+    tapped: ["Customer opened the payment", "busy"],
     user_approved: ["Customer is paying", "busy"],
     user_declined: ["Customer declined in the app", "warn"],
     processing: ["Processing payment", "busy"],

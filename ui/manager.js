@@ -320,7 +320,8 @@
           msg.textContent = "Refund of " + T.money(minor, cur) + " approved.";
         }
         key = T.randomKey("refund");
-        T.announce(msg.textContent, msg.dataset.tone);
+        // The result is written beside the form (and read out by its live region); a toast
+        // would cover the form's hint, so none is shown here.
         setTimeout(reload, 300);
       } catch (e) {
         msg.dataset.tone = "bad";
@@ -343,35 +344,47 @@
    * webviews without a PDF viewer. The PDF itself is one click away (PDF, Download, Print).
    */
   function receiptPreview(tx) {
-    const e = tx.transaction || {};
-    const cur = tx.currency;
-    const products = Array.isArray(e.products) ? e.products : [];
-    const confs = Array.isArray(e.confirmations) ? e.confirmations : [];
-    const pay = confs.find((c) => c && c.paymentType !== "Refund");
-    const refunds = confs.filter((c) => c && c.paymentType === "Refund");
-    const line = (label, value, cls) => T.h("div", { class: "r-line " + (cls || "") }, T.h("span", {}, label), T.h("span", {}, value));
-    return T.h("div", { class: "receipt-paper", id: "receipt-preview", role: "document", "aria-label": "Receipt preview" },
-      T.h("p", { class: "r-merchant" }, e.businessName || "Receipt"),
-      e.businessAddress ? T.h("p", { class: "r-muted" }, e.businessAddress) : null,
-      T.h("p", { class: "r-muted" }, T.dateTime(tx.createdAt)),
-      T.h("hr"),
-      products.map((p) => {
-        const milli = Math.round(Number(p.quantity === undefined ? 1 : p.quantity) * 1000);
-        const unit = Number(p.amount || 0) + Number(p.vat || 0) - Number(p.discount || 0);
-        const prod = unit * milli;
-        const total = prod >= 0 ? Math.floor((prod + 500) / 1000) : -Math.floor((-prod + 500) / 1000);
-        return line((p.quantity === undefined ? 1 : p.quantity) + " × " + (p.name || "Item"), T.money(total, cur));
-      }),
-      T.h("hr"),
-      line("Total", T.money(tx.amountMinor, cur), "r-total"),
-      pay ? line([pay.cardType || pay.paymentMethodName, pay.lastFourDigits ? "•••• " + pay.lastFourDigits : null].filter(Boolean).join(" "), pay.authNumber ? "auth " + pay.authNumber : "") : null,
-      refunds.map((r) => line("Refund", "−" + T.money(T.majorToMinor(r.amount, cur), cur))),
-      Number(tx.queuedRefundMinor) > 0 ? line("Refund (queued)", "−" + T.money(tx.queuedRefundMinor, cur)) : null,
-      T.h("hr"),
-      T.h("p", { class: "r-muted" }, "Order " + (tx.orderId || "—")),
-      tx.transactionNumber ? T.h("p", { class: "r-muted r-wrap" }, tx.transactionNumber) : null,
-      T.h("p", { class: "r-note" }, "Preview. Download or print the PDF for the customer's copy."));
+    // Drawn from the agent's receipt model (receipt.json), the same one the PDF is drawn from:
+    // line totals, VAT, the paid mark, local times and the masked card are computed once, in the
+    // agent, and never again here.
+    const paper = T.h("div", { class: "receipt-paper", id: "receipt-preview", role: "document", "aria-label": "Receipt preview", "aria-busy": "true" },
+      T.h("p", { class: "r-muted" }, "Loading the receipt…"));
+    T.api("/api/agent/transactions/" + encodeURIComponent(tx.localId) + "/receipt.json").then((res) => {
+      const r = res.body || {};
+      const cur = r.currency || tx.currency;
+      const m = (minor) => T.money(minor, cur);
+      const line = (label, value, cls) => T.h("div", { class: "r-line " + (cls || "") }, T.h("span", {}, label), T.h("span", {}, value));
+      const lineRows = (l, sub) => [
+        line((sub ? "+ " : "") + l.quantity + " × " + (l.name || "Item"), sub ? "" : m(l.total), sub ? "r-sub" : ""),
+        (l.subLines || []).map((x) => lineRows(x, true)),
+      ];
+      const a = r.approval || null;
+      T.fill(paper,
+        T.h("p", { class: "r-merchant" }, (r.merchant && r.merchant.name) || "Receipt"),
+        r.merchant && r.merchant.address ? T.h("p", { class: "r-muted" }, r.merchant.address) : null,
+        r.paid ? null : T.h("p", { class: "r-unpaid", id: "receipt-unpaid" }, "NOT PAID — no money was taken"),
+        T.h("p", { class: "r-muted", id: "receipt-date" }, r.date || ""),
+        T.h("hr"),
+        (r.lines || []).map((l) => lineRows(l, false)),
+        T.h("hr"),
+        Number(r.vatTotal) ? line("VAT", m(r.vatTotal)) : null,
+        line(r.paid ? "Total" : "Total (not charged)", m(r.total), "r-total"),
+        line("Status", r.status || ""),
+        a ? line([a.paymentMethod, a.cardMask].filter(Boolean).join(" "), a.authNumber ? "auth " + a.authNumber : "") : null,
+        (r.refunds || []).map((x) => line(x.queued ? "Refund (queued)" : "Refund", "−" + m(x.amount))),
+        r.note ? T.h("p", { class: "r-note" }, r.note) : null,
+        T.h("hr"),
+        T.h("p", { class: "r-muted" }, "Order " + (r.orderId || "—")),
+        r.transactionNumber ? T.h("p", { class: "r-muted r-wrap" }, r.transactionNumber) : null,
+        T.h("p", { class: "r-note" }, "Preview. Download or print the PDF for the customer's copy."));
+      paper.removeAttribute("aria-busy");
+    }).catch((e) => {
+      T.fill(paper, T.h("p", { class: "error" }, "The receipt could not be loaded: " + T.errorText(e)));
+      paper.removeAttribute("aria-busy");
+    });
+    return paper;
   }
+
 
   let receiptMode = "preview"; // preview | pdf
 
@@ -464,6 +477,10 @@
       left: T.$("#refundable", root).dataset.minor,
     } : null;
     const msg = !first && T.$("#refund-msg", root) ? T.$("#refund-msg", root).cloneNode(true) : null;
+    // Keyboard focus must survive the redraw: a manager who just refunded (focus on the now
+    // re-created button, or already dropped to the page body) lands on the refund panel's result.
+    const active = document.activeElement;
+    const focusInRefund = !first && (!active || active === document.body || !!(active.closest && active.closest("#refund-panel")));
     T.fill(body(), view);
     const input = T.$("#refund-amount", root);
     if (typed && input && T.$("#refundable", root).dataset.minor === typed.left) {
@@ -483,6 +500,13 @@
       const h = T.$("#detail-amount", root);
       h.setAttribute("tabindex", "-1");
       h.focus({ preventScroll: true });
+    } else if (focusInRefund && !(typed && typed.focused)) {
+      const m = T.$("#refund-msg", root);
+      const target = m && m.textContent ? m : T.$("#refund-title", root);
+      if (target) {
+        target.setAttribute("tabindex", "-1");
+        target.focus({ preventScroll: true });
+      }
     }
   }
 

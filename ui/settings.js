@@ -20,7 +20,8 @@
       T.h("dl", { class: "kv" },
         kv("Pairing", h.paired ? T.h("span", { class: "badge tone-ok" }, "Paired") : T.h("span", { class: "badge tone-warn" }, "Not paired"), { id: "paired" }),
         kv("Register name", h.posName || "—", { id: "pos-name" }),
-        kv("Device ID", T.h("span", { class: "mono wrap" }, h.deviceId || "—"), { id: "device-id" }),
+        // The device ID works as a SensePass credential: only its end is shown without a login.
+        kv("Device ID", T.h("span", { class: "mono wrap" }, !h.deviceId ? "—" : T.auth.active() ? h.deviceId : "•••• " + String(h.deviceId).slice(-4)), { id: "device-id" }),
         kv("Environment", h.environment || "—", { id: "environment" }),
         kv("SensePass", T.agentReachable === false ? "agent not reachable" : online ? "online" : "offline", { id: "online" }),
         kv("Open payments", String(h.openTransactions ?? "—")),
@@ -36,15 +37,17 @@
       T.h("input", { type: "radio", name: "pair-method", id: "pm-" + value, value, checked }), " " + label);
     const field = (id, label, input, hint) => T.h("div", { class: "field", "data-for": id },
       T.h("label", { for: id }, label), input, hint ? T.h("p", { class: "hint" }, hint) : null);
-    const env = T.h("select", { id: "pair-env" },
-      T.h("option", { value: "sandbox" }, "Sandbox (test payments)"),
-      T.h("option", { value: "production" }, "Production (real payments)"));
+    // The environment follows the agent's configuration (the SensePass URL it calls); pairing
+    // cannot change it, so it is shown, not chosen.
+    const envKey = (T.health || {}).environment || "custom";
+    const env = T.h("output", { id: "pair-env", "data-environment": envKey },
+      { production: "Production (real payments)", sandbox: "Sandbox (test payments)" }[envKey] || "Custom SensePass address");
     const form = T.h("form", { class: "pair-form", id: "pair-form" },
       T.h("fieldset", {}, T.h("legend", {}, "How to pair"),
         radio("pin", "Tag PIN", true),
         radio("create", "New dynamic-QR device", false),
         radio("device", "Device ID", false)),
-      field("pair-env", "Environment", env, "Names the SensePass environment of the device; the agent's configuration sets the addresses it talks to."),
+      field("pair-env", "Environment", env, "Set by the agent's configuration (sensepass_url); the device must belong to this environment."),
       field("pair-pin", "Tag PIN", T.h("input", { id: "pair-pin", type: "text", placeholder: "XXX-XXX-XXX", autocomplete: "off", pattern: "[A-Za-z0-9]{3}-?[A-Za-z0-9]{3}-?[A-Za-z0-9]{3}" }), "Printed under the QR of the SensePass tag."),
       field("pair-api-key", "Location API key", T.h("input", { id: "pair-api-key", type: "password", autocomplete: "off" }), "From the SensePass dashboard. It is used once to pair and is not stored."),
       field("pair-pos-name", "Register name", T.h("input", { id: "pair-pos-name", type: "text", autocomplete: "off", placeholder: "Till 1" })),
@@ -70,11 +73,11 @@
       ev.preventDefault();
       const method = form.querySelector("input[name=pair-method]:checked").value;
       const val = (id) => form.querySelector("#" + id).value.trim();
-      const body = { method, environment: env.value };
+      const body = { method };
       if (method === "pin") { body.pin = val("pair-pin"); body.apiKey = val("pair-api-key"); if (val("pair-pos-name")) body.posName = val("pair-pos-name"); }
       if (method === "create") { body.apiKey = val("pair-api-key"); body.posName = val("pair-pos-name"); }
       if (method === "device") body.deviceId = val("pair-device-id");
-      if (env.value === "production" && !(await T.confirm({
+      if (envKey === "production" && !(await T.confirm({
         title: "Pair with production?",
         text: "Payments on this till will charge real cards.",
         confirm: "Pair with production",

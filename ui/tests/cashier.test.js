@@ -89,6 +89,7 @@ test("a live cart shows its items without a QR; the payment then takes over", as
   assert.equal((await page.locator("#amount").textContent()).trim(), "€12.50");
   assert.equal(await page.locator("#qr").getAttribute("data-url"), tx.transactionPage.qrURL);
   await page.click("#cancel");
+  await page.click("#confirm-yes");
   await page.locator("#cashier-outcome[data-status=cancelled]").waitFor();
   await page.click("#outcome-done");
 });
@@ -97,6 +98,7 @@ test("the cashier cancels a waiting payment", async () => {
   const tx = await start(h.cart(order()));
   await page.locator("#cashier-active").waitFor();
   await page.click("#cancel");
+  await page.click("#confirm-yes");
   await page.locator("#cashier-outcome[data-status=cancelled]").waitFor();
   assert.equal((await page.locator("#outcome-title").textContent()).trim(), "Payment cancelled");
   await customer.locator("#cashier-outcome[data-status=cancelled]").waitFor();
@@ -121,6 +123,7 @@ test("a cart that does not add up to the amount is flagged", async () => {
   await page.locator("#mismatch").waitFor();
   assert.equal((await page.locator("#amount").textContent()).trim(), "€13.00");
   await page.click("#cancel");
+  await page.click("#confirm-yes");
   await page.locator("#cashier-outcome[data-status=cancelled]").waitFor();
   assert.ok(tx.productSumMismatch);
   await page.click("#outcome-done");

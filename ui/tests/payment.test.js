@@ -80,9 +80,9 @@ test("a tap shows at once, and the QR on screen is kept, not reloaded", async ()
   await page.evaluate(() => { document.getElementById("qr").dataset.marker = "first"; });
   await h.control(agent, "POST", "/transactions/" + number + "/tap", {});
   await page.locator("#live-status[data-status=tapped]").waitFor();
-  assert.equal((await page.locator("#live-status").textContent()).trim(), "Customer tapped");
+  assert.equal((await page.locator("#live-status").textContent()).trim(), "Customer opened the payment");
   assert.equal(await page.locator("#qr").getAttribute("data-marker"), "first");
-  assert.equal((await page.locator("#cashier-live").textContent()).trim(), "€12.50: Customer tapped");
+  assert.equal((await page.locator("#cashier-live").textContent()).trim(), "€12.50: Customer opened the payment");
 });
 
 test("the customer pays and the cashier screen shows approved", async () => {

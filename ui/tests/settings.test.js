@@ -29,7 +29,8 @@ test("settings show the pairing to anyone and ask for a manager PIN for the rest
   await page.locator("#pairing-status").waitFor();
   await page.locator("#paired", { hasText: "Paired" }).waitFor();
   const health = (await h.pos(agent, "GET", "/api/agent/health")).body;
-  assert.equal((await page.locator("#device-id").textContent()).trim(), health.deviceId);
+  // The device ID is a SensePass credential: only its last four characters without a login.
+  assert.equal((await page.locator("#device-id").textContent()).trim(), "•••• " + health.deviceId.slice(-4));
   await page.locator("#pin-setup").waitFor();
   assert.equal(await page.locator("#pos-token").count(), 0, "no token before a manager login");
   assert.equal(await page.locator("#pin-setup input").count(), 0, "the page cannot set the first PIN");
@@ -39,6 +40,7 @@ test("settings show the pairing to anyone and ask for a manager PIN for the rest
   await page.click("#pin-recheck");
   await h.loginOnPage(page, "4321");
   await page.locator("#pairing").waitFor();
+  await page.locator("#device-id", { hasText: health.deviceId }).waitFor();
 });
 
 test("the POS token is hidden until shown, matches the agent's and can be copied", async () => {
@@ -77,7 +79,7 @@ test("pairing by creating a dynamic-QR device names the till", async () => {
   assert.equal(await page.locator("#pair-pin").isVisible(), false);
   await page.fill("#pair-api-key", "sandbox-api-key");
   await page.fill("#pair-pos-name", "Front till");
-  await page.selectOption("#pair-env", "sandbox");
+  assert.equal(await page.locator("#pair-env").getAttribute("data-environment"), "sandbox", "the environment follows the agent's configuration");
   await page.click("#pair-submit");
   await page.locator("#paired", { hasText: "Paired" }).waitFor({ timeout: 15000 });
   await page.locator("#store", { hasText: "Front till" }).waitFor();

@@ -12,6 +12,24 @@ use std::time::Duration;
 
 /// SensePass production REST base (spec §2).
 pub const PRODUCTION_API: &str = "https://api.sensepass.com/api/";
+
+/// The SensePass environment a base URL names: `production` for SensePass's production API,
+/// `sandbox` for its sandbox host or a simulator on this machine (a real SensePass is never on
+/// loopback), `custom` otherwise. The environment is a property of the agent's configuration, not
+/// a choice made while pairing: a label that disagreed with the URL the agent actually calls could
+/// tell a manager "test payments" while cards are charged.
+pub fn environment_of(url: &str) -> &'static str {
+    if url.starts_with(PRODUCTION_API) {
+        return "production";
+    }
+    let host = reqwest::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+    match host.as_deref() {
+        Some(h) if h.ends_with("sandbox.sensepass.com") => "sandbox",
+        Some("localhost") | Some("127.0.0.1") | Some("[::1]") | Some("::1") => "sandbox",
+        Some(h) if h.starts_with("127.") => "sandbox",
+        _ => "custom",
+    }
+}
 /// SensePass production Socket.IO server (spec §2).
 pub const PRODUCTION_SOCKET: &str = "https://api.sensepass.com";
 /// The port of the vendor's Terminal Agent, kept for drop-in compatibility.

@@ -349,13 +349,7 @@ fn computer_name() -> String {
 }
 
 fn environment_of(url: &str) -> String {
-    if url.starts_with(till_agent::config::PRODUCTION_API) {
-        "production".into()
-    } else if url.contains("sandbox.sensepass.com") {
-        "sandbox".into()
-    } else {
-        "custom".into()
-    }
+    till_agent::config::environment_of(url).to_string()
 }
 
 async fn status(config: &Config) -> Result<()> {

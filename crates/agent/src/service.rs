@@ -232,6 +232,12 @@ impl Agent {
         Ok((device, client))
     }
 
+    /// A SensePass client authenticated with a device ID that is not (yet) the paired one: pairing
+    /// checks a typed-in device ID with it before storing it.
+    pub fn device_client_for(&self, device_id: &str) -> Client {
+        self.inner.client.with_credentials(Credentials::Device(device_id.to_string()))
+    }
+
     /// A SensePass client authenticated with an API key (pairing).
     pub fn api_key_client(&self, api_key: &str) -> Client {
         self.inner

@@ -79,6 +79,7 @@ fn receipt_20_items() -> Receipt {
         total: Minor(total),
         vat_total: Minor(vat),
         status: "Partially refunded".into(),
+        paid: true,
         approval: Some(Approval {
             confirmation: Some("CNF-778899".into()),
             payment_method: Some("Visa".into()),

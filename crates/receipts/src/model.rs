@@ -5,10 +5,12 @@
 //! and the per-line VAT/discount of [`ReceiptLine::from_product`], both checked.
 
 use crate::ReceiptError;
+use serde::Serialize;
 use till_core::{Currency, Minor, MoneyError, Product, Quantity};
 
 /// The store as it appears at the top of the receipt.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Merchant {
     /// Business name, printed large and centred (e.g. "Sandbox Coffee").
     pub name: String,
@@ -25,7 +27,8 @@ pub struct Merchant {
 /// priced per unit of its parent (DECISIONS.md, "product amount"), so its `total` is per parent
 /// unit and is already included in the parent's `total`; the receipt shows sub-lines without a
 /// total of their own so nothing looks counted twice.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ReceiptLine {
     /// Item name as the POS sent it; wrapped when longer than the roll is wide.
     pub name: String,
@@ -81,14 +84,17 @@ fn times_quantity(amount: Minor, quantity: Quantity) -> Result<Minor, MoneyError
 
 /// How the payment was approved, as far as the provider told us. Every field is optional
 /// because providers fill them unevenly; the receipt prints the ones present.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Approval {
     /// The provider's confirmation number, which a customer quotes when disputing a charge.
     pub confirmation: Option<String>,
     /// Card brand or wallet, e.g. "Visa", "Apple Pay".
     pub payment_method: Option<String>,
     /// The card as the provider masked it. Whatever arrives, only its last four digits are
-    /// printed (see [`mask_card`]), so a full card number can never reach paper.
+    /// printed (see [`mask_card`]), so a full card number can never reach paper — nor the
+    /// receipt's JSON form, which is serialised through the same function.
+    #[serde(serialize_with = "serialize_mask")]
     pub card_mask: Option<String>,
     /// The acquirer's authorisation code.
     pub auth_number: Option<String>,
@@ -97,7 +103,8 @@ pub struct Approval {
 }
 
 /// One refund of the transaction, delivered or waiting in the offline outbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RefundLine {
     /// Amount refunded, positive, in minor units of the receipt currency.
     pub amount: Minor,
@@ -111,7 +118,8 @@ pub struct RefundLine {
 }
 
 /// Everything printed on one receipt.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Receipt {
     /// The store.
     pub merchant: Merchant,
@@ -133,6 +141,10 @@ pub struct Receipt {
     pub vat_total: Minor,
     /// Human status of the transaction, e.g. "Approved", "Partially refunded".
     pub status: String,
+    /// Whether money was taken (the payment was approved, whatever was refunded since). A
+    /// receipt of a cancelled, declined, expired or never-started payment, or of a cart, is
+    /// printed with a NOT PAID mark so that it can never pass for proof of payment.
+    pub paid: bool,
     /// Approval details, when the payment was approved.
     pub approval: Option<Approval>,
     /// Refunds, delivered and queued, oldest first.
@@ -141,6 +153,14 @@ pub struct Receipt {
     pub qr_data: Option<String>,
     /// A remark for the reader, e.g. "Items do not add up to the amount charged".
     pub note: Option<String>,
+}
+
+/// Serialises a card mask as [`mask_card`] prints it.
+fn serialize_mask<S: serde::Serializer>(mask: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match mask {
+        Some(m) => s.serialize_some(&mask_card(m)),
+        None => s.serialize_none(),
+    }
 }
 
 /// Reduces whatever a provider calls a card mask to `**** 1234` (its last four digits).

@@ -458,6 +458,12 @@ fn blocks(r: &Receipt, fonts: &Fonts) -> Result<Vec<Block>, ReceiptError> {
     {
         b.centered(&phone, BODY);
     }
+    if !r.paid {
+        b.gap(1.0);
+        b.centered("NOT PAID", TITLE);
+        b.centered("No money was taken for this transaction.", SMALL);
+        b.gap(0.6);
+    }
     if b.y > 0.0 {
         b.rule();
     }
@@ -503,7 +509,7 @@ fn blocks(r: &Receipt, fonts: &Fonts) -> Result<Vec<Block>, ReceiptError> {
     );
     b.label_value("VAT", &money(r.vat_total), BODY, BODY);
     b.gap(0.6);
-    b.label_value("TOTAL", &money(r.total), TOTAL, TOTAL);
+    b.label_value(if r.paid { "TOTAL" } else { "TOTAL (NOT CHARGED)" }, &money(r.total), TOTAL, TOTAL);
     if let Some(note) = r.note.as_deref().map(clean).filter(|s| !s.is_empty()) {
         b.gap(0.8);
         b.paragraph(&format!("Note: {note}"), SMALL, 0.0);
@@ -1010,6 +1016,7 @@ mod tests {
             total: Minor(123_456),
             vat_total: Minor(2_000),
             status: "Partially refunded".into(),
+        paid: true,
             approval: Some(Approval {
                 confirmation: Some("C".repeat(40)),
                 payment_method: Some("Mastercard".into()),

@@ -49,6 +49,7 @@ fn sample(currency: Currency) -> Receipt {
         vat_total: Minor(120),
         lines,
         status: "Partially refunded".into(),
+        paid: true,
         approval: Some(Approval {
             confirmation: Some("CNF-778899".into()),
             payment_method: Some("Visa".into()),
@@ -256,6 +257,7 @@ fn empty_receipt_renders() {
         total: Minor::ZERO,
         vat_total: Minor::ZERO,
         status: String::new(),
+        paid: true,
         approval: None,
         refunds: Vec::new(),
         qr_data: None,
@@ -354,4 +356,41 @@ fn twenty_lines_render_fast() {
         Duration::from_millis(40)
     };
     assert!(median <= limit, "median {median:?} > {limit:?}");
+}
+
+/// A receipt of a payment that took no money (cancelled, declined, expired, a cart) carries a
+/// NOT PAID mark and an uncharged total, so that it can never pass for proof of payment; a paid
+/// one carries neither.
+#[test]
+fn unpaid_receipt_says_not_paid() {
+    let mut r = sample(Currency::Eur);
+    r.status = "Cancel".into();
+    r.approval = None;
+    r.refunds.clear();
+    r.paid = false;
+    let pdf = render_pdf(&r).unwrap();
+    let paid = render_pdf(&sample(Currency::Eur)).unwrap();
+    if !common::require("unpaid_receipt_says_not_paid", TOOLS) {
+        return;
+    }
+    let text = text_of(&write("receipt-unpaid", &pdf));
+    assert_contains(&text, &["NOT PAID", "No money was taken", "TOTAL (NOT CHARGED) €32.75"]);
+    let text = text_of(&write("receipt-paid", &paid));
+    assert!(!text.contains("NOT PAID"), "{text}");
+    assert!(!text.contains("NOT CHARGED"), "{text}");
+}
+
+/// The receipt's JSON form (the manager console's preview) shows a card only by its last four
+/// digits, whatever the provider sent.
+#[test]
+fn json_form_masks_the_card() {
+    let mut r = sample(Currency::Eur);
+    if let Some(a) = r.approval.as_mut() {
+        a.card_mask = Some("4111111111111111".into());
+    }
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["approval"]["cardMask"], "**** 1111");
+    assert!(!json.to_string().contains("4111111111111111"));
+    assert_eq!(json["paid"], true);
+    assert_eq!(json["lines"][0]["subLines"][0]["name"], "Extra cheese");
 }

@@ -34,10 +34,11 @@ async function until(fn, ms, what) {
 }
 
 /**
- * Starts `till-agent run --sandbox` with its own data directory and an empty config file.
+ * Starts `till-agent run --sandbox` with its own data directory and an empty config file;
+ * `opts.env` adds environment variables (e.g. `TZ`).
  * Resolves {url, api, control, dir, stop()} once its stdout has named both addresses.
  */
-async function startAgent(name) {
+async function startAgent(name, opts) {
   if (!fs.existsSync(AGENT_BIN)) {
     throw new Error(AGENT_BIN + " is missing: build it first with `cargo build -p till-agent`");
   }
@@ -47,6 +48,7 @@ async function startAgent(name) {
   const env = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("TILL_AGENT_")) env[k] = v;
   env.RUST_LOG = env.RUST_LOG || "info";
+  Object.assign(env, (opts && opts.env) || {});
   const stderr = fs.openSync(path.join(dir, "agent.stderr"), "w");
   const child = spawn(AGENT_BIN, ["run", "--sandbox", "--listen", "127.0.0.1:0", "--data-dir", dir, "--config", config], {
     stdio: ["ignore", "pipe", stderr],
@@ -262,8 +264,28 @@ async function loginOnPage(page, pin) {
   await page.click("#pin-login button[type=submit]");
 }
 
+/**
+ * Opens the manager console and logs in, first setting the manager PIN the way a till's owner
+ * does (once per agent, through the CLI). Leaves the page on the manager console.
+ */
+async function managerLogin(agent, page, base, pin) {
+  pin = pin || "1111";
+  if (agent.managerPin !== pin) {
+    setPin(agent, pin);
+    agent.managerPin = pin;
+  }
+  await page.goto(base + "#/manager");
+  const login = page.locator("#pin-login, #logout");
+  await login.first().waitFor();
+  if (!(await page.locator("#logout").count())) {
+    await page.fill("#login-pin", pin);
+    await page.click("#pin-login button[type=submit]");
+  }
+  await page.locator("#logout").waitFor();
+}
+
 module.exports = {
-  setPin, loginOnPage,
+  setPin, loginOnPage, managerLogin,
   REPO, UI_DIR, ARTIFACTS, until, unexpectedErrors, startAgent, uiUrl, launchBrowser, newPage, pos, control,
   decodeQr, pdfText, pdfToPng, publish, artifact, cart,
 };

@@ -65,12 +65,8 @@ pub struct ReceiptParams {
     download: Option<u8>,
 }
 
-/// `GET /api/agent/transactions/{id}/receipt.pdf`.
-pub async fn receipt_pdf(
-    State(agent): State<Agent>,
-    Path(id): Path<String>,
-    Query(p): Query<ReceiptParams>,
-) -> Result<Response, AgentError> {
+/// The journal record (by local id or transaction number) and its receipt model.
+async fn receipt_of(agent: &Agent, id: String) -> Result<(PaymentRecord, till_receipts::Receipt), AgentError> {
     let key = id.clone();
     let record = agent
         .journal(move |j| Ok(j.by_local_id(&key)?.or(j.by_number(&key)?)))
@@ -79,6 +75,24 @@ pub async fn receipt_pdf(
     let local = record.local_id.clone();
     let ops = agent.journal(move |j| j.operations_for(&local)).await?;
     let receipt = build_receipt(&record, &ops)?;
+    Ok((record, receipt))
+}
+
+/// `GET /api/agent/transactions/{id}/receipt.json`: the receipt model the PDF is drawn from
+/// (line totals, VAT, the paid mark, local times, the masked card), so that the console's preview
+/// shows exactly what the paper says without computing any of it again.
+pub async fn receipt_json(State(agent): State<Agent>, Path(id): Path<String>) -> Result<Response, AgentError> {
+    let (_, receipt) = receipt_of(&agent, id).await?;
+    Ok(Json(receipt).into_response())
+}
+
+/// `GET /api/agent/transactions/{id}/receipt.pdf`.
+pub async fn receipt_pdf(
+    State(agent): State<Agent>,
+    Path(id): Path<String>,
+    Query(p): Query<ReceiptParams>,
+) -> Result<Response, AgentError> {
+    let (record, receipt) = receipt_of(&agent, id).await?;
     let pdf = till_receipts::render_pdf_at(&receipt, record.created_at / 1000)
         .map_err(|e| AgentError::Internal(e.to_string()))?;
     let name = format!("receipt-{}.pdf", record.number.as_deref().unwrap_or(&record.local_id).chars().take(12).collect::<String>());
@@ -137,6 +151,7 @@ pub fn build_receipt(record: &PaymentRecord, ops: &[till_journal::Operation]) ->
         (Some(s), _) => s.display_name().trim_start_matches("Transaction ").to_string(),
         (None, phase) => format!("{phase:?}"),
     };
+    let paid = record.status.map(Status::was_captured).unwrap_or(false);
     Ok(till_receipts::Receipt {
         merchant: till_receipts::Merchant {
             name: tx.as_ref().and_then(|t| t.business_name()).unwrap_or("Till Agent").to_string(),
@@ -151,14 +166,17 @@ pub fn build_receipt(record: &PaymentRecord, ops: &[till_journal::Operation]) ->
         total: record.amount,
         vat_total,
         status,
+        paid,
         approval,
         refunds,
-        qr_data: tx.as_ref().and_then(|t| t.transaction_page()).and_then(|p| p.qr_url.clone()),
+        // No payment link on an unpaid receipt: a customer must not be invited to scan it.
+        qr_data: paid.then(|| tx.as_ref().and_then(|t| t.transaction_page()).and_then(|p| p.qr_url.clone())).flatten(),
         note: record.product_sum_mismatch.then(|| "The items do not add up to the amount charged.".to_string()),
     })
 }
 
-/// An RFC 3339 time from SensePass as `2026-11-21 17:36 UTC`; other text is kept as it is.
+/// An RFC 3339 time from SensePass in the store's local time (see [`format_human`]); other
+/// text is kept as it is.
 fn human_rfc3339(text: &str) -> String {
     match time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
         Ok(t) => format_human((t.unix_timestamp_nanos() / 1_000_000) as i64),
@@ -166,12 +184,15 @@ fn human_rfc3339(text: &str) -> String {
     }
 }
 
-fn format_human(ms: i64) -> String {
-    let s = format_ms(ms);
-    // 2026-11-21T17:36:31.291Z → 2026-11-21 17:36 UTC
-    match (s.get(0..10), s.get(11..16)) {
-        (Some(d), Some(t)) => format!("{d} {t} UTC"),
-        _ => s,
+/// The one time rule of receipts: the store's local time — the till PC's time zone (or `TZ`) —
+/// with its UTC offset, e.g. `2026-11-21 19:36 +02:00`, so that a printed time is what the
+/// customer's watch said and still unambiguous when read elsewhere. jiff reads the zone from the
+/// system's tz database; where none can be found it falls back to UTC, printed as `+00:00`.
+pub fn format_human(ms: i64) -> String {
+    let tz = jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC);
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(t) => t.to_zoned(tz).strftime("%Y-%m-%d %H:%M %:z").to_string(),
+        Err(_) => format_ms(ms),
     }
 }
 
@@ -361,7 +382,9 @@ pub async fn settings(State(agent): State<Agent>, headers: HeaderMap) -> Result<
     let c = agent.config();
     Ok(Json(json!({
         "posToken": agent.pos_token(),
-        "environment": pairing.as_ref().map(|p| p.environment.clone()),
+        "environment": crate::config::environment_of(
+            pairing.as_ref().map(|p| p.api_base.as_str()).unwrap_or(c.sensepass_url.as_str())
+        ),
         "sensepassUrl": pairing.as_ref().map(|p| p.api_base.clone()).unwrap_or_else(|| c.sensepass_url.clone()),
         "socketUrl": pairing.as_ref().map(|p| p.socket_url.clone()).unwrap_or_else(|| c.socket_url.clone()),
         "listen": agent.listen_addr().to_string(),
@@ -401,9 +424,33 @@ pub async fn pair(State(agent): State<Agent>, headers: HeaderMap, JsonBody(body)
         }
         _ => invalid.push("method", "must be pin, create or device"),
     }
+    let c = agent.config();
+    let environment = crate::config::environment_of(&c.sensepass_url);
+    if let Some(asked) = s("environment") {
+        if asked != environment {
+            invalid.push(
+                "environment",
+                &format!(
+                    "this agent talks to SensePass {environment} ({}); the environment is set by the agent's \
+                     sensepass_url setting, not by pairing",
+                    c.sensepass_url
+                ),
+            );
+        }
+    }
     invalid.into_result().map_err(AgentError::Invalid)?;
     let (device_id, name, client_box) = if method == "device" {
-        (s("deviceId").unwrap_or_default(), s("posName").unwrap_or_default(), None)
+        // A device ID is checked with SensePass before it is stored: a typo would otherwise leave
+        // a till that looks paired while every payment is refused.
+        let device_id = s("deviceId").unwrap_or_default();
+        let client = agent.device_client_for(&device_id);
+        let now = time::OffsetDateTime::now_utc();
+        let probe = client
+            .transactions(&till_sensepass::models::FetchTransactions::between(now - time::Duration::minutes(1), now))
+            .await;
+        agent.note_reachability(&probe);
+        probe.map_err(|e| pairing_error(e, "deviceId", "SensePass does not know this device ID"))?;
+        (device_id, s("posName").unwrap_or_default(), None)
     } else {
         let client = agent.api_key_client(&s("apiKey").unwrap_or_default());
         let result = if method == "pin" {
@@ -414,14 +461,13 @@ pub async fn pair(State(agent): State<Agent>, headers: HeaderMap, JsonBody(body)
             client.devices_create(&till_sensepass::models::CreateDeviceRequest { pos_name: s("posName").unwrap_or_default() }).await
         };
         agent.note_reachability(&result);
-        let device = result?;
+        let device = result.map_err(|e| pairing_error(e, "apiKey", "SensePass does not accept this location API key"))?;
         (device.device_alias_key.clone(), device.name.clone().unwrap_or_default(), device.client_boxes.first().cloned())
     };
-    let c = agent.config();
     let pairing = Pairing {
         device_id: device_id.clone(),
         pos_name: name.clone(),
-        environment: s("environment").unwrap_or_else(|| "custom".into()),
+        environment: environment.to_string(),
         api_base: c.sensepass_url.clone(),
         socket_url: c.socket_url.clone(),
         client_box_url: client_box,
@@ -430,6 +476,16 @@ pub async fn pair(State(agent): State<Agent>, headers: HeaderMap, JsonBody(body)
     agent.journal(move |j| j.set_pairing(&pairing)).await?;
     tracing::info!("paired with a new device");
     Ok(Json(json!({ "paired": true, "deviceId": device_id, "posName": name })).into_response())
+}
+
+/// A SensePass refusal of the credential being paired with (401/403, or 404 for an unknown
+/// device) becomes a 400 naming the field, so that the manager reads what to correct — and is
+/// not mistaken for the manager's own session ending, which is what a 401 from this agent means.
+fn pairing_error(e: till_sensepass::Error, field: &str, reason: &str) -> AgentError {
+    match e {
+        till_sensepass::Error::Http { status: 401 | 403 | 404, .. } => AgentError::invalid(field, reason),
+        other => other.into(),
+    }
 }
 
 /// `DELETE /api/agent/pairing` (manager).

@@ -464,7 +464,10 @@ pub async fn health(State(agent): State<Agent>) -> Result<Response, AgentError> 
         "paired": pairing.is_some(),
         "deviceId": pairing.as_ref().map(|p| p.device_id.clone()),
         "posName": pairing.as_ref().map(|p| p.pos_name.clone()),
-        "environment": pairing.as_ref().map(|p| p.environment.clone()),
+        // Derived from the URL the agent actually calls, never from a label typed while pairing.
+        "environment": crate::config::environment_of(
+            pairing.as_ref().map(|p| p.api_base.as_str()).unwrap_or(agent.config().sensepass_url.as_str())
+        ),
         "socketConnected": h.socket_connected.load(Ordering::SeqCst),
         "sensepassReachable": offline_since == 0,
         "offlineSince": (offline_since != 0).then(|| format_ms(offline_since)),
