@@ -60,11 +60,20 @@ pub struct Manager {
     state: Mutex<State>,
     /// One Argon2 verification at a time (each takes ~19 MiB and tens of milliseconds).
     verify_gate: tokio::sync::Semaphore,
+    /// One write of the failure count at a time. Each write takes [`Manager::failures`] *under
+    /// this gate*, so the last write is always the newest state: parallel attempts whose writes
+    /// landed in another order than their reservations would otherwise leave an older count
+    /// (an unlocked till after a restart) in the journal.
+    persist_gate: tokio::sync::Mutex<()>,
 }
 
 impl Default for Manager {
     fn default() -> Self {
-        Manager { state: Mutex::new(State::default()), verify_gate: tokio::sync::Semaphore::new(1) }
+        Manager {
+            state: Mutex::new(State::default()),
+            verify_gate: tokio::sync::Semaphore::new(1),
+            persist_gate: tokio::sync::Mutex::new(()),
+        }
     }
 }
 
@@ -185,6 +194,11 @@ impl Manager {
         s.sessions.retain(|_, (idle, max)| *idle > now && *max > now);
         s.sessions.insert(token.clone(), (now + SESSION_IDLE, now + SESSION_MAX));
         Ok(Session { token, idle: SESSION_IDLE })
+    }
+
+    /// Held while the failure count is written (see the field's note).
+    pub async fn persist_gate(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.persist_gate.lock().await
     }
 
     /// The failures to persist now (after a success: none).

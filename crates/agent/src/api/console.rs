@@ -204,16 +204,23 @@ pub async fn manager_state(State(agent): State<Agent>) -> Result<Response, Agent
 
 /// One login attempt: reserved (and persisted) before Argon2 runs, verified one at a time.
 async fn attempt_login(agent: &Agent, pin: String, hash: String) -> Result<crate::manager::Session, AgentError> {
-    let reserved = agent.manager().reserve().map_err(login_error)?;
-    agent.journal(move |j| j.set_setting(FAILURES_SETTING, &reserved.to_setting())).await?;
+    agent.manager().reserve().map_err(login_error)?;
+    persist_failures(agent).await?;
     let result = agent.manager().verify_reserved(pin, hash).await;
     if result.is_ok() {
-        let cleared = agent.manager().failures();
-        agent.journal(move |j| j.set_setting(FAILURES_SETTING, &cleared.to_setting())).await?;
+        persist_failures(agent).await?;
     } else {
         tracing::warn!("wrong manager PIN");
     }
     result.map_err(login_error)
+}
+
+/// Writes the failure count and lock as they are *now*, one write at a time, so that parallel
+/// attempts cannot leave an older count in the journal than the one in memory.
+async fn persist_failures(agent: &Agent) -> Result<(), AgentError> {
+    let _gate = agent.manager().persist_gate().await;
+    let now = agent.manager().failures();
+    agent.journal(move |j| j.set_setting(FAILURES_SETTING, &now.to_setting())).await
 }
 
 /// `POST /api/agent/manager/pin {pin, currentPin}`: changes the manager PIN. The first PIN is set
