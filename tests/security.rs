@@ -380,3 +380,25 @@ async fn amounts_csv_and_logs() -> Result<()> {
     }
     Ok(())
 }
+
+/// An idle keep-alive connection is closed after 5 s, and every answer announces a shorter time
+/// (`Keep-Alive: timeout=4`) so that a pooling client drops it first instead of racing the close.
+#[tokio::test]
+async fn idle_connections_are_announced_and_closed() -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = Env::start().await?;
+    let r = env.http.get(env.url("/api/agent/health")).send().await?;
+    assert_eq!(r.headers().get("keep-alive").and_then(|v| v.to_str().ok()), Some("timeout=4"));
+    let addr = env.agent.url.trim_start_matches("http://").to_string();
+    let mut s = tokio::net::TcpStream::connect(&addr).await?;
+    s.write_all(format!("GET /api/agent/health HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).await?;
+    let mut buf = vec![0u8; 8192];
+    let n = s.read(&mut buf).await?;
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "first answer");
+    // Still open after 3 s of silence, closed (EOF) well before 9 s.
+    let early = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf)).await;
+    assert!(early.is_err(), "closed before the announced idle time: {early:?}");
+    let closed = tokio::time::timeout(Duration::from_secs(6), s.read(&mut buf)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "an idle connection stays open: {closed:?}");
+    Ok(())
+}

@@ -91,7 +91,9 @@ impl Env {
 
     async fn start_inner(extra: &[&str], config: Option<&str>) -> Result<Env> {
         let sandbox = till_sandbox::start(SandboxConfig::default()).await.map_err(|e| anyhow!("sandbox: {e}"))?;
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?;
+        // The agent closes connections idle for 5 s (it says `Keep-Alive: timeout=4`): a pooled
+        // connection is dropped before that, as docs/INTEGRATION.md asks of a POS.
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).pool_idle_timeout(Duration::from_secs(3)).build()?;
         let device: Value = http
             .post(format!("{}/devices", sandbox.control_url()))
             .json(&json!({ "posName": "E2E till" }))

@@ -56,9 +56,17 @@ impl Pos {
     /// `till-agent token` prints (refunds need it).
     pub fn new(base: &str, token: &str) -> Result<Pos> {
         Ok(Pos {
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?,
+            // The agent closes a connection idle for 5 s (`Keep-Alive: timeout=4`): drop pooled
+            // connections before that, or a request may meet a connection as it closes.
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .pool_idle_timeout(Duration::from_secs(3))
+                .build()?,
             // Only the sync call waits for the customer: its own, longer read timeout.
-            sync_http: reqwest::Client::builder().timeout(SYNC_READ_TIMEOUT).build()?,
+            sync_http: reqwest::Client::builder()
+                .timeout(SYNC_READ_TIMEOUT)
+                .pool_idle_timeout(Duration::from_secs(3))
+                .build()?,
             base: base.trim_end_matches('/').to_string(),
             token: token.to_string(),
         })

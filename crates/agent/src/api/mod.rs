@@ -25,6 +25,18 @@ use std::net::SocketAddr;
 /// Largest request body accepted (a cart of a few hundred lines fits easily).
 pub const MAX_BODY: usize = 64 * 1024;
 
+/// Tells clients how long an idle connection stays open (`Keep-Alive: timeout=N`, N one second
+/// under [`server::HEADER_READ_TIMEOUT`]), so that a pooling client which honours it (Node's
+/// undici does; others take a pool idle timeout) never reuses a connection just as the agent closes
+/// it: that race fails the request with a transport error before anything reaches the agent.
+async fn announce_keep_alive(mut response: axum::response::Response) -> axum::response::Response {
+    let secs = server::HEADER_READ_TIMEOUT.as_secs().saturating_sub(1).max(1);
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("timeout={secs}")) {
+        response.headers_mut().insert(axum::http::header::HeaderName::from_static("keep-alive"), v);
+    }
+    response
+}
+
 /// Builds the router with its safety layers.
 pub fn router(agent: Agent, addr: SocketAddr) -> Router {
     let origins = security::allowed_origins(addr);
@@ -68,6 +80,7 @@ pub fn router(agent: Agent, addr: SocketAddr) -> Router {
         // The web UI (cashier screen, manager console, settings).
         .fallback(get(console::ui))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(announce_keep_alive))
         .layer(security::cors(&origins))
         .layer(axum::middleware::from_fn_with_state(guard, security::guard))
         .with_state(agent)
