@@ -255,3 +255,100 @@ async fn refund_queue_limit_refuses_new_refunds_clearly() -> Result<()> {
     assert_eq!(sandbox_tx(&env, &number).await?["_sandbox"]["refundedMinor"], 200, "only the two accepted ones");
     Ok(())
 }
+
+/// POSTs a credit with the POS token and an Idempotency-Key; returns status, replay header, body.
+async fn credit(env: &Env, token: &str, key: &str, body: serde_json::Value) -> Result<(u16, bool, serde_json::Value)> {
+    let r = env
+        .http
+        .post(env.url("/api/transactions/credit"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(&body)
+        .send()
+        .await?;
+    let status = r.status().as_u16();
+    let replay = r.headers().get("idempotent-replayed").is_some();
+    Ok((status, replay, r.json().await.unwrap_or(serde_json::Value::Null)))
+}
+
+/// The credits the sandbox performed (its ground truth).
+async fn credits_at_sandbox(env: &Env) -> Result<usize> {
+    let state = env.sandbox_state().await?;
+    Ok(state["transactions"].as_array().map(|t| t.iter().filter(|t| t["methodType"] == 3).count()).unwrap_or(0))
+}
+
+/// Credits move money with no original payment and nothing SensePass can look them up by: each
+/// is journaled before and after the call, a retry with its key never credits twice, a lost
+/// answer is never re-sent (not on a retry, not after a restart), and a credit that never left is
+/// sent again under the same key. The card token never reaches the journal.
+#[tokio::test]
+async fn credits_are_journaled_and_never_sent_twice() -> Result<()> {
+    let mut env = Env::start_with_config(FAST).await?;
+    let pos = env.token()?;
+    let mut body = init_body("CR-1", 500);
+    body["methodType"] = json!("Capture+Tokenize");
+    let (status, created) = env.post("/api/transactions/init", body).await?;
+    assert_eq!(status, 200, "{created}");
+    let number = created["TransactionNumber"].as_str().unwrap_or_default().to_string();
+    env.control(&format!("/transactions/{number}/pay"), json!({ "card": "4111111111111111" })).await?;
+    env.eventually(&format!("/api/agent/transactions/{number}"), 15, |v| v["status"] == 5).await?;
+    let card_token = sandbox_tx(&env, &number).await?["paymentDetails"]["token"].as_str().unwrap_or_default().to_string();
+    assert!(card_token.len() > 20, "a token from the tokenising payment");
+    let before = credits_at_sandbox(&env).await?;
+
+    // Bad input names every field and sends nothing.
+    let (status, _, bad) = credit(&env, &pos, "cr-bad", json!({ "refundAmount": "1.234" })).await?;
+    assert_eq!(status, 400, "{bad}");
+    let text = bad.to_string();
+    assert!(text.contains("token") && text.contains("currency"), "{bad}");
+
+    let ok_body = json!({ "token": card_token, "refundAmount": 150, "isCent": true, "currency": "USD" });
+    let (status, replay, first) = credit(&env, &pos, "cr-1", ok_body.clone()).await?;
+    assert_eq!((status, replay), (200, false), "{first}");
+    assert_eq!(credits_at_sandbox(&env).await?, before + 1);
+    let (status, replay, again) = credit(&env, &pos, "cr-1", ok_body.clone()).await?;
+    assert_eq!((status, replay), (200, true), "the recorded answer again: {again}");
+    assert_eq!(again, first);
+    let mut other = ok_body.clone();
+    other["refundAmount"] = json!(151);
+    let (status, _, mismatch) = credit(&env, &pos, "cr-1", other).await?;
+    assert_eq!(status, 409, "{mismatch}");
+    assert_eq!(credits_at_sandbox(&env).await?, before + 1, "one credit for one key");
+
+    // A lost answer: 504, then never sent again — on a retry, or after a restart.
+    env.control("/faults", json!({ "loseNextResponse": ["credit"] })).await?;
+    let (status, _, lost) = credit(&env, &pos, "cr-2", ok_body.clone()).await?;
+    assert_eq!(status, 504, "{lost}");
+    assert_eq!(credits_at_sandbox(&env).await?, before + 2, "performed at SensePass");
+    let (status, _, still) = credit(&env, &pos, "cr-2", ok_body.clone()).await?;
+    assert_eq!(status, 504, "still unknown, not re-sent: {still}");
+    env.restart_agent().await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (status, _, after) = credit(&env, &pos, "cr-2", ok_body.clone()).await?;
+    assert_eq!(status, 504, "{after}");
+    assert_eq!(credits_at_sandbox(&env).await?, before + 2, "a credit of unknown outcome is never re-sent");
+    let (_, outbox) = env.get("/api/agent/outbox?state=in_flight").await?;
+    let open: Vec<_> = outbox["items"].as_array().cloned().unwrap_or_default().into_iter().filter(|o| o["kind"] == "credit").collect();
+    assert_eq!(open.len(), 1, "the unknown credit is shown for a person to check: {outbox}");
+    assert!(open[0]["lastError"].as_str().unwrap_or_default().contains("check this credit"), "{open:?}");
+
+    // Unreachable: nothing left, and the same key sends it once SensePass is back.
+    env.control("/faults", json!({ "offline": true })).await?;
+    let (status, _, down) = credit(&env, &pos, "cr-3", ok_body.clone()).await?;
+    assert_eq!(status, 503, "{down}");
+    env.control("/faults", json!({ "offline": false })).await?;
+    let (status, _, sent) = credit(&env, &pos, "cr-3", ok_body.clone()).await?;
+    assert_eq!(status, 200, "{sent}");
+    assert_eq!(credits_at_sandbox(&env).await?, before + 3);
+
+    // The token is a secret: not in the journal file.
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(env.data_dir.path())? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e != "log") && path.is_file() {
+            bytes.extend(std::fs::read(&path)?);
+        }
+    }
+    assert!(!String::from_utf8_lossy(&bytes).contains(&card_token), "the card token reached the journal");
+    Ok(())
+}

@@ -25,6 +25,7 @@
 
 pub mod api;
 pub mod config;
+pub mod credit;
 pub mod embedded;
 pub mod error;
 pub mod events;

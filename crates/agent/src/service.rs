@@ -911,6 +911,10 @@ impl Agent {
             .journal(move |j| {
                 let mut n = 0;
                 for op in j.operations(Some(till_journal::OpState::InFlight), 10_000, 0)? {
+                    if op.kind == OpKind::Credit {
+                        // Never re-sent: its token is not kept (crate::credit).
+                        continue;
+                    }
                     j.reschedule(op.id, op.attempts, now, "uncertain: interrupted by a restart")?;
                     n += 1;
                 }

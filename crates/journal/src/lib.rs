@@ -57,6 +57,7 @@ use std::time::Duration;
 use till_core::{Currency, Minor, Status};
 
 pub use changes::{Change, ChangeBatch, ChangeRow, ChangeTable};
+pub use outbox::NOT_SENT;
 pub use error::JournalError;
 pub use model::{
     Applied, Begin, Counts, EventSource, NewOperation, NewPayment, OpKind, OpState, Operation,

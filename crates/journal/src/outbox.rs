@@ -96,6 +96,9 @@ fn insert_op(
     op_by_id(conn, conn.last_insert_rowid())
 }
 
+/// Prefix of a failure reason meaning "certainly never sent" (see [`Journal::reclaim_unsent`]).
+pub const NOT_SENT: &str = "not sent:";
+
 impl Journal {
     /// Puts an operation in the outbox, due at once. Enqueuing an `op_key` that already exists
     /// returns the existing operation unchanged (whatever its state), so a retried request never
@@ -348,6 +351,38 @@ impl Journal {
 
     /// Checks that operation `id` is in one of `from`, runs `update`, returns the new row — in one
     /// transaction.
+    /// Notes why an operation's outcome is not known yet, without changing its state: a credit
+    /// whose answer was lost stays `InFlight` (it cannot be looked up or sent again by the agent)
+    /// with the reason shown to the manager.
+    pub fn note_op_error(&self, id: i64, error: &str, now_ms: i64) -> Result<Operation, JournalError> {
+        self.write(|tx| {
+            tx.prepare_cached("UPDATE operations SET last_error = ?2, updated_at = ?3 WHERE id = ?1")?
+                .execute(params![id, error, now_ms])?;
+            op_by_id(tx, id)
+        })
+    }
+
+    /// Claims again an operation that failed *before anything was sent* (its `last_error` starts
+    /// with [`NOT_SENT`]): `Failed → InFlight`, `attempts + 1`. Any other state or reason is
+    /// [`JournalError::InvalidOpState`]: only a request that certainly never left may be sent again
+    /// under the same key.
+    pub fn reclaim_unsent(&self, id: i64, now_ms: i64) -> Result<Operation, JournalError> {
+        self.write(|tx| {
+            let op = op_by_id(tx, id)?;
+            let unsent = op.state == OpState::Failed
+                && op.last_error.as_deref().is_some_and(|e| e.starts_with(NOT_SENT));
+            if !unsent {
+                return Err(JournalError::InvalidOpState { id, state: op.state, action: "send again" });
+            }
+            tx.prepare_cached(
+                "UPDATE operations SET state = 'in_flight', attempts = attempts + 1, last_error = NULL, \
+                 finished_at = NULL, updated_at = ?2 WHERE id = ?1",
+            )?
+            .execute(params![id, now_ms])?;
+            op_by_id(tx, id)
+        })
+    }
+
     fn transition_op(
         &self,
         id: i64,

@@ -920,15 +920,18 @@ async fn credit(AxState(sh): Sh, bytes: Bytes) -> ApiResult {
         return Err(ApiError::field("token", "is required"));
     };
     let now = OffsetDateTime::now_utc();
-    let mut st = sh.state();
-    let currency = currency.unwrap_or(info.currency);
-    let money = Money { minor: amount, currency };
-    let conf = card_confirmation(&info.card, money, now, false, "Credit", 1, &sh.public_url);
-    let number = ids::transaction_number();
-    let pos = pos_name(&st, &device);
-    let txn = new_txn(&number, device, pos, now, amount, currency, Method::Credit, Status::Approved, vec![conf.clone()], Some(info.card.clone()));
-    st.insert(txn);
-    ok(refund_approved(&st, &number, &conf, amount, "API"))
+    let response = {
+        let mut st = sh.state();
+        let currency = currency.unwrap_or(info.currency);
+        let money = Money { minor: amount, currency };
+        let conf = card_confirmation(&info.card, money, now, false, "Credit", 1, &sh.public_url);
+        let number = ids::transaction_number();
+        let pos = pos_name(&st, &device);
+        let txn = new_txn(&number, device, pos, now, amount, currency, Method::Credit, Status::Approved, vec![conf.clone()], Some(info.card.clone()));
+        st.insert(txn);
+        ok(refund_approved(&st, &number, &conf, amount, "API"))
+    };
+    deliver(&sh, "credit", response).await
 }
 
 /// A transaction created directly by a server-to-server call (pay, credit).

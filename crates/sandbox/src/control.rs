@@ -239,11 +239,11 @@ async fn faults_set(AxState(sh): Sh, bytes: Bytes) -> Response {
             let mut kinds = Vec::new();
             for item in items {
                 match item.as_str() {
-                    Some(k @ ("init" | "refund" | "cancel" | "commit")) => kinds.push(k.to_string()),
+                    Some(k @ ("init" | "refund" | "cancel" | "commit" | "credit")) => kinds.push(k.to_string()),
                     _ => {
                         return error(
                             StatusCode::BAD_REQUEST,
-                            "loseNextResponse items must be init, refund, cancel or commit",
+                            "loseNextResponse items must be init, refund, cancel, commit or credit",
                         )
                     }
                 }

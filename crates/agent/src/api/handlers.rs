@@ -382,7 +382,12 @@ pub async fn refund(State(agent): State<Agent>, headers: HeaderMap, JsonBody(bod
 /// `POST /api/transactions/credit`: money-out by token (spec §4.8); needs the POS token.
 pub async fn credit(State(agent): State<Agent>, headers: HeaderMap, JsonBody(body): JsonBody) -> Result<Response, AgentError> {
     require_pos_token(&agent, &headers)?;
-    forward(&agent, Method::POST, &["transactions", "credit"], Some(body)).await
+    let answer = agent.credit(body, idempotency_key(&headers)).await?;
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    if answer.replay {
+        return Ok((status, [(REPLAY_HEADER, "true")], Json(answer.body)).into_response());
+    }
+    Ok((status, Json(answer.body)).into_response())
 }
 
 /// `POST /api/transactions/products/update`: the live cart (spec §8.3).
