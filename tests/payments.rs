@@ -374,3 +374,31 @@ async fn customer_input_through_the_agent() -> Result<()> {
     assert_eq!(body["results"][0]["input"], "ana@example.com");
     Ok(())
 }
+
+/// A cancel that meets the consumer paying gets SensePass's documented 501, passed through as it
+/// is (not a 504 "outcome unknown"), is not retried, and the payment's outcome is still journaled.
+#[tokio::test]
+async fn cancel_during_consumer_activity_is_a_501_and_the_payment_runs_on() -> Result<()> {
+    let env = Env::start().await?;
+    let (status, created) = env.post("/api/transactions/init", init_body("C501-1", 700)).await?;
+    assert_eq!(status, 200, "{created}");
+    let number = created["TransactionNumber"].as_str().unwrap_or_default().to_string();
+    // The consumer's page with the 3-D Secure card: the payment stops in 2 (the challenge).
+    let page = till_tests::sandbox_tx(&env, &number).await?["transactionPage"]["qrURL"].as_str().unwrap_or_default().to_string();
+    let r = env.http.post(format!("{page}/card")).form(&[("card", "4456530000001096")]).send().await?;
+    assert!(r.status().is_success(), "card entry: {}", r.status());
+    env.eventually(&format!("/api/agent/transactions/{number}"), 10, |v| v["status"] == 2).await?;
+    let r = env.http.post(env.url(&format!("/api/transactions/cancel/{number}"))).send().await?;
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, 501, "SensePass's answer passed through: {body}");
+    assert!(body.to_string().contains("consumer activity"), "{body}");
+    let (_, outbox) = env.get("/api/agent/outbox").await?;
+    let cancels: Vec<Value> = outbox["items"].as_array().cloned().unwrap_or_default().into_iter().filter(|o| o["kind"] == "cancel").collect();
+    assert_eq!(cancels.len(), 1, "{outbox}");
+    assert_eq!(cancels[0]["attempts"], 1, "a 501 is an answer, not retried: {outbox}");
+    assert_eq!(cancels[0]["state"], "failed", "{outbox}");
+    env.control(&format!("/transactions/{number}/approve"), json!({})).await?;
+    env.eventually(&format!("/api/agent/transactions/{number}"), 15, |v| v["status"] == 5).await?;
+    Ok(())
+}

@@ -191,6 +191,28 @@ test("Cancel asks first; the cashier can keep waiting", async () => {
   await page.close();
 });
 
+test("a cancel while the customer is in 3-D Secure says they are already paying, and the payment ends on screen", async () => {
+  const page = await h.newPage(browser);
+  await page.goto(base + "#/cashier");
+  const tx = await start(h.cart(order()));
+  await page.locator("#qr").waitFor();
+  // The customer enters the 3-D Secure card on their phone: the payment waits in the challenge (2).
+  const r = await fetch(tx.transactionPage.qrURL + "/card", {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: "card=4456530000001096",
+  });
+  assert.ok(r.ok, "card entry " + r.status);
+  await page.click("#cancel");
+  await page.click("#confirm-yes");
+  await page.locator("#cancel-msg", { hasText: "already paying" }).waitFor({ timeout: 15000 });
+  const text = await page.locator("#cancel-msg").textContent();
+  assert.doesNotMatch(text, /outcome unknown|HTTP \d|will retry/i, text);
+  await h.control(agent, "POST", "/transactions/" + tx.TransactionNumber + "/approve", {});
+  await page.locator("#cashier-outcome[data-status=approved]").waitFor({ timeout: 20000 });
+  await page.close();
+});
+
 test("a cancel while SensePass is offline is queued: no raw error, the QR is withdrawn, the button stays off", async () => {
   const page = await h.newPage(browser);
   await page.goto(base + "#/cashier");

@@ -175,6 +175,13 @@ async fn deliver_cancel(agent: &Agent, op: &Operation) -> Result<Value, Attempt>
     let (_, client) = agent.device_client().await.map_err(|e| Attempt::Refused(e.to_string()))?;
     let answer = match client.cancel(&number).await {
         Ok(answer) => answer,
+        // The documented 501: the consumer is already paying, so SensePass will not cancel now.
+        // A definite answer, not a 5xx to retry: the payment runs on, its outcome is journaled as
+        // it comes, and the POS gets SensePass's own 501 (docs/DECISIONS.md).
+        Err(till_sensepass::Error::Http { status: 501, body }) => {
+            agent.note_reachability::<()>(&Ok(()));
+            return Err(Attempt::Answered(501, body));
+        }
         Err(e) => {
             let attempt = classify(agent, e);
             // SensePass refused: if an earlier attempt with an unknown outcome did cancel it, the
