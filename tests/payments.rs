@@ -402,3 +402,52 @@ async fn cancel_during_consumer_activity_is_a_501_and_the_payment_runs_on() -> R
     env.eventually(&format!("/api/agent/transactions/{number}"), 15, |v| v["status"] == 5).await?;
     Ok(())
 }
+
+/// The POS's `timeOut` wins over the live cart's: a cart whose transaction has less time left
+/// than the init asks for is cancelled, and the payment is a fresh transaction with the full time
+/// (and the cart's products when the init has none).
+#[tokio::test]
+async fn a_short_lived_cart_does_not_shorten_the_payment() -> Result<()> {
+    let env = Env::start().await?;
+    let cart = json!({ "products": [ { "name": "Tea", "quantity": 1, "amount": 300 } ], "amount": 300,
+                       "currency": "USD", "isCent": true, "timeOut": 10 });
+    let (status, shown) = env.post("/api/transactions/products/update", cart).await?;
+    assert_eq!(status, 200, "{shown}");
+    let cart_number = shown["TransactionNumber"].as_str().unwrap_or_default().to_string();
+    let mut body = init_body("TO-1", 300);
+    body["timeOut"] = json!(600);
+    let started = std::time::SystemTime::now();
+    let (status, created) = env.post("/api/transactions/init", body).await?;
+    assert_eq!(status, 200, "{created}");
+    let number = created["TransactionNumber"].as_str().unwrap_or_default().to_string();
+    assert_ne!(number, cart_number, "a fresh transaction, not the 10-second cart");
+    let truth = till_tests::sandbox_tx(&env, &number).await?;
+    assert_eq!(truth["_sandbox"]["timeOutSeconds"], 600, "{truth}");
+    assert_eq!(truth["products"][0]["name"], "Tea", "the cart's products are paid for: {truth}");
+    let timeout = time::OffsetDateTime::parse(truth["timeoutDate"].as_str().unwrap_or_default(), &time::format_description::well_known::Rfc3339)?;
+    let from_now = timeout.unix_timestamp() - started.duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+    assert!((590..=610).contains(&from_now), "the customer gets the 600 s the POS asked for: {from_now}");
+    env.eventually(&format!("/api/agent/transactions/{cart_number}"), 10, |v| v["status"] == 9).await?;
+    Ok(())
+}
+
+/// A cart update while a payment is open is refused (409 busy, naming the payment) and changes
+/// nothing: the customer keeps seeing, and can still pay, the open payment.
+#[tokio::test]
+async fn a_cart_update_cannot_hide_an_open_payment() -> Result<()> {
+    let env = Env::start().await?;
+    let (status, created) = env.post("/api/transactions/init", init_body("CU-1", 1500)).await?;
+    assert_eq!(status, 200, "{created}");
+    let number = created["TransactionNumber"].as_str().unwrap_or_default().to_string();
+    let cart = json!({ "products": [ { "name": "Cake", "quantity": 1, "amount": 500 } ], "amount": 500,
+                       "currency": "USD", "isCent": true });
+    let (status, busy) = env.post("/api/transactions/products/update", cart).await?;
+    assert_eq!(status, 409, "{busy}");
+    assert_eq!(busy["error_type"], "busy", "{busy}");
+    assert_eq!(busy["transactionNumber"], number.as_str(), "{busy}");
+    let state = env.sandbox_state().await?;
+    assert_eq!(state["transactions"].as_array().map(Vec::len), Some(1), "no cart transaction was created");
+    env.control(&format!("/transactions/{number}/pay"), json!({ "card": "4111111111111111" })).await?;
+    env.eventually(&format!("/api/agent/transactions/{number}"), 15, |v| v["status"] == 5).await?;
+    Ok(())
+}

@@ -301,21 +301,27 @@ impl Agent {
             setup: request.ready_for_payment == Some(false),
             now_ms: self.now_ms(),
         };
-        // The live cart shown by products/update becomes this payment (spec §8.3).
+        // The live cart shown by products/update becomes this payment (spec §8.3) — when its
+        // transaction still has the time the POS asks for. SensePass fixes a transaction's time-out
+        // when it is created (a PATCH cannot change it), so a cart that has been open for a while
+        // would leave the customer less time than `timeOut`: then the cart is cancelled and the
+        // payment is a fresh transaction with the full time (docs/DECISIONS.md).
+        let mut new = new;
         if !new.setup {
             let d = new.device_id.clone();
             if let Some(cart) = self.journal(move |j| j.open_setup(&d)).await? {
-                if cart.phase == Phase::Created && cart.number.is_some() {
-                    let mut new = new;
-                    if request.products.is_empty() {
-                        // An init without products pays for the cart the customer is looking at.
-                        request.products = cart_products(&cart);
-                        new.request_json =
-                            serde_json::to_value(&request).map_err(|e| AgentError::Internal(e.to_string()))?;
-                        new.product_sum_mismatch = request.product_sum_mismatch();
-                    }
+                if request.products.is_empty() {
+                    // An init without products pays for the cart the customer is looking at.
+                    request.products = cart_products(&cart);
+                    new.request_json = serde_json::to_value(&request).map_err(|e| AgentError::Internal(e.to_string()))?;
+                    new.product_sum_mismatch = request.product_sum_mismatch();
+                }
+                let left_ms = timeout_ms_of(&cart) - self.now_ms();
+                let wanted_ms = i64::from(request.effective_timeout()) * 1000;
+                if cart.phase == Phase::Created && cart.number.is_some() && left_ms >= wanted_ms - CART_TIME_SLACK_MS {
                     return self.pay_with_cart(cart, new, &client, &request).await;
                 }
+                tracing::info!(left_ms, wanted_ms, "the live cart's transaction has too little time left: a fresh payment replaces it");
             }
         }
         // 1. Journal first: the intent is durable before SensePass hears of it. A second pass
@@ -1092,6 +1098,11 @@ fn same_refund(op: &Operation, number: &str, body: &Value) -> Result<(), AgentEr
 fn is_client_error(e: &till_sensepass::Error) -> bool {
     matches!(e, till_sensepass::Error::Http { status, .. } if (400..500).contains(status))
 }
+
+/// How much less time than the POS's `timeOut` a live cart's transaction may have left and still
+/// become the payment (a cart promoted within a minute of its start keeps its QR on the
+/// customer's phone); with less, the payment is a fresh transaction.
+const CART_TIME_SLACK_MS: i64 = 60_000;
 
 /// When the payment times out at SensePass, unix ms: `timeoutDate` if known, else creation +
 /// the requested `timeOut` (default 600 s, docs/DECISIONS.md).

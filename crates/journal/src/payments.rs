@@ -277,8 +277,9 @@ impl Journal {
     ///    [`Begin::Existing`]: attach to it, never charge again. One that points at a payment that
     ///    ended without capture (declined, failed, timed out, cancelled, or certainly not created)
     ///    is replaced: a new attempt is allowed.
-    /// 2. Unless this is a setup cart, any other open non-setup payment on the same device gives
-    ///    [`Begin::Busy`].
+    /// 2. Any other open non-setup payment on the same device gives [`Begin::Busy`] — for a setup
+    ///    cart too: a cart shown while a payment is open would hide that payment from the customer
+    ///    and the cashier while its QR can still be paid.
     /// 3. Otherwise the intent (phase `Intent`) and its idempotency records (expiring in 31 days)
     ///    are inserted: [`Begin::Started`].
     ///
@@ -291,7 +292,7 @@ impl Journal {
                 return Ok(Begin::Existing(rec));
             }
             let scopes = scopes(&p);
-            if let Some(outcome) = attach_or_busy(tx, &p, &scopes, !p.setup, window)? {
+            if let Some(outcome) = attach_or_busy(tx, &p, &scopes, true, window)? {
                 return Ok(outcome);
             }
             tx.prepare_cached(
