@@ -213,6 +213,45 @@ test("a cancel while the customer is in 3-D Secure says they are already paying,
   await page.close();
 });
 
+test("the POS's timeOut wins over a short-lived live cart: the customer gets the full time", async () => {
+  const page = await h.newPage(browser);
+  await page.goto(base + "#/cashier");
+  const id = order();
+  const cart = h.cart(id);
+  cart.timeOut = 10;
+  delete cart.posData;
+  const shown = await h.pos(agent, "POST", "/api/transactions/products/update", cart);
+  assert.equal(shown.status, 200, JSON.stringify(shown.body));
+  const body = h.cart(id);
+  body.timeOut = 600;
+  const tx = await start(body);
+  assert.notEqual(tx.TransactionNumber, shown.body.TransactionNumber, "a fresh payment");
+  await page.locator("#countdown-value").waitFor();
+  const left = await page.locator("#countdown-value").textContent();
+  assert.match(left, /^(9:[45]\d|10:00)$/, "about ten minutes left, not the cart's seconds: " + left);
+  await cancelByPos(tx);
+  await page.close();
+});
+
+test("a cart update while a payment is open is refused and the payment stays on both screens", async () => {
+  const page = await h.newPage(browser);
+  await page.goto(base + "#/cashier");
+  const tx = await start(h.cart(order()));
+  await page.locator("#qr").waitFor();
+  const cart = h.cart(order());
+  cart.amount = 500;
+  cart.products = [{ name: "Cake", amount: 500, quantity: 1, vat: 0, discount: 0 }];
+  const r = await h.pos(agent, "POST", "/api/transactions/products/update", cart);
+  assert.equal(r.status, 409, JSON.stringify(r.body));
+  assert.equal(r.body.transactionNumber, tx.TransactionNumber);
+  await page.waitForTimeout(1000);
+  assert.equal(await page.locator("#qr").count(), 1, "the QR of the open payment is still shown");
+  assert.equal(await page.locator("#cancel").isDisabled(), false, "and it can still be cancelled");
+  assert.match(await page.locator("#amount").textContent(), /12\.50/);
+  await cancelByPos(tx);
+  await page.close();
+});
+
 test("a cancel while SensePass is offline is queued: no raw error, the QR is withdrawn, the button stays off", async () => {
   const page = await h.newPage(browser);
   await page.goto(base + "#/cashier");
