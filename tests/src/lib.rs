@@ -219,6 +219,11 @@ impl Env {
     }
 
     /// Common `till-agent` flags for this environment (config, data dir, sandbox URLs).
+    /// `host:port` of the sandbox's SensePass REST listener (for a proxy in front of it).
+    pub fn sandbox_api_addr(&self) -> String {
+        self.sandbox.api_base().trim_start_matches("http://").trim_end_matches("/api/").to_string()
+    }
+
     pub fn common_args(&self) -> Vec<String> {
         common_args(&self.sandbox, self.data_dir.path())
     }
