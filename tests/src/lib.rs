@@ -147,7 +147,7 @@ impl Env {
     /// Waits until health answers `ok` (start-up reconciliation done) with the Socket.IO stream
     /// connected, so that tests see live events rather than the polling fallback.
     pub async fn wait_ready(&self) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(r) = self.http.get(self.url("/api/agent/health")).send().await {
                 if let Ok(v) = r.json::<Value>().await {
