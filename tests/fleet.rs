@@ -493,3 +493,57 @@ async fn serves_https_with_a_certificate_and_key() -> Result<()> {
     let _ = child.wait();
     result
 }
+
+/// A store's day runs from its own local midnight: the day report puts a payment on the store's
+/// local date, "today" is each store's own today, and an unknown time zone is refused (CLI and
+/// API) and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn store_days_follow_the_store_time_zone() -> Result<()> {
+    let pg = Postgres::start()?;
+    let db = pg.create_db("fleet")?;
+    let logs = tempfile::tempdir()?;
+    let fleet = FleetProcess::start(&db, 0, logs.path())?;
+    // A zone whose date differs from UTC's right now: UTC+14 from 10:00 UTC, UTC−11 before.
+    let hour: u32 = pg.query("fleet", "SELECT extract(hour FROM now() AT TIME ZONE 'UTC')::int")?[0][0].parse()?;
+    let zone = if hour >= 10 { "Pacific/Kiritimati" } else { "Pacific/Pago_Pago" };
+    assert!(fleet.admin(&["enrolment-code", "--store", "Nowhere", "--time-zone", "Mars/Olympus"]).is_err(), "unknown zone refused");
+    assert_eq!(count(&pg, "SELECT count(*) FROM stores")?, 0, "and nothing was created");
+    let code = fleet.admin(&["enrolment-code", "--store", "Island", "--time-zone", zone])?;
+    assert!(!code.is_empty());
+    let env = Env::start().await?;
+    let out = std::process::Command::new(till_tests::bin_path("till-agent")?)
+        .args(["enrol", "--fleet-url", &fleet.url, "--code", &code, "--till-name", "Till 1"])
+        .args(["--data-dir", &env.data_dir.path().display().to_string()])
+        .output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    pay(&env, "TZ-1", 700).await?;
+    caught_up(&[&env], 60).await?;
+    let local = pg.query("fleet", &format!("SELECT (now() AT TIME ZONE '{zone}')::date::text"))?[0][0].clone();
+    let utc = pg.query("fleet", "SELECT (now() AT TIME ZONE 'UTC')::date::text")?[0][0].clone();
+    assert_ne!(local, utc, "the chosen zone is on another date now");
+    let http = reqwest::Client::new();
+    let day = |date: Option<&str>| {
+        let url = match date {
+            Some(d) => format!("{}/api/v1/reports/day?date={d}", fleet.url),
+            None => format!("{}/api/v1/reports/day", fleet.url),
+        };
+        let http = http.clone();
+        async move { Ok::<Value, anyhow::Error>(http.get(url).bearer_auth(ADMIN_TOKEN).send().await?.json().await?) }
+    };
+    let today = day(None).await?;
+    let line = today.as_array().and_then(|l| l.iter().find(|l| l["store"] == "Island")).cloned().context("Island today")?;
+    assert_eq!((line["sales"].as_i64(), line["date"].as_str(), line["time_zone"].as_str()), (Some(1), Some(local.as_str()), Some(zone)), "{today}");
+    assert_eq!(day(Some(&local)).await?.as_array().map(Vec::len), Some(1));
+    assert_eq!(day(Some(&utc)).await?.as_array().map(Vec::len), Some(0), "not on the UTC date");
+    let r = http
+        .post(format!("{}/api/v1/stores", fleet.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "name": "Island", "time_zone": "Nowhere/Else" }))
+        .send()
+        .await?;
+    assert_eq!(r.status().as_u16(), 400);
+    let body: Value = r.json().await?;
+    assert!(body.to_string().contains("time_zone"), "{body}");
+    assert_eq!(pg.query("fleet", "SELECT time_zone FROM stores WHERE name = 'Island'")?[0][0], zone, "unchanged");
+    Ok(())
+}

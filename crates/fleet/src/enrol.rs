@@ -27,28 +27,45 @@ fn check_name(p: &mut InvalidParameters, field: &str, name: &str) {
     }
 }
 
-/// Creates the store if it does not exist; returns its id.
-pub async fn ensure_store(pool: &Pool, name: &str) -> Result<i64, ApiError> {
+/// Creates the store if it does not exist, and sets its time zone when one is given (an IANA
+/// name PostgreSQL knows, e.g. `Europe/London`; a new store without one is UTC); returns its id.
+pub async fn ensure_store(pool: &Pool, name: &str, time_zone: Option<&str>) -> Result<i64, ApiError> {
     let mut p = InvalidParameters::new();
     check_name(&mut p, "store", name);
-    p.into_result()?;
     let client = pool.get().await?;
+    let time_zone = time_zone.map(str::trim).filter(|z| !z.is_empty());
+    if let Some(zone) = time_zone {
+        let known: bool = client
+            .query_one("SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)", &[&zone])
+            .await?
+            .get(0);
+        if !known {
+            p.push("time_zone", "must be an IANA time zone name, e.g. Europe/London");
+        }
+    }
+    p.into_result()?;
     let row = client
         .query_one(
-            "WITH ins AS (INSERT INTO stores (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING id) \
+            "WITH ins AS (INSERT INTO stores (name, time_zone) VALUES ($1, coalesce($2, 'UTC')) \
+                          ON CONFLICT (name) DO NOTHING RETURNING id) \
              SELECT id FROM ins UNION ALL SELECT id FROM stores WHERE name = $1 LIMIT 1",
-            &[&name.trim()],
+            &[&name.trim(), &time_zone],
         )
         .await?;
-    Ok(row.get(0))
+    let id: i64 = row.get(0);
+    if let Some(zone) = time_zone {
+        client.execute("UPDATE stores SET time_zone = $2 WHERE id = $1", &[&id, &zone]).await?;
+    }
+    Ok(id)
 }
 
-/// A new one-time enrolment code for `store` (created if missing), valid for `ttl_hours`.
-pub async fn new_code(pool: &Pool, store: &str, ttl_hours: u32) -> Result<String, ApiError> {
+/// A new one-time enrolment code for `store` (created if missing, its time zone set when given),
+/// valid for `ttl_hours`.
+pub async fn new_code(pool: &Pool, store: &str, time_zone: Option<&str>, ttl_hours: u32) -> Result<String, ApiError> {
     if ttl_hours == 0 || ttl_hours > 24 * 90 {
         return Err(ApiError::invalid("ttl_hours", "must be from 1 to 2160"));
     }
-    let store_id = ensure_store(pool, store).await?;
+    let store_id = ensure_store(pool, store, time_zone).await?;
     let code = auth::new_code();
     let client = pool.get().await?;
     client

@@ -134,11 +134,13 @@ async fn cursor_handler(State(fleet): State<Fleet>, headers: HeaderMap) -> Resul
 #[serde(deny_unknown_fields)]
 struct StoreBody {
     name: String,
+    /// IANA time zone; UTC for a new store when absent.
+    time_zone: Option<String>,
 }
 
 async fn create_store(State(fleet): State<Fleet>, headers: HeaderMap, JsonBody(b): JsonBody<StoreBody>) -> Result<Response, ApiError> {
     fleet.admin(&headers)?;
-    let id = enrol::ensure_store(&fleet.pool, &b.name).await?;
+    let id = enrol::ensure_store(&fleet.pool, &b.name, b.time_zone.as_deref()).await?;
     Ok(Json(serde_json::json!({ "id": id, "name": b.name.trim() })).into_response())
 }
 
@@ -146,13 +148,15 @@ async fn create_store(State(fleet): State<Fleet>, headers: HeaderMap, JsonBody(b
 #[serde(deny_unknown_fields)]
 struct CodeBody {
     store: String,
+    /// IANA time zone of the store (set when given).
+    time_zone: Option<String>,
     ttl_hours: Option<u32>,
 }
 
 async fn create_code(State(fleet): State<Fleet>, headers: HeaderMap, JsonBody(b): JsonBody<CodeBody>) -> Result<Response, ApiError> {
     fleet.admin(&headers)?;
     let ttl = b.ttl_hours.unwrap_or(enrol::DEFAULT_CODE_TTL_HOURS);
-    let code = enrol::new_code(&fleet.pool, &b.store, ttl).await?;
+    let code = enrol::new_code(&fleet.pool, &b.store, b.time_zone.as_deref(), ttl).await?;
     Ok(Json(serde_json::json!({ "store": b.store.trim(), "code": code, "ttl_hours": ttl })).into_response())
 }
 
@@ -197,12 +201,16 @@ struct DayQuery {
 
 async fn day_report(State(fleet): State<Fleet>, headers: HeaderMap, Query(q): Query<DayQuery>) -> Result<Response, ApiError> {
     fleet.admin(&headers)?;
+    // No date: each store's own today, in its time zone.
     let date = match q.date.as_deref() {
-        None | Some("") | Some("today") => time::OffsetDateTime::now_utc().date(),
-        Some(d) => time::Date::parse(d, time::macros::format_description!("[year]-[month]-[day]"))
-            .map_err(|_| ApiError::invalid("date", "must be YYYY-MM-DD"))?,
+        None | Some("") | Some("today") => None,
+        Some(d) => Some(
+            time::Date::parse(d, time::macros::format_description!("[year]-[month]-[day]"))
+                .map_err(|_| ApiError::invalid("date", "must be YYYY-MM-DD"))?,
+        ),
     };
-    respond(q.format.as_deref(), &format!("day-{date}"), &reports::day(&fleet.pool, date).await?)
+    let name = date.map(|d| format!("day-{d}")).unwrap_or_else(|| "day-today".into());
+    respond(q.format.as_deref(), &name, &reports::day(&fleet.pool, date).await?)
 }
 
 async fn refunds_pending(State(fleet): State<Fleet>, headers: HeaderMap, Query(f): Query<Format>) -> Result<Response, ApiError> {

@@ -3,7 +3,7 @@
 //! ```text
 //! till-fleet serve [--database-url URL] [--listen ADDR] [--tls-cert PEM --tls-key PEM] [--admin-token T]
 //! till-fleet migrate
-//! till-fleet enrolment-code --store NAME [--ttl-hours 72]
+//! till-fleet enrolment-code --store NAME [--time-zone Europe/London] [--ttl-hours 72]
 //! till-fleet revoke --till ID
 //! ```
 //!
@@ -65,6 +65,10 @@ enum Command {
         /// The store's name.
         #[arg(long)]
         store: String,
+        /// The store's IANA time zone (e.g. `Europe/London`): its days run from local midnight.
+        /// A new store without one is UTC; given for an existing store, it is changed.
+        #[arg(long)]
+        time_zone: Option<String>,
         /// Hours the code stays valid.
         #[arg(long, default_value_t = till_fleet::enrol::DEFAULT_CODE_TTL_HOURS)]
         ttl_hours: u32,
@@ -141,10 +145,10 @@ async fn main() -> Result<()> {
             println!("database schema up to date");
             Ok(())
         }
-        Command::EnrolmentCode { common, store, ttl_hours } => {
+        Command::EnrolmentCode { common, store, time_zone, ttl_hours } => {
             let file = file_config(&common)?;
             let pool = connect(&common, &file).await?;
-            let code = till_fleet::enrol::new_code(&pool, &store, ttl_hours).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let code = till_fleet::enrol::new_code(&pool, &store, time_zone.as_deref(), ttl_hours).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{code}");
             Ok(())
         }

@@ -82,6 +82,10 @@ pub struct DayLine {
     pub tender: String,
     /// Currency.
     pub currency: String,
+    /// The store's time zone: the day below runs from its local midnight.
+    pub time_zone: String,
+    /// The store's local day (YYYY-MM-DD) these totals are for.
+    pub date: String,
     /// Payments where money was captured (approved, possibly refunded since).
     pub sales: i64,
     /// Their amount, minor units.
@@ -92,19 +96,25 @@ pub struct DayLine {
     pub open: i64,
 }
 
-/// The totals of one UTC day (`date` as YYYY-MM-DD), one line per store, till, provider,
-/// tender and currency. Setup carts are not sales and are left out.
-pub async fn day(pool: &Pool, date: time::Date) -> Result<Vec<DayLine>, ApiError> {
-    let start = date.midnight().assume_utc();
-    let end = start + time::Duration::days(1);
+/// The totals of one day (`None`: today) in each store's own time zone — from the store's local
+/// midnight to the next — one line per store, till, provider, tender and currency. Setup carts
+/// are not sales and are left out.
+pub async fn day(pool: &Pool, date: Option<time::Date>) -> Result<Vec<DayLine>, ApiError> {
+    let date = date.map(|d| d.to_string());
     let client = pool.get().await?;
+    // The bounds are computed per store and compared with `created_at` as they are, so the index
+    // on (created_at) still serves the range.
     let rows = client
         .query(
-            "SELECT s.name, t.name, p.provider, coalesce(p.tender, ''), p.currency, p.status, count(*), sum(p.amount)::bigint \
-             FROM payments p JOIN tills t ON t.id = p.till_id JOIN stores s ON s.id = p.store_id \
-             WHERE p.created_at >= $1 AND p.created_at < $2 AND NOT p.setup \
-             GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5",
-            &[&start, &end],
+            "WITH d AS (SELECT s.id, s.name, s.time_zone, \
+                        coalesce($1::text::date, (now() AT TIME ZONE s.time_zone)::date) AS day FROM stores s) \
+             SELECT d.name, t.name, p.provider, coalesce(p.tender, ''), p.currency, p.status, count(*), sum(p.amount)::bigint, \
+                    d.time_zone, d.day::text \
+             FROM payments p JOIN tills t ON t.id = p.till_id JOIN d ON d.id = p.store_id \
+             WHERE p.created_at >= (d.day::timestamp AT TIME ZONE d.time_zone) \
+               AND p.created_at < ((d.day + 1)::timestamp AT TIME ZONE d.time_zone) AND NOT p.setup \
+             GROUP BY 1, 2, 3, 4, 5, 6, 9, 10 ORDER BY 1, 2, 3, 4, 5",
+            &[&date],
         )
         .await?;
     let mut lines: Vec<DayLine> = Vec::new();
@@ -116,7 +126,16 @@ pub async fn day(pool: &Pool, date: time::Date) -> Result<Vec<DayLine>, ApiError
         let line = match lines.last_mut() {
             Some(l) if (&l.store, &l.till, &l.provider, &l.tender, &l.currency) == (&key.0, &key.1, &key.2, &key.3, &key.4) => l,
             _ => {
-                lines.push(DayLine { store: key.0, till: key.1, provider: key.2, tender: key.3, currency: key.4, ..Default::default() });
+                lines.push(DayLine {
+                    store: key.0,
+                    till: key.1,
+                    provider: key.2,
+                    tender: key.3,
+                    currency: key.4,
+                    time_zone: r.get(8),
+                    date: r.get(9),
+                    ..Default::default()
+                });
                 lines.last_mut().expect("just pushed")
             }
         };
