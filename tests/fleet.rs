@@ -91,6 +91,20 @@ async fn three_tills_in_two_stores_reach_postgres_exactly_once_through_outages()
     pg.restart()?;
     caught_up(&[&a, &b, &c], 60).await?;
 
+    // kill -9 mid-batch: the fleet has taken a batch, the till dies before recording the
+    // acknowledgement; restarted, it sends the batch again and the fleet stores nothing twice.
+    b.restart_agent_with(&[("FAILPOINTS", "fleet::after_send=return")]).await?;
+    let _ = b.post("/api/transactions/init", till_tests::init_body("B-mid-batch", 900)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while b.agent_alive() {
+        if std::time::Instant::now() > deadline {
+            bail!("the till did not stop at fleet::after_send");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.restart_agent().await?;
+    caught_up(&[&a, &b, &c], 60).await?;
+
     // Row by row: every journal equals PostgreSQL for its till; nothing else is there.
     let mut total = 0;
     for env in [&a, &b, &c] {

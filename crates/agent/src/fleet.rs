@@ -297,6 +297,9 @@ impl Shipper {
             return Err(refused(r).await);
         }
         let ack: proto::BatchAck = r.json().await?;
+        // The fleet has taken the batch; the till has not recorded it yet. A crash here makes the
+        // next start send it again, which the fleet answers as a replay (tests/fleet.rs).
+        fail::fail_point!("fleet::after_send", |_| crate::failpoints::crash("fleet::after_send"));
         self.cursor = Some(ack.cursor);
         self.acknowledge(&journal, ack.cursor).await?;
         Ok(if full { Step::More } else { Step::Idle })
