@@ -561,3 +561,51 @@ async fn store_days_follow_the_store_time_zone() -> Result<()> {
     assert_eq!(pg.query("fleet", "SELECT time_zone FROM stores WHERE name = 'Island'")?[0][0], zone, "unchanged");
     Ok(())
 }
+
+/// Acquired signs its webhooks (v2 HMAC of the body with the app key, `Hash` header): one that
+/// verifies is stored once (by `webhook_id`) and relayed; a forged, altered or unsigned one is
+/// refused with 401 and stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acquired_webhooks_must_carry_the_app_keys_hash() -> Result<()> {
+    let pg = Postgres::start()?;
+    let db = pg.create_db("fleet")?;
+    let logs = tempfile::tempdir()?;
+    let fleet = FleetProcess::start(&db, 0, logs.path())?;
+    let http = reqwest::Client::new();
+    let code = fleet.admin(&["enrolment-code", "--store", "North"])?;
+    let till: Value = http
+        .post(format!("{}/api/v1/enrol", fleet.url))
+        .json(&json!({ "code": code, "till_name": "Till 1", "version": "0.1.0" }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let till_id = till["till_id"].as_str().context("till_id")?.to_string();
+    let cred = format!("{till_id}.{}", till["secret"].as_str().unwrap_or(""));
+    let url = format!("{}/api/v1/webhooks/acquired/{till_id}", fleet.url);
+    let body = r#"{ "webhook_type": "status_update", "webhook_id": "wh-1", "timestamp": 1700000000,
+                    "webhook_body": { "transaction_id": "tx-1", "status": "success", "order_id": "A-1" } }"#;
+    let send = |body: String, hash: Option<String>| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let mut r = http.post(url).header("content-type", "application/json").header("Webhook-Version", "2").body(body);
+            if let Some(h) = hash {
+                r = r.header("Hash", h);
+            }
+            Ok::<u16, anyhow::Error>(r.send().await?.status().as_u16())
+        }
+    };
+    let good = till_acquired::verify::webhook_hash(till_tests::fleet::ACQUIRED_APP_KEY, body.as_bytes());
+    let forged = till_acquired::verify::webhook_hash("another-key", body.as_bytes());
+    assert_eq!(send(body.to_string(), Some(forged)).await?, 401, "signed with another key");
+    assert_eq!(send(body.to_string(), None).await?, 401, "unsigned");
+    assert_eq!(send(body.replace("success", "declined"), Some(good.clone())).await?, 401, "altered after signing");
+    assert_eq!(count(&pg, "SELECT count(*) FROM webhooks")?, 0, "nothing stored");
+    assert_eq!(send(body.to_string(), Some(good.clone())).await?, 200);
+    assert_eq!(send(body.to_string(), Some(good.to_uppercase())).await?, 200, "a retry (hash in either case)");
+    assert_eq!(count(&pg, "SELECT count(*) FROM webhooks WHERE provider = 'acquired'")?, 1, "stored once");
+    let got: Value = http.get(format!("{}/api/v1/webhooks/poll?wait=0", fleet.url)).bearer_auth(cred).send().await?.json().await?;
+    assert_eq!(got[0]["provider"], "acquired", "{got}");
+    assert_eq!(got[0]["payload"]["webhook_body"]["transaction_id"], "tx-1");
+    Ok(())
+}

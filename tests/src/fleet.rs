@@ -25,6 +25,9 @@ pub struct FleetProcess {
     _stdout: BufReader<std::process::ChildStdout>,
 }
 
+/// The Acquired `app_key` the test fleet verifies webhooks with.
+pub const ACQUIRED_APP_KEY: &str = "test-acquired-app-key";
+
 impl FleetProcess {
     /// Starts the server on `port` (0: any free port).
     pub fn start(database_url: &str, port: u16, log_dir: &Path) -> Result<FleetProcess> {
@@ -33,6 +36,7 @@ impl FleetProcess {
         let mut child = Command::new(bin_path("till-fleet")?)
             .args(["serve", "--database-url", database_url, "--listen", &format!("127.0.0.1:{port}")])
             .env("TILL_FLEET_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("TILL_FLEET_ACQUIRED_APP_KEY", ACQUIRED_APP_KEY)
             .env("TILL_FLEET_LOG", "info,till_fleet=debug")
             .stdout(Stdio::piped())
             .stderr(log_file)

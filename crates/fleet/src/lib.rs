@@ -50,6 +50,9 @@ pub struct Fleet {
     pub partitions: Arc<db::Partitions>,
     /// The administrator token for the dashboard and its API.
     admin_token: Arc<str>,
+    /// The chain's Acquired `app_key`, which keys the webhook v2 HMAC; without it Acquired
+    /// webhooks are not accepted (404). A secret: never logged, not in `Debug`.
+    acquired_app_key: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -61,7 +64,13 @@ impl std::fmt::Debug for Fleet {
 impl Fleet {
     /// A fleet over `pool` whose dashboard is opened with `admin_token`.
     pub fn new(pool: Pool, admin_token: &str) -> Fleet {
-        Fleet { pool, partitions: Arc::default(), admin_token: admin_token.into() }
+        Fleet { pool, partitions: Arc::default(), admin_token: admin_token.into(), acquired_app_key: None }
+    }
+
+    /// Accepts Acquired webhooks, verified with the chain's `app_key`.
+    pub fn with_acquired_app_key(mut self, app_key: Option<String>) -> Fleet {
+        self.acquired_app_key = app_key.filter(|k| !k.is_empty()).map(Arc::from);
+        self
     }
 
     fn admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -240,9 +249,14 @@ async fn search_payments(State(fleet): State<Fleet>, headers: HeaderMap, Query(q
 async fn receive_webhook(
     State(fleet): State<Fleet>,
     Path((provider, till)): Path<(String, String)>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let stored = webhooks::receive(&fleet.pool, &provider, &till, &body).await?;
+    let signature = webhooks::Signature {
+        acquired_app_key: fleet.acquired_app_key.as_deref(),
+        hash: headers.get("hash").and_then(|v| v.to_str().ok()),
+    };
+    let stored = webhooks::receive(&fleet.pool, &provider, &till, &body, signature).await?;
     // 200 for a repeat too: the provider has delivered, it must stop retrying.
     Ok(Json(serde_json::json!({ "received": true, "duplicate": !stored })).into_response())
 }

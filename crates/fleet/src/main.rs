@@ -26,7 +26,7 @@ struct Cli {
 /// Settings shared by every command.
 #[derive(Args, Clone, Debug)]
 struct Common {
-    /// Config file (TOML): database_url, listen, tls_cert, tls_key, admin_token, pool_size.
+    /// Config file (TOML): database_url, listen, tls_cert, tls_key, admin_token, acquired_app_key, pool_size.
     #[arg(long, env = "TILL_FLEET_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// PostgreSQL, as a URL (postgres://user@host/db) or key=value pairs (host=/run/postgresql dbname=fleet).
@@ -52,6 +52,10 @@ enum Command {
         /// Token for the dashboard and its API. Default: a random one, printed at start.
         #[arg(long, env = "TILL_FLEET_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
+        /// The chain's Acquired app key: Acquired webhooks are accepted only when their v2 HMAC
+        /// matches it (without it they are refused with 404).
+        #[arg(long, env = "TILL_FLEET_ACQUIRED_APP_KEY", hide_env_values = true)]
+        acquired_app_key: Option<String>,
     },
     /// Bring the database schema up to date and exit.
     Migrate {
@@ -83,8 +87,8 @@ enum Command {
     },
 }
 
-/// The config file: every field optional.
-#[derive(Debug, Default, Deserialize)]
+/// The config file: every field optional. `Debug` leaves the secrets out.
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     database_url: Option<String>,
@@ -92,7 +96,21 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     admin_token: Option<String>,
+    acquired_app_key: Option<String>,
     pool_size: Option<usize>,
+}
+
+impl std::fmt::Debug for FileConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileConfig")
+            .field("listen", &self.listen)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "[redacted]"))
+            .field("acquired_app_key", &self.acquired_app_key.as_ref().map(|_| "[redacted]"))
+            .field("pool_size", &self.pool_size)
+            .finish_non_exhaustive()
+    }
 }
 
 fn file_config(common: &Common) -> Result<FileConfig> {
@@ -119,7 +137,7 @@ async fn main() -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TILL_FLEET_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
     match Cli::parse().command {
-        Command::Serve { common, listen, tls_cert, tls_key, admin_token } => {
+        Command::Serve { common, listen, tls_cert, tls_key, admin_token, acquired_app_key } => {
             let file = file_config(&common)?;
             let pool = connect(&common, &file).await?;
             let listen = listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8700)));
@@ -137,7 +155,8 @@ async fn main() -> Result<()> {
                     t
                 }
             };
-            serve(till_fleet::Fleet::new(pool, &admin_token), listen, tls).await
+            let fleet = till_fleet::Fleet::new(pool, &admin_token).with_acquired_app_key(acquired_app_key.or(file.acquired_app_key));
+            serve(fleet, listen, tls).await
         }
         Command::Migrate { common } => {
             let file = file_config(&common)?;

@@ -5,7 +5,9 @@
 //! of each payment. Connect-E and FlexFactor sign nothing, so a webhook proves nothing: the fleet
 //! only checks its shape, stores it once per provider notice (retries deduplicated) and relays
 //! it; the till confirms through the provider's REST API before it changes anything, so a forged
-//! webhook costs one confirmation call and changes nothing.
+//! webhook costs one confirmation call and changes nothing. Acquired signs its webhooks (v2:
+//! HMAC-SHA256 of the body keyed with the chain's `app_key`, in the `Hash` header): the fleet
+//! refuses one whose hash does not match (401, nothing stored) — and the till still confirms.
 
 use crate::enrol::TillAuth;
 use crate::error::ApiError;
@@ -36,15 +38,34 @@ fn dedupe_key(provider: &str, payload: &Value) -> Result<String, ApiError> {
             let order = field("orderId").ok_or_else(|| ApiError::invalid("orderId", "required"))?;
             Ok(format!("{order}:{}", field("status").unwrap_or_default()))
         }
+        // Acquired (§8): `webhook_id` is unique per event; its retries repeat it.
+        "acquired" => field("webhook_id").ok_or_else(|| ApiError::invalid("webhook_id", "required")),
         _ => Err(ApiError::NotFound(format!("no webhooks for provider {provider}"))),
     }
 }
 
+/// What a provider's signature is checked with.
+#[derive(Clone, Copy, Default)]
+pub struct Signature<'a> {
+    /// The chain's Acquired `app_key` (None: Acquired webhooks are not accepted).
+    pub acquired_app_key: Option<&'a str>,
+    /// The request's `Hash` header.
+    pub hash: Option<&'a str>,
+}
+
 /// Stores a webhook for `till_id` (once per notice). Unknown and revoked tills are 404: a
-/// guessed URL learns nothing and stores nothing.
-pub async fn receive(pool: &Pool, provider: &str, till_id: &str, body: &[u8]) -> Result<bool, ApiError> {
+/// guessed URL learns nothing and stores nothing. A signed provider's webhook must carry a hash
+/// that matches before anything of it is read.
+pub async fn receive(pool: &Pool, provider: &str, till_id: &str, body: &[u8], signature: Signature<'_>) -> Result<bool, ApiError> {
     if body.len() > MAX_PAYLOAD {
         return Err(ApiError::invalid("body", "at most 16 KiB"));
+    }
+    if provider == "acquired" {
+        let Some(app_key) = signature.acquired_app_key else {
+            return Err(ApiError::NotFound("no webhooks for provider acquired (no app key configured)".into()));
+        };
+        till_acquired::verify_webhook(app_key, body, signature.hash)
+            .map_err(|e| ApiError::Unauthorized(format!("Acquired webhook refused: {e}")))?;
     }
     let payload: Value = serde_json::from_slice(body).map_err(|e| ApiError::invalid("body", &e.to_string()))?;
     if !payload.is_object() {
@@ -74,7 +95,7 @@ pub async fn receive(pool: &Pool, provider: &str, till_id: &str, body: &[u8]) ->
 pub struct Relayed {
     /// Position in the till's stream; ask for `after` this next time.
     pub id: i64,
-    /// `connect-e` or `flexfactor`.
+    /// `connect-e`, `flexfactor` or `acquired`.
     pub provider: String,
     /// The body as the provider sent it.
     pub payload: Value,
