@@ -560,3 +560,32 @@ async fn sensepass_connections_are_reused() -> Result<()> {
     assert!(used <= 4, "20 calls and more (creates, cancels, re-reads) over {used} new connections");
     Ok(())
 }
+
+/// A POS that hangs up while its refund is being sent does not leave the refund claimed and
+/// stuck: the delivery finishes on its own, is journaled, and happens once.
+#[tokio::test]
+async fn a_refund_whose_pos_hangs_up_mid_call_is_still_delivered_once() -> Result<()> {
+    let env = Env::start_with_config(FAST).await?;
+    let token = env.token()?;
+    let number = pay(&env, "HU-1", 1000).await?;
+    env.control("/faults", json!({ "latencyMs": 1500 })).await?;
+    let hung_up = env
+        .http
+        .post(env.url("/api/transactions/refund"))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "hu-1")
+        .json(&json!({ "transactionNumber": number, "isPartial": true, "refundAmount": 3 }))
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(hung_up.is_err(), "the POS gave up before the answer");
+    env.control("/faults", json!({ "latencyMs": 0 })).await?;
+    outbox_drained(&env, 20).await?;
+    let truth = sandbox_tx(&env, &number).await?;
+    assert_eq!(truth["_sandbox"]["refunds"].as_array().map(Vec::len), Some(1), "{truth}");
+    assert_eq!(truth["_sandbox"]["refundedMinor"], 300);
+    let (status, again) = refund(&env, &token, "hu-1", json!({ "transactionNumber": number, "isPartial": true, "refundAmount": 3 })).await?;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(sandbox_tx(&env, &number).await?["_sandbox"]["refunds"].as_array().map(Vec::len), Some(1));
+    Ok(())
+}

@@ -126,7 +126,16 @@ impl Agent {
             }
         };
         let replay = !fresh;
-        let id = op.id;
+        // From the claim on, the send and its journaling run as their own task, so that a POS
+        // hanging up mid-call cannot leave the credit claimed with no outcome recorded.
+        let agent = self.clone();
+        tokio::spawn(async move { agent.send_credit(op.id, body, replay).await })
+            .await
+            .map_err(|e| AgentError::Internal(format!("credit task failed: {e}")))?
+    }
+
+    /// Sends a claimed credit and journals what became of it.
+    async fn send_credit(&self, id: i64, body: Value, replay: bool) -> Result<CreditAnswer, AgentError> {
         fail::fail_point!("credit::before_send", |_| crate::failpoints::crash("credit::before_send"));
         let (_, client) = self.device_client().await?;
         let sent = client.forward(Method::POST, "transactions/credit", Some(body)).await;

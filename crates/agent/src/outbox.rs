@@ -67,7 +67,20 @@ pub async fn run(agent: Agent) {
 }
 
 /// Delivers one operation now and returns SensePass's answer (or the error that kept it pending).
+///
+/// The delivery runs as its own task: when the caller goes away mid-call (a POS that hangs up
+/// while its refund is being sent drops the request's future), the delivery still finishes and
+/// journals its outcome. Dropped half way, an operation would stay `in_flight` — claimed, never
+/// retried — until the next restart.
 pub async fn deliver_now(agent: &Agent, op: Operation) -> Result<Value, AgentError> {
+    let agent = agent.clone();
+    tokio::spawn(async move { deliver(&agent, op).await })
+        .await
+        .map_err(|e| AgentError::Internal(format!("delivery task failed: {e}")))?
+}
+
+/// [`deliver_now`]'s body: claim, send, journal the outcome.
+async fn deliver(agent: &Agent, op: Operation) -> Result<Value, AgentError> {
     let (id, now) = (op.id, till_journal::now_ms());
     // Claim it (Pending → InFlight, journaled before the call): two senders never send one op.
     let claimed = agent
