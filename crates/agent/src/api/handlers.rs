@@ -474,6 +474,8 @@ pub async fn health(State(agent): State<Agent>) -> Result<Response, AgentError> 
         "openTransactions": counts.open_payments,
         "queuedOperations": counts.pending_operations,
         "posTokenWaived": agent.config().waive_pos_token,
+        // Providers behind the gateway seam this till takes payments with (e.g. `connect-e`).
+        "gatewayProviders": agent.tender().providers().iter().map(|p| p.as_str()).collect::<Vec<_>>(),
         "fleet": crate::fleet::health(&agent.config().data_dir, fleet_behind),
     }))
     .into_response())
