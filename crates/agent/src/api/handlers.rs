@@ -648,6 +648,10 @@ fn operation_json(op: &till_journal::Operation) -> Value {
 fn record_json(r: &till_journal::PaymentRecord) -> Value {
     json!({
         "localId": r.local_id,
+        // Journal rows of `transactions` are SensePass payments (migration 0011's provider
+        // column); the other providers' payments are under /api/agent/payments.
+        "provider": till_gateway::ProviderId::SensePass.as_str(),
+        "providerName": till_gateway::ProviderId::SensePass.display_name(),
         "transactionNumber": r.number,
         "orderId": r.order_id,
         "amountMinor": r.amount.0,
