@@ -447,3 +447,76 @@ async fn refunds_wait_while_connect_e_is_offline_and_go_once_it_is_back() -> Res
     assert_eq!(xrefs_of(&ce.truth().await?, "REFUND", "CE-OFF-1").len(), 1);
     Ok(())
 }
+
+/// kill -9 right before a refund is sent (its token journaled) and right after Connect-E
+/// performed it (its answer not journaled): after the restart the agent reconciles the
+/// journaled token before anything is sent again — exactly one refund each time.
+#[tokio::test]
+async fn kill_9_around_sending_a_refund_still_refunds_exactly_once() -> Result<()> {
+    let mut ce = start().await?;
+    let p = ce.paid_sale("CE-CRASH-1", 1000, json!({})).await?;
+    let id = p["id"].as_str().unwrap().to_string();
+    for (i, site) in ["gateway::after_send", "gateway::before_send"].iter().enumerate() {
+        ce.env.restart_agent_with(&[("FAILPOINTS", &format!("{site}=return"))]).await?;
+        let answer = ce.money_out(&id, "refund", json!({"amount": 100}), Some(&format!("crash-{i}"))).await;
+        assert!(answer.is_err() || answer.as_ref().is_ok_and(|(s, _)| *s >= 500), "{site}: the agent should have died: {answer:?}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while ce.env.agent_alive() {
+            if std::time::Instant::now() > deadline {
+                bail!("the agent did not die at {site}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        ce.env.restart_agent().await?;
+        let want = 100 * (i as i64 + 1);
+        ce.eventually(&id, 30, |v| v["refundedAmount"] == want).await?;
+    }
+    let refunds = xrefs_of(&ce.truth().await?, "REFUND", "CE-CRASH-1");
+    assert_eq!(refunds.len(), 2, "one refund per request: {refunds:?}");
+    // The retried request with the first key answers that refund, moving nothing.
+    let (status, again) = ce.money_out(&id, "refund", json!({"amount": 100}), Some("crash-0")).await?;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(xrefs_of(&ce.truth().await?, "REFUND", "CE-CRASH-1").len(), 2);
+    Ok(())
+}
+
+/// A till may take Connect-E payments without any SensePass pairing.
+#[tokio::test]
+async fn a_till_without_a_sensepass_pairing_takes_connect_e_payments() -> Result<()> {
+    let sandbox = till_sandbox::start(till_sandbox::SandboxConfig::default()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let dir = tempfile::tempdir()?;
+    let mut args = vec![
+        "--data-dir".to_string(),
+        dir.path().display().to_string(),
+        "--config".into(),
+        dir.path().join("none.toml").display().to_string(),
+    ];
+    args.extend(till_tests::connect_e_args(&sandbox));
+    let agent = till_tests::start_agent_process(dir.path(), &args, &[])?;
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let h: Value = http.get(format!("{}/api/agent/health", agent.url)).send().await?.json().await?;
+        if h["status"] == "ok" {
+            assert_eq!(h["paired"], false);
+            assert_eq!(h["gatewayProviders"], json!(["connect-e"]));
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("not ready: {h}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = http
+        .post(format!("{}/api/agent/payments", agent.url))
+        .json(&json!({"provider": "connect-e", "amount": 450, "currency": "GBP", "orderId": "SOLO-1"}))
+        .send()
+        .await?;
+    assert_eq!(r.status().as_u16(), 201);
+    let p: Value = r.json().await?;
+    assert_eq!(p["state"], "pending");
+    // The key never shows in the agent's log.
+    let log = std::fs::read_to_string(&agent.log).unwrap_or_default();
+    assert!(!log.contains(sandbox.connect_e_api_key()), "the Connect-E key reached the log");
+    Ok(())
+}
