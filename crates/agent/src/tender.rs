@@ -183,7 +183,7 @@ fn refused(e: OperationRefused) -> AgentError {
 fn gateway_error(e: GatewayError) -> AgentError {
     match e {
         GatewayError::Unreachable { provider, detail } => {
-            AgentError::Unreachable(format!("{} unreachable, nothing sent: {detail}", provider.display_name()))
+            AgentError::ProviderUnreachable(format!("{} unreachable, nothing sent: {detail}", provider.display_name()))
         }
         GatewayError::OutcomeUnknown { detail, .. } => AgentError::Uncertain(detail),
         GatewayError::Refused { provider, status, message } => {

@@ -143,6 +143,7 @@ fn error_type_of_every_variant() -> BTreeMap<&'static str, u16> {
         AgentError::RefundCap { remaining: 0 },
         AgentError::QueueFull(String::new()),
         AgentError::Unreachable(String::new()),
+        AgentError::ProviderUnreachable(String::new()),
         AgentError::Uncertain(String::new()),
         AgentError::Upstream { status: 501, body: Value::Null },
         AgentError::Recovering,
@@ -166,6 +167,7 @@ fn error_type_of_every_variant() -> BTreeMap<&'static str, u16> {
             | AgentError::RefundCap { .. }
             | AgentError::QueueFull(_)
             | AgentError::Unreachable(_)
+            | AgentError::ProviderUnreachable(_)
             | AgentError::Uncertain(_)
             | AgentError::Recovering
             | AgentError::BadGateway(_)
