@@ -112,6 +112,17 @@ struct Inner {
 impl Agent {
     /// Opens the journal, makes sure a POS token exists, and builds the SensePass client.
     pub fn new(config: Config, journal: Journal, shutdown: CancellationToken) -> Result<Agent, AgentError> {
+        let tender = crate::tender::Tender::from_config(&config)?;
+        Agent::with_tender(config, journal, shutdown, tender)
+    }
+
+    /// As [`Agent::new`], with the gateway providers given (unit tests pass fakes).
+    pub fn with_tender(
+        config: Config,
+        journal: Journal,
+        shutdown: CancellationToken,
+        tender: crate::tender::Tender,
+    ) -> Result<Agent, AgentError> {
         let client = Client::new(
             ClientConfig {
                 base_url: config.sensepass_url.clone(),
@@ -125,7 +136,6 @@ impl Agent {
         journal.set_order_id_window(i64::try_from(config.order_id_window.as_millis()).unwrap_or(i64::MAX));
         let health = Health::default();
         health.recovering.store(true, Ordering::SeqCst);
-        let tender = crate::tender::Tender::from_config(&config)?;
         Ok(Agent {
             inner: Arc::new(Inner {
                 config,

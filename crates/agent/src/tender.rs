@@ -1123,3 +1123,190 @@ pub async fn run(agent: Agent) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The orchestration against a fake gateway: exactly-once money-out after lost answers, one
+    //! live token per order, and bad input that changes nothing.
+    use super::*;
+    use std::sync::Mutex;
+    use till_gateway::{Capabilities, DeclineCategory};
+
+    /// A provider kept in memory. `lose_next` makes the next money-out perform and then answer
+    /// "outcome unknown", as a lost response does.
+    #[derive(Debug, Default)]
+    struct Fake {
+        tokens: Mutex<Vec<(String, PaymentState)>>,
+        performed: Mutex<Vec<(String, Operation)>>,
+        lose_next: Mutex<bool>,
+        revoked: Mutex<Vec<String>>,
+    }
+
+    fn fake_state(f: &Fake, token: &str) -> Option<PaymentState> {
+        f.tokens.lock().unwrap().iter().find(|(t, _)| t == token).map(|(_, s)| *s)
+    }
+
+    #[async_trait::async_trait]
+    impl Gateway for Fake {
+        fn provider(&self) -> ProviderId {
+            ProviderId::ConnectE
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                capture: true,
+                void: true,
+                partial_refund: true,
+                cards_on_file: true,
+                resume: false,
+                cancel_pending: true,
+                events: false,
+                currencies: &[Currency::Gbp],
+            }
+        }
+        async fn create(&self, r: &CreatePayment) -> Result<Payment, GatewayError> {
+            let mut tokens = self.tokens.lock().unwrap();
+            let token = format!("tok-{}", tokens.len());
+            tokens.push((token.clone(), PaymentState::Pending));
+            Ok(Payment::pending(ProviderId::ConnectE, Opaque::new(token), r.kind, r.order_id.clone(), r.amount))
+        }
+        async fn fetch(&self, p: &Payment) -> Result<Observation, GatewayError> {
+            let state = fake_state(self, p.reference.expose()).unwrap_or(PaymentState::Pending);
+            let mut obs = Observation::of(state);
+            if state == PaymentState::Captured {
+                obs.authorized = Some(p.amount.minor);
+                obs.captured = Some(p.amount.minor);
+                obs.card = Some(CardSummary { scheme: Some("VISA".into()), masked: Some("445653******1096".into()), expiry: CardExpiry::new(2030, 12), on_file: Some(Opaque::new("xref")) });
+            }
+            if state == PaymentState::Declined {
+                obs.decline = Some(DeclineReason { category: DeclineCategory::Declined, provider_code: Some("5".into()), message: None });
+            }
+            Ok(obs)
+        }
+        async fn find(&self, _: &CreatePayment) -> Result<Option<Payment>, GatewayError> {
+            Ok(None)
+        }
+        async fn prepare(&self, _: &Payment, id: &str, operation: Operation) -> Result<OperationTicket, GatewayError> {
+            Ok(OperationTicket { id: id.to_string(), operation, provider_ref: Some(Opaque::new(format!("op-{id}"))) })
+        }
+        async fn capture(&self, p: &Payment, t: &OperationTicket) -> Result<OperationOutcome, GatewayError> {
+            self.refund(p, t).await
+        }
+        async fn refund(&self, _: &Payment, t: &OperationTicket) -> Result<OperationOutcome, GatewayError> {
+            let reference = t.provider_ref.as_ref().map(|r| r.expose().to_string()).unwrap_or_default();
+            self.performed.lock().unwrap().push((reference, t.operation));
+            if std::mem::take(&mut *self.lose_next.lock().unwrap()) {
+                return Err(GatewayError::OutcomeUnknown { provider: ProviderId::ConnectE, detail: "lost".into() });
+            }
+            Ok(OperationOutcome { approved: true, decline: None, auth_code: None, provider_ref: None })
+        }
+        async fn void(&self, p: &Payment, t: &OperationTicket) -> Result<OperationOutcome, GatewayError> {
+            self.refund(p, t).await
+        }
+        async fn reconcile(&self, _: &Payment, t: &OperationTicket) -> Result<Reconciled, GatewayError> {
+            let reference = t.provider_ref.as_ref().map(|r| r.expose().to_string()).unwrap_or_default();
+            let done = self.performed.lock().unwrap().iter().any(|(r, _)| *r == reference);
+            Ok(if done {
+                Reconciled::Performed(OperationOutcome { approved: true, decline: None, auth_code: None, provider_ref: None })
+            } else {
+                Reconciled::NotPerformed
+            })
+        }
+        async fn cancel(&self, p: &Payment) -> Result<Observation, GatewayError> {
+            self.revoked.lock().unwrap().push(p.reference.expose().to_string());
+            Ok(Observation::of(PaymentState::Cancelled))
+        }
+    }
+
+    fn agent(fake: Arc<Fake>) -> (Agent, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::Config::merge(
+            crate::config::FileConfig::default(),
+            crate::config::Overrides {
+                listen: Some("127.0.0.1:0".parse().unwrap()),
+                data_dir: Some(dir.path().to_path_buf()),
+                sensepass_url: Some("http://127.0.0.1:1/api/".into()),
+                socket_url: Some("http://127.0.0.1:1".into()),
+                waive_pos_token: None,
+            },
+        )
+        .unwrap();
+        let journal = till_journal::Journal::open_in_memory().unwrap();
+        let mut gateways: HashMap<ProviderId, Arc<dyn Gateway>> = HashMap::new();
+        gateways.insert(ProviderId::ConnectE, fake);
+        let agent = Agent::with_tender(config, journal, tokio_util::sync::CancellationToken::new(), Tender::with(gateways)).unwrap();
+        (agent, dir)
+    }
+
+    fn sale(order: &str) -> Value {
+        json!({"provider": "connect-e", "amount": 1000, "currency": "GBP", "orderId": order, "customerId": "c1"})
+    }
+
+    async fn paid(agent: &Agent, fake: &Fake, order: &str) -> String {
+        let (new, p) = agent.create_gateway_payment(sale(order)).await.unwrap();
+        assert!(new);
+        let id = p["id"].as_str().unwrap().to_string();
+        let token = fake.tokens.lock().unwrap().last().unwrap().0.clone();
+        fake.tokens.lock().unwrap().iter_mut().for_each(|(t, s)| if *t == token { *s = PaymentState::Captured });
+        let v = agent.gateway_reported(&id).await.unwrap();
+        assert_eq!(v["state"], "captured", "{v}");
+        id
+    }
+
+    #[tokio::test]
+    async fn a_lost_refund_answer_is_reconciled_not_resent() {
+        let fake = Arc::new(Fake::default());
+        let (agent, _dir) = agent(fake.clone());
+        let id = paid(&agent, &fake, "o1").await;
+        *fake.lose_next.lock().unwrap() = true;
+        let (status, v) = agent.gateway_operation(&id, Operation::Refund(Minor(300)), None).await.unwrap();
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["payment"]["refundedAmount"], 300);
+        assert_eq!(fake.performed.lock().unwrap().len(), 1, "one refund at the provider");
+        // the card of the customer's payment is on file, masked
+        let cards = agent.stored_cards(ProviderId::ConnectE, "c1").await.unwrap();
+        assert_eq!(cards.len(), 1);
+        assert_eq!(cards[0]["masked"], "**** 1096");
+    }
+
+    #[tokio::test]
+    async fn one_live_token_per_order() {
+        let fake = Arc::new(Fake::default());
+        let (agent, _dir) = agent(fake.clone());
+        let (_, first) = agent.create_gateway_payment(sale("o2")).await.unwrap();
+        let (new, second) = agent.create_gateway_payment(sale("o2")).await.unwrap();
+        assert!(new);
+        assert_ne!(first["id"], second["id"]);
+        assert_eq!(*fake.revoked.lock().unwrap(), vec!["tok-0".to_string()], "the unused token was revoked first");
+        let paid_id = {
+            let token = "tok-1";
+            fake.tokens.lock().unwrap().iter_mut().for_each(|(t, s)| if t == token { *s = PaymentState::Captured });
+            second["id"].as_str().unwrap().to_string()
+        };
+        let (new, again) = agent.create_gateway_payment(sale("o2")).await.unwrap();
+        assert!(!new, "a paid order is answered, not charged again");
+        assert_eq!(again["id"], paid_id.as_str());
+        let mut other = sale("o2");
+        other["amount"] = json!(999);
+        assert!(matches!(agent.create_gateway_payment(other).await, Err(AgentError::IdempotencyMismatch { .. })));
+    }
+
+    #[tokio::test]
+    async fn bad_input_changes_nothing() {
+        let fake = Arc::new(Fake::default());
+        let (agent, _dir) = agent(fake.clone());
+        for body in [
+            json!({"provider": "acquired", "amount": 1, "currency": "GBP", "orderId": "x"}),
+            json!({"provider": "connect-e", "amount": 1, "currency": "EUR", "orderId": "x"}),
+            json!({"provider": "connect-e", "amount": 0, "currency": "GBP"}),
+        ] {
+            assert!(matches!(agent.create_gateway_payment(body).await, Err(AgentError::Invalid(_))));
+        }
+        assert!(fake.tokens.lock().unwrap().is_empty());
+        assert!(agent.gateway_payments(None, 10).await.unwrap().is_empty());
+        // a refund of a pending payment: 409, nothing journaled
+        let (_, p) = agent.create_gateway_payment(sale("o3")).await.unwrap();
+        let id = p["id"].as_str().unwrap();
+        assert!(matches!(agent.gateway_operation(id, Operation::Refund(Minor(1)), None).await, Err(AgentError::Conflict(_))));
+        assert!(fake.performed.lock().unwrap().is_empty());
+    }
+}
