@@ -56,6 +56,10 @@ pub struct Tender {
     changed: tokio::sync::Notify,
     /// Wakes the worker (a new operation, a report from the checkout page).
     wake: tokio::sync::Notify,
+    /// One money-out delivery at a time: the request that journaled an operation and the worker
+    /// that finds it due must not both prepare or reconcile it. Held across the provider calls
+    /// (an async mutex); deliveries are rare and short next to a payment.
+    delivering: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Tender {
@@ -80,7 +84,12 @@ impl Tender {
 
     /// A tender over the given gateways (tests use fakes).
     pub fn with(gateways: HashMap<ProviderId, Arc<dyn Gateway>>) -> Tender {
-        Tender { gateways, changed: tokio::sync::Notify::new(), wake: tokio::sync::Notify::new() }
+        Tender {
+            gateways,
+            changed: tokio::sync::Notify::new(),
+            wake: tokio::sync::Notify::new(),
+            delivering: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// The configured providers, sorted.
@@ -747,7 +756,10 @@ impl Agent {
     /// Sends (or reconciles) one operation as far as it can go now. Never sends a second
     /// money movement for one operation: a ticket that may have been sent is reconciled first.
     pub async fn deliver_op(&self, op: GatewayOpRecord) -> Result<GatewayOpRecord, AgentError> {
-        let mut op = op;
+        let _one_at_a_time = self.tender().delivering.lock().await;
+        // Read it again under the lock: another delivery may have moved it meanwhile.
+        let id = op.id;
+        let mut op = self.journal(move |j| j.gateway_op(id)).await?.unwrap_or(op);
         for _ in 0..3 {
             let operation = operation_of(&op);
             let pid = op.payment_local_id.clone();
