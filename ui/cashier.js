@@ -235,6 +235,11 @@
 
   function renderIdle() {
     stopTick();
+    // The keyed-card tender (keyed.js) owns the screen while the cashier uses it.
+    if (T.keyed && T.keyed.active()) {
+      T.keyed.render();
+      return;
+    }
     const h = T.health || {};
     const connected = T.agentReachable !== false && h.sensepassReachable !== false && h.socketConnected !== false;
     let line;
@@ -254,7 +259,8 @@
         T.h("h1", { class: "idle-title" }, T.customerView ? "Welcome" : storeName()),
         T.customerView && T.merchant ? T.h("p", { class: "idle-store", id: "merchant" }, T.merchant) : null,
         T.h("p", { class: "idle-line", "data-connected": String(T.customerView || connected) }, line),
-        last));
+        last,
+        T.keyed ? T.keyed.entry() : null));
   }
 
   function qrGlyph() {

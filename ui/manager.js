@@ -142,6 +142,7 @@
         T.h("td", { class: "nowrap" }, T.dateTime(it.createdAt)),
         T.h("td", {}, T.h("a", { href }, it.orderId || T.shortId(it.localId))),
         T.h("td", { class: "num" }, T.money(it.amountMinor, it.currency)),
+        T.h("td", { class: "provider" }, it.providerName || it.provider || "SensePass"),
         T.h("td", {}, T.badge(it.statusKey), it.productSumMismatch ? T.h("span", { class: "flag", title: "Line items differ from the amount" }, " ⚠") : null),
         T.h("td", { class: "mono" }, T.shortId(it.transactionNumber)));
       tr.addEventListener("click", (ev) => {
@@ -154,8 +155,8 @@
       T.h("caption", { class: "sr-only" }, "Transactions"),
       T.h("thead", {}, T.h("tr", {},
         T.h("th", { scope: "col" }, "Date"), T.h("th", { scope: "col" }, "Order"),
-        T.h("th", { scope: "col", class: "num" }, "Amount"), T.h("th", { scope: "col" }, "Status"),
-        T.h("th", { scope: "col" }, "Transaction"))),
+        T.h("th", { scope: "col", class: "num" }, "Amount"), T.h("th", { scope: "col" }, "Provider"),
+        T.h("th", { scope: "col" }, "Status"), T.h("th", { scope: "col" }, "Transaction"))),
       T.h("tbody", {}, rows)),
     T.h("div", { class: "pager" },
       T.h("button", { type: "button", class: "btn", id: "prev", disabled: offset === 0, onclick: () => { offset = Math.max(0, offset - PAGE); loadJournal(); } }, "← Previous"),

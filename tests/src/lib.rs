@@ -89,7 +89,17 @@ impl Env {
         Env::start_inner(extra, None).await
     }
 
+    /// As [`Env::start`], with the agent also configured for the sandbox's Connect-E simulator
+    /// (`--connect-e-url`, `--connect-e-web-url`, `--connect-e-key`, `--connect-e-merchant-url`).
+    pub async fn start_connect_e(extra: &[&str]) -> Result<Env> {
+        Env::start_full(extra, None, true).await
+    }
+
     async fn start_inner(extra: &[&str], config: Option<&str>) -> Result<Env> {
+        Env::start_full(extra, config, false).await
+    }
+
+    async fn start_full(extra: &[&str], config: Option<&str>, connect_e: bool) -> Result<Env> {
         let sandbox = till_sandbox::start(SandboxConfig::default()).await.map_err(|e| anyhow!("sandbox: {e}"))?;
         // The agent closes connections idle for 5 s (it says `Keep-Alive: timeout=4`): a pooled
         // connection is dropped before that, as docs/INTEGRATION.md asks of a POS.
@@ -106,7 +116,10 @@ impl Env {
         if let Some(toml) = config {
             std::fs::write(data_dir.path().join("config.toml"), toml)?;
         }
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        if connect_e {
+            extra.extend(connect_e_args(&sandbox));
+        }
         let status = Command::new(bin_path("till-agent")?)
             .args(["pair", "--device-id", &device_id])
             .args(common_args(&sandbox, data_dir.path()))
@@ -335,6 +348,20 @@ pub async fn raw_http(base: &str, method: &str, path: &str, headers: &[(&str, &s
         .with_context(|| format!("no HTTP status in {text:?}"))?;
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     Ok((status, body))
+}
+
+/// The flags that point an agent at the sandbox's Connect-E simulator.
+pub fn connect_e_args(sandbox: &SandboxHandle) -> Vec<String> {
+    vec![
+        "--connect-e-url".into(),
+        sandbox.connect_e_url(),
+        "--connect-e-web-url".into(),
+        sandbox.connect_e_web_url(),
+        "--connect-e-key".into(),
+        sandbox.connect_e_api_key().to_string(),
+        "--connect-e-merchant-url".into(),
+        sandbox.connect_e_merchant_url().to_string(),
+    ]
 }
 
 fn common_args(sandbox: &SandboxHandle, data_dir: &Path) -> Vec<String> {

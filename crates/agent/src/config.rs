@@ -98,6 +98,98 @@ pub struct FileConfig {
     /// (and no other key) is answered with that payment (default 300). Order numbers repeat, so
     /// this stays short; an `Idempotency-Key` holds for 31 days regardless.
     pub order_id_window_secs: Option<u64>,
+    /// Paymentsense Connect-E (`[connect_e]`): keyed card payments at the till. Optional: a till
+    /// without it takes SensePass payments only, a till without a SensePass pairing may take
+    /// Connect-E payments only.
+    pub connect_e: Option<ConnectEFile>,
+}
+
+/// The `[connect_e]` table of config.toml; every field may also come from the environment or a
+/// flag (`TILL_AGENT_CONNECT_E_URL` / `--connect-e-url`, `_WEB_URL`, `_KEY`, `_MERCHANT_URL`).
+#[derive(Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectEFile {
+    /// The REST host of the fact sheet's §1 (e.g. `https://e.test.connect.paymentsense.cloud`);
+    /// paths start with `/v1`.
+    pub base_url: Option<String>,
+    /// The host of `client.js` (default: the test web host for the test REST host, else `base_url`).
+    pub web_url: Option<String>,
+    /// The merchant's API key. Never logged.
+    pub api_key: Option<String>,
+    /// The URL registered with the account, sent as `merchantUrl`.
+    pub merchant_url: Option<String>,
+}
+
+impl std::fmt::Debug for ConnectEFile {
+    /// Redaction-safe: the API key moves money.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectEFile")
+            .field("base_url", &self.base_url)
+            .field("web_url", &self.web_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .field("merchant_url", &self.merchant_url)
+            .finish()
+    }
+}
+
+/// Effective Connect-E settings: present only when a REST host and an API key are configured.
+#[derive(Clone)]
+pub struct ConnectEConfig {
+    /// REST host (no trailing slash).
+    pub base_url: String,
+    /// Host of `client.js` (no trailing slash).
+    pub web_url: String,
+    /// API key (Bearer). Never logged: `Debug` prints `***`.
+    pub api_key: String,
+    /// `merchantUrl` of every access token.
+    pub merchant_url: String,
+}
+
+impl std::fmt::Debug for ConnectEConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectEConfig")
+            .field("base_url", &self.base_url)
+            .field("web_url", &self.web_url)
+            .field("api_key", &"***")
+            .field("merchant_url", &self.merchant_url)
+            .finish()
+    }
+}
+
+/// Connect-E's test REST host and its web host (fact sheet §1).
+const CONNECT_E_TEST_URL: &str = "https://e.test.connect.paymentsense.cloud";
+const CONNECT_E_TEST_WEB_URL: &str = "https://web.e.test.connect.paymentsense.cloud";
+
+/// Merges the `[connect_e]` table with flags / environment; `None` when no REST host or no key.
+fn connect_e_of(file: Option<ConnectEFile>, o: &ConnectEOverrides) -> Result<Option<ConnectEConfig>, ConfigError> {
+    let file = file.unwrap_or_default();
+    let base_url = o.url.clone().or(file.base_url);
+    let api_key = o.key.clone().or(file.api_key);
+    let web_url = o.web_url.clone().or(file.web_url);
+    let merchant_url = o.merchant_url.clone().or(file.merchant_url);
+    let (base_url, api_key) = match (base_url, api_key) {
+        (None, None) => return Ok(None),
+        (Some(b), Some(k)) if !k.trim().is_empty() => (b, k),
+        (None, Some(_)) => {
+            return Err(ConfigError::Invalid { key: "connect_e.base_url", reason: "an API key is set but no REST host".into() })
+        }
+        (Some(_), _) => {
+            return Err(ConfigError::Invalid { key: "connect_e.api_key", reason: "a REST host is set but no API key".into() })
+        }
+    };
+    let base_url = base_url.trim_end_matches('/').to_string();
+    let web_url = web_url
+        .map(|w| w.trim_end_matches('/').to_string())
+        .unwrap_or_else(|| if base_url == CONNECT_E_TEST_URL { CONNECT_E_TEST_WEB_URL.to_string() } else { base_url.clone() });
+    let Some(merchant_url) = merchant_url.filter(|m| !m.trim().is_empty()) else {
+        return Err(ConfigError::Invalid { key: "connect_e.merchant_url", reason: "Connect-E needs the URL registered with the account".into() });
+    };
+    for (key, url) in [("connect_e.base_url", &base_url), ("connect_e.web_url", &web_url), ("connect_e.merchant_url", &merchant_url)] {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ConfigError::Invalid { key, reason: format!("`{url}` is not an http(s) URL") });
+        }
+    }
+    Ok(Some(ConnectEConfig { base_url, web_url, api_key: api_key.trim().to_string(), merchant_url }))
 }
 
 /// Effective configuration after merging file, environment and flags.
@@ -123,6 +215,8 @@ pub struct Config {
     pub refund_queue: RefundQueueLimits,
     /// See [`FileConfig::order_id_window_secs`].
     pub order_id_window: Duration,
+    /// Paymentsense Connect-E, when configured (see [`FileConfig::connect_e`]).
+    pub connect_e: Option<ConnectEConfig>,
 }
 
 /// Limits on refunds queued while SensePass is unreachable. A till that has been offline for days
@@ -152,6 +246,31 @@ pub struct Overrides {
     pub waive_pos_token: Option<bool>,
 }
 
+/// Connect-E values given on the command line or in the environment. Apart from [`Overrides`]
+/// so that callers that build those field by field (the desktop shell) keep compiling.
+#[derive(Default, Clone)]
+pub struct ConnectEOverrides {
+    /// `--connect-e-url` / `TILL_AGENT_CONNECT_E_URL`.
+    pub url: Option<String>,
+    /// `--connect-e-web-url` / `TILL_AGENT_CONNECT_E_WEB_URL`.
+    pub web_url: Option<String>,
+    /// `--connect-e-key` / `TILL_AGENT_CONNECT_E_KEY`. Never logged.
+    pub key: Option<String>,
+    /// `--connect-e-merchant-url` / `TILL_AGENT_CONNECT_E_MERCHANT_URL`.
+    pub merchant_url: Option<String>,
+}
+
+impl std::fmt::Debug for ConnectEOverrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectEOverrides")
+            .field("url", &self.url)
+            .field("web_url", &self.web_url)
+            .field("key", &self.key.as_ref().map(|_| "***"))
+            .field("merchant_url", &self.merchant_url)
+            .finish()
+    }
+}
+
 impl Config {
     /// The default config file path for this platform (`~/.config/till-agent/config.toml` on Linux).
     pub fn default_path() -> Option<PathBuf> {
@@ -160,6 +279,11 @@ impl Config {
 
     /// Loads `path` (or the default path; a missing file is fine) and applies `overrides`.
     pub fn load(path: Option<&Path>, overrides: Overrides) -> Result<Config, ConfigError> {
+        Config::load_with(path, overrides, ConnectEOverrides::default())
+    }
+
+    /// As [`Config::load`], with Connect-E flags / environment.
+    pub fn load_with(path: Option<&Path>, overrides: Overrides, ce: ConnectEOverrides) -> Result<Config, ConfigError> {
         let path = path.map(Path::to_path_buf).or_else(Config::default_path);
         let file = match &path {
             Some(p) if p.exists() => {
@@ -170,11 +294,17 @@ impl Config {
             }
             _ => FileConfig::default(),
         };
-        Config::merge(file, overrides)
+        Config::merge_with(file, overrides, ce)
     }
 
     /// Merges a file config with overrides, then validates.
     pub fn merge(file: FileConfig, o: Overrides) -> Result<Config, ConfigError> {
+        Config::merge_with(file, o, ConnectEOverrides::default())
+    }
+
+    /// As [`Config::merge`], with Connect-E flags / environment.
+    pub fn merge_with(file: FileConfig, o: Overrides, ce: ConnectEOverrides) -> Result<Config, ConfigError> {
+        let connect_e = connect_e_of(file.connect_e.clone(), &ce)?;
         let listen = match o.listen.or(file.listen) {
             Some(a) => a,
             None => DEFAULT_LISTEN.parse().map_err(|_| ConfigError::Invalid {
@@ -220,6 +350,7 @@ impl Config {
                 file.order_id_window_secs
                     .unwrap_or((till_journal::ORDER_ID_WINDOW_MS / 1000) as u64),
             ),
+            connect_e,
         })
     }
 
@@ -264,6 +395,30 @@ mod tests {
         assert_eq!(c.sensepass_url, "http://file/api/");
         assert_eq!(c.socket_url, "http://flag");
         assert!(!c.waive_pos_token);
+    }
+
+    #[test]
+    fn connect_e_from_file_and_flags_with_the_key_redacted() {
+        let file: FileConfig = toml::from_str(
+            "data_dir = \"/tmp/x\"\n[connect_e]\nbase_url = \"https://e.test.connect.paymentsense.cloud/\"\napi_key = \"file-key\"\nmerchant_url = \"https://shop.example\"\n",
+        )
+        .unwrap();
+        assert!(!format!("{file:?}").contains("file-key"));
+        let c = Config::merge(file.clone(), Overrides::default()).unwrap();
+        let ce = c.connect_e.clone().unwrap();
+        assert_eq!(ce.base_url, "https://e.test.connect.paymentsense.cloud");
+        assert_eq!(ce.web_url, "https://web.e.test.connect.paymentsense.cloud");
+        assert_eq!(ce.api_key, "file-key");
+        assert!(!format!("{c:?}").contains("file-key"), "{c:?}");
+        let o = ConnectEOverrides { key: Some("flag-key".into()), url: Some("http://127.0.0.1:9".into()), ..Default::default() };
+        let ce = Config::merge_with(file, Overrides::default(), o).unwrap().connect_e.unwrap();
+        assert_eq!((ce.api_key.as_str(), ce.web_url.as_str()), ("flag-key", "http://127.0.0.1:9"));
+        // none configured: none
+        let none = FileConfig { data_dir: Some("/tmp".into()), ..Default::default() };
+        assert!(Config::merge(none.clone(), Overrides::default()).unwrap().connect_e.is_none());
+        // half configured: refused, naming what is missing
+        let half = ConnectEOverrides { url: Some("http://127.0.0.1:9".into()), ..Default::default() };
+        assert!(matches!(Config::merge_with(none, Overrides::default(), half), Err(ConfigError::Invalid { key: "connect_e.api_key", .. })));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! `till-agent run --sandbox`: the SensePass sandbox started in-process on loopback, a device
-//! created and paired, and the agent pointed at it — so a new user sees real payments flow over
+//! created and paired, and the agent pointed at it (and at the sandbox's Connect-E simulator) — so a new user sees real payments flow over
 //! real HTTP and Socket.IO with no credentials.
 //!
 //! Its journal lives in `<data-dir>/sandbox/`, apart from a production journal, because sandbox
@@ -73,6 +73,13 @@ pub async fn start(config: &mut Config, autopilot_ms: Option<u64>) -> Result<San
     config.data_dir = dir;
     config.sensepass_url = sandbox.api_base();
     config.socket_url = sandbox.socket_url();
+    // The sandbox's Connect-E simulator too: keyed card payments with its test cards.
+    config.connect_e = Some(crate::config::ConnectEConfig {
+        base_url: sandbox.connect_e_url(),
+        web_url: sandbox.connect_e_web_url(),
+        api_key: sandbox.connect_e_api_key().to_string(),
+        merchant_url: sandbox.connect_e_merchant_url().to_string(),
+    });
     let journal = Journal::open(config.journal_path())?;
     // One POS token per data directory: the sandbox agent uses the one `till-agent token` prints.
     let main = Journal::open(base_dir.join("journal.sqlite3"))?;

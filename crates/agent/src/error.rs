@@ -69,6 +69,9 @@ pub enum AgentError {
     /// SensePass could not be reached; the call certainly did not happen.
     #[error("SensePass is unreachable: {0}")]
     Unreachable(String),
+    /// A provider behind the gateway seam (Connect-E) could not be reached; nothing was sent.
+    #[error("{0}")]
+    ProviderUnreachable(String),
     /// The call may or may not have happened at SensePass; the agent will reconcile.
     #[error("outcome unknown: {0}")]
     Uncertain(String),
@@ -135,6 +138,7 @@ impl AgentError {
             AgentError::RefundCap { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "refund_exceeds_captured"),
             AgentError::Unreachable(_) => (StatusCode::SERVICE_UNAVAILABLE, "sensepass_unreachable"),
             AgentError::QueueFull(_) => (StatusCode::SERVICE_UNAVAILABLE, "refund_queue_full"),
+            AgentError::ProviderUnreachable(_) => (StatusCode::SERVICE_UNAVAILABLE, "provider_unreachable"),
             AgentError::Uncertain(_) => (StatusCode::GATEWAY_TIMEOUT, "outcome_unknown"),
             AgentError::Upstream { status, .. } => (
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),

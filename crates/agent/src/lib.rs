@@ -15,6 +15,8 @@
 //! - [`live`]: background task following the device's Socket.IO stream and re-reading open
 //!   transactions after reconnects and while the socket is down.
 //! - [`outbox`]: background task delivering payment commits and refunds with back-off.
+//! - [`tender`]: payments of the providers behind the `till-gateway` seam (Paymentsense
+//!   Connect-E): `/api/agent/payments`, the checkout page's data, polling and money-out.
 //! - [`api`]: the axum router (SensePass-compatible paths plus `/api/agent/*` extensions) and its
 //!   safety layers (loopback Host, Origin allow-list, JSON-only POSTs, POS token for money-out).
 //! - [`embedded`]: `run --sandbox`: the SensePass sandbox started in-process and paired.
@@ -36,6 +38,7 @@ pub mod manager;
 pub mod outbox;
 pub mod run;
 pub mod service;
+pub mod tender;
 
 pub use config::Config;
 pub use run::{start, RunningAgent};

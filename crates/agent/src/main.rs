@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! till-agent run [--sandbox] [--listen 127.0.0.1:8003] [--data-dir DIR] [--sensepass-url URL] [--socket-url URL]
+//!                [--connect-e-url URL --connect-e-key KEY --connect-e-merchant-url URL [--connect-e-web-url URL]]
 //! till-agent pair --pin XXX-XXX-XXX --api-key KEY [--pos-name NAME]
 //! till-agent pair --create --api-key KEY --pos-name NAME
 //! till-agent pair --device-id ID
@@ -26,7 +27,7 @@ struct Cli {
 }
 
 /// Settings shared by every command (flag > environment > config file > default).
-#[derive(Args, Clone, Debug)]
+#[derive(Args, Clone)]
 struct Common {
     /// Config file (TOML). Default: the platform config dir's till-agent/config.toml.
     #[arg(long, env = "TILL_AGENT_CONFIG", global = true)]
@@ -43,6 +44,18 @@ struct Common {
     /// SensePass Socket.IO server, e.g. https://api.sandbox.sensepass.com (default: production).
     #[arg(long, env = "TILL_AGENT_SOCKET_URL", global = true)]
     socket_url: Option<String>,
+    /// Paymentsense Connect-E REST host, e.g. https://e.test.connect.paymentsense.cloud.
+    #[arg(long, env = "TILL_AGENT_CONNECT_E_URL", global = true)]
+    connect_e_url: Option<String>,
+    /// Connect-E web host serving client.js (default: the REST host's web host).
+    #[arg(long, env = "TILL_AGENT_CONNECT_E_WEB_URL", global = true)]
+    connect_e_web_url: Option<String>,
+    /// Connect-E API key (prefer the environment or config.toml: flags show in the process list).
+    #[arg(long, env = "TILL_AGENT_CONNECT_E_KEY", global = true, hide_env_values = true)]
+    connect_e_key: Option<String>,
+    /// The merchant URL registered with the Connect-E account.
+    #[arg(long, env = "TILL_AGENT_CONNECT_E_MERCHANT_URL", global = true)]
+    connect_e_merchant_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -147,7 +160,13 @@ fn load(common: &Common, waive: Option<bool>) -> Result<Config> {
         socket_url: common.socket_url.clone(),
         waive_pos_token: waive,
     };
-    Ok(Config::load(common.config.as_deref(), overrides)?)
+    let connect_e = till_agent::config::ConnectEOverrides {
+        url: common.connect_e_url.clone(),
+        web_url: common.connect_e_web_url.clone(),
+        key: common.connect_e_key.clone(),
+        merchant_url: common.connect_e_merchant_url.clone(),
+    };
+    Ok(Config::load_with(common.config.as_deref(), overrides, connect_e)?)
 }
 
 fn open_journal(config: &Config) -> Result<Journal> {
@@ -249,6 +268,7 @@ async fn run(config: &mut Config, sandbox: bool, autopilot_ms: Option<u64>) -> R
     if let Some(sb) = &sandbox_handle {
         println!("sandbox SensePass API: {}", sb.api_base());
         println!("sandbox control API:   {}", sb.control_url());
+        println!("sandbox Connect-E API: {} (keyed cards: 5200000000000056 approves, 4456530000001096 asks 3-D Secure, 4456530000001013 declines)", sb.connect_e_url());
         println!("try: curl -s -X POST {url}/api/transactions/init -H 'Content-Type: application/json' \\");
         println!("       -d '{{\"amount\":1250,\"currency\":\"USD\",\"posData\":{{\"orderId\":\"A-1\"}}}}'");
         println!("then open the transaction's transactionPage.qrURL in a browser and pay with 4111111111111111");

@@ -65,6 +65,8 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
     }));
     tasks.push(tokio::spawn(crate::live::run(agent.clone())));
     tasks.push(tokio::spawn(crate::outbox::run(agent.clone())));
+    // Gateway payments (Connect-E): poll open ones, deliver due collections / refunds / voids.
+    tasks.push(tokio::spawn(crate::tender::run(agent.clone())));
     // Journal replication to the fleet server, when this journal is enrolled (own connection).
     tasks.push(tokio::spawn(crate::fleet::run(config.clone(), shutdown.clone())));
     let router = crate::api::router(agent.clone(), addr);

@@ -102,6 +102,8 @@ struct Inner {
     /// applied right after the creation is journaled. A std mutex: a map insert or remove, never
     /// held across an `.await`.
     early_events: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Transaction, EventSource)>>,
+    /// The providers behind the gateway seam (Connect-E) and their workers' signals.
+    tender: crate::tender::Tender,
     /// Added to the wall clock for idempotency decisions: always 0 except in test builds
     /// ([`crate::failpoints::clock_offset_ms`]), where a test moves time past the order-ID window.
     clock_offset_ms: i64,
@@ -110,6 +112,17 @@ struct Inner {
 impl Agent {
     /// Opens the journal, makes sure a POS token exists, and builds the SensePass client.
     pub fn new(config: Config, journal: Journal, shutdown: CancellationToken) -> Result<Agent, AgentError> {
+        let tender = crate::tender::Tender::from_config(&config)?;
+        Agent::with_tender(config, journal, shutdown, tender)
+    }
+
+    /// As [`Agent::new`], with the gateway providers given (unit tests pass fakes).
+    pub fn with_tender(
+        config: Config,
+        journal: Journal,
+        shutdown: CancellationToken,
+        tender: crate::tender::Tender,
+    ) -> Result<Agent, AgentError> {
         let client = Client::new(
             ClientConfig {
                 base_url: config.sensepass_url.clone(),
@@ -136,6 +149,7 @@ impl Agent {
                 manager: crate::manager::Manager::default(),
                 bound: std::sync::OnceLock::new(),
                 early_events: std::sync::Mutex::new(std::collections::HashMap::new()),
+                tender,
                 clock_offset_ms: crate::failpoints::clock_offset_ms(),
             }),
         })
@@ -174,6 +188,11 @@ impl Agent {
     /// The address the local API listens on: the bound one, else the configured one.
     pub fn listen_addr(&self) -> std::net::SocketAddr {
         self.inner.bound.get().copied().unwrap_or(self.inner.config.listen)
+    }
+
+    /// The gateway providers (Connect-E) this till is configured for.
+    pub fn tender(&self) -> &crate::tender::Tender {
+        &self.inner.tender
     }
 
     /// Manager PIN sessions.

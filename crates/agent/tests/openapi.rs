@@ -106,7 +106,7 @@ fn the_document_and_the_router_have_the_same_paths_and_methods() {
 fn every_operation_lists_the_codes_of_its_kind() {
     let d = doc();
     let allowed: BTreeSet<&str> =
-        ["200", "202", "400", "401", "403", "404", "409", "413", "415", "422", "500", "501", "502", "503", "504"].into();
+        ["200", "201", "202", "400", "401", "403", "404", "409", "413", "415", "422", "500", "501", "502", "503", "504"].into();
     for (path, method) in documented(&d) {
         let op = &d["paths"][&path][&method];
         let codes: BTreeSet<&str> = op["responses"].as_object().expect("responses").keys().map(String::as_str).collect();
@@ -143,6 +143,7 @@ fn error_type_of_every_variant() -> BTreeMap<&'static str, u16> {
         AgentError::RefundCap { remaining: 0 },
         AgentError::QueueFull(String::new()),
         AgentError::Unreachable(String::new()),
+        AgentError::ProviderUnreachable(String::new()),
         AgentError::Uncertain(String::new()),
         AgentError::Upstream { status: 501, body: Value::Null },
         AgentError::Recovering,
@@ -166,6 +167,7 @@ fn error_type_of_every_variant() -> BTreeMap<&'static str, u16> {
             | AgentError::RefundCap { .. }
             | AgentError::QueueFull(_)
             | AgentError::Unreachable(_)
+            | AgentError::ProviderUnreachable(_)
             | AgentError::Uncertain(_)
             | AgentError::Recovering
             | AgentError::BadGateway(_)

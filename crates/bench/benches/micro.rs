@@ -80,6 +80,7 @@ fn receipt_20_items() -> Receipt {
         vat_total: Minor(vat),
         status: "Partially refunded".into(),
         paid: true,
+        provider: Some("SensePass".into()),
         approval: Some(Approval {
             confirmation: Some("CNF-778899".into()),
             payment_method: Some("Visa".into()),

@@ -30,6 +30,11 @@
 //! | `pairing` | the paired device (at most one) | `device_id`, URLs |
 //! | `settings` | key/value | `key` |
 //! | `changes` | insert/update/delete of a payment, status event or operation (migration `0010`, written by triggers) | `seq` (AUTOINCREMENT: the replication sequence), `tbl`, `row_id` |
+//! | `gateway_payments` | payment of a provider behind the gateway seam (Connect-E), migration `0011` | `local_id`, `provider`, `provider_ref`, `kind`, neutral `state`, `authorized`/`captured`/`refunded`, `expires_at` |
+//! | `gateway_operations` | collection, refund or void of a gateway payment | `op_key` (UNIQUE), `state` (`prepared` = may have been sent), `ticket_ref` |
+//! | `cards_on_file` | a customer's stored card (cross reference, scheme, masked number, expiry; never a PAN or CV2) | (`provider`, `customer_id`, `masked`, expiry) UNIQUE |
+//!
+//! Since `0011` every `transactions` row names its `provider` (existing rows: `sensepass`).
 //!
 //! Money is INTEGER minor units, currency the ISO code, status the SensePass numeric code,
 //! timestamps INTEGER unix milliseconds, JSON TEXT. Indexes cover the hot lookups: number, order
@@ -41,6 +46,7 @@
 
 mod changes;
 mod error;
+mod gateway;
 mod misc;
 mod model;
 mod outbox;
@@ -59,6 +65,10 @@ use till_core::{Currency, Minor, Status};
 pub use changes::{Change, ChangeBatch, ChangeRow, ChangeTable};
 pub use outbox::NOT_SENT;
 pub use error::JournalError;
+pub use gateway::{
+    CardRecord, GatewayOpBegin, GatewayOpRecord, GatewayPaymentRecord, NewCard, NewGatewayOp,
+    NewGatewayPayment,
+};
 pub use model::{
     Applied, Begin, Counts, EventSource, NewOperation, NewPayment, OpKind, OpState, Operation,
     Page, Pairing, PaymentRecord, Phase, Query, StatusEvent, Totals, IDEMPOTENCY_TTL_MS,
@@ -77,6 +87,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0002_refunds_processing.sql")),
     M::up(include_str!("migrations/0003_operation_answer.sql")),
     M::up(include_str!("migrations/0010_changes.sql")),
+    M::up(include_str!("migrations/0011_gateway_payments.sql")),
 ];
 
 /// The schema version a fully migrated journal has (its `user_version`): the number of

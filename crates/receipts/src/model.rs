@@ -145,6 +145,9 @@ pub struct Receipt {
     /// receipt of a cancelled, declined, expired or never-started payment, or of a cart, is
     /// printed with a NOT PAID mark so that it can never pass for proof of payment.
     pub paid: bool,
+    /// Who carried the payment, as people name it ("SensePass", "Paymentsense Connect-E"):
+    /// the customer's statement shows that name, and support needs it to find the payment.
+    pub provider: Option<String>,
     /// Approval details, when the payment was approved.
     pub approval: Option<Approval>,
     /// Refunds, delivered and queued, oldest first.

@@ -524,6 +524,9 @@ fn blocks(r: &Receipt, fonts: &Fonts) -> Result<Vec<Block>, ReceiptError> {
     if !status.is_empty() {
         b.label_value("Status", &status, BODY, BODY_BOLD);
     }
+    if let Some(provider) = r.provider.as_deref().map(clean).filter(|p| !p.is_empty()) {
+        b.label_value("Paid with", &provider, BODY, BODY);
+    }
     if let Some(a) = &r.approval {
         let fields = [
             ("Payment method", a.payment_method.as_deref().map(clean)),
@@ -1017,6 +1020,7 @@ mod tests {
             vat_total: Minor(2_000),
             status: "Partially refunded".into(),
         paid: true,
+        provider: Some("SensePass".into()),
             approval: Some(Approval {
                 confirmation: Some("C".repeat(40)),
                 payment_method: Some("Mastercard".into()),

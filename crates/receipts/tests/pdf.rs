@@ -50,6 +50,7 @@ fn sample(currency: Currency) -> Receipt {
         lines,
         status: "Partially refunded".into(),
         paid: true,
+        provider: Some("Paymentsense Connect-E".into()),
         approval: Some(Approval {
             confirmation: Some("CNF-778899".into()),
             payment_method: Some("Visa".into()),
@@ -133,6 +134,7 @@ fn eur_receipt_reads_back_and_scans() {
             TXN,
             "ORD-2024-0042",
             "Partially refunded",
+            "Paid with Paymentsense Connect-E",
             "Visa",
             "**** 1111",
             "A1B2C3",
@@ -258,6 +260,7 @@ fn empty_receipt_renders() {
         vat_total: Minor::ZERO,
         status: String::new(),
         paid: true,
+        provider: None,
         approval: None,
         refunds: Vec::new(),
         qr_data: None,

@@ -167,6 +167,7 @@ pub fn build_receipt(record: &PaymentRecord, ops: &[till_journal::Operation]) ->
         vat_total,
         status,
         paid,
+        provider: Some(till_gateway::ProviderId::SensePass.display_name().to_string()),
         approval,
         refunds,
         // No payment link on an unpaid receipt: a customer must not be invited to scan it.

@@ -479,6 +479,8 @@ pub async fn health(State(agent): State<Agent>) -> Result<Response, AgentError> 
         "openTransactions": counts.open_payments,
         "queuedOperations": counts.pending_operations,
         "posTokenWaived": agent.config().waive_pos_token,
+        // Providers behind the gateway seam this till takes payments with (e.g. `connect-e`).
+        "gatewayProviders": agent.tender().providers().iter().map(|p| p.as_str()).collect::<Vec<_>>(),
         "fleet": crate::fleet::health(&agent.config().data_dir, fleet_behind),
     }))
     .into_response())
@@ -651,6 +653,10 @@ fn operation_json(op: &till_journal::Operation) -> Value {
 fn record_json(r: &till_journal::PaymentRecord) -> Value {
     json!({
         "localId": r.local_id,
+        // Journal rows of `transactions` are SensePass payments (migration 0011's provider
+        // column); the other providers' payments are under /api/agent/payments.
+        "provider": till_gateway::ProviderId::SensePass.as_str(),
+        "providerName": till_gateway::ProviderId::SensePass.display_name(),
         "transactionNumber": r.number,
         "orderId": r.order_id,
         "amountMinor": r.amount.0,

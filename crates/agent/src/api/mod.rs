@@ -5,13 +5,15 @@
 //!   allow-list of other cloud paths that move no money): the same paths and bodies as the
 //!   vendor's Terminal Agent (spec §8), so POS software written for it works unchanged. `deviceId`
 //!   may be omitted; the agent adds the paired one.
-//! - **Agent extensions** under `/api/agent/`: health, the event stream, journal queries, the outbox
-//!   and the OpenAPI document.
+//! - **Agent extensions** under `/api/agent/`: health, the event stream, journal queries, the outbox,
+//!   the OpenAPI document, and the payments of the providers behind the gateway seam
+//!   (`/api/agent/payments`, Paymentsense Connect-E; [`crate::tender`]).
 //!
 //! Handlers are thin: they parse, call [`crate::service::Agent`], and shape the answer.
 
 mod console;
 mod handlers;
+mod payments;
 pub mod openapi;
 pub mod security;
 pub mod server;
@@ -75,6 +77,17 @@ pub fn router(agent: Agent, addr: SocketAddr) -> Router {
         .route("/api/agent/manager/logout", post(console::manager_logout))
         .route("/api/agent/settings", get(console::settings))
         .route("/api/agent/pairing", post(console::pair).delete(console::unpair))
+        // Payments of the providers behind the gateway seam (Paymentsense Connect-E).
+        .route("/api/agent/payments", get(payments::list).post(payments::create))
+        .route("/api/agent/payments/{id}", get(payments::get_one))
+        .route("/api/agent/payments/{id}/checkout", get(payments::checkout))
+        .route("/api/agent/payments/{id}/report", post(payments::report))
+        .route("/api/agent/payments/{id}/capture", post(payments::capture))
+        .route("/api/agent/payments/{id}/refund", post(payments::refund))
+        .route("/api/agent/payments/{id}/void", post(payments::void))
+        .route("/api/agent/payments/{id}/resume", post(payments::resume))
+        .route("/api/agent/payments/{id}/cancel", post(payments::cancel))
+        .route("/api/agent/cards", get(payments::cards))
         // Other SensePass paths: forwarded when on the allow-list, refused with a 400 otherwise.
         .route("/api/{*path}", axum::routing::any(handlers::passthrough))
         // The web UI (cashier screen, manager console, settings).

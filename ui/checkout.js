@@ -1,0 +1,98 @@
+/*
+ * The keyed-entry checkout page (GET /api/agent/payments/{id}/checkout).
+ *
+ * Loads nothing itself: the page has already loaded the provider's client.js. Renders its card
+ * form (or the CV2 only, for a stored card), runs executePayment() — the provider's script shows
+ * the 3-D Secure step itself — and reports that the promise settled to the agent, which asks the
+ * provider's REST API what really happened. The page shows the agent's answer, never the
+ * promise's: the promise only says when to look.
+ */
+(function () {
+  'use strict';
+  var main = document.getElementById('checkout');
+  if (!main) { return; }
+  var id = main.getAttribute('data-payment');
+  var token = main.getAttribute('data-token');
+  var cv2Only = main.getAttribute('data-form') === 'cv2';
+  var errors = document.getElementById('checkout-errors');
+  var status = document.getElementById('checkout-status');
+  var pay = document.getElementById('checkout-pay');
+
+  function showErrors(list) {
+    errors.textContent = '';
+    (list || []).forEach(function (m) {
+      var li = document.createElement('li');
+      li.textContent = String(m);
+      errors.appendChild(li);
+    });
+  }
+
+  function tell(state, text) {
+    status.textContent = text;
+    main.setAttribute('data-state', state);
+    // The cashier screen (our own origin) frames this page and listens.
+    if (window.parent && window.parent !== window) {
+      window.parent.postMessage({ type: 'till-checkout', id: id, state: state }, window.location.origin);
+    }
+  }
+
+  var words = {
+    captured: 'Payment approved',
+    authorized: 'Pre-authorisation approved',
+    declined: 'Declined — ask for another card',
+    cancelled: 'Cancelled',
+    expired: 'Expired',
+    failed: 'Failed'
+  };
+
+  function report(promiseResult, wait) {
+    tell('checking', 'Checking with the card processor…');
+    return fetch('/api/agent/payments/' + encodeURIComponent(id) + '/report', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ statusCode: promiseResult && promiseResult.statusCode })
+    }).then(function (r) { return r.json(); }).then(function (p) {
+      if (wait && p.state === 'pending' && !(p.awaiting && p.awaiting.type === 'resume')) {
+        return fetch('/api/agent/payments/' + encodeURIComponent(id) + '?wait=20').then(function (r) { return r.json(); });
+      }
+      return p;
+    }).then(function (p) {
+      if (p.awaiting && p.awaiting.type === 'resume') {
+        tell('waiting', 'Card authenticated — waiting for the till to complete it');
+      } else {
+        tell(p.state, words[p.state] || p.state);
+      }
+      if (p.state !== 'pending') { pay.hidden = true; }
+      return p;
+    });
+  }
+
+  var form;
+  try {
+    var config = { paymentDetails: { paymentToken: token }, containerId: 'connect-e-container' };
+    form = cv2Only
+      ? new window.Connect.ConnectERecurringPayment(config, showErrors)
+      : new window.Connect.ConnectE(config, showErrors, function () { pay.click(); });
+  } catch (e) {
+    tell('error', 'The card form could not be loaded: ' + (e && e.message ? e.message : e));
+    pay.disabled = true;
+    return;
+  }
+
+  pay.addEventListener('click', function () {
+    pay.disabled = true;
+    tell('paying', 'Processing…');
+    form.executePayment().then(function (result) {
+      return report(result, true);
+    }, function (err) {
+      // Never reached the gateway (invalid fields) or the token is used: the agent looks anyway.
+      showErrors([err && err.message ? err.message : 'The payment could not be sent']);
+      return report(err, false);
+    }).then(function (p) {
+      pay.disabled = p && p.state !== 'pending';
+    }, function () {
+      tell('error', 'The till could not be reached');
+      pay.disabled = false;
+    });
+  });
+})();
