@@ -57,7 +57,8 @@
     const max = T.majorToMinor(filters.maxAmount, "");
     if (filters.minAmount && min !== null) q.set("minAmount", String(min));
     if (filters.maxAmount && max !== null) q.set("maxAmount", String(max));
-    if (filters.orderId.trim()) q.set("orderId", filters.orderId.trim());
+    // Any part of an order ID, in any case: a manager types what the customer reads out.
+    if (filters.orderId.trim()) q.set("orderSearch", filters.orderId.trim());
     for (const [k, v] of Object.entries(extra || {})) q.set(k, String(v));
     return q.toString();
   }
@@ -73,7 +74,7 @@
       field("f-status", "Status", statusSelect),
       field("f-min", "Min amount", T.h("input", { id: "f-min", type: "text", inputmode: "decimal", placeholder: "0.00", value: filters.minAmount, size: "7" })),
       field("f-max", "Max amount", T.h("input", { id: "f-max", type: "text", inputmode: "decimal", placeholder: "0.00", value: filters.maxAmount, size: "7" })),
-      field("f-order", "Order ID", T.h("input", { id: "f-order", type: "search", value: filters.orderId, autocomplete: "off" })),
+      field("f-order", "Order ID", T.h("input", { id: "f-order", type: "search", value: filters.orderId, autocomplete: "off", placeholder: "any part" })),
       T.h("div", { class: "filter-actions" },
         T.h("button", { type: "submit", class: "btn primary" }, "Search"),
         T.h("button", { type: "button", class: "btn subtle", id: "f-reset" }, "Clear")),

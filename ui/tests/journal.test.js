@@ -123,3 +123,31 @@ test("the end-of-day summary counts by status", async () => {
   await page.screenshot({ path: h.artifact("manager-summary-usd.png") });
   assert.deepEqual(h.unexpectedErrors(page), []);
 });
+
+test("Failed also finds payments never created at SensePass; order search takes any part, any case", async () => {
+  // SensePass unreachable: the payment is journaled, then certainly not created.
+  await h.control(agent, "POST", "/faults", { offline: true });
+  const r = await h.pos(agent, "POST", "/api/transactions/init", { amount: 777, currency: "USD", posData: { orderId: prefix + "Offline-A" } });
+  await h.control(agent, "DELETE", "/faults");
+  assert.notEqual(r.status, 200, JSON.stringify(r.body));
+  await page.goto(base + "#/manager");
+  await page.locator("#journal").waitFor();
+  await search({ "#f-status": "failed" });
+  await page.locator("#journal-count", { hasText: "of 1" }).waitFor();
+  const row = page.locator("#journal tbody tr").first();
+  assert.equal(await row.getAttribute("data-order-id"), prefix + "Offline-A");
+  assert.equal(await row.locator(".badge").getAttribute("data-status"), "failed");
+
+  await search({ "#f-order": ("offline-a").toUpperCase() });
+  await page.locator("#journal-count", { hasText: "of 1" }).waitFor();
+  await search({ "#f-order": prefix.toLowerCase() + "2" });
+  // J-…-2 and J-…-20, -21, -22: any part of the order ID, whatever its case.
+  await page.locator("#journal-count", { hasText: "of 4" }).waitFor();
+
+  await page.goto(base + "#/manager/summary");
+  const card = page.locator('.summary-card[data-currency="USD"]');
+  await card.waitFor();
+  assert.match(await card.textContent(), /Failed\s*1/);
+  assert.doesNotMatch(await card.textContent(), /Not created/);
+  assert.deepEqual(h.unexpectedErrors(page), []);
+});

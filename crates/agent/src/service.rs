@@ -1125,12 +1125,7 @@ fn phase_name(phase: Phase) -> &'static str {
 
 /// The bus event for a record.
 pub fn status_event(record: &PaymentRecord, source: &str) -> StatusEvent {
-    let status_key = match (record.status, record.phase) {
-        (Some(s), _) => s.key().to_string(),
-        (None, Phase::CreateFailed) => "failed".to_string(),
-        (None, Phase::CreateUnknown) => "unknown".to_string(),
-        (None, _) => "creating".to_string(),
-    };
+    let status_key = record.status_key().to_string();
     StatusEvent {
         local_id: record.local_id.clone(),
         transaction_number: record.number.clone(),

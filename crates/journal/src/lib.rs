@@ -61,6 +61,7 @@ pub use error::JournalError;
 pub use model::{
     Applied, Begin, Counts, EventSource, NewOperation, NewPayment, OpKind, OpState, Operation,
     Page, Pairing, PaymentRecord, Phase, Query, StatusEvent, Totals, IDEMPOTENCY_TTL_MS,
+    status_key,
     ORDER_ID_WINDOW_MS,
     transition_str,
 };

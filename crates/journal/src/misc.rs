@@ -214,6 +214,44 @@ impl Journal {
     }
 }
 
+impl Journal {
+    /// Number of sales (setup carts excluded) created in `[from_ms, to_ms)` per currency and
+    /// [`crate::status_key`] — the same names the journal view and its filter use, so that the
+    /// end of day's "Failed 2" is what the "Failed" filter finds. Sorted by currency, then key.
+    pub fn status_key_counts(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(Currency, &'static str, u64)>, JournalError> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT currency, status, phase, COUNT(*) FROM transactions \
+                 WHERE setup = 0 AND created_at >= ?1 AND created_at < ?2 \
+                 GROUP BY currency, status, phase",
+            )?;
+            let rows = stmt.query_map([from_ms, to_ms], |r| {
+                Ok((
+                    crate::currency_at(r, 0)?,
+                    crate::status_at(r, 1)?,
+                    r.get::<_, crate::Phase>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })?;
+            let mut out: Vec<(Currency, &'static str, u64)> = Vec::new();
+            for row in rows {
+                let (currency, status, phase, n) = row?;
+                let key = crate::status_key(phase, status);
+                match out.iter_mut().find(|(c, k, _)| *c == currency && *k == key) {
+                    Some(entry) => entry.2 += count(n),
+                    None => out.push((currency, key, count(n))),
+                }
+            }
+            out.sort();
+            Ok(out)
+        })
+    }
+}
+
 /// The index of `code`'s entry in `out`, adding an empty one if needed.
 fn totals_entry(out: &mut Vec<Totals>, code: &str) -> Result<usize, JournalError> {
     let currency = Currency::from_code(code).map_err(|e| JournalError::Corrupt(e.to_string()))?;

@@ -83,6 +83,25 @@ impl PaymentRecord {
     pub fn ended_without_capture(&self) -> bool {
         !self.is_open() && !self.was_captured()
     }
+
+    /// The one name of where this payment stands, shared by the journal view, its status filter,
+    /// the end-of-day counts, the CSV and the event stream (see [`status_key`]).
+    pub fn status_key(&self) -> &'static str {
+        status_key(self.phase, self.status)
+    }
+}
+
+/// The one rule naming where a payment stands: the SensePass status key once created
+/// (`approved`, `timed_out`, ...); before that `creating` (the create call is unanswered),
+/// `unknown` (its outcome is being checked) or `failed` (certainly never created at SensePass —
+/// the same "Failed" a manager filters for, with the reason in `failure`).
+pub fn status_key(phase: Phase, status: Option<Status>) -> &'static str {
+    match (status, phase) {
+        (Some(s), _) => s.key(),
+        (None, Phase::CreateFailed) => "failed",
+        (None, Phase::CreateUnknown) => "unknown",
+        (None, _) => "creating",
+    }
 }
 
 /// The one rule for "open", shared by the `is_open` column and [`PaymentRecord::is_open`].
@@ -281,8 +300,14 @@ pub struct Query {
     pub to_ms: Option<i64>,
     /// Any of these statuses (empty: any status, including not-yet-created intents).
     pub status: Vec<Status>,
-    /// Exactly this order ID.
+    /// Exactly this order ID (the POS's lookup).
     pub order_id: Option<String>,
+    /// Order IDs containing this text, ignoring ASCII case (the manager's search box).
+    pub order_search: Option<String>,
+    /// Also payments that were certainly never created at SensePass (no status; phase
+    /// `CreateFailed`), which [`status_key`] names `failed`: set with `status` containing
+    /// [`Status::Failed`] so that the "Failed" filter finds every payment shown as failed.
+    pub include_not_created: bool,
     /// Amount at least this (minor units, inclusive).
     pub min_amount: Option<Minor>,
     /// Amount at most this (minor units, inclusive).
@@ -306,6 +331,8 @@ impl Default for Query {
             to_ms: None,
             status: Vec::new(),
             order_id: None,
+            order_search: None,
+            include_not_created: false,
             min_amount: None,
             max_amount: None,
             currency: None,

@@ -655,6 +655,12 @@ impl Journal {
         if let Some(order) = &q.order_id {
             push("order_id = ?", V::Text(order.clone()), &mut args);
         }
+        if let Some(text) = q.order_search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            // LIKE ignores ASCII case; the text's own `%`, `_` and `\` are escaped so they match
+            // themselves rather than acting as wildcards.
+            let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            push("order_id LIKE ? ESCAPE '\\'", V::Text(format!("%{escaped}%")), &mut args);
+        }
         if let Some(device) = &q.device_id {
             push("device_id = ?", V::Text(device.clone()), &mut args);
         }
@@ -671,10 +677,17 @@ impl Journal {
                 &mut args,
             );
         }
-        if !q.status.is_empty() {
+        if !q.status.is_empty() || q.include_not_created {
             // Status codes are small integers from our own enum: safe to inline.
             let codes: Vec<String> = q.status.iter().map(|s| s.code().to_string()).collect();
-            clauses.push(format!("status IN ({})", codes.join(", ")));
+            let mut any = Vec::new();
+            if !codes.is_empty() {
+                any.push(format!("status IN ({})", codes.join(", ")));
+            }
+            if q.include_not_created {
+                any.push("(status IS NULL AND phase = 'create_failed')".to_string());
+            }
+            clauses.push(format!("({})", any.join(" OR ")));
         }
         let where_sql = if clauses.is_empty() {
             "1".to_string()

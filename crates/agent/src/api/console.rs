@@ -298,7 +298,7 @@ fn range(p: &RangeParams) -> Result<(i64, i64), AgentError> {
 /// `GET /api/agent/summary?from&to`: end-of-day totals per currency and counts per status.
 pub async fn summary(State(agent): State<Agent>, Query(p): Query<RangeParams>) -> Result<Response, AgentError> {
     let (from, to) = range(&p)?;
-    let (totals, counts) = agent.journal(move |j| Ok((j.totals(from, to)?, j.status_counts(from, to)?))).await?;
+    let (totals, counts) = agent.journal(move |j| Ok((j.totals(from, to)?, j.status_key_counts(from, to)?))).await?;
     let mut currencies: Vec<Currency> = totals.iter().map(|t| t.currency).chain(counts.iter().map(|c| c.0)).collect();
     currencies.sort();
     currencies.dedup();
@@ -311,8 +311,7 @@ pub async fn summary(State(agent): State<Agent>, Query(p): Query<RangeParams>) -
             let net = approved.checked_sub(refunded).unwrap_or(Minor::ZERO);
             let mut by_status = serde_json::Map::new();
             let mut count = 0;
-            for (_, s, n) in counts.iter().filter(|x| x.0 == c) {
-                let key = s.map(Status::key).unwrap_or("not_created");
+            for (_, key, n) in counts.iter().filter(|x| x.0 == c) {
                 count += n;
                 by_status.insert(key.to_string(), json!(n));
             }
@@ -348,7 +347,7 @@ pub async fn transactions_csv(
     w.write_record(header).map_err(|e| AgentError::Internal(e.to_string()))?;
     for r in &page.items {
         let amount = Money { minor: r.amount, currency: r.currency }.to_major_string_fixed();
-        let status = r.status.map(Status::key).unwrap_or("not_created");
+        let status = r.status_key();
         let row = [
             format_ms(r.created_at),
             r.number.clone().unwrap_or_default(),

@@ -510,6 +510,8 @@ pub async fn events(State(agent): State<Agent>) -> Sse<impl futures_util::Stream
 pub struct JournalParams {
     /// Exact POS order id.
     order_id: Option<String>,
+    /// Part of a POS order id, any ASCII case (the manager's search box).
+    order_search: Option<String>,
     /// Comma-separated status keys (`approved,declined`) or codes (`5,6`).
     status: Option<String>,
     /// Inclusive lower bound, RFC 3339 or unix ms.
@@ -541,12 +543,21 @@ pub async fn journal_query(State(agent): State<Agent>, Query(p): Query<JournalPa
 pub(crate) fn journal_query_of(p: JournalParams) -> Result<JournalQuery, AgentError> {
     let mut invalid = till_core::InvalidParameters::new();
     let mut statuses = Vec::new();
+    let mut not_created = false;
     for part in p.status.as_deref().unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        // `not_created` is the older name of a payment never created at SensePass, which the
+        // journal now calls `failed` like every other failure (PaymentRecord::status_key).
+        if part == "not_created" {
+            not_created = true;
+            continue;
+        }
         match Status::from_key(part).or_else(|| part.parse::<i64>().ok().and_then(Status::from_code)) {
             Some(s) => statuses.push(s),
             None => invalid.push("status", format!("unknown status `{part}`")),
         }
     }
+    // "Failed" finds every payment shown as failed, created at SensePass or not.
+    let include_not_created = not_created || statuses.contains(&Status::Failed);
     let from = parse_time(p.from.as_deref(), "from", &mut invalid);
     let to = parse_time(p.to.as_deref(), "to", &mut invalid);
     let currency = match p.currency.as_deref().filter(|c| !c.is_empty()) {
@@ -569,6 +580,8 @@ pub(crate) fn journal_query_of(p: JournalParams) -> Result<JournalQuery, AgentEr
         to_ms: to,
         status: statuses,
         order_id: p.order_id.filter(|o| !o.is_empty()),
+        order_search: p.order_search.map(|o| o.trim().to_string()).filter(|o| !o.is_empty()),
+        include_not_created,
         min_amount: p.min_amount.map(till_core::Minor),
         max_amount: p.max_amount.map(till_core::Minor),
         currency,
@@ -652,7 +665,7 @@ fn record_json(r: &till_journal::PaymentRecord) -> Value {
         "amount": till_core::Money { minor: r.amount, currency: r.currency }.to_major_string_fixed(),
         "currency": r.currency.code(),
         "status": r.status.map(Status::code),
-        "statusKey": crate::service::status_event(r, "").status_key,
+        "statusKey": r.status_key(),
         "phase": format!("{:?}", r.phase),
         "productSumMismatch": r.product_sum_mismatch,
         "createdAt": format_ms(r.created_at),
