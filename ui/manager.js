@@ -513,15 +513,23 @@
 
   // ------------------------------------------------------------ outbox
 
+  let outboxDismissed = false;
+
   function showOutbox() {
     const select = T.h("select", { id: "o-state" },
       [["", "All"], ["pending", "Pending"], ["in_flight", "Sending"], ["delivered", "Delivered"], ["failed", "Failed"]]
         .map(([v, l]) => T.h("option", { value: v, selected: outboxState === v }, l)));
     select.addEventListener("change", () => { outboxState = select.value; loadOutbox(); });
+    const shown = T.h("input", { type: "checkbox", id: "o-dismissed", checked: outboxDismissed });
+    shown.addEventListener("change", () => { outboxDismissed = shown.checked; loadOutbox(); });
     frame([
       T.h("div", { class: "table-tools" },
         T.h("p", { class: "muted" }, "Operations the agent must deliver to SensePass: refunds, payment commits and cancels. Each is sent exactly once, retried while SensePass is unreachable."),
-        T.h("div", { class: "field inline" }, T.h("label", { for: "o-state" }, "State"), select)),
+        T.h("div", { class: "field inline" }, T.h("label", { for: "o-state" }, "State"), select),
+        T.h("label", { class: "check", for: "o-dismissed" }, shown, " Show dismissed")),
+      T.h("p", { class: "muted small", id: "outbox-help" },
+        "Retry now sends a waiting operation at once. Dismiss is only offered for a failed operation: SensePass did not carry it out and it will not be sent again, so no money moved. Dismissing hides it from this list; the journal keeps it. A failed refund is not sent again from here: start a new refund from its payment."),
+      T.h("p", { class: "refund-msg", id: "outbox-msg", role: "status", "aria-live": "polite" }),
       T.h("div", { id: "outbox-table" }, T.h("p", { class: "muted" }, "Loading…")),
     ]);
     loadOutbox();
@@ -529,36 +537,72 @@
 
   const OP_TONE = { pending: "wait", in_flight: "busy", delivered: "ok", failed: "bad" };
   const OP_LABEL = { pending: "Pending", in_flight: "Sending", delivered: "Delivered", failed: "Failed" };
+  const OP_KIND = { refund: "Refund", commit: "Payment commit", cancel: "Cancel", credit: "Credit" };
+
+  function outboxMessage(text, tone) {
+    const m = T.$("#outbox-msg", root);
+    if (!m) return;
+    m.textContent = text;
+    m.dataset.tone = tone || "info";
+  }
+
+  async function outboxAction(op, action) {
+    const what = (OP_KIND[op.kind] || op.kind) + " #" + op.id;
+    if (action === "dismiss") {
+      const ok = await T.confirm({
+        title: "Dismiss " + what + "?",
+        text: "SensePass did not carry it out and the agent will not send it again, so no money moved. It leaves this list; the journal keeps it." +
+          (op.kind === "refund" ? " If the customer is still owed money, start a new refund from the payment." : ""),
+        confirm: "Dismiss", cancel: "Keep it",
+      });
+      if (!ok) return;
+    }
+    try {
+      await T.auth.call((token) => T.api("/api/agent/outbox/" + encodeURIComponent(op.id) + "/" + action, { method: "POST", token }));
+      outboxMessage(action === "retry" ? what + " is being sent now." : what + " was dismissed.", "ok");
+    } catch (e) {
+      outboxMessage(T.errorText(e), "bad");
+    }
+    loadOutbox();
+  }
 
   async function loadOutbox() {
     const el = T.$("#outbox-table", root);
     if (!el) return;
     let items;
     try {
-      const q = outboxState ? "?state=" + encodeURIComponent(outboxState) : "";
-      items = (await T.api("/api/agent/outbox" + q)).body.items || [];
+      const q = new URLSearchParams();
+      if (outboxState) q.set("state", outboxState);
+      if (outboxDismissed) q.set("dismissed", "1");
+      items = (await T.api("/api/agent/outbox?" + q.toString())).body.items || [];
     } catch (e) {
       T.fill(el, failure(e));
       return;
     }
+    if (!T.$("#outbox-table", root)) return;
     if (!items.length) { T.fill(el, T.h("p", { class: "muted", id: "outbox-empty" }, "Nothing here.")); return; }
     T.fill(el, T.h("table", { class: "grid", id: "outbox" },
       T.h("caption", { class: "sr-only" }, "Outbox operations"),
       T.h("thead", {}, T.h("tr", {},
-        ["#", "Operation", "State", "Amount", "Attempts", "Last error", "Payment", "Created"].map((c) =>
+        ["#", "Operation", "Order", "State", "Amount", "Attempts", "Problem", "Created", "Actions"].map((c) =>
           T.h("th", { scope: "col", class: c === "Amount" || c === "Attempts" ? "num" : null }, c)))),
       T.h("tbody", {}, items.map((op) => {
         const currency = op.payload && typeof op.payload.currency === "string" ? op.payload.currency : null;
-        return T.h("tr", { "data-op-id": String(op.id), "data-state": op.state },
+        const order = op.orderId || T.shortId(op.transactionNumber || op.transactionLocalId);
+        const label = (OP_LABEL[op.state] || op.state) + (op.dismissedAt ? " · dismissed" : "");
+        return T.h("tr", { "data-op-id": String(op.id), "data-state": op.state, "data-order-id": op.orderId || "" },
           T.h("td", { class: "mono" }, String(op.id)),
-          T.h("td", {}, op.kind ? op.kind.charAt(0).toUpperCase() + op.kind.slice(1) : "—"),
-          T.h("td", {}, T.h("span", { class: "badge tone-" + (OP_TONE[op.state] || "wait") }, OP_LABEL[op.state] || op.state)),
+          T.h("td", {}, OP_KIND[op.kind] || op.kind || "—"),
+          T.h("td", { class: "nowrap" }, op.transactionLocalId ? T.h("a", { href: "#/manager/tx/" + encodeURIComponent(op.transactionLocalId), class: "op-order" }, order) : "—"),
+          T.h("td", {}, T.h("span", { class: "badge tone-" + (OP_TONE[op.state] || "wait"), "data-op-state": op.state }, label)),
           T.h("td", { class: "num" }, op.amountMinor === null || op.amountMinor === undefined ? "—" :
             currency ? T.money(op.amountMinor, currency) : T.minorToInput(op.amountMinor, "")),
           T.h("td", { class: "num" }, String(op.attempts || 0)),
-          T.h("td", { class: "small clip", title: op.lastError || null }, op.lastError || "—"),
-          T.h("td", { class: "nowrap" }, op.transactionLocalId ? T.h("a", { href: "#/manager/tx/" + encodeURIComponent(op.transactionLocalId) }, T.shortId(op.transactionLocalId)) : "—"),
-          T.h("td", { class: "nowrap" }, T.dateTime(op.createdAt)));
+          T.h("td", { class: "small op-problem", title: op.lastError || null }, op.problem || "—"),
+          T.h("td", { class: "nowrap" }, T.dateTime(op.createdAt)),
+          T.h("td", { class: "op-actions" },
+            op.canRetry ? T.h("button", { type: "button", class: "btn small op-retry", onclick: () => outboxAction(op, "retry") }, "Retry now") : null,
+            op.canDismiss ? T.h("button", { type: "button", class: "btn subtle small op-dismiss", onclick: () => outboxAction(op, "dismiss") }, "Dismiss") : null));
       }))));
   }
 

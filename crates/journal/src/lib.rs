@@ -19,7 +19,8 @@
 //! time; [`now_ms`] is the helper production code uses). It is the only crate in the project that
 //! contains SQL.
 //!
-//! ## Schema (migration `0001_init.sql`, plus `operations.answer` from `0003`)
+//! ## Schema (migration `0001_init.sql`, plus `operations.answer` from `0003`, the manager's
+//! resolutions — `operations.dismissed_at`, `transactions.resolved_at`/`resolution` — from `0030`)
 //!
 //! | table | one row per | key columns |
 //! |---|---|---|
@@ -77,6 +78,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0002_refunds_processing.sql")),
     M::up(include_str!("migrations/0003_operation_answer.sql")),
     M::up(include_str!("migrations/0010_changes.sql")),
+    M::up(include_str!("migrations/0030_manager_resolutions.sql")),
 ];
 
 /// The schema version a fully migrated journal has (its `user_version`): the number of

@@ -102,7 +102,7 @@ impl Journal {
             let (pending, in_flight, failed): (i64, i64, i64) = tx
                 .prepare_cached(
                     "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'in_flight'), 0), \
-                     COALESCE(SUM(state = 'failed'), 0) FROM operations",
+                     COALESCE(SUM(state = 'failed' AND dismissed_at IS NULL), 0) FROM operations",
                 )?
                 .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             Ok(Counts {

@@ -508,6 +508,13 @@ pub struct Operation {
     /// The first definite answer the POS got for it, `{"status", "body"}`: what a retry with the
     /// same Idempotency-Key answers again ([`crate::Journal::set_op_answer`]).
     pub answer: Option<Value>,
+    /// When a manager dismissed it (failed operations only, [`crate::Journal::dismiss_operation`]):
+    /// it then leaves the console's default list and the failure count, and stays in the journal.
+    pub dismissed_at: Option<i64>,
+    /// The POS order ID of its payment, so that the manager recognises it (read from the payment).
+    pub order_id: Option<String>,
+    /// The SensePass TransactionNumber of its payment, when known (read from the payment).
+    pub transaction_number: Option<String>,
 }
 
 /// Headline numbers for the status page and health checks.
@@ -523,7 +530,7 @@ pub struct Counts {
     pub pending_operations: u64,
     /// Outbox operations being sent (or whose send was interrupted).
     pub in_flight_operations: u64,
-    /// Outbox operations that failed permanently.
+    /// Outbox operations that failed permanently and that no manager has dismissed yet.
     pub failed_operations: u64,
 }
 

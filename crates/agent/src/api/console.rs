@@ -381,6 +381,58 @@ pub fn csv_cell(text: &str) -> String {
     }
 }
 
+/// `POST /api/agent/outbox/{id}/retry` (manager): "Retry now" — a pending operation is sent at
+/// once instead of after its back-off; a failed commit or cancel goes back to the queue. A failed
+/// refund is never re-sent from here (a new refund, under the cap, is the way). 409 otherwise.
+pub async fn outbox_retry(State(agent): State<Agent>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, AgentError> {
+    require_manager(&agent, &headers)?;
+    let id = operation_id(&id)?;
+    let now = till_journal::now_ms();
+    let op = agent.journal(move |j| Ok(j.retry_operation(id, now))).await?.map_err(console_refusal)?;
+    tracing::info!(operation = id, "manager asked to retry an operation now");
+    agent.bus().publish(crate::events::AgentEvent::Operation { id, state: op.state.as_str().to_string() });
+    agent.wake_outbox();
+    Ok(Json(super::handlers::operation_json(&op)).into_response())
+}
+
+/// `POST /api/agent/outbox/{id}/dismiss` (manager): puts away a failed operation — one SensePass
+/// certainly did not carry out and the agent will not send again. It leaves the console's default
+/// list and the failure count; the journal keeps it. Anything that may still move money (pending,
+/// in flight) or did (delivered) cannot be dismissed: 409.
+pub async fn outbox_dismiss(State(agent): State<Agent>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, AgentError> {
+    require_manager(&agent, &headers)?;
+    let id = operation_id(&id)?;
+    let now = till_journal::now_ms();
+    let op = agent.journal(move |j| Ok(j.dismiss_operation(id, now))).await?.map_err(console_refusal)?;
+    tracing::info!(operation = id, "manager dismissed a failed operation");
+    agent.bus().publish(crate::events::AgentEvent::Operation { id, state: op.state.as_str().to_string() });
+    Ok(Json(super::handlers::operation_json(&op)).into_response())
+}
+
+fn operation_id(text: &str) -> Result<i64, AgentError> {
+    text.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| AgentError::invalid("id", "must be an operation number"))
+}
+
+/// A journal refusal of a console action, in the API's terms: 404 for an unknown operation, 409
+/// for one whose state does not allow it (in a manager's words), anything else as it is.
+fn console_refusal(e: till_journal::JournalError) -> AgentError {
+    use till_journal::JournalError as J;
+    match e {
+        J::NotFound { what, key } => AgentError::NotFound(format!("{what} {key}")),
+        J::InvalidOpState { state, action, .. } => AgentError::Conflict(format!(
+            "cannot {action} an operation that is {}: {}",
+            state.as_str().replace('_', " "),
+            match state {
+                OpState::Pending | OpState::InFlight => "it may still be carried out at SensePass",
+                OpState::Delivered => "SensePass has already carried it out",
+                OpState::Failed => "it failed and will not be sent again",
+            }
+        )),
+        J::InvalidOperation(m) => AgentError::Conflict(m),
+        other => other.into(),
+    }
+}
+
 /// `GET /api/agent/settings` (manager): the POS token and where the agent talks to.
 pub async fn settings(State(agent): State<Agent>, headers: HeaderMap) -> Result<Response, AgentError> {
     require_manager(&agent, &headers)?;

@@ -51,6 +51,8 @@ pub fn router(agent: Agent, addr: SocketAddr) -> Router {
         .route("/api/agent/transactions", get(handlers::journal_query))
         .route("/api/agent/transactions/{id}", get(handlers::journal_detail))
         .route("/api/agent/outbox", get(handlers::outbox))
+        .route("/api/agent/outbox/{id}/retry", post(console::outbox_retry))
+        .route("/api/agent/outbox/{id}/dismiss", post(console::outbox_dismiss))
         .route("/api/agent/openapi.json", get(openapi::serve))
         .route("/api/agent/qr.svg", get(console::qr_svg))
         .route("/api/agent/transactions/{id}/receipt.pdf", get(console::receipt_pdf))
