@@ -643,10 +643,11 @@
       T.h("div", { class: "panel-head" }, T.h("h2", {}, c.currency), T.h("span", { class: "muted" }, c.count + (c.count === 1 ? " transaction" : " transactions"))),
       T.h("p", { class: "summary-net" }, T.h("span", { class: "muted small" }, "Net takings"), T.h("strong", {}, T.money(c.netMinor, c.currency))),
       T.h("dl", { class: "kv money-kv" },
-        kv("Approved", T.money(c.approvedMinor, c.currency) + " (" + (c.approvedCount || 0) + ")"),
+        kv("Taken in " + (c.approvedCount || 0) + (c.approvedCount === 1 ? " payment" : " payments"), T.money(c.approvedMinor, c.currency), { class: "s-taken" }),
         kv("Refunded", "−" + T.money(c.refundedMinor, c.currency)),
         kv("Net", T.money(c.netMinor, c.currency))),
-      T.h("h3", {}, "By status"),
+      T.h("h3", {}, "Payments by status now"),
+      T.h("p", { class: "muted small" }, "A payment refunded since is counted under Refunded or Partially refunded here, and still in the money taken above."),
       T.h("ul", { class: "by-status" }, Object.entries(c.byStatus || {}).sort((a, b) => b[1] - a[1]).map(([k, n]) =>
         T.h("li", {}, T.badge(k), T.h("span", { class: "num" }, String(n)))))))));
   }

@@ -118,6 +118,8 @@ test("the end-of-day summary counts by status", async () => {
   const text = await card.textContent();
   assert.match(text, /23 transactions/);
   assert.match(text, /\$41\.50/, "approved 20.50 + 21.00");
+  assert.match(text, /Taken in 2 payments\s*\$41\.50/, "the money taken says how many payments it is");
+  assert.match(text, /Payments by status now/);
   assert.match(text, /Cancelled\s*21/);
   assert.match(text, /Approved\s*2/);
   await page.screenshot({ path: h.artifact("manager-summary-usd.png") });

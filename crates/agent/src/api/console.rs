@@ -128,15 +128,7 @@ pub fn build_receipt(record: &PaymentRecord, ops: &[till_journal::Operation]) ->
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| AgentError::Internal(e.to_string()))?;
     let vat_total = Product::cart_vat(&products).unwrap_or(Minor::ZERO);
-    let approval = tx.as_ref().and_then(|t| {
-        t.confirmations().into_iter().find(|c| !c.is_refund()).map(|c| till_receipts::Approval {
-            confirmation: c.confirmation_number.clone(),
-            payment_method: c.payment_method_name.clone(),
-            card_mask: c.card_mask.clone(),
-            auth_number: c.auth_number.clone(),
-            approved_at: c.date_approval.as_deref().map(human_rfc3339),
-        })
-    });
+    let approval = approval_of(tx.as_ref());
     let refunds = ops
         .iter()
         .filter(|o| o.kind == OpKind::Refund && matches!(o.state, OpState::Delivered | OpState::Pending | OpState::InFlight))
@@ -175,6 +167,18 @@ pub fn build_receipt(record: &PaymentRecord, ops: &[till_journal::Operation]) ->
     })
 }
 
+/// The approving confirmation of a payment (method, card, auth code, approval time in the store's
+/// local time), as the receipt prints it and the CSV exports it.
+fn approval_of(tx: Option<&Transaction>) -> Option<till_receipts::Approval> {
+    tx?.confirmations().into_iter().find(|c| !c.is_refund()).map(|c| till_receipts::Approval {
+        confirmation: c.confirmation_number.clone(),
+        payment_method: c.payment_method_name.clone(),
+        card_mask: c.card_mask.clone(),
+        auth_number: c.auth_number.clone(),
+        approved_at: c.date_approval.as_deref().map(human_rfc3339),
+    })
+}
+
 /// An RFC 3339 time from SensePass in the store's local time (see [`format_human`]); other
 /// text is kept as it is.
 fn human_rfc3339(text: &str) -> String {
@@ -189,9 +193,14 @@ fn human_rfc3339(text: &str) -> String {
 /// customer's watch said and still unambiguous when read elsewhere. jiff reads the zone from the
 /// system's tz database; where none can be found it falls back to UTC, printed as `+00:00`.
 pub fn format_human(ms: i64) -> String {
+    local_time(ms, "%Y-%m-%d %H:%M %:z")
+}
+
+/// `ms` in the store's local time (the rule of [`format_human`]) with a `strftime` pattern.
+fn local_time(ms: i64, pattern: &str) -> String {
     let tz = jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC);
     match jiff::Timestamp::from_millisecond(ms) {
-        Ok(t) => t.to_zoned(tz).strftime("%Y-%m-%d %H:%M %:z").to_string(),
+        Ok(t) => t.to_zoned(tz).strftime(pattern).to_string(),
         Err(_) => format_ms(ms),
     }
 }
@@ -333,7 +342,38 @@ pub async fn summary(State(agent): State<Agent>, Query(p): Query<RangeParams>) -
     Ok(Json(json!({ "from": format_ms(from), "to": format_ms(to), "currencies": rows })).into_response())
 }
 
-/// `GET /api/agent/transactions.csv?<journal filters>`: the journal as CSV (up to 10,000 rows).
+/// The columns of the CSV export, in order: what a store's bookkeeping needs of each payment.
+/// Times are the store's local time (the till PC's zone, or `TZ`) — `date`, `time` and
+/// `utc_offset` (`UTC+02:00`) of the payment, other times with their offset — so that a day's rows are the day
+/// the till saw. Amounts are major units with the currency's digits (`12.50`), one formatting for
+/// every amount column: `amount` asked, `charged` (captured, else 0), `refunded` (delivered
+/// refunds), `refund_queued` (refunds not delivered yet), `net` = charged − refunded.
+pub const CSV_COLUMNS: [&str; 21] = [
+    "date",
+    "time",
+    "utc_offset",
+    "order_id",
+    "transaction_number",
+    "status",
+    "currency",
+    "amount",
+    "charged",
+    "refunded",
+    "refund_queued",
+    "net",
+    "payment_method",
+    "card",
+    "auth_code",
+    "confirmation",
+    "approved_at",
+    "committed_at",
+    "failure",
+    "product_sum_mismatch",
+    "local_id",
+];
+
+/// `GET /api/agent/transactions.csv?<journal filters>`: the journal as CSV (up to 10,000 rows),
+/// columns [`CSV_COLUMNS`].
 pub async fn transactions_csv(
     State(agent): State<Agent>,
     Query(p): Query<super::handlers::JournalParams>,
@@ -341,24 +381,22 @@ pub async fn transactions_csv(
     let mut q = super::handlers::journal_query_of(p)?;
     q.limit = 10_000;
     q.offset = 0;
-    let page = agent.journal(move |j| j.query(&q)).await?;
+    let rows = agent
+        .journal(move |j| {
+            let page = j.query(&q)?;
+            page.items
+                .into_iter()
+                .map(|r| {
+                    let refunds = j.refunded_total(&r.local_id)?;
+                    Ok((r, refunds))
+                })
+                .collect::<Result<Vec<_>, till_journal::JournalError>>()
+        })
+        .await?;
     let mut w = csv::Writer::from_writer(Vec::new());
-    let header = ["created_at", "transaction_number", "order_id", "status", "amount", "currency", "committed_at", "product_sum_mismatch", "local_id"];
-    w.write_record(header).map_err(|e| AgentError::Internal(e.to_string()))?;
-    for r in &page.items {
-        let amount = Money { minor: r.amount, currency: r.currency }.to_major_string_fixed();
-        let status = r.status_key();
-        let row = [
-            format_ms(r.created_at),
-            r.number.clone().unwrap_or_default(),
-            r.order_id.clone().unwrap_or_default(),
-            status.to_string(),
-            amount,
-            r.currency.code().to_string(),
-            r.committed_at.map(format_ms).unwrap_or_default(),
-            r.product_sum_mismatch.to_string(),
-            r.local_id.clone(),
-        ];
+    w.write_record(CSV_COLUMNS).map_err(|e| AgentError::Internal(e.to_string()))?;
+    for (r, (refunded, queued)) in &rows {
+        let row = csv_row(r, *refunded, *queued);
         let row = row.map(|cell| csv_cell(&cell));
         w.write_record(&row).map_err(|e| AgentError::Internal(e.to_string()))?;
     }
@@ -368,6 +406,40 @@ pub async fn transactions_csv(
         bytes,
     )
         .into_response())
+}
+
+/// One payment as a CSV row of [`CSV_COLUMNS`].
+fn csv_row(r: &PaymentRecord, refunded: Minor, queued: Minor) -> [String; 21] {
+    let major = |m: Minor| Money { minor: m, currency: r.currency }.to_major_string_fixed();
+    let charged = if r.was_captured() { r.amount } else { Minor::ZERO };
+    let net = charged.checked_sub(refunded).unwrap_or(Minor::ZERO);
+    let tx = r.entity_json.clone().and_then(|e| Transaction::from_json(e).ok());
+    let approval = approval_of(tx.as_ref());
+    let a = |f: fn(&till_receipts::Approval) -> Option<String>| approval.as_ref().and_then(f).unwrap_or_default();
+    [
+        local_time(r.created_at, "%Y-%m-%d"),
+        local_time(r.created_at, "%H:%M:%S"),
+        // "UTC+05:30", not "+05:30": a cell starting with + or − is a formula to a spreadsheet.
+        local_time(r.created_at, "UTC%:z"),
+        r.order_id.clone().unwrap_or_default(),
+        r.number.clone().unwrap_or_default(),
+        r.status_key().to_string(),
+        r.currency.code().to_string(),
+        major(r.amount),
+        major(charged),
+        major(refunded),
+        major(queued),
+        major(net),
+        a(|x| x.payment_method.clone()),
+        a(|x| x.card_mask.as_deref().map(till_receipts::mask_card)),
+        a(|x| x.auth_number.clone()),
+        a(|x| x.confirmation.clone()),
+        a(|x| x.approved_at.clone()),
+        r.committed_at.map(format_human).unwrap_or_default(),
+        r.failure.clone().unwrap_or_default(),
+        r.product_sum_mismatch.to_string(),
+        r.local_id.clone(),
+    ]
 }
 
 /// A CSV cell a spreadsheet will not run: text starting with `=`, `+`, `-`, `@`, a tab or a
