@@ -102,7 +102,14 @@ async fn receipt_pdf_qr_summary_and_csv() -> Result<()> {
     assert_eq!(eur["approvedMinor"], 1250, "{summary}");
     assert_eq!(eur["byStatus"]["approved"], 1);
 
-    let csv = env.http.get(env.url("/api/agent/transactions.csv?status=approved")).send().await?.text().await?;
+    // The export is the manager's: no session, no CSV; the POS token is not one.
+    let r = env.http.get(env.url("/api/agent/transactions.csv?status=approved")).send().await?;
+    assert_eq!(r.status().as_u16(), 401);
+    let r = env.http.get(env.url("/api/agent/transactions.csv")).bearer_auth(env.token()?).send().await?;
+    assert_eq!(r.status().as_u16(), 401);
+    env.set_manager_pin("2468")?;
+    let manager = login(&env, "2468").await?;
+    let csv = env.http.get(env.url("/api/agent/transactions.csv?status=approved")).bearer_auth(&manager).send().await?.text().await?;
     assert!(csv.starts_with("date,time,utc_offset,order_id,transaction_number,status,currency,amount"), "{csv}");
     assert!(csv.contains(&format!("RC-1,{number},approved,EUR,12.50,12.50")), "{csv}");
     Ok(())
@@ -130,7 +137,9 @@ async fn csv_has_bookkeeping_columns_in_local_time() -> Result<()> {
     assert_eq!(status, 200, "{declined}");
     let detail = env.get(&format!("/api/agent/transactions/{number}")).await?.1;
 
-    let csv = env.http.get(env.url("/api/agent/transactions.csv")).send().await?.text().await?;
+    env.set_manager_pin("2468")?;
+    let manager = login(&env, "2468").await?;
+    let csv = env.http.get(env.url("/api/agent/transactions.csv")).bearer_auth(&manager).send().await?.text().await?;
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
     assert_eq!(

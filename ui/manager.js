@@ -40,6 +40,41 @@
     return T.$("#console-body", root);
   }
 
+  /**
+   * Downloads the CSV at `path` with the manager session (the export is manager-only, and a
+   * plain link cannot carry the session): fetched with the token, saved from a blob URL.
+   */
+  async function downloadCsv(path, name, where) {
+    try {
+      const blob = await T.auth.call(async (token) => {
+        const r = await fetch(T.url(path), { headers: { Authorization: "Bearer " + token, Accept: "text/csv" }, cache: "no-store" });
+        if (!r.ok) {
+          let body = null;
+          try { body = await r.json(); } catch (_) { /* not JSON */ }
+          throw new T.ApiError(r.status, body);
+        }
+        return r.blob();
+      });
+      const href = URL.createObjectURL(blob);
+      const a = T.h("a", { href, download: name, hidden: true });
+      document.body.appendChild(a);
+      a.click();
+      setTimeout(() => { URL.revokeObjectURL(href); a.remove(); }, 5000);
+    } catch (e) {
+      T.announce("The CSV could not be exported: " + T.errorText(e), "bad");
+      if (where) where.dataset.error = T.errorText(e);
+    }
+  }
+
+  /** Makes link `a` download its CSV with the manager session instead of navigating. */
+  function csvLink(a) {
+    a.addEventListener("click", (ev) => {
+      ev.preventDefault();
+      downloadCsv(a.getAttribute("href").replace(T.base, ""), a.getAttribute("download") || "transactions.csv", a);
+    });
+    return a;
+  }
+
   function failure(e) {
     return T.h("p", { class: "error", role: "alert" }, T.errorText(e));
   }
@@ -112,7 +147,7 @@
       filterForm(),
       T.h("div", { class: "table-tools" },
         T.h("p", { class: "muted", id: "journal-count", role: "status", "aria-live": "polite" }, "Loading…"),
-        T.h("a", { class: "btn subtle", id: "csv", href: "#", download: "transactions.csv" }, "Export CSV")),
+        csvLink(T.h("a", { class: "btn subtle", id: "csv", href: "#", download: "transactions.csv" }, "Export CSV"))),
       T.h("div", { id: "journal-table" }),
     ]);
     loadJournal();
@@ -616,7 +651,7 @@
       T.h("div", { class: "filter-actions" },
         T.h("button", { type: "submit", class: "btn primary" }, "Show"),
         T.h("button", { type: "button", class: "btn subtle", onclick: () => { summaryDay = T.isoDay(new Date()); showSummary(); } }, "Today"),
-        T.h("a", { class: "btn subtle", id: "summary-csv", href: "#", download: "transactions-" + summaryDay + ".csv" }, "Export CSV")));
+        csvLink(T.h("a", { class: "btn subtle", id: "summary-csv", href: "#", download: "transactions-" + summaryDay + ".csv" }, "Export CSV"))));
     form.addEventListener("submit", (ev) => { ev.preventDefault(); summaryDay = day.value || T.isoDay(new Date()); loadSummary(); });
     frame([form, T.h("div", { id: "summary" }, T.h("p", { class: "muted" }, "Loading…"))]);
     loadSummary();

@@ -109,6 +109,14 @@ test("the CSV export carries the filters", async () => {
   const lines = require("node:fs").readFileSync(file, "utf8").trim().split(/\r?\n/);
   assert.equal(lines.length, 3, "a header and two approved rows: " + lines.join(" | "));
   assert.ok(lines.slice(1).every((l) => l.includes("approved")));
+  // The export is the manager's: without the session the agent refuses it.
+  const anon = await fetch(agent.url + "/api/agent/transactions.csv");
+  assert.equal(anon.status, 401);
+  await page.goto(base + "#/manager/summary");
+  const [daily] = await Promise.all([page.waitForEvent("download"), page.click("#summary-csv")]);
+  assert.match(daily.suggestedFilename(), /^transactions-\d{4}-\d{2}-\d{2}\.csv$/);
+  await page.goto(base + "#/manager");
+  await page.locator("#journal").waitFor();
 });
 
 test("the end-of-day summary counts by status", async () => {

@@ -372,12 +372,15 @@ pub const CSV_COLUMNS: [&str; 21] = [
     "local_id",
 ];
 
-/// `GET /api/agent/transactions.csv?<journal filters>`: the journal as CSV (up to 10,000 rows),
-/// columns [`CSV_COLUMNS`].
+/// `GET /api/agent/transactions.csv?<journal filters>` (manager): the journal as CSV (up to
+/// 10,000 rows), columns [`CSV_COLUMNS`]. Behind the manager session, as the console promises: a
+/// whole day's takings, cards and auth codes in one file is the manager's to take away.
 pub async fn transactions_csv(
     State(agent): State<Agent>,
+    headers: HeaderMap,
     Query(p): Query<super::handlers::JournalParams>,
 ) -> Result<Response, AgentError> {
+    require_manager(&agent, &headers)?;
     let mut q = super::handlers::journal_query_of(p)?;
     q.limit = 10_000;
     q.offset = 0;
