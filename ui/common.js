@@ -209,6 +209,7 @@ window.Till = window.Till || {};
     refund_processing: ["Refund processing", "info"],
     partially_refunded: ["Partially refunded", "info"],
     not_created: ["Not created", "bad"],
+    closed: ["Closed, not paid", "warn"],
   };
   T.statusLabel = function (key) {
     return (STATUS[key] || [key ? String(key).replace(/_/g, " ") : "Unknown", "wait"])[0];

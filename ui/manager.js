@@ -464,6 +464,45 @@
     return panel;
   }
 
+  /**
+   * The way out of a payment stuck without an outcome: the agent asks SensePass and records what
+   * it says; nothing is closed on the till's word alone (docs/DECISIONS.md, "stuck payment").
+   */
+  function resolvePanel(tx, reload) {
+    const msg = T.h("p", { class: "refund-msg", id: "resolve-msg", role: "status", "aria-live": "polite" });
+    const button = T.h("button", { type: "button", class: "btn", id: "resolve" }, "Check with SensePass and close");
+    button.addEventListener("click", async () => {
+      const ok = await T.confirm({
+        title: "Close this payment?",
+        text: "The agent asks SensePass how this payment ended and records that. If the customer can still pay it, it is cancelled first. If SensePass does not know it, no money can move through it and it is closed here as not paid. Nothing is closed while SensePass cannot be reached.",
+        confirm: "Check and close", cancel: "Keep waiting",
+      });
+      if (!ok) return;
+      button.disabled = true;
+      msg.textContent = "Asking SensePass…";
+      msg.dataset.tone = "info";
+      try {
+        const r = (await T.auth.call((token) => T.api("/api/agent/transactions/" + encodeURIComponent(tx.localId) + "/resolve", { method: "POST", token, timeoutMs: 60000 }))).body;
+        const said = {
+          sensepass: "SensePass had an outcome: " + T.statusLabel(r.transaction.statusKey) + ".",
+          cancelled: "It was still open at SensePass and is now cancelled. No money was taken.",
+          closed: "SensePass does not know this payment, so no money was taken. It is closed as not paid.",
+          reconciled: "Checked with SensePass: " + T.statusLabel(r.transaction.statusKey) + ".",
+        }[r.resolved] || T.statusLabel(r.transaction.statusKey);
+        T.announce(said, "ok");
+        reload();
+      } catch (e) {
+        msg.textContent = T.errorText(e) + " Nothing was closed.";
+        msg.dataset.tone = "bad";
+        button.disabled = false;
+      }
+    });
+    return T.h("section", { class: "panel", id: "resolve-panel", "aria-labelledby": "resolve-title" },
+      T.h("h2", { id: "resolve-title" }, "No outcome yet"),
+      T.h("p", { class: "muted" }, "If this payment stays open — after a restart, or the QR code expired long ago — ask SensePass how it ended. The cashier's screen follows."),
+      button, msg);
+  }
+
   async function showDetail(id) {
     detailId = id;
     frame(T.h("p", { class: "muted" }, "Loading…"));
@@ -494,7 +533,10 @@
           kv("Created", T.dateTime(tx.createdAt)),
           kv("Updated", T.dateTime(tx.updatedAt)),
           kv("Committed", tx.committedAt ? T.dateTime(tx.committedAt) : "—"),
-          tx.failure ? kv("Failure", tx.failure) : null)),
+          tx.failure ? kv("Failure", tx.failure) : null,
+          tx.resolvedAt ? kv("Closed", T.dateTime(tx.resolvedAt), { id: "resolved-at" }) : null,
+          tx.resolution ? kv("Why", tx.resolution, { id: "resolution" }) : null)),
+      T.OPEN_KEYS.includes(tx.statusKey) ? resolvePanel(tx, reload) : null,
       tx.productSumMismatch ? T.h("p", { class: "warning" }, "The line items do not add up to the amount charged.") : null,
       T.h("div", { class: "detail-grid" },
         T.h("div", { class: "col" },

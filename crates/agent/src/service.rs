@@ -1130,7 +1130,10 @@ pub fn status_event(record: &PaymentRecord, source: &str) -> StatusEvent {
         local_id: record.local_id.clone(),
         transaction_number: record.number.clone(),
         status: record.status.map(Status::code),
-        is_final: record.status.map(Status::is_final).unwrap_or(record.phase == Phase::CreateFailed),
+        // A payment a manager closed (no outcome, SensePass does not know it) is over for the
+        // screens too, unless SensePass reported it since.
+        is_final: record.status.map(Status::is_final).unwrap_or(record.phase == Phase::CreateFailed)
+            || (record.resolved_at.is_some() && !record.is_open()),
         status_key,
         source: source.to_string(),
         transaction: record.entity_json.clone(),

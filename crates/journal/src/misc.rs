@@ -225,22 +225,23 @@ impl Journal {
     ) -> Result<Vec<(Currency, &'static str, u64)>, JournalError> {
         self.read(|tx| {
             let mut stmt = tx.prepare_cached(
-                "SELECT currency, status, phase, COUNT(*) FROM transactions \
+                "SELECT currency, status, phase, resolved_at IS NOT NULL, COUNT(*) FROM transactions \
                  WHERE setup = 0 AND created_at >= ?1 AND created_at < ?2 \
-                 GROUP BY currency, status, phase",
+                 GROUP BY currency, status, phase, resolved_at IS NOT NULL",
             )?;
             let rows = stmt.query_map([from_ms, to_ms], |r| {
                 Ok((
                     crate::currency_at(r, 0)?,
                     crate::status_at(r, 1)?,
                     r.get::<_, crate::Phase>(2)?,
-                    r.get::<_, i64>(3)?,
+                    r.get::<_, bool>(3)?,
+                    r.get::<_, i64>(4)?,
                 ))
             })?;
             let mut out: Vec<(Currency, &'static str, u64)> = Vec::new();
             for row in rows {
-                let (currency, status, phase, n) = row?;
-                let key = crate::status_key(phase, status);
+                let (currency, status, phase, resolved, n) = row?;
+                let key = crate::status_key(phase, status, resolved);
                 match out.iter_mut().find(|(c, k, _)| *c == currency && *k == key) {
                     Some(entry) => entry.2 += count(n),
                     None => out.push((currency, key, count(n))),

@@ -65,13 +65,20 @@ pub struct PaymentRecord {
     pub committed_at: Option<i64>,
     /// Why the create call failed or is uncertain (phase `CreateFailed` / `CreateUnknown`).
     pub failure: Option<String>,
+    /// When a manager closed this payment as not paid although it had no outcome — only after
+    /// SensePass confirmed it cannot be paid ([`crate::Journal::resolve_payment`]). It is then no
+    /// longer open; its SensePass status stays as last observed, so a later observation still
+    /// moves it forward.
+    pub resolved_at: Option<i64>,
+    /// Why it was closed, in words (what SensePass said), for the console and the CSV.
+    pub resolution: Option<String>,
 }
 
 impl PaymentRecord {
     /// Still waiting for an outcome: the create call is unanswered or uncertain, or SensePass
     /// reports a pre-payment status. An open payment makes its device busy.
     pub fn is_open(&self) -> bool {
-        is_open(self.phase, self.status)
+        is_open(self.phase, self.status, self.resolved_at.is_some())
     }
 
     /// Money was captured (approved, possibly refunded since).
@@ -87,16 +94,20 @@ impl PaymentRecord {
     /// The one name of where this payment stands, shared by the journal view, its status filter,
     /// the end-of-day counts, the CSV and the event stream (see [`status_key`]).
     pub fn status_key(&self) -> &'static str {
-        status_key(self.phase, self.status)
+        status_key(self.phase, self.status, self.resolved_at.is_some())
     }
 }
 
 /// The one rule naming where a payment stands: the SensePass status key once created
 /// (`approved`, `timed_out`, ...); before that `creating` (the create call is unanswered),
 /// `unknown` (its outcome is being checked) or `failed` (certainly never created at SensePass —
-/// the same "Failed" a manager filters for, with the reason in `failure`).
-pub fn status_key(phase: Phase, status: Option<Status>) -> &'static str {
+/// the same "Failed" a manager filters for, with the reason in `failure`). A payment a manager
+/// closed without an outcome (`resolved`) is `closed` — unless SensePass reported a final status
+/// since, which then names it (an approval is never hidden).
+pub fn status_key(phase: Phase, status: Option<Status>, resolved: bool) -> &'static str {
     match (status, phase) {
+        (Some(s), _) if s.is_final() || !resolved => s.key(),
+        _ if resolved => "closed",
         (Some(s), _) => s.key(),
         (None, Phase::CreateFailed) => "failed",
         (None, Phase::CreateUnknown) => "unknown",
@@ -104,8 +115,12 @@ pub fn status_key(phase: Phase, status: Option<Status>) -> &'static str {
     }
 }
 
-/// The one rule for "open", shared by the `is_open` column and [`PaymentRecord::is_open`].
-pub(crate) fn is_open(phase: Phase, status: Option<Status>) -> bool {
+/// The one rule for "open", shared by the `is_open` column and [`PaymentRecord::is_open`]: a
+/// payment a manager closed (`resolved`) is never open again.
+pub(crate) fn is_open(phase: Phase, status: Option<Status>, resolved: bool) -> bool {
+    if resolved {
+        return false;
+    }
     match phase {
         Phase::Intent | Phase::CreateUnknown => true,
         Phase::CreateFailed => false,

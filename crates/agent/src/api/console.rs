@@ -140,6 +140,7 @@ pub fn build_receipt(record: &PaymentRecord, ops: &[till_journal::Operation]) ->
         })
         .collect();
     let status = match (record.status, record.phase) {
+        _ if record.status_key() == "closed" => "Closed, not paid".to_string(),
         (Some(s), _) => s.display_name().trim_start_matches("Transaction ").to_string(),
         (None, phase) => format!("{phase:?}"),
     };
@@ -439,7 +440,7 @@ fn csv_row(r: &PaymentRecord, refunded: Minor, queued: Minor) -> [String; 21] {
         a(|x| x.confirmation.clone()),
         a(|x| x.approved_at.clone()),
         r.committed_at.map(format_human).unwrap_or_default(),
-        r.failure.clone().unwrap_or_default(),
+        r.failure.clone().or_else(|| r.resolution.clone()).unwrap_or_default(),
         r.product_sum_mismatch.to_string(),
         r.local_id.clone(),
     ]
@@ -453,6 +454,74 @@ pub fn csv_cell(text: &str) -> String {
         format!("'{text}")
     } else {
         text.to_string()
+    }
+}
+
+/// `POST /api/agent/transactions/{id}/resolve` (manager): the way out of a payment that stays
+/// open with no outcome (after a restart, SensePass no longer knowing it, a missed timeout). It
+/// asks SensePass and never closes anything on the agent's word alone:
+/// 1. SensePass has an outcome → it is journaled (`"resolved": "sensepass"`).
+/// 2. SensePass still has it open → it is cancelled, journaled as the cashier's Cancel is, so the
+///    customer can no longer pay (`"cancelled"`).
+/// 3. SensePass does not know it (404 on the look-up and on the cancel) → no money can move
+///    through it: the journal closes it as not paid, with the reason (`"closed"`).
+/// 4. Not created yet (no TransactionNumber) → the reconciliation of an unknown create: adopted if
+///    SensePass has it, failed if certainly not (`"reconciled"`).
+///
+/// SensePass unreachable, an unknown outcome, or the customer paying right now (501): nothing is
+/// closed and the error says so.
+pub async fn resolve_payment(State(agent): State<Agent>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, AgentError> {
+    require_manager(&agent, &headers)?;
+    let key = id.clone();
+    let record = agent
+        .journal(move |j| Ok(j.by_local_id(&key)?.or(j.by_number(&key)?)))
+        .await?
+        .ok_or_else(|| AgentError::NotFound(format!("transaction {id}")))?;
+    if !record.is_open() {
+        return Err(AgentError::Conflict(format!(
+            "this payment is not open ({}): there is nothing to resolve",
+            record.status_key()
+        )));
+    }
+    tracing::info!(local_id = %record.local_id, "manager asked to resolve an open payment");
+    let (how, record) = match (record.number.clone(), record.phase) {
+        (Some(number), till_journal::Phase::Created) => resolve_created(&agent, record, &number).await?,
+        _ => match agent.reconcile_unknown(record).await {
+            Ok(rec) => ("reconciled", rec),
+            Err(AgentError::Uncertain(m)) => {
+                return Err(AgentError::Conflict(format!(
+                    "SensePass cannot tell yet whether this payment was created ({m}); nothing was changed: try again in a minute"
+                )))
+            }
+            Err(e) => return Err(e),
+        },
+    };
+    Ok(Json(json!({ "resolved": how, "transaction": super::handlers::record_json(&record) })).into_response())
+}
+
+/// Steps 1–3 of [`resolve_payment`] for a payment SensePass numbered.
+async fn resolve_created(agent: &Agent, record: PaymentRecord, number: &str) -> Result<(&'static str, PaymentRecord), AgentError> {
+    match agent.refresh(number).await {
+        Ok(rec) if !rec.is_open() => return Ok(("sensepass", rec)),
+        // Open there, or unknown there: the cancel below decides (and makes sure of it).
+        Ok(_) | Err(AgentError::Upstream { status: 404, .. }) => {}
+        Err(e) => return Err(e),
+    }
+    let local = record.local_id.clone();
+    match agent.cancel(number, "stuck_payment_resolved_by_manager").await {
+        Ok(_) => {
+            let rec = agent.journal(move |j| j.by_local_id(&local)).await?.unwrap_or(record);
+            Ok(("cancelled", rec))
+        }
+        Err(AgentError::Upstream { status: 404, .. }) => {
+            let now = till_journal::now_ms();
+            let why = "closed as not paid by a manager: SensePass does not know this transaction (404 to its look-up and to a cancel), so no money can move through it";
+            let rec = agent.journal(move |j| j.resolve_payment(&local, why, now)).await?;
+            tracing::warn!(local_id = %rec.local_id, "open payment unknown to SensePass closed by the manager");
+            agent.publish_record(&rec, "local");
+            Ok(("closed", rec))
+        }
+        Err(e) => Err(e),
     }
 }
 

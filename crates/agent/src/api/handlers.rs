@@ -708,7 +708,7 @@ pub(crate) fn operation_json(op: &till_journal::Operation) -> Value {
     })
 }
 
-fn record_json(r: &till_journal::PaymentRecord) -> Value {
+pub(crate) fn record_json(r: &till_journal::PaymentRecord) -> Value {
     json!({
         "localId": r.local_id,
         "transactionNumber": r.number,
@@ -724,6 +724,8 @@ fn record_json(r: &till_journal::PaymentRecord) -> Value {
         "updatedAt": format_ms(r.updated_at),
         "committedAt": r.committed_at.map(format_ms),
         "failure": r.failure,
+        "resolvedAt": r.resolved_at.map(format_ms),
+        "resolution": r.resolution,
         "transaction": r.entity_json,
     })
 }

@@ -55,6 +55,7 @@ pub fn router(agent: Agent, addr: SocketAddr) -> Router {
         .route("/api/agent/outbox/{id}/dismiss", post(console::outbox_dismiss))
         .route("/api/agent/openapi.json", get(openapi::serve))
         .route("/api/agent/qr.svg", get(console::qr_svg))
+        .route("/api/agent/transactions/{id}/resolve", post(console::resolve_payment))
         .route("/api/agent/transactions/{id}/receipt.pdf", get(console::receipt_pdf))
         .route("/api/agent/transactions/{id}/receipt.json", get(console::receipt_json))
         .route("/api/agent/transactions.csv", get(console::transactions_csv))
