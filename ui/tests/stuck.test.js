@@ -47,7 +47,6 @@ test("a payment SensePass no longer knows: the cashier sees the way out after th
   const box = await link.boundingBox();
   assert.ok(box && box.height >= 44, "a touch target: " + JSON.stringify(box));
   await cashier.screenshot({ path: h.artifact("cashier-stuck-800x600.png") });
-  h.publish(h.artifact("cashier-stuck-800x600.png"), "cashier-stuck-800x600.png");
   const health = (await h.pos(agent, "GET", "/api/agent/health")).body;
   assert.equal(health.openTransactions, 1, "still open: nothing closes it by itself");
 });
@@ -58,7 +57,6 @@ test("the manager checks it with SensePass and closes it; the cashier's screen a
   await manager.goto(base + href);
   await manager.locator("#resolve-panel").waitFor();
   await manager.screenshot({ path: h.artifact("manager-resolve.png") });
-  h.publish(h.artifact("manager-resolve.png"), "manager-resolve.png");
   await manager.click("#resolve");
   await manager.locator("#confirm[open]").waitFor();
   assert.match(await manager.locator("#confirm-text").textContent(), /does not know it, no money can move through it/);
