@@ -2,7 +2,7 @@
 //
 // #/manager            the journal: filters (dates, status, amount, order ID), pagination, CSV
 // #/manager/tx/ID      one payment: items, status timeline, confirmations, receipt, refunds
-// #/manager/outbox     operations waiting to be sent (refunds, commits, cancels) and their fate
+// #/manager/outbox     operations waiting to be sent (refunds, commits, cancels), their fate, Retry now / Dismiss
 // #/manager/summary    end-of-day totals by currency and status, with CSV export
 "use strict";
 
