@@ -168,7 +168,7 @@
       if (e.status === 501 || e.type === "cannot_cancel") {
         return ["The customer is already paying, so the payment can no longer be cancelled. Wait for the outcome on this screen.", false];
       }
-      if (e.status === 404) return ["This payment is no longer known to SensePass. No money was taken for it; check the journal in the manager console.", false];
+      if (e.status === 404) return ["This payment is no longer known to SensePass, so no money can be taken through it. A manager can close it: Manager, this payment, \u201cCheck with SensePass and close\u201d.", false];
       if (e.status === 409) return ["The payment has already ended. Wait a moment for the outcome on this screen.", false];
       if (e.status === 202 || e.status === 503 || e.status === 504 || e.type === "outcome_unknown" || e.type === "queued") {
         return ["SensePass cannot be reached, so the cancel is queued and will be sent as soon as it can. Do not hand over the goods unless the payment shows as approved.", true];

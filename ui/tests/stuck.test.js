@@ -47,6 +47,13 @@ test("a payment SensePass no longer knows: the cashier sees the way out after th
   const box = await link.boundingBox();
   assert.ok(box && box.height >= 44, "a touch target: " + JSON.stringify(box));
   await cashier.screenshot({ path: h.artifact("cashier-stuck-800x600.png") });
+  // Cancel cannot help (SensePass does not know the payment): the cashier is told so, and where
+  // the way out is.
+  await cashier.click("#cancel");
+  await cashier.locator("#confirm[open]").waitFor();
+  await cashier.click("#confirm-yes");
+  await cashier.locator("#cancel-msg", { hasText: "no longer known to SensePass" }).waitFor({ timeout: 15000 });
+  assert.match(await cashier.locator("#cancel-msg").textContent(), /no money can be taken.*Check with SensePass and close/);
   const health = (await h.pos(agent, "GET", "/api/agent/health")).body;
   assert.equal(health.openTransactions, 1, "still open: nothing closes it by itself");
 });
