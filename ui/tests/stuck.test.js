@@ -79,6 +79,13 @@ test("the manager checks it with SensePass and closes it; the cashier's screen a
   assert.equal(detail.statusKey, "closed");
   assert.ok(detail.resolvedAt);
   assert.equal((await h.pos(agent, "GET", "/api/agent/health")).body.openTransactions, 0);
+  // The journal's status filter finds it under the name the screens use.
+  await manager.goto(base + "#/manager");
+  await manager.locator("#journal").waitFor();
+  await manager.selectOption("#f-status", "closed");
+  await manager.click("#filters button[type=submit]");
+  await manager.locator("#journal-count", { hasText: "of 1" }).waitFor();
+  assert.equal(await manager.locator("#journal tbody tr").first().getAttribute("data-order-id"), orderId);
   // The till is free and the order may be tried again.
   const again = await h.pos(agent, "POST", "/api/transactions/init", h.cart(orderId));
   assert.equal(again.status, 200, JSON.stringify(again.body));

@@ -323,6 +323,9 @@ pub struct Query {
     /// `CreateFailed`), which [`status_key`] names `failed`: set with `status` containing
     /// [`Status::Failed`] so that the "Failed" filter finds every payment shown as failed.
     pub include_not_created: bool,
+    /// Also payments a manager closed as not paid ([`status_key`] `closed`: closed without a
+    /// final SensePass status), so that the status filter finds what the summary counts.
+    pub include_closed: bool,
     /// Amount at least this (minor units, inclusive).
     pub min_amount: Option<Minor>,
     /// Amount at most this (minor units, inclusive).
@@ -348,6 +351,7 @@ impl Default for Query {
             order_id: None,
             order_search: None,
             include_not_created: false,
+            include_closed: false,
             min_amount: None,
             max_amount: None,
             currency: None,

@@ -714,7 +714,7 @@ impl Journal {
                 &mut args,
             );
         }
-        if !q.status.is_empty() || q.include_not_created {
+        if !q.status.is_empty() || q.include_not_created || q.include_closed {
             // Status codes are small integers from our own enum: safe to inline.
             // A payment a manager closed keeps its last (pending) SensePass status but is no
             // longer open: a filter for pending statuses does not find it (status_key: `closed`).
@@ -731,6 +731,14 @@ impl Journal {
             }
             if q.include_not_created {
                 any.push("(status IS NULL AND phase = 'create_failed')".to_string());
+            }
+            if q.include_closed {
+                let pending: Vec<String> =
+                    Status::ALL.iter().filter(|s| s.is_open()).map(|s| s.code().to_string()).collect();
+                any.push(format!(
+                    "(resolved_at IS NOT NULL AND (status IS NULL OR status IN ({})))",
+                    pending.join(", ")
+                ));
             }
             clauses.push(format!("({})", any.join(" OR ")));
         }

@@ -700,6 +700,8 @@ fn a_stuck_payment_closed_by_a_manager() {
     assert!(j.open_payments().unwrap().is_empty());
     let pending = till_journal::Query { status: vec![Status::Initialize, Status::WaitingForTap], ..Default::default() };
     assert_eq!(j.query(&pending).unwrap().total, 0, "a closed payment is not found as pending");
+    let closed_filter = till_journal::Query { include_closed: true, ..Default::default() };
+    assert_eq!(j.query(&closed_filter).unwrap().items.iter().map(|r| r.local_id.as_str()).collect::<Vec<_>>(), ["s1"]);
     assert_eq!(j.counts().unwrap().open_payments, 0);
     // The device is free, and the order may be tried again.
     assert!(matches!(j.begin_payment(sale("s3", "dev", Some("ST-1"), None, 900, 3_001)).unwrap(), Begin::Started(_)));
@@ -711,6 +713,7 @@ fn a_stuck_payment_closed_by_a_manager() {
     let paid = j.apply_status("NS1", Status::Approved, &entity("NS1", Status::Approved), EventSource::Poll, 3_003).unwrap();
     assert!(paid.advanced());
     assert_eq!(paid.record.status_key(), "approved");
+    assert_eq!(j.query(&closed_filter).unwrap().total, 0, "approved since: no longer closed");
     assert!(paid.record.was_captured());
     // Finished payments cannot be closed.
     let done = started(j.begin_payment(sale("s4", "dev2", None, None, 100, 4_000)).unwrap());

@@ -578,11 +578,17 @@ pub(crate) fn journal_query_of(p: JournalParams) -> Result<JournalQuery, AgentEr
     let mut invalid = till_core::InvalidParameters::new();
     let mut statuses = Vec::new();
     let mut not_created = false;
+    let mut closed = false;
     for part in p.status.as_deref().unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
         // `not_created` is the older name of a payment never created at SensePass, which the
         // journal now calls `failed` like every other failure (PaymentRecord::status_key).
         if part == "not_created" {
             not_created = true;
+            continue;
+        }
+        // A payment a manager closed as not paid (PaymentRecord::status_key `closed`).
+        if part == "closed" {
+            closed = true;
             continue;
         }
         match Status::from_key(part).or_else(|| part.parse::<i64>().ok().and_then(Status::from_code)) {
@@ -616,6 +622,7 @@ pub(crate) fn journal_query_of(p: JournalParams) -> Result<JournalQuery, AgentEr
         order_id: p.order_id.filter(|o| !o.is_empty()),
         order_search: p.order_search.map(|o| o.trim().to_string()).filter(|o| !o.is_empty()),
         include_not_created,
+        include_closed: closed,
         min_amount: p.min_amount.map(till_core::Minor),
         max_amount: p.max_amount.map(till_core::Minor),
         currency,
