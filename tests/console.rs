@@ -102,9 +102,74 @@ async fn receipt_pdf_qr_summary_and_csv() -> Result<()> {
     assert_eq!(eur["approvedMinor"], 1250, "{summary}");
     assert_eq!(eur["byStatus"]["approved"], 1);
 
-    let csv = env.http.get(env.url("/api/agent/transactions.csv?status=approved")).send().await?.text().await?;
-    assert!(csv.starts_with("created_at,transaction_number,order_id,status,amount,currency"), "{csv}");
-    assert!(csv.contains(&format!("{number},RC-1,approved,12.50,EUR")), "{csv}");
+    // The export is the manager's: no session, no CSV; the POS token is not one.
+    let r = env.http.get(env.url("/api/agent/transactions.csv?status=approved")).send().await?;
+    assert_eq!(r.status().as_u16(), 401);
+    let r = env.http.get(env.url("/api/agent/transactions.csv")).bearer_auth(env.token()?).send().await?;
+    assert_eq!(r.status().as_u16(), 401);
+    env.set_manager_pin("2468")?;
+    let manager = login(&env, "2468").await?;
+    let csv = env.http.get(env.url("/api/agent/transactions.csv?status=approved")).bearer_auth(&manager).send().await?.text().await?;
+    assert!(csv.starts_with("date,time,utc_offset,order_id,transaction_number,status,currency,amount"), "{csv}");
+    assert!(csv.contains(&format!("RC-1,{number},approved,EUR,12.50,12.50")), "{csv}");
+    Ok(())
+}
+
+/// The CSV a store's bookkeeping reads: the till's local time with its offset, every amount in
+/// major units, charged, refunded and net, the card (last four only), method and auth code.
+#[tokio::test]
+async fn csv_has_bookkeeping_columns_in_local_time() -> Result<()> {
+    let mut env = Env::start().await?;
+    // India: +05:30 all year, so the offset and the shifted clock are unmistakable.
+    env.restart_agent_with(&[("TZ", "Asia/Kolkata")]).await?;
+    let number = paid(&env, "BK-1", 1250, "EUR").await?;
+    let pos = env.token()?;
+    let (status, body) = till_tests::refund(
+        &env,
+        &pos,
+        "bk-refund",
+        json!({ "transactionNumber": number, "isPartial": true, "refundAmount": 250, "isCent": true }),
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+    env.eventually(&format!("/api/agent/transactions/{number}"), 10, |v| v["statusKey"] == "partially_refunded").await?;
+    let (status, declined) = env.post("/api/transactions/init", till_tests::init_body("BK-2", 700)).await?;
+    assert_eq!(status, 200, "{declined}");
+    let detail = env.get(&format!("/api/agent/transactions/{number}")).await?.1;
+
+    env.set_manager_pin("2468")?;
+    let manager = login(&env, "2468").await?;
+    let csv = env.http.get(env.url("/api/agent/transactions.csv")).bearer_auth(&manager).send().await?.text().await?;
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    assert_eq!(
+        header,
+        [
+            "date", "time", "utc_offset", "order_id", "transaction_number", "status", "currency", "amount", "charged",
+            "refunded", "refund_queued", "net", "payment_method", "card", "auth_code", "confirmation", "approved_at",
+            "committed_at", "failure", "product_sum_mismatch", "local_id"
+        ]
+    );
+    let rows: Vec<std::collections::HashMap<&str, &str>> =
+        lines.map(|l| header.iter().copied().zip(l.split(',')).collect()).collect();
+    let paid_row = rows.iter().find(|r| r["order_id"] == "BK-1").expect("the paid row");
+    assert_eq!(paid_row["utc_offset"], "UTC+05:30");
+    let created = detail["createdAt"].as_str().unwrap_or_default();
+    // createdAt is UTC (…THH:MM:SS…Z); the CSV's time is 5 h 30 min later.
+    let hms: Vec<i64> = created[11..19].split(':').filter_map(|x| x.parse().ok()).collect();
+    let local = (hms[0] * 3600 + hms[1] * 60 + hms[2] + 5 * 3600 + 1800).rem_euclid(86_400);
+    assert_eq!(paid_row["time"], format!("{:02}:{:02}:{:02}", local / 3600, local / 60 % 60, local % 60), "{created}");
+    assert_eq!(
+        (paid_row["currency"], paid_row["amount"], paid_row["charged"], paid_row["refunded"], paid_row["refund_queued"], paid_row["net"]),
+        ("EUR", "12.50", "12.50", "2.50", "0.00", "10.00")
+    );
+    assert_eq!(paid_row["status"], "partially_refunded");
+    assert_eq!(paid_row["card"], "**** 1111");
+    assert!(!paid_row["payment_method"].is_empty() && !paid_row["confirmation"].is_empty(), "{paid_row:?}");
+    assert!(paid_row["approved_at"].ends_with("+05:30"), "{paid_row:?}");
+    assert!(!csv.contains("4111111111111111"));
+    let open_row = rows.iter().find(|r| r["order_id"] == "BK-2").expect("the open row");
+    assert_eq!((open_row["amount"], open_row["charged"], open_row["net"], open_row["card"]), ("7.00", "0.00", "0.00", ""));
     Ok(())
 }
 

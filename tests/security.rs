@@ -362,7 +362,10 @@ async fn amounts_csv_and_logs() -> Result<()> {
     body["posData"]["orderId"] = json!(formula);
     let (status, created) = env.post("/api/transactions/init", body).await?;
     assert_eq!(status, 200, "{created}");
-    let csv = env.http.get(env.url("/api/agent/transactions.csv")).send().await?.text().await?;
+    env.set_manager_pin("2468")?;
+    let (_, login) = env.post("/api/agent/manager/login", json!({ "pin": "2468" })).await?;
+    let manager = login["token"].as_str().unwrap_or_default().to_string();
+    let csv = env.http.get(env.url("/api/agent/transactions.csv")).bearer_auth(&manager).send().await?.text().await?;
     assert!(csv.contains("'=HYPERLINK"), "{csv}");
     let (status, _) = env.get("/api/agent/summary").await?;
     assert_eq!(status, 200);

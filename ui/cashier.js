@@ -168,7 +168,7 @@
       if (e.status === 501 || e.type === "cannot_cancel") {
         return ["The customer is already paying, so the payment can no longer be cancelled. Wait for the outcome on this screen.", false];
       }
-      if (e.status === 404) return ["This payment is no longer known to SensePass. No money was taken for it; check the journal in the manager console.", false];
+      if (e.status === 404) return ["This payment is no longer known to SensePass, so no money can be taken through it. A manager can close it: Manager, this payment, \u201cCheck with SensePass and close\u201d.", false];
       if (e.status === 409) return ["The payment has already ended. Wait a moment for the outcome on this screen.", false];
       if (e.status === 202 || e.status === 503 || e.status === 504 || e.type === "outcome_unknown" || e.type === "queued") {
         return ["SensePass cannot be reached, so the cancel is queued and will be sent as soon as it can. Do not hand over the goods unless the payment shows as approved.", true];
@@ -334,6 +334,20 @@
     return Math.max(0, Math.ceil((end - Date.now()) / 1000));
   }
 
+  /**
+   * How long after the QR code expired a payment with no outcome counts as stuck (the agent gives
+   * a waiting sync call up after the same 20 s): the screen then shows the way out.
+   */
+  const STUCK_AFTER_MS = 20000;
+  let stuckTimer = null;
+
+  /** Milliseconds since the QR code expired (negative before), or null. */
+  function overdueMs() {
+    const tx = current && current.tx;
+    const end = tx && tx.timeoutDate ? Date.parse(tx.timeoutDate) : NaN;
+    return isNaN(end) ? null : Date.now() - end;
+  }
+
   function clock(s) {
     const m = Math.floor(s / 60);
     const r = s % 60;
@@ -348,6 +362,12 @@
     const url = cart || p.cancelQueued ? null : qrURL();
     const left = secondsLeft();
     const expired = left === 0;
+    const overdue = expired ? overdueMs() : null;
+    const stuck = expired && !T.customerView && !p.cancelQueued && overdue !== null && overdue >= STUCK_AFTER_MS;
+    clearTimeout(stuckTimer);
+    if (expired && !stuck && overdue !== null && !T.customerView) {
+      stuckTimer = setTimeout(() => { if (mode === "active" && current === p) renderActive(); }, STUCK_AFTER_MS - overdue + 100);
+    }
 
     const countdown = left === null || cart || expired ? null : T.h("p", { class: "countdown" + (left <= 30 ? " soon" : ""), id: "countdown" },
       "Expires in ", T.h("time", { id: "countdown-value" }, clock(left)));
@@ -371,6 +391,13 @@
       qr = T.h("div", { class: "qr qr-gone", id: "qr-box", "data-reason": "cancelling" },
         T.h("p", { class: "big" }, T.customerView ? "Payment cancelled" : "Cancel queued"),
         T.h("p", {}, T.customerView ? "Please wait for the cashier." : "The QR code is withdrawn; SensePass is told as soon as it is reachable."));
+    } else if (stuck) {
+      // No outcome long after the QR code expired: say what is known and where the way out is.
+      qr = T.h("div", { class: "qr qr-gone", id: "qr-box", "data-reason": "stuck" },
+        T.h("p", { class: "big" }, "Not confirmed by SensePass"),
+        T.h("p", {}, "The QR code expired and SensePass has not said how this payment ended. No money is known to have been taken."),
+        T.h("p", {}, "A manager can check it with SensePass and close it."),
+        T.h("a", { class: "btn primary", id: "stuck-resolve", href: "#/manager/tx/" + encodeURIComponent(p.localId) }, "Resolve (manager)"));
     } else if (expired) {
       qr = T.h("div", { class: "qr qr-gone", id: "qr-box", "data-reason": "expired" },
         T.h("p", { class: "big" }, "QR code expired"), T.h("p", {}, "Waiting for SensePass to confirm the timeout…"));
@@ -389,7 +416,7 @@
       T.h("p", { class: "status-line" },
         T.h("span", { class: "pulse tone-" + (expired ? "warn" : T.statusTone(p.statusKey)), "aria-hidden": "true" }),
         T.h("span", { id: "live-status", "data-status": p.statusKey },
-          cart ? "Cart in progress" : expired ? (T.customerView ? "QR code expired" : "QR expired · confirming with SensePass") : label(p.statusKey))),
+          cart ? "Cart in progress" : stuck ? "QR expired · not confirmed" : expired ? (T.customerView ? "QR code expired" : "QR expired · confirming with SensePass") : label(p.statusKey))),
       p.mismatch && !T.customerView ? T.h("p", { class: "warning", id: "mismatch", role: "alert" },
         "The line items do not add up to the amount. Check the sale on the POS.") : null,
       T.h("div", { class: "items-wrap" }, itemsList(p.tx, currency, p.amountMinor)),
@@ -484,6 +511,7 @@
       case "not_created": return ["Payment not started", cust ? "Please ask the cashier." : (reason ? "Reason: " + reason + ". " : "SensePass could not be reached. ") + "No money was taken. Start the payment again from the POS when the till is online.", "bad"];
       case "timed_out": return ["Payment timed out", cust ? "The QR code expired. Please ask the cashier to start again." : "The QR code expired before the customer paid; no money was taken. Start the payment again from the POS if the customer still wants to pay.", "warn"];
       case "cancelled": return ["Payment cancelled", cust ? "No money was taken." : "No money was taken.", "warn"];
+      case "closed": return ["Payment closed, not paid", cust ? "No money was taken. Please ask the cashier." : "SensePass does not have this payment, so no money was taken. Start the payment again from the POS if the customer still wants to pay.", "warn"];
       case "refunded":
       case "partially_refunded":
       case "refund_processing": return ["Payment approved", "A refund has been recorded for it.", "ok"];

@@ -209,6 +209,7 @@ window.Till = window.Till || {};
     refund_processing: ["Refund processing", "info"],
     partially_refunded: ["Partially refunded", "info"],
     not_created: ["Not created", "bad"],
+    closed: ["Closed, not paid", "warn"],
   };
   T.statusLabel = function (key) {
     return (STATUS[key] || [key ? String(key).replace(/_/g, " ") : "Unknown", "wait"])[0];
@@ -219,7 +220,7 @@ window.Till = window.Till || {};
   /** Keys of a payment still waiting for the customer (the cashier screen shows it). */
   T.OPEN_KEYS = ["creating", "unknown", "initialized", "waiting", "tapped", "user_approved", "user_declined", "processing"];
   /** The journal-filter statuses, in the order the manager's status filter lists them. */
-  T.FILTER_KEYS = ["approved", "declined", "failed", "timed_out", "cancelled", "refunded", "partially_refunded", "refund_processing", "initialized", "waiting", "tapped", "user_approved", "user_declined", "processing"];
+  T.FILTER_KEYS = ["approved", "declined", "failed", "timed_out", "cancelled", "closed", "refunded", "partially_refunded", "refund_processing", "initialized", "waiting", "tapped", "user_approved", "user_declined", "processing"];
 
   /** A status badge element. */
   T.badge = function (key) {

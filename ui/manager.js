@@ -2,7 +2,7 @@
 //
 // #/manager            the journal: filters (dates, status, amount, order ID), pagination, CSV
 // #/manager/tx/ID      one payment: items, status timeline, confirmations, receipt, refunds
-// #/manager/outbox     operations waiting to be sent (refunds, commits, cancels) and their fate
+// #/manager/outbox     operations waiting to be sent (refunds, commits, cancels), their fate, Retry now / Dismiss
 // #/manager/summary    end-of-day totals by currency and status, with CSV export
 "use strict";
 
@@ -40,6 +40,41 @@
     return T.$("#console-body", root);
   }
 
+  /**
+   * Downloads the CSV at `path` with the manager session (the export is manager-only, and a
+   * plain link cannot carry the session): fetched with the token, saved from a blob URL.
+   */
+  async function downloadCsv(path, name, where) {
+    try {
+      const blob = await T.auth.call(async (token) => {
+        const r = await fetch(T.url(path), { headers: { Authorization: "Bearer " + token, Accept: "text/csv" }, cache: "no-store" });
+        if (!r.ok) {
+          let body = null;
+          try { body = await r.json(); } catch (_) { /* not JSON */ }
+          throw new T.ApiError(r.status, body);
+        }
+        return r.blob();
+      });
+      const href = URL.createObjectURL(blob);
+      const a = T.h("a", { href, download: name, hidden: true });
+      document.body.appendChild(a);
+      a.click();
+      setTimeout(() => { URL.revokeObjectURL(href); a.remove(); }, 5000);
+    } catch (e) {
+      T.announce("The CSV could not be exported: " + T.errorText(e), "bad");
+      if (where) where.dataset.error = T.errorText(e);
+    }
+  }
+
+  /** Makes link `a` download its CSV with the manager session instead of navigating. */
+  function csvLink(a) {
+    a.addEventListener("click", (ev) => {
+      ev.preventDefault();
+      downloadCsv(a.getAttribute("href").replace(T.base, ""), a.getAttribute("download") || "transactions.csv", a);
+    });
+    return a;
+  }
+
   function failure(e) {
     return T.h("p", { class: "error", role: "alert" }, T.errorText(e));
   }
@@ -57,7 +92,8 @@
     const max = T.majorToMinor(filters.maxAmount, "");
     if (filters.minAmount && min !== null) q.set("minAmount", String(min));
     if (filters.maxAmount && max !== null) q.set("maxAmount", String(max));
-    if (filters.orderId.trim()) q.set("orderId", filters.orderId.trim());
+    // Any part of an order ID, in any case: a manager types what the customer reads out.
+    if (filters.orderId.trim()) q.set("orderSearch", filters.orderId.trim());
     for (const [k, v] of Object.entries(extra || {})) q.set(k, String(v));
     return q.toString();
   }
@@ -73,7 +109,7 @@
       field("f-status", "Status", statusSelect),
       field("f-min", "Min amount", T.h("input", { id: "f-min", type: "text", inputmode: "decimal", placeholder: "0.00", value: filters.minAmount, size: "7" })),
       field("f-max", "Max amount", T.h("input", { id: "f-max", type: "text", inputmode: "decimal", placeholder: "0.00", value: filters.maxAmount, size: "7" })),
-      field("f-order", "Order ID", T.h("input", { id: "f-order", type: "search", value: filters.orderId, autocomplete: "off" })),
+      field("f-order", "Order ID", T.h("input", { id: "f-order", type: "search", value: filters.orderId, autocomplete: "off", placeholder: "any part" })),
       T.h("div", { class: "filter-actions" },
         T.h("button", { type: "submit", class: "btn primary" }, "Search"),
         T.h("button", { type: "button", class: "btn subtle", id: "f-reset" }, "Clear")),
@@ -111,7 +147,7 @@
       filterForm(),
       T.h("div", { class: "table-tools" },
         T.h("p", { class: "muted", id: "journal-count", role: "status", "aria-live": "polite" }, "Loading…"),
-        T.h("a", { class: "btn subtle", id: "csv", href: "#", download: "transactions.csv" }, "Export CSV")),
+        csvLink(T.h("a", { class: "btn subtle", id: "csv", href: "#", download: "transactions.csv" }, "Export CSV"))),
       T.h("div", { id: "journal-table" }),
     ]);
     loadJournal();
@@ -429,6 +465,45 @@
     return panel;
   }
 
+  /**
+   * The way out of a payment stuck without an outcome: the agent asks SensePass and records what
+   * it says; nothing is closed on the till's word alone (docs/DECISIONS.md, "stuck payment").
+   */
+  function resolvePanel(tx, reload) {
+    const msg = T.h("p", { class: "refund-msg", id: "resolve-msg", role: "status", "aria-live": "polite" });
+    const button = T.h("button", { type: "button", class: "btn", id: "resolve" }, "Check with SensePass and close");
+    button.addEventListener("click", async () => {
+      const ok = await T.confirm({
+        title: "Close this payment?",
+        text: "The agent asks SensePass how this payment ended and records that. If the customer can still pay it, it is cancelled first. If SensePass does not know it, no money can move through it and it is closed here as not paid. Nothing is closed while SensePass cannot be reached.",
+        confirm: "Check and close", cancel: "Keep waiting",
+      });
+      if (!ok) return;
+      button.disabled = true;
+      msg.textContent = "Asking SensePass…";
+      msg.dataset.tone = "info";
+      try {
+        const r = (await T.auth.call((token) => T.api("/api/agent/transactions/" + encodeURIComponent(tx.localId) + "/resolve", { method: "POST", token, timeoutMs: 60000 }))).body;
+        const said = {
+          sensepass: "SensePass had an outcome: " + T.statusLabel(r.transaction.statusKey) + ".",
+          cancelled: "It was still open at SensePass and is now cancelled. No money was taken.",
+          closed: "SensePass does not know this payment, so no money was taken. It is closed as not paid.",
+          reconciled: "Checked with SensePass: " + T.statusLabel(r.transaction.statusKey) + ".",
+        }[r.resolved] || T.statusLabel(r.transaction.statusKey);
+        T.announce(said, "ok");
+        reload();
+      } catch (e) {
+        msg.textContent = T.errorText(e) + " Nothing was closed.";
+        msg.dataset.tone = "bad";
+        button.disabled = false;
+      }
+    });
+    return T.h("section", { class: "panel", id: "resolve-panel", "aria-labelledby": "resolve-title" },
+      T.h("h2", { id: "resolve-title" }, "No outcome yet"),
+      T.h("p", { class: "muted" }, "If this payment stays open — after a restart, or the QR code expired long ago — ask SensePass how it ended. The cashier's screen follows."),
+      button, msg);
+  }
+
   async function showDetail(id) {
     detailId = id;
     frame(T.h("p", { class: "muted" }, "Loading…"));
@@ -459,7 +534,10 @@
           kv("Created", T.dateTime(tx.createdAt)),
           kv("Updated", T.dateTime(tx.updatedAt)),
           kv("Committed", tx.committedAt ? T.dateTime(tx.committedAt) : "—"),
-          tx.failure ? kv("Failure", tx.failure) : null)),
+          tx.failure ? kv("Failure", tx.failure) : null,
+          tx.resolvedAt ? kv("Closed", T.dateTime(tx.resolvedAt), { id: "resolved-at" }) : null,
+          tx.resolution ? kv("Why", tx.resolution, { id: "resolution" }) : null)),
+      T.OPEN_KEYS.includes(tx.statusKey) ? resolvePanel(tx, reload) : null,
       tx.productSumMismatch ? T.h("p", { class: "warning" }, "The line items do not add up to the amount charged.") : null,
       T.h("div", { class: "detail-grid" },
         T.h("div", { class: "col" },
@@ -513,15 +591,23 @@
 
   // ------------------------------------------------------------ outbox
 
+  let outboxDismissed = false;
+
   function showOutbox() {
     const select = T.h("select", { id: "o-state" },
       [["", "All"], ["pending", "Pending"], ["in_flight", "Sending"], ["delivered", "Delivered"], ["failed", "Failed"]]
         .map(([v, l]) => T.h("option", { value: v, selected: outboxState === v }, l)));
     select.addEventListener("change", () => { outboxState = select.value; loadOutbox(); });
+    const shown = T.h("input", { type: "checkbox", id: "o-dismissed", checked: outboxDismissed });
+    shown.addEventListener("change", () => { outboxDismissed = shown.checked; loadOutbox(); });
     frame([
       T.h("div", { class: "table-tools" },
         T.h("p", { class: "muted" }, "Operations the agent must deliver to SensePass: refunds, payment commits and cancels. Each is sent exactly once, retried while SensePass is unreachable."),
-        T.h("div", { class: "field inline" }, T.h("label", { for: "o-state" }, "State"), select)),
+        T.h("div", { class: "field inline" }, T.h("label", { for: "o-state" }, "State"), select),
+        T.h("label", { class: "check", for: "o-dismissed" }, shown, " Show dismissed")),
+      T.h("p", { class: "muted small", id: "outbox-help" },
+        "Retry now sends a waiting operation at once. Dismiss is only offered for a failed operation: SensePass did not carry it out and it will not be sent again, so no money moved. Dismissing hides it from this list; the journal keeps it. A failed refund is not sent again from here: start a new refund from its payment."),
+      T.h("p", { class: "refund-msg", id: "outbox-msg", role: "status", "aria-live": "polite" }),
       T.h("div", { id: "outbox-table" }, T.h("p", { class: "muted" }, "Loading…")),
     ]);
     loadOutbox();
@@ -529,36 +615,72 @@
 
   const OP_TONE = { pending: "wait", in_flight: "busy", delivered: "ok", failed: "bad" };
   const OP_LABEL = { pending: "Pending", in_flight: "Sending", delivered: "Delivered", failed: "Failed" };
+  const OP_KIND = { refund: "Refund", commit: "Payment commit", cancel: "Cancel", credit: "Credit" };
+
+  function outboxMessage(text, tone) {
+    const m = T.$("#outbox-msg", root);
+    if (!m) return;
+    m.textContent = text;
+    m.dataset.tone = tone || "info";
+  }
+
+  async function outboxAction(op, action) {
+    const what = (OP_KIND[op.kind] || op.kind) + " #" + op.id;
+    if (action === "dismiss") {
+      const ok = await T.confirm({
+        title: "Dismiss " + what + "?",
+        text: "SensePass did not carry it out and the agent will not send it again, so no money moved. It leaves this list; the journal keeps it." +
+          (op.kind === "refund" ? " If the customer is still owed money, start a new refund from the payment." : ""),
+        confirm: "Dismiss", cancel: "Keep it",
+      });
+      if (!ok) return;
+    }
+    try {
+      await T.auth.call((token) => T.api("/api/agent/outbox/" + encodeURIComponent(op.id) + "/" + action, { method: "POST", token }));
+      outboxMessage(action === "retry" ? what + " is being sent now." : what + " was dismissed.", "ok");
+    } catch (e) {
+      outboxMessage(T.errorText(e), "bad");
+    }
+    loadOutbox();
+  }
 
   async function loadOutbox() {
     const el = T.$("#outbox-table", root);
     if (!el) return;
     let items;
     try {
-      const q = outboxState ? "?state=" + encodeURIComponent(outboxState) : "";
-      items = (await T.api("/api/agent/outbox" + q)).body.items || [];
+      const q = new URLSearchParams();
+      if (outboxState) q.set("state", outboxState);
+      if (outboxDismissed) q.set("dismissed", "1");
+      items = (await T.api("/api/agent/outbox?" + q.toString())).body.items || [];
     } catch (e) {
       T.fill(el, failure(e));
       return;
     }
+    if (!T.$("#outbox-table", root)) return;
     if (!items.length) { T.fill(el, T.h("p", { class: "muted", id: "outbox-empty" }, "Nothing here.")); return; }
     T.fill(el, T.h("table", { class: "grid", id: "outbox" },
       T.h("caption", { class: "sr-only" }, "Outbox operations"),
       T.h("thead", {}, T.h("tr", {},
-        ["#", "Operation", "State", "Amount", "Attempts", "Last error", "Payment", "Created"].map((c) =>
+        ["#", "Operation", "Order", "State", "Amount", "Attempts", "Problem", "Created", "Actions"].map((c) =>
           T.h("th", { scope: "col", class: c === "Amount" || c === "Attempts" ? "num" : null }, c)))),
       T.h("tbody", {}, items.map((op) => {
         const currency = op.payload && typeof op.payload.currency === "string" ? op.payload.currency : null;
-        return T.h("tr", { "data-op-id": String(op.id), "data-state": op.state },
+        const order = op.orderId || T.shortId(op.transactionNumber || op.transactionLocalId);
+        const label = (OP_LABEL[op.state] || op.state) + (op.dismissedAt ? " · dismissed" : "");
+        return T.h("tr", { "data-op-id": String(op.id), "data-state": op.state, "data-order-id": op.orderId || "" },
           T.h("td", { class: "mono" }, String(op.id)),
-          T.h("td", {}, op.kind ? op.kind.charAt(0).toUpperCase() + op.kind.slice(1) : "—"),
-          T.h("td", {}, T.h("span", { class: "badge tone-" + (OP_TONE[op.state] || "wait") }, OP_LABEL[op.state] || op.state)),
+          T.h("td", {}, OP_KIND[op.kind] || op.kind || "—"),
+          T.h("td", { class: "nowrap" }, op.transactionLocalId ? T.h("a", { href: "#/manager/tx/" + encodeURIComponent(op.transactionLocalId), class: "op-order" }, order) : "—"),
+          T.h("td", {}, T.h("span", { class: "badge tone-" + (OP_TONE[op.state] || "wait"), "data-op-state": op.state }, label)),
           T.h("td", { class: "num" }, op.amountMinor === null || op.amountMinor === undefined ? "—" :
             currency ? T.money(op.amountMinor, currency) : T.minorToInput(op.amountMinor, "")),
           T.h("td", { class: "num" }, String(op.attempts || 0)),
-          T.h("td", { class: "small clip", title: op.lastError || null }, op.lastError || "—"),
-          T.h("td", { class: "nowrap" }, op.transactionLocalId ? T.h("a", { href: "#/manager/tx/" + encodeURIComponent(op.transactionLocalId) }, T.shortId(op.transactionLocalId)) : "—"),
-          T.h("td", { class: "nowrap" }, T.dateTime(op.createdAt)));
+          T.h("td", { class: "small op-problem", title: op.lastError || null }, op.problem || "—"),
+          T.h("td", { class: "nowrap" }, T.dateTime(op.createdAt)),
+          T.h("td", { class: "op-actions" },
+            op.canRetry ? T.h("button", { type: "button", class: "btn small op-retry", onclick: () => outboxAction(op, "retry") }, "Retry now") : null,
+            op.canDismiss ? T.h("button", { type: "button", class: "btn subtle small op-dismiss", onclick: () => outboxAction(op, "dismiss") }, "Dismiss") : null));
       }))));
   }
 
@@ -572,7 +694,7 @@
       T.h("div", { class: "filter-actions" },
         T.h("button", { type: "submit", class: "btn primary" }, "Show"),
         T.h("button", { type: "button", class: "btn subtle", onclick: () => { summaryDay = T.isoDay(new Date()); showSummary(); } }, "Today"),
-        T.h("a", { class: "btn subtle", id: "summary-csv", href: "#", download: "transactions-" + summaryDay + ".csv" }, "Export CSV")));
+        csvLink(T.h("a", { class: "btn subtle", id: "summary-csv", href: "#", download: "transactions-" + summaryDay + ".csv" }, "Export CSV"))));
     form.addEventListener("submit", (ev) => { ev.preventDefault(); summaryDay = day.value || T.isoDay(new Date()); loadSummary(); });
     frame([form, T.h("div", { id: "summary" }, T.h("p", { class: "muted" }, "Loading…"))]);
     loadSummary();
@@ -599,10 +721,11 @@
       T.h("div", { class: "panel-head" }, T.h("h2", {}, c.currency), T.h("span", { class: "muted" }, c.count + (c.count === 1 ? " transaction" : " transactions"))),
       T.h("p", { class: "summary-net" }, T.h("span", { class: "muted small" }, "Net takings"), T.h("strong", {}, T.money(c.netMinor, c.currency))),
       T.h("dl", { class: "kv money-kv" },
-        kv("Approved", T.money(c.approvedMinor, c.currency) + " (" + (c.approvedCount || 0) + ")"),
+        kv("Taken in " + (c.approvedCount || 0) + (c.approvedCount === 1 ? " payment" : " payments"), T.money(c.approvedMinor, c.currency), { class: "s-taken" }),
         kv("Refunded", "−" + T.money(c.refundedMinor, c.currency)),
         kv("Net", T.money(c.netMinor, c.currency))),
-      T.h("h3", {}, "By status"),
+      T.h("h3", {}, "Payments by status now"),
+      T.h("p", { class: "muted small" }, "A payment refunded since is counted under Refunded or Partially refunded here, and still in the money taken above."),
       T.h("ul", { class: "by-status" }, Object.entries(c.byStatus || {}).sort((a, b) => b[1] - a[1]).map(([k, n]) =>
         T.h("li", {}, T.badge(k), T.h("span", { class: "num" }, String(n)))))))));
   }

@@ -109,6 +109,14 @@ test("the CSV export carries the filters", async () => {
   const lines = require("node:fs").readFileSync(file, "utf8").trim().split(/\r?\n/);
   assert.equal(lines.length, 3, "a header and two approved rows: " + lines.join(" | "));
   assert.ok(lines.slice(1).every((l) => l.includes("approved")));
+  // The export is the manager's: without the session the agent refuses it.
+  const anon = await fetch(agent.url + "/api/agent/transactions.csv");
+  assert.equal(anon.status, 401);
+  await page.goto(base + "#/manager/summary");
+  const [daily] = await Promise.all([page.waitForEvent("download"), page.click("#summary-csv")]);
+  assert.match(daily.suggestedFilename(), /^transactions-\d{4}-\d{2}-\d{2}\.csv$/);
+  await page.goto(base + "#/manager");
+  await page.locator("#journal").waitFor();
 });
 
 test("the end-of-day summary counts by status", async () => {
@@ -118,8 +126,38 @@ test("the end-of-day summary counts by status", async () => {
   const text = await card.textContent();
   assert.match(text, /23 transactions/);
   assert.match(text, /\$41\.50/, "approved 20.50 + 21.00");
+  assert.match(text, /Taken in 2 payments\s*\$41\.50/, "the money taken says how many payments it is");
+  assert.match(text, /Payments by status now/);
   assert.match(text, /Cancelled\s*21/);
   assert.match(text, /Approved\s*2/);
   await page.screenshot({ path: h.artifact("manager-summary-usd.png") });
+  assert.deepEqual(h.unexpectedErrors(page), []);
+});
+
+test("Failed also finds payments never created at SensePass; order search takes any part, any case", async () => {
+  // SensePass unreachable: the payment is journaled, then certainly not created.
+  await h.control(agent, "POST", "/faults", { offline: true });
+  const r = await h.pos(agent, "POST", "/api/transactions/init", { amount: 777, currency: "USD", posData: { orderId: prefix + "Offline-A" } });
+  await h.control(agent, "DELETE", "/faults");
+  assert.notEqual(r.status, 200, JSON.stringify(r.body));
+  await page.goto(base + "#/manager");
+  await page.locator("#journal").waitFor();
+  await search({ "#f-status": "failed" });
+  await page.locator("#journal-count", { hasText: "of 1" }).waitFor();
+  const row = page.locator("#journal tbody tr").first();
+  assert.equal(await row.getAttribute("data-order-id"), prefix + "Offline-A");
+  assert.equal(await row.locator(".badge").getAttribute("data-status"), "failed");
+
+  await search({ "#f-order": ("offline-a").toUpperCase() });
+  await page.locator("#journal-count", { hasText: "of 1" }).waitFor();
+  await search({ "#f-order": prefix.toLowerCase() + "2" });
+  // J-…-2 and J-…-20, -21, -22: any part of the order ID, whatever its case.
+  await page.locator("#journal-count", { hasText: "of 4" }).waitFor();
+
+  await page.goto(base + "#/manager/summary");
+  const card = page.locator('.summary-card[data-currency="USD"]');
+  await card.waitFor();
+  assert.match(await card.textContent(), /Failed\s*1/);
+  assert.doesNotMatch(await card.textContent(), /Not created/);
   assert.deepEqual(h.unexpectedErrors(page), []);
 });

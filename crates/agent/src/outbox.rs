@@ -310,3 +310,70 @@ fn refund_body(answer: &till_sensepass::models::RefundResponse) -> Value {
 pub fn is_open(state: OpState) -> bool {
     matches!(state, OpState::Pending | OpState::InFlight)
 }
+
+/// What the manager console may do with an operation (the journal enforces the same rules in
+/// `retry_operation` and `dismiss_operation`; this is what the buttons show).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsoleActions {
+    /// "Retry now": a pending operation (sooner than its back-off), or a failed commit or cancel
+    /// (neither moves money out). Never a failed refund or credit: that is a new refund.
+    pub retry: bool,
+    /// "Dismiss": a failed operation only — certainly not performed at SensePass. Never one that
+    /// is pending or in flight, which may still move money.
+    pub dismiss: bool,
+}
+
+/// The console's actions of `op` (see [`ConsoleActions`]).
+pub fn console_actions(op: &Operation) -> ConsoleActions {
+    let dismissed = op.dismissed_at.is_some();
+    ConsoleActions {
+        retry: match op.state {
+            OpState::Pending => true,
+            OpState::Failed => !dismissed && matches!(op.kind, OpKind::Commit | OpKind::Cancel),
+            OpState::InFlight | OpState::Delivered => false,
+        },
+        dismiss: op.state == OpState::Failed && !dismissed,
+    }
+}
+
+/// The last error of an operation in a manager's words, from the prefixes this module writes
+/// (`unreachable:`, `uncertain:`, `SensePass answered …`); `None` when there is none (a delivered
+/// operation's error is cleared). The raw text stays in `lastError` for support.
+pub fn describe_error(op: &Operation) -> Option<String> {
+    let raw = op.last_error.as_deref()?.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    let will_retry = op.state == OpState::Pending;
+    if raw.starts_with("unreachable:") {
+        return Some(if will_retry {
+            "SensePass could not be reached. It is sent again automatically.".into()
+        } else {
+            "SensePass could not be reached.".into()
+        });
+    }
+    if raw.starts_with(UNCERTAIN) {
+        return Some(if will_retry {
+            "SensePass did not answer clearly. It is checked with SensePass before it is sent again, so it cannot happen twice.".into()
+        } else {
+            "SensePass did not answer clearly.".into()
+        });
+    }
+    if let Some(rest) = raw.strip_prefix("SensePass answered ") {
+        let (status, body) = rest.split_once(':').unwrap_or((rest, ""));
+        let message = serde_json::from_str::<Value>(body.trim())
+            .ok()
+            .and_then(|b| {
+                ["status_message", "errorMessage", "message", "title", "error"]
+                    .iter()
+                    .find_map(|k| b.get(*k).and_then(Value::as_str).map(str::to_string))
+                    .or_else(|| b.get("result").and_then(Value::as_str).map(str::to_string))
+            })
+            .filter(|m| !m.trim().is_empty());
+        return Some(match message {
+            Some(m) => format!("SensePass refused it (HTTP {}): {m}. It was not carried out.", status.trim()),
+            None => format!("SensePass refused it (HTTP {}). It was not carried out.", status.trim()),
+        });
+    }
+    Some(raw.to_string())
+}

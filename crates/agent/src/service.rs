@@ -1159,17 +1159,15 @@ fn phase_name(phase: Phase) -> &'static str {
 
 /// The bus event for a record.
 pub fn status_event(record: &PaymentRecord, source: &str) -> StatusEvent {
-    let status_key = match (record.status, record.phase) {
-        (Some(s), _) => s.key().to_string(),
-        (None, Phase::CreateFailed) => "failed".to_string(),
-        (None, Phase::CreateUnknown) => "unknown".to_string(),
-        (None, _) => "creating".to_string(),
-    };
+    let status_key = record.status_key().to_string();
     StatusEvent {
         local_id: record.local_id.clone(),
         transaction_number: record.number.clone(),
         status: record.status.map(Status::code),
-        is_final: record.status.map(Status::is_final).unwrap_or(record.phase == Phase::CreateFailed),
+        // A payment a manager closed (no outcome, SensePass does not know it) is over for the
+        // screens too, unless SensePass reported it since.
+        is_final: record.status.map(Status::is_final).unwrap_or(record.phase == Phase::CreateFailed)
+            || (record.resolved_at.is_some() && !record.is_open()),
         status_key,
         source: source.to_string(),
         transaction: record.entity_json.clone(),

@@ -19,7 +19,8 @@
 //! time; [`now_ms`] is the helper production code uses). It is the only crate in the project that
 //! contains SQL.
 //!
-//! ## Schema (migration `0001_init.sql`, plus `operations.answer` from `0003`)
+//! ## Schema (migration `0001_init.sql`, plus `operations.answer` from `0003`, the manager's
+//! resolutions — `operations.dismissed_at`, `transactions.resolved_at`/`resolution` — from `0030`)
 //!
 //! | table | one row per | key columns |
 //! |---|---|---|
@@ -72,6 +73,7 @@ pub use gateway::{
 pub use model::{
     Applied, Begin, Counts, EventSource, NewOperation, NewPayment, OpKind, OpState, Operation,
     Page, Pairing, PaymentRecord, Phase, Query, StatusEvent, Totals, IDEMPOTENCY_TTL_MS,
+    status_key,
     ORDER_ID_WINDOW_MS,
     transition_str,
 };
@@ -88,6 +90,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0003_operation_answer.sql")),
     M::up(include_str!("migrations/0010_changes.sql")),
     M::up(include_str!("migrations/0011_gateway_payments.sql")),
+    M::up(include_str!("migrations/0030_manager_resolutions.sql")),
 ];
 
 /// The schema version a fully migrated journal has (its `user_version`): the number of

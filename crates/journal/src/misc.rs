@@ -102,7 +102,7 @@ impl Journal {
             let (pending, in_flight, failed): (i64, i64, i64) = tx
                 .prepare_cached(
                     "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'in_flight'), 0), \
-                     COALESCE(SUM(state = 'failed'), 0) FROM operations",
+                     COALESCE(SUM(state = 'failed' AND dismissed_at IS NULL), 0) FROM operations",
                 )?
                 .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             Ok(Counts {
@@ -209,6 +209,45 @@ impl Journal {
                 };
                 out.push((currency, status, count(n)));
             }
+            Ok(out)
+        })
+    }
+}
+
+impl Journal {
+    /// Number of sales (setup carts excluded) created in `[from_ms, to_ms)` per currency and
+    /// [`crate::status_key`] — the same names the journal view and its filter use, so that the
+    /// end of day's "Failed 2" is what the "Failed" filter finds. Sorted by currency, then key.
+    pub fn status_key_counts(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(Currency, &'static str, u64)>, JournalError> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT currency, status, phase, resolved_at IS NOT NULL, COUNT(*) FROM transactions \
+                 WHERE setup = 0 AND created_at >= ?1 AND created_at < ?2 \
+                 GROUP BY currency, status, phase, resolved_at IS NOT NULL",
+            )?;
+            let rows = stmt.query_map([from_ms, to_ms], |r| {
+                Ok((
+                    crate::currency_at(r, 0)?,
+                    crate::status_at(r, 1)?,
+                    r.get::<_, crate::Phase>(2)?,
+                    r.get::<_, bool>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })?;
+            let mut out: Vec<(Currency, &'static str, u64)> = Vec::new();
+            for row in rows {
+                let (currency, status, phase, resolved, n) = row?;
+                let key = crate::status_key(phase, status, resolved);
+                match out.iter_mut().find(|(c, k, _)| *c == currency && *k == key) {
+                    Some(entry) => entry.2 += count(n),
+                    None => out.push((currency, key, count(n))),
+                }
+            }
+            out.sort();
             Ok(out)
         })
     }

@@ -65,13 +65,20 @@ pub struct PaymentRecord {
     pub committed_at: Option<i64>,
     /// Why the create call failed or is uncertain (phase `CreateFailed` / `CreateUnknown`).
     pub failure: Option<String>,
+    /// When a manager closed this payment as not paid although it had no outcome — only after
+    /// SensePass confirmed it cannot be paid ([`crate::Journal::resolve_payment`]). It is then no
+    /// longer open; its SensePass status stays as last observed, so a later observation still
+    /// moves it forward.
+    pub resolved_at: Option<i64>,
+    /// Why it was closed, in words (what SensePass said), for the console and the CSV.
+    pub resolution: Option<String>,
 }
 
 impl PaymentRecord {
     /// Still waiting for an outcome: the create call is unanswered or uncertain, or SensePass
     /// reports a pre-payment status. An open payment makes its device busy.
     pub fn is_open(&self) -> bool {
-        is_open(self.phase, self.status)
+        is_open(self.phase, self.status, self.resolved_at.is_some())
     }
 
     /// Money was captured (approved, possibly refunded since).
@@ -83,10 +90,37 @@ impl PaymentRecord {
     pub fn ended_without_capture(&self) -> bool {
         !self.is_open() && !self.was_captured()
     }
+
+    /// The one name of where this payment stands, shared by the journal view, its status filter,
+    /// the end-of-day counts, the CSV and the event stream (see [`status_key`]).
+    pub fn status_key(&self) -> &'static str {
+        status_key(self.phase, self.status, self.resolved_at.is_some())
+    }
 }
 
-/// The one rule for "open", shared by the `is_open` column and [`PaymentRecord::is_open`].
-pub(crate) fn is_open(phase: Phase, status: Option<Status>) -> bool {
+/// The one rule naming where a payment stands: the SensePass status key once created
+/// (`approved`, `timed_out`, ...); before that `creating` (the create call is unanswered),
+/// `unknown` (its outcome is being checked) or `failed` (certainly never created at SensePass —
+/// the same "Failed" a manager filters for, with the reason in `failure`). A payment a manager
+/// closed without an outcome (`resolved`) is `closed` — unless SensePass reported a final status
+/// since, which then names it (an approval is never hidden).
+pub fn status_key(phase: Phase, status: Option<Status>, resolved: bool) -> &'static str {
+    match (status, phase) {
+        (Some(s), _) if s.is_final() || !resolved => s.key(),
+        _ if resolved => "closed",
+        (Some(s), _) => s.key(),
+        (None, Phase::CreateFailed) => "failed",
+        (None, Phase::CreateUnknown) => "unknown",
+        (None, _) => "creating",
+    }
+}
+
+/// The one rule for "open", shared by the `is_open` column and [`PaymentRecord::is_open`]: a
+/// payment a manager closed (`resolved`) is never open again.
+pub(crate) fn is_open(phase: Phase, status: Option<Status>, resolved: bool) -> bool {
+    if resolved {
+        return false;
+    }
     match phase {
         Phase::Intent | Phase::CreateUnknown => true,
         Phase::CreateFailed => false,
@@ -281,8 +315,17 @@ pub struct Query {
     pub to_ms: Option<i64>,
     /// Any of these statuses (empty: any status, including not-yet-created intents).
     pub status: Vec<Status>,
-    /// Exactly this order ID.
+    /// Exactly this order ID (the POS's lookup).
     pub order_id: Option<String>,
+    /// Order IDs containing this text, ignoring ASCII case (the manager's search box).
+    pub order_search: Option<String>,
+    /// Also payments that were certainly never created at SensePass (no status; phase
+    /// `CreateFailed`), which [`status_key`] names `failed`: set with `status` containing
+    /// [`Status::Failed`] so that the "Failed" filter finds every payment shown as failed.
+    pub include_not_created: bool,
+    /// Also payments a manager closed as not paid ([`status_key`] `closed`: closed without a
+    /// final SensePass status), so that the status filter finds what the summary counts.
+    pub include_closed: bool,
     /// Amount at least this (minor units, inclusive).
     pub min_amount: Option<Minor>,
     /// Amount at most this (minor units, inclusive).
@@ -306,6 +349,9 @@ impl Default for Query {
             to_ms: None,
             status: Vec::new(),
             order_id: None,
+            order_search: None,
+            include_not_created: false,
+            include_closed: false,
             min_amount: None,
             max_amount: None,
             currency: None,
@@ -481,6 +527,13 @@ pub struct Operation {
     /// The first definite answer the POS got for it, `{"status", "body"}`: what a retry with the
     /// same Idempotency-Key answers again ([`crate::Journal::set_op_answer`]).
     pub answer: Option<Value>,
+    /// When a manager dismissed it (failed operations only, [`crate::Journal::dismiss_operation`]):
+    /// it then leaves the console's default list and the failure count, and stays in the journal.
+    pub dismissed_at: Option<i64>,
+    /// The POS order ID of its payment, so that the manager recognises it (read from the payment).
+    pub order_id: Option<String>,
+    /// The SensePass TransactionNumber of its payment, when known (read from the payment).
+    pub transaction_number: Option<String>,
 }
 
 /// Headline numbers for the status page and health checks.
@@ -496,7 +549,7 @@ pub struct Counts {
     pub pending_operations: u64,
     /// Outbox operations being sent (or whose send was interrupted).
     pub in_flight_operations: u64,
-    /// Outbox operations that failed permanently.
+    /// Outbox operations that failed permanently and that no manager has dismissed yet.
     pub failed_operations: u64,
 }
 

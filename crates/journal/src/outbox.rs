@@ -17,7 +17,8 @@ use till_core::Minor;
 /// [`op_from_row`] reads them.
 pub(crate) const OP_SELECT: &str = "SELECT o.id, o.op_key, o.kind, t.local_id, o.amount, o.payload, o.state, \
      o.attempts, o.next_at, o.last_error, o.result, o.created_at, o.updated_at, o.finished_at, \
-     o.answer FROM operations o LEFT JOIN transactions t ON t.id = o.transaction_id";
+     o.answer, o.dismissed_at, t.order_id, t.number \
+     FROM operations o LEFT JOIN transactions t ON t.id = o.transaction_id";
 
 pub(crate) fn op_from_row(row: &Row<'_>) -> rusqlite::Result<Operation> {
     Ok(Operation {
@@ -36,6 +37,9 @@ pub(crate) fn op_from_row(row: &Row<'_>) -> rusqlite::Result<Operation> {
         updated_at: row.get(12)?,
         finished_at: row.get(13)?,
         answer: opt_json_at(row, 14)?,
+        dismissed_at: row.get(15)?,
+        order_id: row.get(16)?,
+        transaction_number: row.get(17)?,
     })
 }
 
@@ -211,6 +215,81 @@ impl Journal {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The console's outbox list: newest first, optionally of one state; operations a manager
+    /// dismissed only when `include_dismissed`.
+    pub fn outbox_view(
+        &self,
+        state: Option<OpState>,
+        include_dismissed: bool,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<Operation>, JournalError> {
+        let conn = self.lock();
+        let sql = format!(
+            "{OP_SELECT} WHERE (?1 IS NULL OR o.state = ?1) AND (?2 OR o.dismissed_at IS NULL) \
+             ORDER BY o.id DESC LIMIT ?3 OFFSET ?4"
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![state, include_dismissed, limit, offset], op_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// "Retry now" from the console. A pending operation waiting out its back-off becomes due at
+    /// `now_ms` (nothing else changes: an uncertain refund is still checked at SensePass before it
+    /// is sent again). A failed commit or cancel goes back to `Pending`, due now: neither moves
+    /// money out, and SensePass refuses what no longer applies. A failed refund or credit is not
+    /// sent again from here — that would be a new money movement, which belongs in a new refund,
+    /// under the refund cap — nor is a dismissed operation. In flight or delivered: nothing to
+    /// retry ([`JournalError::InvalidOpState`]).
+    pub fn retry_operation(&self, id: i64, now_ms: i64) -> Result<Operation, JournalError> {
+        self.write(|tx| {
+            let op = op_by_id(tx, id)?;
+            match op.state {
+                OpState::Pending => {
+                    tx.prepare_cached("UPDATE operations SET next_at = ?2, updated_at = ?2 WHERE id = ?1")?
+                        .execute(params![id, now_ms])?;
+                }
+                OpState::Failed if op.dismissed_at.is_some() => {
+                    return Err(JournalError::InvalidOperation(
+                        "a dismissed operation is not sent again".into(),
+                    ))
+                }
+                OpState::Failed if matches!(op.kind, OpKind::Commit | OpKind::Cancel) => {
+                    tx.prepare_cached(
+                        "UPDATE operations SET state = 'pending', next_at = ?2, finished_at = NULL, \
+                         updated_at = ?2 WHERE id = ?1",
+                    )?
+                    .execute(params![id, now_ms])?;
+                }
+                OpState::Failed => {
+                    return Err(JournalError::InvalidOperation(format!(
+                        "a failed {} is not sent again: start a new one from its payment",
+                        op.kind.as_str()
+                    )))
+                }
+                OpState::InFlight | OpState::Delivered => {
+                    return Err(JournalError::InvalidOpState { id, state: op.state, action: "retry" })
+                }
+            }
+            op_by_id(tx, id)
+        })
+    }
+
+    /// "Dismiss" from the console: a failed operation — certainly not performed at SensePass, and
+    /// never to be retried by the sender — is marked seen. It leaves the default outbox list and
+    /// the failure count; the row and its error stay. Only failed operations: a pending or
+    /// in-flight one may still move money ([`JournalError::InvalidOpState`]). Repeating it keeps
+    /// the first time.
+    pub fn dismiss_operation(&self, id: i64, now_ms: i64) -> Result<Operation, JournalError> {
+        self.transition_op(id, &[OpState::Failed], "dismiss", |tx| {
+            tx.prepare_cached(
+                "UPDATE operations SET dismissed_at = COALESCE(dismissed_at, ?2), updated_at = ?2 WHERE id = ?1",
+            )?
+            .execute(params![id, now_ms])?;
+            Ok(())
+        })
+    }
+
     /// The operations of one payment, oldest first.
     pub fn operations_for(&self, local_id: &str) -> Result<Vec<Operation>, JournalError> {
         self.read(|tx| {
@@ -283,9 +362,11 @@ impl Journal {
                     })
                 }
             }
+            // The error of an earlier attempt is history once it got through: cleared, so the
+            // console does not show a problem that is over.
             tx.prepare_cached(
                 "UPDATE operations SET state = 'delivered', result = ?2, finished_at = ?3, \
-                 updated_at = ?3 WHERE id = ?1",
+                 updated_at = ?3, last_error = NULL WHERE id = ?1",
             )?
             .execute(params![id, result, now_ms])?;
             op_by_id(tx, id)

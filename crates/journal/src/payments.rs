@@ -13,7 +13,7 @@ use till_core::{Minor, Status, Transition};
 /// The columns of `transactions`, in the order [`record_from_row`] reads them.
 pub(crate) const TX_COLS: &str = "id, local_id, number, device_id, order_id, idempotency_key, \
      amount, currency, phase, status, request_json, entity_json, product_sum_mismatch, setup, \
-     created_at, updated_at, final_at, commit_link, committed_at, failure";
+     created_at, updated_at, final_at, commit_link, committed_at, failure, resolved_at, resolution";
 
 // The WHERE clauses of the hot lookups, named so the plan test in lib.rs checks the very
 // statements the methods run.
@@ -58,6 +58,8 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> rusqlite::Result<PaymentRecord> 
         commit_link: row.get(17)?,
         committed_at: row.get(18)?,
         failure: row.get(19)?,
+        resolved_at: row.get(20)?,
+        resolution: row.get(21)?,
     })
 }
 
@@ -168,7 +170,7 @@ fn apply_in(
                 rec.id,
                 status_code(status),
                 json_text(entity)?,
-                is_open(rec.phase, Some(status)),
+                is_open(rec.phase, Some(status), rec.resolved_at.is_some()),
                 final_time(rec.final_at, status, now_ms),
                 now_ms
             ])?;
@@ -410,7 +412,7 @@ impl Journal {
                 Phase::Created,
                 status_code(status),
                 json_text(entity)?,
-                is_open(Phase::Created, Some(status)),
+                is_open(Phase::Created, Some(status), rec.resolved_at.is_some()),
                 status.is_final().then_some(now_ms),
                 now_ms
             ])?;
@@ -569,6 +571,41 @@ impl Journal {
         })
     }
 
+    /// Closes a payment that has no outcome as not paid, by a manager's decision, once SensePass
+    /// has confirmed it cannot be paid (it does not know the transaction): the way out of a
+    /// payment stuck open. Records when and why (`resolution`), makes it no longer open (the
+    /// device is free, the order may be tried again), and keeps its SensePass status as last
+    /// observed, so that a later observation still moves it forward. Only an open, created
+    /// payment ([`JournalError::InvalidPhase`] otherwise): an intent without a TransactionNumber
+    /// is settled by reconciliation ([`Journal::record_create_failed`]). Repeating it keeps the
+    /// first time and reason.
+    pub fn resolve_payment(
+        &self,
+        local_id: &str,
+        resolution: &str,
+        now_ms: i64,
+    ) -> Result<PaymentRecord, JournalError> {
+        self.write(|tx| {
+            let rec = by_local_id_in(tx, local_id)?;
+            if rec.resolved_at.is_some() {
+                return Ok(rec);
+            }
+            if !rec.is_open() || rec.phase != Phase::Created {
+                return Err(JournalError::InvalidPhase {
+                    local_id: local_id.to_string(),
+                    phase: rec.phase,
+                    action: "close a payment that is not open and created",
+                });
+            }
+            tx.prepare_cached(
+                "UPDATE transactions SET resolved_at = ?2, resolution = ?3, is_open = 0, \
+                 final_at = COALESCE(final_at, ?2), updated_at = ?2 WHERE id = ?1",
+            )?
+            .execute(params![rec.id, now_ms, resolution])?;
+            by_id(tx, rec.id)
+        })
+    }
+
     /// The payment with this local ID.
     pub fn by_local_id(&self, local_id: &str) -> Result<Option<PaymentRecord>, JournalError> {
         let conn = self.lock();
@@ -656,6 +693,12 @@ impl Journal {
         if let Some(order) = &q.order_id {
             push("order_id = ?", V::Text(order.clone()), &mut args);
         }
+        if let Some(text) = q.order_search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            // LIKE ignores ASCII case; the text's own `%`, `_` and `\` are escaped so they match
+            // themselves rather than acting as wildcards.
+            let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            push("order_id LIKE ? ESCAPE '\\'", V::Text(format!("%{escaped}%")), &mut args);
+        }
         if let Some(device) = &q.device_id {
             push("device_id = ?", V::Text(device.clone()), &mut args);
         }
@@ -672,10 +715,33 @@ impl Journal {
                 &mut args,
             );
         }
-        if !q.status.is_empty() {
+        if !q.status.is_empty() || q.include_not_created || q.include_closed {
             // Status codes are small integers from our own enum: safe to inline.
-            let codes: Vec<String> = q.status.iter().map(|s| s.code().to_string()).collect();
-            clauses.push(format!("status IN ({})", codes.join(", ")));
+            // A payment a manager closed keeps its last (pending) SensePass status but is no
+            // longer open: a filter for pending statuses does not find it (status_key: `closed`).
+            let codes = |open: bool| -> Vec<String> {
+                q.status.iter().filter(|s| s.is_open() == open).map(|s| s.code().to_string()).collect()
+            };
+            let (open_codes, final_codes) = (codes(true), codes(false));
+            let mut any = Vec::new();
+            if !final_codes.is_empty() {
+                any.push(format!("status IN ({})", final_codes.join(", ")));
+            }
+            if !open_codes.is_empty() {
+                any.push(format!("(status IN ({}) AND resolved_at IS NULL)", open_codes.join(", ")));
+            }
+            if q.include_not_created {
+                any.push("(status IS NULL AND phase = 'create_failed')".to_string());
+            }
+            if q.include_closed {
+                let pending: Vec<String> =
+                    Status::ALL.iter().filter(|s| s.is_open()).map(|s| s.code().to_string()).collect();
+                any.push(format!(
+                    "(resolved_at IS NOT NULL AND (status IS NULL OR status IN ({})))",
+                    pending.join(", ")
+                ));
+            }
+            clauses.push(format!("({})", any.join(" OR ")));
         }
         let where_sql = if clauses.is_empty() {
             "1".to_string()

@@ -406,3 +406,63 @@ fn interrupted_sends_stay_in_flight_across_restart() {
         Err(JournalError::RefundCapExceeded { .. })
     ));
 }
+
+/// The console's outbox actions: the payment's order id and number on every row, "retry now",
+/// "dismiss" only for what certainly did not happen, and a last error that clears on delivery.
+#[test]
+fn console_retry_dismiss_and_cleared_errors() {
+    let (_d, j) = journal();
+    j.begin_payment(sale("p", "dev-p", Some("ORDER-9"), None, 1000, T0)).unwrap();
+    j.record_created("p", "N-p", Status::Initialize, &entity("N-p", Status::Initialize), T0).unwrap();
+    j.apply_status("N-p", Status::Approved, &entity("N-p", Status::Approved), EventSource::Socket, T0).unwrap();
+    let op = |kind: OpKind, key: &str| NewOperation {
+        kind,
+        transaction_local_id: Some("p".into()),
+        op_key: key.into(),
+        amount: None,
+        payload: json!({}),
+        now_ms: T0,
+    };
+    let commit = j.enqueue(op(OpKind::Commit, "c")).unwrap();
+    assert_eq!(commit.order_id.as_deref(), Some("ORDER-9"));
+    assert_eq!(commit.transaction_number.as_deref(), Some("N-p"));
+
+    // A pending operation waiting out its back-off is due at once after "retry now".
+    j.mark_in_flight(commit.id, T0).unwrap();
+    j.reschedule(commit.id, 1, T0 + 60_000, "unreachable: connection refused").unwrap();
+    assert!(j.due_operations(T0 + 10).unwrap().is_empty());
+    let retried = j.retry_operation(commit.id, T0 + 10).unwrap();
+    assert_eq!((retried.state, retried.next_at), (OpState::Pending, T0 + 10));
+    assert_eq!(retried.last_error.as_deref(), Some("unreachable: connection refused"));
+    assert_eq!(j.due_operations(T0 + 10).unwrap().len(), 1);
+    // A pending one cannot be dismissed: it may still happen.
+    assert!(matches!(j.dismiss_operation(commit.id, T0), Err(JournalError::InvalidOpState { .. })));
+    // Delivered: the old error is cleared.
+    j.mark_in_flight(commit.id, T0 + 11).unwrap();
+    let done = j.mark_delivered(commit.id, &json!({"ok": true}), T0 + 12).unwrap();
+    assert_eq!(done.last_error, None);
+    assert!(matches!(j.retry_operation(commit.id, T0), Err(JournalError::InvalidOpState { .. })));
+    assert!(matches!(j.dismiss_operation(commit.id, T0), Err(JournalError::InvalidOpState { .. })));
+
+    // A failed cancel may be retried (no money moves); a failed refund may not.
+    let cancel = j.enqueue(op(OpKind::Cancel, "x")).unwrap();
+    j.mark_failed(cancel.id, "SensePass answered 501: {}", T0 + 20).unwrap();
+    let again = j.retry_operation(cancel.id, T0 + 21).unwrap();
+    assert_eq!((again.state, again.finished_at), (OpState::Pending, None));
+    j.mark_failed(cancel.id, "SensePass answered 501: {}", T0 + 22).unwrap();
+    let refund = j.enqueue_refund(refund("p", "r", Some(100), T0), Minor(1000)).unwrap();
+    j.mark_failed(refund.id, "SensePass answered 200: declined", T0 + 23).unwrap();
+    assert!(matches!(j.retry_operation(refund.id, T0 + 24), Err(JournalError::InvalidOperation(_))));
+    assert_eq!(j.counts().unwrap().failed_operations, 2);
+
+    // Dismissed: out of the default list and the failure count, still in the journal.
+    let dismissed = j.dismiss_operation(refund.id, T0 + 30).unwrap();
+    assert_eq!(dismissed.dismissed_at, Some(T0 + 30));
+    assert_eq!(j.dismiss_operation(refund.id, T0 + 40).unwrap().dismissed_at, Some(T0 + 30), "first time kept");
+    assert!(matches!(j.retry_operation(refund.id, T0 + 41), Err(JournalError::InvalidOperation(_))));
+    assert_eq!(j.counts().unwrap().failed_operations, 1);
+    let listed = |all: bool| j.outbox_view(None, all, 10, 0).unwrap().iter().map(|o| o.id).collect::<Vec<_>>();
+    assert_eq!(listed(false), [cancel.id, commit.id]);
+    assert_eq!(listed(true), [refund.id, cancel.id, commit.id]);
+    assert_eq!(j.operations(Some(OpState::Failed), 10, 0).unwrap().len(), 2, "the sender's view is unchanged");
+}

@@ -676,3 +676,48 @@ fn refunds_processing_lists_status_12_through_its_index() {
     // The query names its partial index (INDEXED BY): SQLite refuses to run it without that index.
     assert_eq!(ids, vec!["a", "c"]);
 }
+
+/// A payment stuck open (SensePass no longer knows it) closed by a manager: no longer open, the
+/// device free and the order attemptable again, named `closed` — and a later observation from
+/// SensePass still moves it forward, so an approval could never be hidden by the closing.
+#[test]
+fn a_stuck_payment_closed_by_a_manager() {
+    let (_d, j) = journal();
+    let a = started(j.begin_payment(sale("s1", "dev", Some("ST-1"), None, 900, 1_000)).unwrap());
+    j.record_created(&a.local_id, "NS1", Status::Initialize, &entity("NS1", Status::Initialize), 1_001).unwrap();
+    assert!(matches!(j.begin_payment(sale("s2", "dev", None, None, 100, 1_002)).unwrap(), Begin::Busy(_)));
+    assert!(matches!(
+        j.resolve_payment("nope", "x", 1_003),
+        Err(JournalError::NotFound { .. })
+    ));
+
+    let closed = j.resolve_payment("s1", "SensePass does not know this transaction", 2_000).unwrap();
+    assert!(!closed.is_open());
+    assert_eq!(closed.status_key(), "closed");
+    assert_eq!(closed.status, Some(Status::Initialize), "the SensePass status is kept as observed");
+    assert_eq!((closed.resolved_at, closed.final_at), (Some(2_000), Some(2_000)));
+    assert_eq!(j.resolve_payment("s1", "again", 3_000).unwrap().resolution.as_deref(), Some("SensePass does not know this transaction"));
+    assert!(j.open_payments().unwrap().is_empty());
+    let pending = till_journal::Query { status: vec![Status::Initialize, Status::WaitingForTap], ..Default::default() };
+    assert_eq!(j.query(&pending).unwrap().total, 0, "a closed payment is not found as pending");
+    let closed_filter = till_journal::Query { include_closed: true, ..Default::default() };
+    assert_eq!(j.query(&closed_filter).unwrap().items.iter().map(|r| r.local_id.as_str()).collect::<Vec<_>>(), ["s1"]);
+    assert_eq!(j.counts().unwrap().open_payments, 0);
+    // The device is free, and the order may be tried again.
+    assert!(matches!(j.begin_payment(sale("s3", "dev", Some("ST-1"), None, 900, 3_001)).unwrap(), Begin::Started(_)));
+    // Still open at SensePass after all: a pending observation does not reopen it ...
+    let later = j.apply_status("NS1", Status::TapDetected, &entity("NS1", Status::TapDetected), EventSource::Socket, 3_002).unwrap();
+    assert!(!later.record.is_open());
+    assert_eq!(later.record.status_key(), "closed");
+    // ... and an approval shows as approved.
+    let paid = j.apply_status("NS1", Status::Approved, &entity("NS1", Status::Approved), EventSource::Poll, 3_003).unwrap();
+    assert!(paid.advanced());
+    assert_eq!(paid.record.status_key(), "approved");
+    assert_eq!(j.query(&closed_filter).unwrap().total, 0, "approved since: no longer closed");
+    assert!(paid.record.was_captured());
+    // Finished payments cannot be closed.
+    let done = started(j.begin_payment(sale("s4", "dev2", None, None, 100, 4_000)).unwrap());
+    j.record_created(&done.local_id, "NS4", Status::Initialize, &entity("NS4", Status::Initialize), 4_001).unwrap();
+    j.apply_status("NS4", Status::Declined, &entity("NS4", Status::Declined), EventSource::Api, 4_002).unwrap();
+    assert!(matches!(j.resolve_payment("s4", "x", 4_003), Err(JournalError::InvalidPhase { .. })));
+}

@@ -314,3 +314,58 @@ fn card_data_never_reaches_the_file() {
     }
     assert!(text.contains("411111******1111"), "the masked number is kept");
 }
+
+/// The manager's order search finds any part of an order ID in any ASCII case, and its own `%`
+/// and `_` are plain characters, not wildcards.
+#[test]
+fn order_search_is_a_case_insensitive_part() {
+    let (_d, j) = journal();
+    for (i, order) in ["Table-12/A", "table-120", "TAKEAWAY-7", "50%_off", "500-off"].iter().enumerate() {
+        let id = format!("s{i}");
+        j.begin_payment(sale(&id, "d", Some(order), None, 100, T0 + i as i64)).unwrap();
+        j.record_created(&id, &format!("S{i}"), Status::Initialize, &json!({}), T0 + i as i64).unwrap();
+        j.apply_status(&format!("S{i}"), Status::Approved, &json!({}), EventSource::Api, T0 + i as i64).unwrap();
+    }
+    let find = |text: &str| {
+        ids(&j.query(&Query { order_search: Some(text.into()), ..Query::default() }).unwrap())
+    };
+    assert_eq!(find("TABLE-12"), ["s1", "s0"]);
+    assert_eq!(find("12/a"), ["s0"]);
+    assert_eq!(find("away"), ["s2"]);
+    assert_eq!(find("%_"), ["s3"], "% and _ match themselves");
+    assert!(find("0_o").is_empty(), "_ is no wildcard: 500-off does not match");
+    assert_eq!(find("0%_O"), ["s3"]);
+    assert!(find("nothing").is_empty());
+    // The POS's exact lookup stays exact.
+    let exact = j.query(&Query { order_id: Some("table-12".into()), ..Query::default() }).unwrap();
+    assert_eq!(exact.total, 0);
+}
+
+/// A payment never created at SensePass is "failed" everywhere: its key, the "Failed" filter
+/// (with `include_not_created`) and the end-of-day counts by key.
+#[test]
+fn never_created_payments_are_failed_in_the_filter_and_the_counts() {
+    let (_d, j) = journal();
+    j.begin_payment(sale("nc", "d", Some("NC-1"), None, 100, T0)).unwrap();
+    let rec = j.record_create_failed("nc", "SensePass is unreachable", T0 + 1).unwrap();
+    assert_eq!(rec.status_key(), "failed");
+    j.begin_payment(sale("sf", "d", Some("SF-1"), None, 200, T0 + 2)).unwrap();
+    j.record_created("sf", "SF", Status::Initialize, &json!({}), T0 + 2).unwrap();
+    j.apply_status("SF", Status::Failed, &json!({}), EventSource::Api, T0 + 3).unwrap();
+    j.begin_payment(sale("ok", "d", Some("OK-1"), None, 300, T0 + 4)).unwrap();
+    j.record_created("ok", "OK", Status::Initialize, &json!({}), T0 + 4).unwrap();
+    j.begin_payment(sale("open", "d2", Some("OPEN-1"), None, 300, T0 + 5)).unwrap();
+
+    let failed = Query { status: vec![Status::Failed], include_not_created: true, ..Query::default() };
+    assert_eq!(ids(&j.query(&failed).unwrap()), ["sf", "nc"]);
+    let only_status = Query { status: vec![Status::Failed], ..Query::default() };
+    assert_eq!(ids(&j.query(&only_status).unwrap()), ["sf"]);
+    let only_not_created = Query { include_not_created: true, ..Query::default() };
+    assert_eq!(ids(&j.query(&only_not_created).unwrap()), ["nc"], "an intent still open is not failed");
+
+    let counts = j.status_key_counts(T0, T0 + HOUR).unwrap();
+    assert_eq!(
+        counts,
+        vec![(Currency::Usd, "creating", 1), (Currency::Usd, "failed", 2), (Currency::Usd, "initialized", 1)]
+    );
+}

@@ -114,6 +114,15 @@ async fn action(AxState(sh): Sh, Path((n, action)): Path<(String, String)>, byte
             };
             sh.state().consumer_pay(&n, card, true).map(|_| ())
         }
+        // SensePass no longer knows the transaction (a restart lost it, or it was created in
+        // another environment): every later look-up, cancel or payment of it answers 404.
+        "forget" => {
+            let removed = sh.state().txns.remove(&n).is_some();
+            if !removed {
+                return error(StatusCode::NOT_FOUND, "transaction not found");
+            }
+            return Json(json!({"forgotten": n})).into_response();
+        }
         "emit" => {
             let status = match b.get("status") {
                 None | Some(Value::Null) => None,

@@ -128,15 +128,7 @@ pub fn build_receipt(record: &PaymentRecord, ops: &[till_journal::Operation]) ->
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| AgentError::Internal(e.to_string()))?;
     let vat_total = Product::cart_vat(&products).unwrap_or(Minor::ZERO);
-    let approval = tx.as_ref().and_then(|t| {
-        t.confirmations().into_iter().find(|c| !c.is_refund()).map(|c| till_receipts::Approval {
-            confirmation: c.confirmation_number.clone(),
-            payment_method: c.payment_method_name.clone(),
-            card_mask: c.card_mask.clone(),
-            auth_number: c.auth_number.clone(),
-            approved_at: c.date_approval.as_deref().map(human_rfc3339),
-        })
-    });
+    let approval = approval_of(tx.as_ref());
     let refunds = ops
         .iter()
         .filter(|o| o.kind == OpKind::Refund && matches!(o.state, OpState::Delivered | OpState::Pending | OpState::InFlight))
@@ -148,6 +140,7 @@ pub fn build_receipt(record: &PaymentRecord, ops: &[till_journal::Operation]) ->
         })
         .collect();
     let status = match (record.status, record.phase) {
+        _ if record.status_key() == "closed" => "Closed, not paid".to_string(),
         (Some(s), _) => s.display_name().trim_start_matches("Transaction ").to_string(),
         (None, phase) => format!("{phase:?}"),
     };
@@ -176,6 +169,18 @@ pub fn build_receipt(record: &PaymentRecord, ops: &[till_journal::Operation]) ->
     })
 }
 
+/// The approving confirmation of a payment (method, card, auth code, approval time in the store's
+/// local time), as the receipt prints it and the CSV exports it.
+fn approval_of(tx: Option<&Transaction>) -> Option<till_receipts::Approval> {
+    tx?.confirmations().into_iter().find(|c| !c.is_refund()).map(|c| till_receipts::Approval {
+        confirmation: c.confirmation_number.clone(),
+        payment_method: c.payment_method_name.clone(),
+        card_mask: c.card_mask.clone(),
+        auth_number: c.auth_number.clone(),
+        approved_at: c.date_approval.as_deref().map(human_rfc3339),
+    })
+}
+
 /// An RFC 3339 time from SensePass in the store's local time (see [`format_human`]); other
 /// text is kept as it is.
 fn human_rfc3339(text: &str) -> String {
@@ -190,9 +195,14 @@ fn human_rfc3339(text: &str) -> String {
 /// customer's watch said and still unambiguous when read elsewhere. jiff reads the zone from the
 /// system's tz database; where none can be found it falls back to UTC, printed as `+00:00`.
 pub fn format_human(ms: i64) -> String {
+    local_time(ms, "%Y-%m-%d %H:%M %:z")
+}
+
+/// `ms` in the store's local time (the rule of [`format_human`]) with a `strftime` pattern.
+fn local_time(ms: i64, pattern: &str) -> String {
     let tz = jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC);
     match jiff::Timestamp::from_millisecond(ms) {
-        Ok(t) => t.to_zoned(tz).strftime("%Y-%m-%d %H:%M %:z").to_string(),
+        Ok(t) => t.to_zoned(tz).strftime(pattern).to_string(),
         Err(_) => format_ms(ms),
     }
 }
@@ -299,7 +309,7 @@ fn range(p: &RangeParams) -> Result<(i64, i64), AgentError> {
 /// `GET /api/agent/summary?from&to`: end-of-day totals per currency and counts per status.
 pub async fn summary(State(agent): State<Agent>, Query(p): Query<RangeParams>) -> Result<Response, AgentError> {
     let (from, to) = range(&p)?;
-    let (totals, counts) = agent.journal(move |j| Ok((j.totals(from, to)?, j.status_counts(from, to)?))).await?;
+    let (totals, counts) = agent.journal(move |j| Ok((j.totals(from, to)?, j.status_key_counts(from, to)?))).await?;
     let mut currencies: Vec<Currency> = totals.iter().map(|t| t.currency).chain(counts.iter().map(|c| c.0)).collect();
     currencies.sort();
     currencies.dedup();
@@ -312,8 +322,7 @@ pub async fn summary(State(agent): State<Agent>, Query(p): Query<RangeParams>) -
             let net = approved.checked_sub(refunded).unwrap_or(Minor::ZERO);
             let mut by_status = serde_json::Map::new();
             let mut count = 0;
-            for (_, s, n) in counts.iter().filter(|x| x.0 == c) {
-                let key = s.map(Status::key).unwrap_or("not_created");
+            for (_, key, n) in counts.iter().filter(|x| x.0 == c) {
                 count += n;
                 by_status.insert(key.to_string(), json!(n));
             }
@@ -335,32 +344,64 @@ pub async fn summary(State(agent): State<Agent>, Query(p): Query<RangeParams>) -
     Ok(Json(json!({ "from": format_ms(from), "to": format_ms(to), "currencies": rows })).into_response())
 }
 
-/// `GET /api/agent/transactions.csv?<journal filters>`: the journal as CSV (up to 10,000 rows).
+/// The columns of the CSV export, in order: what a store's bookkeeping needs of each payment.
+/// Times are the store's local time (the till PC's zone, or `TZ`) — `date`, `time` and
+/// `utc_offset` (`UTC+02:00`) of the payment, other times with their offset — so that a day's rows are the day
+/// the till saw. Amounts are major units with the currency's digits (`12.50`), one formatting for
+/// every amount column: `amount` asked, `charged` (captured, else 0), `refunded` (delivered
+/// refunds), `refund_queued` (refunds not delivered yet), `net` = charged − refunded.
+pub const CSV_COLUMNS: [&str; 21] = [
+    "date",
+    "time",
+    "utc_offset",
+    "order_id",
+    "transaction_number",
+    "status",
+    "currency",
+    "amount",
+    "charged",
+    "refunded",
+    "refund_queued",
+    "net",
+    "payment_method",
+    "card",
+    "auth_code",
+    "confirmation",
+    "approved_at",
+    "committed_at",
+    "failure",
+    "product_sum_mismatch",
+    "local_id",
+];
+
+/// `GET /api/agent/transactions.csv?<journal filters>` (manager): the journal as CSV (up to
+/// 10,000 rows), columns [`CSV_COLUMNS`]. Behind the manager session, as the console promises: a
+/// whole day's takings, cards and auth codes in one file is the manager's to take away.
 pub async fn transactions_csv(
     State(agent): State<Agent>,
+    headers: HeaderMap,
     Query(p): Query<super::handlers::JournalParams>,
 ) -> Result<Response, AgentError> {
+    require_manager(&agent, &headers)?;
     let mut q = super::handlers::journal_query_of(p)?;
     q.limit = 10_000;
     q.offset = 0;
-    let page = agent.journal(move |j| j.query(&q)).await?;
+    let rows = agent
+        .journal(move |j| {
+            let page = j.query(&q)?;
+            page.items
+                .into_iter()
+                .map(|r| {
+                    let refunds = j.refunded_total(&r.local_id)?;
+                    Ok((r, refunds))
+                })
+                .collect::<Result<Vec<_>, till_journal::JournalError>>()
+        })
+        .await?;
     let mut w = csv::Writer::from_writer(Vec::new());
-    let header = ["created_at", "transaction_number", "order_id", "status", "amount", "currency", "committed_at", "product_sum_mismatch", "local_id"];
-    w.write_record(header).map_err(|e| AgentError::Internal(e.to_string()))?;
-    for r in &page.items {
-        let amount = Money { minor: r.amount, currency: r.currency }.to_major_string_fixed();
-        let status = r.status.map(Status::key).unwrap_or("not_created");
-        let row = [
-            format_ms(r.created_at),
-            r.number.clone().unwrap_or_default(),
-            r.order_id.clone().unwrap_or_default(),
-            status.to_string(),
-            amount,
-            r.currency.code().to_string(),
-            r.committed_at.map(format_ms).unwrap_or_default(),
-            r.product_sum_mismatch.to_string(),
-            r.local_id.clone(),
-        ];
+    w.write_record(CSV_COLUMNS).map_err(|e| AgentError::Internal(e.to_string()))?;
+    for (r, (refunded, queued)) in &rows {
+        let row = csv_row(r, *refunded, *queued);
         let row = row.map(|cell| csv_cell(&cell));
         w.write_record(&row).map_err(|e| AgentError::Internal(e.to_string()))?;
     }
@@ -372,6 +413,40 @@ pub async fn transactions_csv(
         .into_response())
 }
 
+/// One payment as a CSV row of [`CSV_COLUMNS`].
+fn csv_row(r: &PaymentRecord, refunded: Minor, queued: Minor) -> [String; 21] {
+    let major = |m: Minor| Money { minor: m, currency: r.currency }.to_major_string_fixed();
+    let charged = if r.was_captured() { r.amount } else { Minor::ZERO };
+    let net = charged.checked_sub(refunded).unwrap_or(Minor::ZERO);
+    let tx = r.entity_json.clone().and_then(|e| Transaction::from_json(e).ok());
+    let approval = approval_of(tx.as_ref());
+    let a = |f: fn(&till_receipts::Approval) -> Option<String>| approval.as_ref().and_then(f).unwrap_or_default();
+    [
+        local_time(r.created_at, "%Y-%m-%d"),
+        local_time(r.created_at, "%H:%M:%S"),
+        // "UTC+05:30", not "+05:30": a cell starting with + or − is a formula to a spreadsheet.
+        local_time(r.created_at, "UTC%:z"),
+        r.order_id.clone().unwrap_or_default(),
+        r.number.clone().unwrap_or_default(),
+        r.status_key().to_string(),
+        r.currency.code().to_string(),
+        major(r.amount),
+        major(charged),
+        major(refunded),
+        major(queued),
+        major(net),
+        a(|x| x.payment_method.clone()),
+        a(|x| x.card_mask.as_deref().map(till_receipts::mask_card)),
+        a(|x| x.auth_number.clone()),
+        a(|x| x.confirmation.clone()),
+        a(|x| x.approved_at.clone()),
+        r.committed_at.map(format_human).unwrap_or_default(),
+        r.failure.clone().or_else(|| r.resolution.clone()).unwrap_or_default(),
+        r.product_sum_mismatch.to_string(),
+        r.local_id.clone(),
+    ]
+}
+
 /// A CSV cell a spreadsheet will not run: text starting with `=`, `+`, `-`, `@`, a tab or a
 /// carriage return (a formula to Excel, LibreOffice and Sheets) gets a leading `'` (OWASP's advice).
 /// Our own numbers never start so (amounts are not negative).
@@ -380,6 +455,126 @@ pub fn csv_cell(text: &str) -> String {
         format!("'{text}")
     } else {
         text.to_string()
+    }
+}
+
+/// `POST /api/agent/transactions/{id}/resolve` (manager): the way out of a payment that stays
+/// open with no outcome (after a restart, SensePass no longer knowing it, a missed timeout). It
+/// asks SensePass and never closes anything on the agent's word alone:
+/// 1. SensePass has an outcome → it is journaled (`"resolved": "sensepass"`).
+/// 2. SensePass still has it open → it is cancelled, journaled as the cashier's Cancel is, so the
+///    customer can no longer pay (`"cancelled"`).
+/// 3. SensePass does not know it (404 on the look-up and on the cancel) → no money can move
+///    through it: the journal closes it as not paid, with the reason (`"closed"`).
+/// 4. Not created yet (no TransactionNumber) → the reconciliation of an unknown create: adopted if
+///    SensePass has it, failed if certainly not (`"reconciled"`).
+///
+/// SensePass unreachable, an unknown outcome, or the customer paying right now (501): nothing is
+/// closed and the error says so.
+pub async fn resolve_payment(State(agent): State<Agent>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, AgentError> {
+    require_manager(&agent, &headers)?;
+    let key = id.clone();
+    let record = agent
+        .journal(move |j| Ok(j.by_local_id(&key)?.or(j.by_number(&key)?)))
+        .await?
+        .ok_or_else(|| AgentError::NotFound(format!("transaction {id}")))?;
+    if !record.is_open() {
+        return Err(AgentError::Conflict(format!(
+            "this payment is not open ({}): there is nothing to resolve",
+            record.status_key()
+        )));
+    }
+    tracing::info!(local_id = %record.local_id, "manager asked to resolve an open payment");
+    let (how, record) = match (record.number.clone(), record.phase) {
+        (Some(number), till_journal::Phase::Created) => resolve_created(&agent, record, &number).await?,
+        _ => match agent.reconcile_unknown(record).await {
+            Ok(rec) => ("reconciled", rec),
+            Err(AgentError::Uncertain(m)) => {
+                return Err(AgentError::Conflict(format!(
+                    "SensePass cannot tell yet whether this payment was created ({m}); nothing was changed: try again in a minute"
+                )))
+            }
+            Err(e) => return Err(e),
+        },
+    };
+    Ok(Json(json!({ "resolved": how, "transaction": super::handlers::record_json(&record) })).into_response())
+}
+
+/// Steps 1–3 of [`resolve_payment`] for a payment SensePass numbered.
+async fn resolve_created(agent: &Agent, record: PaymentRecord, number: &str) -> Result<(&'static str, PaymentRecord), AgentError> {
+    match agent.refresh(number).await {
+        Ok(rec) if !rec.is_open() => return Ok(("sensepass", rec)),
+        // Open there, or unknown there: the cancel below decides (and makes sure of it).
+        Ok(_) | Err(AgentError::Upstream { status: 404, .. }) => {}
+        Err(e) => return Err(e),
+    }
+    let local = record.local_id.clone();
+    match agent.cancel(number, "stuck_payment_resolved_by_manager").await {
+        Ok(_) => {
+            let rec = agent.journal(move |j| j.by_local_id(&local)).await?.unwrap_or(record);
+            Ok(("cancelled", rec))
+        }
+        Err(AgentError::Upstream { status: 404, .. }) => {
+            let now = till_journal::now_ms();
+            let why = "closed as not paid by a manager: SensePass does not know this transaction (404 to its look-up and to a cancel), so no money can move through it";
+            let rec = agent.journal(move |j| j.resolve_payment(&local, why, now)).await?;
+            tracing::warn!(local_id = %rec.local_id, "open payment unknown to SensePass closed by the manager");
+            agent.publish_record(&rec, "local");
+            Ok(("closed", rec))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `POST /api/agent/outbox/{id}/retry` (manager): "Retry now" — a pending operation is sent at
+/// once instead of after its back-off; a failed commit or cancel goes back to the queue. A failed
+/// refund is never re-sent from here (a new refund, under the cap, is the way). 409 otherwise.
+pub async fn outbox_retry(State(agent): State<Agent>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, AgentError> {
+    require_manager(&agent, &headers)?;
+    let id = operation_id(&id)?;
+    let now = till_journal::now_ms();
+    let op = agent.journal(move |j| Ok(j.retry_operation(id, now))).await?.map_err(console_refusal)?;
+    tracing::info!(operation = id, "manager asked to retry an operation now");
+    agent.bus().publish(crate::events::AgentEvent::Operation { id, state: op.state.as_str().to_string() });
+    agent.wake_outbox();
+    Ok(Json(super::handlers::operation_json(&op)).into_response())
+}
+
+/// `POST /api/agent/outbox/{id}/dismiss` (manager): puts away a failed operation — one SensePass
+/// certainly did not carry out and the agent will not send again. It leaves the console's default
+/// list and the failure count; the journal keeps it. Anything that may still move money (pending,
+/// in flight) or did (delivered) cannot be dismissed: 409.
+pub async fn outbox_dismiss(State(agent): State<Agent>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, AgentError> {
+    require_manager(&agent, &headers)?;
+    let id = operation_id(&id)?;
+    let now = till_journal::now_ms();
+    let op = agent.journal(move |j| Ok(j.dismiss_operation(id, now))).await?.map_err(console_refusal)?;
+    tracing::info!(operation = id, "manager dismissed a failed operation");
+    agent.bus().publish(crate::events::AgentEvent::Operation { id, state: op.state.as_str().to_string() });
+    Ok(Json(super::handlers::operation_json(&op)).into_response())
+}
+
+fn operation_id(text: &str) -> Result<i64, AgentError> {
+    text.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| AgentError::invalid("id", "must be an operation number"))
+}
+
+/// A journal refusal of a console action, in the API's terms: 404 for an unknown operation, 409
+/// for one whose state does not allow it (in a manager's words), anything else as it is.
+fn console_refusal(e: till_journal::JournalError) -> AgentError {
+    use till_journal::JournalError as J;
+    match e {
+        J::NotFound { what, key } => AgentError::NotFound(format!("{what} {key}")),
+        J::InvalidOpState { state, action, .. } => AgentError::Conflict(format!(
+            "cannot {action} an operation that is {}: {}",
+            state.as_str().replace('_', " "),
+            match state {
+                OpState::Pending | OpState::InFlight => "it may still be carried out at SensePass",
+                OpState::Delivered => "SensePass has already carried it out",
+                OpState::Failed => "it failed and will not be sent again",
+            }
+        )),
+        J::InvalidOperation(m) => AgentError::Conflict(m),
+        other => other.into(),
     }
 }
 

@@ -154,6 +154,40 @@ mod tests {
         assert!(number_is_exact("0.1") && number_is_exact("12.5") && number_is_exact("1e2") && number_is_exact("-0.0"));
         assert!(!number_is_exact("0.30000000000000000001"));
     }
+
+    /// The outbox answers the journal's own state names — the ones its `state` filter and the
+    /// console take — not Rust's `Debug` spelling (`inflight`).
+    #[test]
+    fn operation_states_are_named_as_the_filter_takes_them() {
+        let op = |state| till_journal::Operation {
+            id: 7,
+            op_key: "k".into(),
+            kind: till_journal::OpKind::Refund,
+            transaction_local_id: Some("l".into()),
+            amount: Some(till_core::Minor(250)),
+            payload: json!({}),
+            state,
+            attempts: 1,
+            next_at: 0,
+            last_error: Some("uncertain: timed out".into()),
+            result: None,
+            created_at: 0,
+            updated_at: 0,
+            finished_at: None,
+            answer: None,
+            dismissed_at: None,
+            order_id: Some("A-1".into()),
+            transaction_number: Some("N".into()),
+        };
+        let v = operation_json(&op(OpState::InFlight));
+        assert_eq!((v["state"].as_str(), v["kind"].as_str(), v["orderId"].as_str()), (Some("in_flight"), Some("refund"), Some("A-1")));
+        assert_eq!((v["canRetry"].as_bool(), v["canDismiss"].as_bool()), (Some(false), Some(false)));
+        let pending = operation_json(&op(OpState::Pending));
+        assert!(pending["problem"].as_str().unwrap_or_default().contains("checked with SensePass before it is sent again"), "{pending}");
+        assert_eq!(pending["canRetry"], true);
+        let failed = operation_json(&op(OpState::Failed));
+        assert_eq!((failed["canRetry"].as_bool(), failed["canDismiss"].as_bool()), (Some(false), Some(true)), "a failed refund is dismissed, not re-sent");
+    }
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Option<String> {
@@ -517,6 +551,8 @@ pub async fn events(State(agent): State<Agent>) -> Sse<impl futures_util::Stream
 pub struct JournalParams {
     /// Exact POS order id.
     order_id: Option<String>,
+    /// Part of a POS order id, any ASCII case (the manager's search box).
+    order_search: Option<String>,
     /// Comma-separated status keys (`approved,declined`) or codes (`5,6`).
     status: Option<String>,
     /// Inclusive lower bound, RFC 3339 or unix ms.
@@ -548,12 +584,27 @@ pub async fn journal_query(State(agent): State<Agent>, Query(p): Query<JournalPa
 pub(crate) fn journal_query_of(p: JournalParams) -> Result<JournalQuery, AgentError> {
     let mut invalid = till_core::InvalidParameters::new();
     let mut statuses = Vec::new();
+    let mut not_created = false;
+    let mut closed = false;
     for part in p.status.as_deref().unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        // `not_created` is the older name of a payment never created at SensePass, which the
+        // journal now calls `failed` like every other failure (PaymentRecord::status_key).
+        if part == "not_created" {
+            not_created = true;
+            continue;
+        }
+        // A payment a manager closed as not paid (PaymentRecord::status_key `closed`).
+        if part == "closed" {
+            closed = true;
+            continue;
+        }
         match Status::from_key(part).or_else(|| part.parse::<i64>().ok().and_then(Status::from_code)) {
             Some(s) => statuses.push(s),
             None => invalid.push("status", format!("unknown status `{part}`")),
         }
     }
+    // "Failed" finds every payment shown as failed, created at SensePass or not.
+    let include_not_created = not_created || statuses.contains(&Status::Failed);
     let from = parse_time(p.from.as_deref(), "from", &mut invalid);
     let to = parse_time(p.to.as_deref(), "to", &mut invalid);
     let currency = match p.currency.as_deref().filter(|c| !c.is_empty()) {
@@ -576,6 +627,9 @@ pub(crate) fn journal_query_of(p: JournalParams) -> Result<JournalQuery, AgentEr
         to_ms: to,
         status: statuses,
         order_id: p.order_id.filter(|o| !o.is_empty()),
+        order_search: p.order_search.map(|o| o.trim().to_string()).filter(|o| !o.is_empty()),
+        include_not_created,
+        include_closed: closed,
         min_amount: p.min_amount.map(till_core::Minor),
         max_amount: p.max_amount.map(till_core::Minor),
         currency,
@@ -614,6 +668,8 @@ pub async fn journal_detail(State(agent): State<Agent>, Path(id): Path<String>) 
 pub struct OutboxParams {
     /// `pending`, `in_flight`, `delivered` or `failed`.
     state: Option<String>,
+    /// `1` (or `true`) to list operations a manager dismissed too.
+    dismissed: Option<String>,
     /// Page size.
     limit: Option<u32>,
     /// Rows to skip.
@@ -630,27 +686,43 @@ pub async fn outbox(State(agent): State<Agent>, Query(p): Query<OutboxParams>) -
         Some("failed") => Some(OpState::Failed),
         Some(other) => return Err(AgentError::invalid("state", &format!("unknown state `{other}`"))),
     };
+    let dismissed = match p.dismissed.as_deref() {
+        None | Some("") | Some("0") | Some("false") => false,
+        Some("1") | Some("true") => true,
+        Some(other) => return Err(AgentError::invalid("dismissed", &format!("must be 1 or 0, not `{other}`"))),
+    };
     let (limit, offset) = (p.limit.unwrap_or(100).min(500), p.offset.unwrap_or(0));
-    let ops = agent.journal(move |j| j.operations(state, limit, offset)).await?;
+    let ops = agent.journal(move |j| j.outbox_view(state, dismissed, limit, offset)).await?;
     Ok(Json(json!({ "items": ops.iter().map(operation_json).collect::<Vec<_>>() })).into_response())
 }
 
-fn operation_json(op: &till_journal::Operation) -> Value {
+/// One outbox operation as the API shows it. `state` and `kind` are the journal's own stored
+/// names (`in_flight`), the ones the `state` filter takes.
+pub(crate) fn operation_json(op: &till_journal::Operation) -> Value {
+    let actions = crate::outbox::console_actions(op);
     json!({
         "id": op.id,
-        "kind": format!("{:?}", op.kind).to_lowercase(),
-        "state": format!("{:?}", op.state).to_lowercase(),
+        "kind": op.kind.as_str(),
+        "state": op.state.as_str(),
         "amountMinor": op.amount.map(|a| a.0),
         "attempts": op.attempts,
         "lastError": op.last_error,
+        "problem": crate::outbox::describe_error(op),
+        "nextAttemptAt": (op.state == OpState::Pending).then(|| format_ms(op.next_at)),
         "transactionLocalId": op.transaction_local_id,
+        "orderId": op.order_id,
+        "transactionNumber": op.transaction_number,
+        "canRetry": actions.retry,
+        "canDismiss": actions.dismiss,
+        "dismissedAt": op.dismissed_at.map(format_ms),
         "payload": op.payload,
         "result": op.result,
         "createdAt": format_ms(op.created_at),
+        "finishedAt": op.finished_at.map(format_ms),
     })
 }
 
-fn record_json(r: &till_journal::PaymentRecord) -> Value {
+pub(crate) fn record_json(r: &till_journal::PaymentRecord) -> Value {
     json!({
         "localId": r.local_id,
         // Journal rows of `transactions` are SensePass payments (migration 0011's provider
@@ -663,13 +735,15 @@ fn record_json(r: &till_journal::PaymentRecord) -> Value {
         "amount": till_core::Money { minor: r.amount, currency: r.currency }.to_major_string_fixed(),
         "currency": r.currency.code(),
         "status": r.status.map(Status::code),
-        "statusKey": crate::service::status_event(r, "").status_key,
+        "statusKey": r.status_key(),
         "phase": format!("{:?}", r.phase),
         "productSumMismatch": r.product_sum_mismatch,
         "createdAt": format_ms(r.created_at),
         "updatedAt": format_ms(r.updated_at),
         "committedAt": r.committed_at.map(format_ms),
         "failure": r.failure,
+        "resolvedAt": r.resolved_at.map(format_ms),
+        "resolution": r.resolution,
         "transaction": r.entity_json,
     })
 }
