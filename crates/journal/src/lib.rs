@@ -29,6 +29,7 @@
 //! | `operations` | outbox operation | `op_key` (UNIQUE), `kind`, `state`, `next_at`, `amount` |
 //! | `pairing` | the paired device (at most one) | `device_id`, URLs |
 //! | `settings` | key/value | `key` |
+//! | `print_jobs` | receipt, test page or drawer kick for the printer (migration `0020`) | `job_key` (UNIQUE), `state`, `next_at`, `local_id` |
 //! | `changes` | insert/update/delete of a payment, status event or operation (migration `0010`, written by triggers) | `seq` (AUTOINCREMENT: the replication sequence), `tbl`, `row_id` |
 //!
 //! Money is INTEGER minor units, currency the ISO code, status the SensePass numeric code,
@@ -45,6 +46,7 @@ mod misc;
 mod model;
 mod outbox;
 mod payments;
+mod prints;
 #[cfg(test)]
 mod tests;
 
@@ -58,6 +60,7 @@ use till_core::{Currency, Minor, Status};
 
 pub use changes::{Change, ChangeBatch, ChangeRow, ChangeTable};
 pub use error::JournalError;
+pub use prints::{NewPrintJob, PrintCounts, PrintJob, PrintState};
 pub use model::{
     Applied, Begin, Counts, EventSource, NewOperation, NewPayment, OpKind, OpState, Operation,
     Page, Pairing, PaymentRecord, Phase, Query, StatusEvent, Totals, IDEMPOTENCY_TTL_MS,
@@ -76,6 +79,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0002_refunds_processing.sql")),
     M::up(include_str!("migrations/0003_operation_answer.sql")),
     M::up(include_str!("migrations/0010_changes.sql")),
+    M::up(include_str!("migrations/0020_print_jobs.sql")),
 ];
 
 /// The schema version a fully migrated journal has (its `user_version`): the number of
