@@ -69,6 +69,10 @@ pub enum AgentError {
     /// SensePass could not be reached; the call certainly did not happen.
     #[error("SensePass is unreachable: {0}")]
     Unreachable(String),
+    /// The receipt printer cannot do what was asked now (none configured, unreachable, out of
+    /// paper) — for requests that must act at once, such as opening the cash drawer.
+    #[error("printer: {0}")]
+    Printer(String),
     /// The call may or may not have happened at SensePass; the agent will reconcile.
     #[error("outcome unknown: {0}")]
     Uncertain(String),
@@ -136,6 +140,7 @@ impl AgentError {
             AgentError::Unreachable(_) => (StatusCode::SERVICE_UNAVAILABLE, "sensepass_unreachable"),
             AgentError::QueueFull(_) => (StatusCode::SERVICE_UNAVAILABLE, "refund_queue_full"),
             AgentError::Uncertain(_) => (StatusCode::GATEWAY_TIMEOUT, "outcome_unknown"),
+            AgentError::Printer(_) => (StatusCode::SERVICE_UNAVAILABLE, "printer_unavailable"),
             AgentError::Upstream { status, .. } => (
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
                 "sensepass_error",

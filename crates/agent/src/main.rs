@@ -43,6 +43,9 @@ struct Common {
     /// SensePass Socket.IO server, e.g. https://api.sandbox.sensepass.com (default: production).
     #[arg(long, env = "TILL_AGENT_SOCKET_URL", global = true)]
     socket_url: Option<String>,
+    /// Receipt printer: tcp://host:9100, file:///dev/usb/lp0 or cups://queue (over `[printer] url`).
+    #[arg(long, env = "TILL_AGENT_PRINTER", global = true)]
+    printer: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -147,7 +150,7 @@ fn load(common: &Common, waive: Option<bool>) -> Result<Config> {
         socket_url: common.socket_url.clone(),
         waive_pos_token: waive,
     };
-    Ok(Config::load(common.config.as_deref(), overrides)?)
+    Ok(Config::load(common.config.as_deref(), overrides)?.with_printer_url(common.printer.clone())?)
 }
 
 fn open_journal(config: &Config) -> Result<Journal> {

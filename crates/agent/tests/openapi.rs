@@ -144,6 +144,7 @@ fn error_type_of_every_variant() -> BTreeMap<&'static str, u16> {
         AgentError::QueueFull(String::new()),
         AgentError::Unreachable(String::new()),
         AgentError::Uncertain(String::new()),
+        AgentError::Printer(String::new()),
         AgentError::Upstream { status: 501, body: Value::Null },
         AgentError::Recovering,
         AgentError::BadGateway(String::new()),
@@ -167,6 +168,7 @@ fn error_type_of_every_variant() -> BTreeMap<&'static str, u16> {
             | AgentError::QueueFull(_)
             | AgentError::Unreachable(_)
             | AgentError::Uncertain(_)
+            | AgentError::Printer(_)
             | AgentError::Recovering
             | AgentError::BadGateway(_)
             | AgentError::Internal(_) => {}

@@ -164,10 +164,11 @@ impl Journal {
         })
     }
 
-    /// Queued jobs due at `now_ms`, oldest first (receipts come out in the order they were asked for).
+    /// Queued jobs due at `now_ms`, oldest first — drawer kicks excepted: they are sent by the
+    /// request that asked for them, at once or never (receipts come out in the order they were asked for).
     pub fn due_print_jobs(&self, now_ms: i64) -> Result<Vec<PrintJob>, JournalError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE state = 'queued' AND next_at <= ?1 ORDER BY id LIMIT 50"))?;
+        let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE state = 'queued' AND kind != 'drawer' AND next_at <= ?1 ORDER BY id LIMIT 50"))?;
         let rows = stmt.query_map([now_ms], from_row)?.collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
@@ -245,10 +246,17 @@ impl Journal {
     }
 
     /// After a restart: every job left `sending` by a crash becomes `may_have_printed` (see the
-    /// module documentation). Returns how many.
+    /// module documentation), and a drawer kick still queued becomes `failed` (a drawer must not
+    /// spring open minutes after it was asked for). Returns how many jobs changed.
     pub fn recover_print_jobs(&self, now_ms: i64) -> Result<usize, JournalError> {
         self.write(|tx| {
-            Ok(tx
+            let drawers = tx
+                .prepare_cached(
+                    "UPDATE print_jobs SET state = 'failed', last_error = 'the agent stopped before the drawer was opened', \
+                     updated_at = ?1, finished_at = ?1 WHERE kind = 'drawer' AND state = 'queued'",
+                )?
+                .execute([now_ms])?;
+            Ok(drawers + tx
                 .prepare_cached(
                     "UPDATE print_jobs SET state = 'may_have_printed', last_error = 'the agent stopped while this job was \
                      being sent: it may have printed', updated_at = ?1, finished_at = ?1 WHERE state = 'sending'",

@@ -28,7 +28,7 @@ pub mod transport;
 
 pub use codepage::CodePage;
 pub use render::{render_receipt, render_test_page, Align, Columns, Copy, Layout, CUT, DRAWER_KICK, INIT};
-pub use transport::{PrinterState, SendError, Target, Timeouts};
+pub use transport::{Connection, PrinterState, SendError, Target, Timeouts};
 
 /// Why printer settings or a receipt were refused.
 #[derive(Debug, thiserror::Error)]

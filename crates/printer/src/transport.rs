@@ -267,9 +267,27 @@ pub fn probe(target: &Target, timeouts: Timeouts) -> PrinterState {
     }
 }
 
-/// Sends one job. `Ok(state)` when the printer received all of it (`state` is what its last
-/// status answer said, or [`PrinterState::Unknown`]).
-pub fn send(target: &Target, bytes: &[u8], timeouts: Timeouts) -> Result<PrinterState, SendError> {
+/// A printer ready to take a job: connected (TCP, having answered that it is ready or not
+/// answered at all), opened (device file or FIFO), or a CUPS queue. Opening sends nothing that
+/// prints, so a failure here means nothing reached the paper; the caller journals its claim on
+/// the job between [`open`] and [`Connection::write_job`].
+#[derive(Debug)]
+pub enum Connection {
+    /// A raw TCP connection; `answers` when the printer replied to the status query.
+    Tcp {
+        /// The socket.
+        stream: TcpStream,
+        /// Whether the printer answered `DLE EOT`.
+        answers: bool,
+    },
+    /// An open device file or FIFO.
+    File(std::fs::File),
+    /// A CUPS queue (`lp` runs in [`Connection::write_job`]).
+    Cups(String),
+}
+
+/// Opens the printer for one job, refusing one that reports paper out, cover open or offline.
+pub fn open(target: &Target, timeouts: Timeouts) -> Result<Connection, SendError> {
     let unreachable = |e: &dyn std::fmt::Display| SendError::NotSent { state: PrinterState::Unreachable, reason: e.to_string() };
     match target {
         Target::Tcp { .. } => {
@@ -278,52 +296,72 @@ pub fn send(target: &Target, bytes: &[u8], timeouts: Timeouts) -> Result<Printer
             if matches!(state, PrinterState::PaperOut | PrinterState::CoverOpen | PrinterState::Offline) {
                 return Err(SendError::NotSent { state, reason: format!("printer reports {}", state.describe()) });
             }
-            stream
-                .set_write_timeout(Some(timeouts.write))
-                .and_then(|_| stream.write_all(bytes))
-                .and_then(|_| stream.flush())
-                .map_err(|e| SendError::Interrupted(e.to_string()))?;
-            if state == PrinterState::Unknown {
-                // A printer that never answers: the bytes left in order; nothing more to learn.
-                return Ok(PrinterState::Unknown);
-            }
-            match status_of(&mut stream, timeouts.status) {
-                Ok(PrinterState::Unknown) => Ok(PrinterState::Unknown),
-                Ok(after) => Ok(after),
-                Err(e) => Err(SendError::Interrupted(format!("no answer after the job: {e}"))),
-            }
+            Ok(Connection::Tcp { stream, answers: state != PrinterState::Unknown })
         }
         Target::File(path) => {
             file_kind(path).map_err(|e| unreachable(&e))?;
-            let mut file = open_nonblocking(path).map_err(|e| {
+            let file = open_nonblocking(path).map_err(|e| {
                 if e.raw_os_error() == Some(libc::ENXIO) {
                     unreachable(&format!("{}: nothing is reading it (printer not connected)", path.display()))
                 } else {
                     unreachable(&format!("{}: {e}", path.display()))
                 }
             })?;
-            write_patiently(&mut file, bytes, timeouts.write)?;
-            Ok(PrinterState::Unknown)
+            Ok(Connection::File(file))
         }
-        Target::Cups(queue) => {
-            let mut child = std::process::Command::new("lp")
-                .args(["-d", queue, "-o", "raw"])
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .map_err(|e| unreachable(&format!("cannot run lp (is CUPS installed?): {e}")))?;
-            if let Some(mut stdin) = child.stdin.take() {
-                stdin.write_all(bytes).map_err(|e| unreachable(&format!("lp: {e}")))?;
+        Target::Cups(queue) => Ok(Connection::Cups(queue.clone())),
+    }
+}
+
+impl Connection {
+    /// Writes one job. `Ok(state)` when the printer received all of it (`state` is what its
+    /// status answer after the job said, or [`PrinterState::Unknown`]).
+    pub fn write_job(self, bytes: &[u8], timeouts: Timeouts) -> Result<PrinterState, SendError> {
+        let unreachable = |e: &dyn std::fmt::Display| SendError::NotSent { state: PrinterState::Unreachable, reason: e.to_string() };
+        match self {
+            Connection::Tcp { mut stream, answers } => {
+                stream
+                    .set_write_timeout(Some(timeouts.write))
+                    .and_then(|_| stream.write_all(bytes))
+                    .and_then(|_| stream.flush())
+                    .map_err(|e| SendError::Interrupted(e.to_string()))?;
+                if !answers {
+                    // A printer that never answers: the bytes left in order; nothing more to learn.
+                    return Ok(PrinterState::Unknown);
+                }
+                // The answer to a query sent after the job proves every byte before it arrived.
+                status_of(&mut stream, timeouts.status)
+                    .map_err(|e| SendError::Interrupted(format!("no answer after the job: {e}")))
             }
-            let out = child.wait_with_output().map_err(|e| unreachable(&format!("lp: {e}")))?;
-            if out.status.success() {
+            Connection::File(mut file) => {
+                write_patiently(&mut file, bytes, timeouts.write)?;
                 Ok(PrinterState::Unknown)
-            } else {
-                Err(unreachable(&format!("lp refused the job: {}", String::from_utf8_lossy(&out.stderr).trim())))
+            }
+            Connection::Cups(queue) => {
+                let mut child = std::process::Command::new("lp")
+                    .args(["-d", &queue, "-o", "raw"])
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .map_err(|e| unreachable(&format!("cannot run lp (is CUPS installed?): {e}")))?;
+                if let Some(mut stdin) = child.stdin.take() {
+                    stdin.write_all(bytes).map_err(|e| unreachable(&format!("lp: {e}")))?;
+                }
+                let out = child.wait_with_output().map_err(|e| unreachable(&format!("lp: {e}")))?;
+                if out.status.success() {
+                    Ok(PrinterState::Unknown)
+                } else {
+                    Err(unreachable(&format!("lp refused the job: {}", String::from_utf8_lossy(&out.stderr).trim())))
+                }
             }
         }
     }
+}
+
+/// [`open`] and [`Connection::write_job`] in one go.
+pub fn send(target: &Target, bytes: &[u8], timeouts: Timeouts) -> Result<PrinterState, SendError> {
+    open(target, timeouts)?.write_job(bytes, timeouts)
 }
 
 fn open_nonblocking(path: &std::path::Path) -> std::io::Result<std::fs::File> {

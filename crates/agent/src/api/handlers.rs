@@ -156,7 +156,7 @@ mod tests {
     }
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Option<String> {
     headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
@@ -475,6 +475,7 @@ pub async fn health(State(agent): State<Agent>) -> Result<Response, AgentError> 
         "queuedOperations": counts.pending_operations,
         "posTokenWaived": agent.config().waive_pos_token,
         "fleet": crate::fleet::health(&agent.config().data_dir, fleet_behind),
+        "printer": crate::printer::health(&agent).await?,
     }))
     .into_response())
 }

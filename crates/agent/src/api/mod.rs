@@ -10,9 +10,10 @@
 //!
 //! Handlers are thin: they parse, call [`crate::service::Agent`], and shape the answer.
 
-mod console;
+pub(crate) mod console;
 mod handlers;
 pub mod openapi;
+mod printing;
 pub mod security;
 pub mod server;
 
@@ -55,6 +56,11 @@ pub fn router(agent: Agent, addr: SocketAddr) -> Router {
         .route("/api/agent/qr.svg", get(console::qr_svg))
         .route("/api/agent/transactions/{id}/receipt.pdf", get(console::receipt_pdf))
         .route("/api/agent/transactions/{id}/receipt.json", get(console::receipt_json))
+        .route("/api/agent/transactions/{id}/print", post(printing::print_receipt))
+        .route("/api/agent/drawer/open", post(printing::open_drawer))
+        .route("/api/agent/printer", get(printing::printer))
+        .route("/api/agent/printer/settings", post(printing::save_settings))
+        .route("/api/agent/printer/test", post(printing::test_print))
         .route("/api/agent/transactions.csv", get(console::transactions_csv))
         .route("/api/agent/summary", get(console::summary))
         .route("/api/agent/manager", get(console::manager_state))
