@@ -24,7 +24,7 @@ use crate::error::AgentError;
 use crate::service::Agent;
 use serde::Serialize;
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 use till_journal::{NewPrintJob, PrintJob, PrintState};
@@ -48,6 +48,9 @@ pub struct Printing {
     status: Mutex<LiveStatus>,
     /// Attempts in a row that found the printer away; sets the back-off, reset on success.
     failures: AtomicU32,
+    /// The whole queue waits until then (unix ms) after the printer was found away, so that
+    /// receipts keep their order: the one that failed goes first when the printer is back.
+    paused_until_ms: AtomicI64,
     /// Wakes the worker when a job is queued or the settings change.
     wake: tokio::sync::Notify,
 }
@@ -72,6 +75,7 @@ impl Printing {
             settings: RwLock::new(settings),
             status: Mutex::new(LiveStatus { state: PrinterState::Unknown, message: None, at_ms: 0 }),
             failures: AtomicU32::new(0),
+            paused_until_ms: AtomicI64::new(0),
             wake: tokio::sync::Notify::new(),
         }
     }
@@ -84,6 +88,7 @@ impl Printing {
     fn set_settings(&self, settings: PrinterConfig) {
         *self.settings.write().unwrap_or_else(|e| e.into_inner()) = settings;
         self.failures.store(0, Ordering::SeqCst);
+        self.paused_until_ms.store(0, Ordering::SeqCst);
         self.wake.notify_one();
     }
 
@@ -265,8 +270,8 @@ pub async fn run(agent: Agent) {
         Err(e) => tracing::error!(error = %e, "print queue: recovery failed"),
     }
     loop {
-        if agent.printing().settings().url.is_some() {
-            let now = till_journal::now_ms();
+        let now = till_journal::now_ms();
+        if agent.printing().settings().url.is_some() && now >= agent.printing().paused_until_ms.load(Ordering::SeqCst) {
             match agent.journal(move |j| j.due_print_jobs(now)).await {
                 Ok(due) => {
                     for job in due {
@@ -388,8 +393,8 @@ async fn retry_later(agent: &Agent, id: i64, error: SendError) {
     printing.set_status(state, Some(message.clone()));
     tracing::warn!(job = id, printer = state.describe(), "receipt not printed yet: {message}");
     let now = till_journal::now_ms();
-    let next = now + delay.as_millis() as i64;
-    if let Err(e) = agent.journal(move |j| j.retry_print_job(id, &message, next, now)).await {
+    printing.paused_until_ms.store(now + delay.as_millis() as i64, Ordering::SeqCst);
+    if let Err(e) = agent.journal(move |j| j.retry_print_job(id, &message, now, now)).await {
         tracing::error!(error = %e, "print queue: cannot reschedule a job");
     }
 }

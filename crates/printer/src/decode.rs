@@ -174,3 +174,32 @@ pub fn papers(bytes: &[u8]) -> Vec<Paper> {
     }
     out
 }
+
+/// Splits a stream into jobs: each starts at `ESC @` and is complete when it reached its cut.
+/// Where a job was cut short and the next one printed on the same paper, [`papers`] shows one
+/// piece; this shows the two jobs, the first with `cut: false`.
+pub fn jobs(bytes: &[u8]) -> Vec<Paper> {
+    let mut out = Vec::new();
+    let mut current = Paper::default();
+    let mut started = false;
+    for event in decode(bytes) {
+        match event {
+            Event::Init => {
+                if started && (!current.lines.is_empty() || !current.qr.is_empty() || current.drawer) {
+                    out.push(std::mem::take(&mut current));
+                }
+                current = Paper::default();
+                started = true;
+            }
+            Event::Line(l) => current.lines.push(l),
+            Event::Qr(q) => current.qr.push(q),
+            Event::Drawer => current.drawer = true,
+            Event::Cut => current.cut = true,
+            _ => {}
+        }
+    }
+    if !current.lines.is_empty() || !current.qr.is_empty() || current.drawer {
+        out.push(current);
+    }
+    out
+}
