@@ -10,6 +10,7 @@ use till_printer::Align;
 use till_tests::printer::{FakePrinter, FifoPrinter, Mode};
 use till_tests::{pay, Env};
 
+
 fn config(url: &str) -> String {
     format!("http_timeout_secs = 2\npoll_interval_secs = 1\n[printer]\nurl = \"{url}\"\ncolumns = 42\ncode_pages = [\"wpc1252\"]\n")
 }
@@ -45,11 +46,28 @@ async fn post_auth(env: &Env, path: &str, token: &str, body: Value, key: Option<
     Ok((status, r.json().await.unwrap_or(Value::Null)))
 }
 
+/// A paid EUR cart: a line with VAT, a discount and an add-on, and a plain line (€9.90).
+async fn paid_cart(env: &Env, order: &str) -> Result<String> {
+    let mut body = till_tests::init_body(order, 990);
+    body["currency"] = json!("EUR");
+    body["products"] = json!([
+        { "name": "Café crème", "quantity": 2, "amount": 300, "vat": 50, "discount": 20,
+          "subProducts": [ { "name": "Oat milk", "quantity": 1, "amount": 40 } ] },
+        { "name": "Croissant au beurre", "quantity": 1, "amount": 250 }
+    ]);
+    let (status, created) = env.post("/api/transactions/init", body).await?;
+    assert_eq!(status, 200, "{created}");
+    let number = created["TransactionNumber"].as_str().unwrap_or_default().to_string();
+    env.control(&format!("/transactions/{number}/pay"), json!({ "card": "4111111111111111" })).await?;
+    env.eventually(&format!("/api/agent/transactions/{number}"), 15, |v| v["status"] == 5).await?;
+    Ok(number)
+}
+
 #[tokio::test]
 async fn approval_prints_the_receipt_and_the_pos_reprints_it() -> Result<()> {
     let printer = FakePrinter::start()?;
     let env = Env::start_with_config(&config(&printer.url)).await?;
-    let number = pay(&env, "PRINT-1", 1234).await?;
+    let number = paid_cart(&env, "PRINT-1").await?;
 
     // Printed on approval, once: the customer's copy.
     let papers = papers_until(&printer, 20, |p| receipts_of(p, &number).len() == 1).await?;
@@ -60,7 +78,9 @@ async fn approval_prints_the_receipt_and_the_pos_reprints_it() -> Result<()> {
     let merchant = receipt["merchant"]["name"].as_str().unwrap_or_default();
     let title = paper.lines.iter().find(|l| l.text.contains(merchant)).expect("merchant name printed");
     assert_eq!((title.align, title.bold, title.double), (Align::Center, true, true));
-    assert!(text.contains("$12.34"), "total: {text}");
+    for needle in ["€9.90", "Café crème", "2 × €3.00", "VAT €1.00", "Discount -€0.40", "+ Oat milk", "Croissant au beurre"] {
+        assert!(text.contains(needle), "{needle} in {text}");
+    }
     assert!(text.contains(receipt["status"].as_str().unwrap_or("?")), "{text}");
     if let Some(card) = receipt["approval"]["cardMask"].as_str() {
         assert!(text.contains(card), "card {card} in {text}");
@@ -73,8 +93,15 @@ async fn approval_prints_the_receipt_and_the_pos_reprints_it() -> Result<()> {
     let total = paper.lines.iter().find(|l| l.text.starts_with("TOTAL")).expect("TOTAL line");
     assert!(total.bold && total.double, "{total:?}");
 
-    // The POS reprints the merchant's copy; bad input is refused naming the field.
+    // A refund prints the customer's receipt again, with the refund on it.
     let token = env.token()?;
+    let (status, body) = till_tests::refund(&env, &token, "refund-1", json!({ "transactionNumber": number, "isPartial": true, "refundAmount": 1.5 })).await?;
+    assert!(status == 200 || status == 202, "{status} {body}");
+    let papers = papers_until(&printer, 20, |p| receipts_of(p, &number).len() == 2).await?;
+    let refund_paper = receipts_of(&papers, &number)[1].clone();
+    assert!(refund_paper.text().contains("-€1.50") && refund_paper.text().contains("Net after refunds"), "{}", refund_paper.text());
+
+    // The POS reprints the merchant's copy; bad input is refused naming the field.
     let (status, body) = post_auth(&env, &format!("/api/agent/transactions/{number}/print"), &token, json!({ "copy": "both" }), None).await?;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["invalid_parameters"][0]["parameter"], "copy");
@@ -89,10 +116,10 @@ async fn approval_prints_the_receipt_and_the_pos_reprints_it() -> Result<()> {
     let (status, again) =
         post_auth(&env, &format!("/api/agent/transactions/{number}/print"), &token, json!({ "copy": "merchant" }), Some("re-1")).await?;
     assert_eq!((status, &again["job"]["id"]), (202, &body["job"]["id"]));
-    let papers = papers_until(&printer, 20, |p| receipts_of(p, &number).len() == 2).await?;
-    assert!(receipts_of(&papers, &number)[1].text().contains("MERCHANT COPY"));
+    let papers = papers_until(&printer, 20, |p| receipts_of(p, &number).len() == 3).await?;
+    assert!(receipts_of(&papers, &number)[2].text().contains("MERCHANT COPY"));
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(receipts_of(&printer.papers(), &number).len(), 2, "printed exactly twice (once per request)");
+    assert_eq!(receipts_of(&printer.papers(), &number).len(), 3, "printed exactly once per request");
 
     // The cash drawer: POS token, sent at once, journaled.
     let (status, _) = env.post("/api/agent/drawer/open", json!({})).await?;
@@ -112,14 +139,16 @@ async fn approval_prints_the_receipt_and_the_pos_reprints_it() -> Result<()> {
     }
     assert_eq!(kicks(), 1);
 
-    // The picture of the receipt, next to the PDF one.
+    // The picture of the receipt with the refund, next to the PDF one.
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots/receipt-escpos.png");
-    let mut bytes = printer.recorded();
-    // Only the first receipt: up to and including its cut.
-    if let Some(end) = bytes.windows(till_printer::CUT.len()).position(|w| w == till_printer::CUT) {
-        bytes.truncate(end + till_printer::CUT.len());
-    }
-    till_tests::printer::render_png(&bytes, 42, &out)?;
+    let bytes = printer.recorded();
+    let cuts: Vec<usize> = bytes
+        .windows(till_printer::CUT.len())
+        .enumerate()
+        .filter(|(_, w)| *w == till_printer::CUT)
+        .map(|(i, _)| i + till_printer::CUT.len())
+        .collect();
+    till_tests::printer::render_png(&bytes[cuts[0]..cuts[1]], 42, &out)?;
     Ok(())
 }
 
