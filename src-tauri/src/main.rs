@@ -55,7 +55,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::load(cli.config.as_deref(), cli.overrides()) {
+    // The receipt printer's URL from TILL_AGENT_PRINTER, as `till-agent run` takes it.
+    let config = match Config::load(cli.config.as_deref(), cli.overrides())
+        .and_then(|c| c.with_printer_url(std::env::var("TILL_AGENT_PRINTER").ok()))
+    {
         Ok(config) => config,
         Err(error) => {
             // Logging is not set up yet (its directory comes from the configuration).
