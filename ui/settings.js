@@ -105,6 +105,27 @@
     return panel;
   }
 
+  /** The desktop app's customer window on a second monitor (manager). */
+  function displayPanel() {
+    const select = T.h("select", { id: "customer-display" },
+      T.h("option", { value: "second_screen" }, "On the second screen, when one is connected"),
+      T.h("option", { value: "off" }, "Off"));
+    T.api("/api/agent/display").then((r) => { select.value = (r.body && r.body.customerDisplay) || "second_screen"; }).catch(() => {});
+    select.addEventListener("change", async () => {
+      try {
+        await T.auth.call((token) => T.api("/api/agent/display", { token, body: { customerDisplay: select.value } }));
+        T.announce("Customer display: " + select.options[select.selectedIndex].text + ".", "ok");
+      } catch (e) {
+        T.announce(T.errorText(e), "bad");
+      }
+    });
+    return T.h("section", { class: "panel", id: "display-panel", "aria-labelledby": "display-title" },
+      T.h("h2", { id: "display-title" }, "Customer display"),
+      T.h("p", { class: "muted" }, "In the desktop app, a full-screen window for the customer: the cart, the total, the QR or card checkout and the outcome. Without the app, open ",
+        T.h("code", {}, "?view=customer"), " on the second screen's browser."),
+      T.h("div", { class: "field" }, T.h("label", { for: "customer-display" }, "Customer window"), select));
+  }
+
   // ------------------------------------------------------------ pairing
 
   function pairForm() {
@@ -312,7 +333,7 @@
         T.auth.active() ? T.h("button", { type: "button", class: "btn subtle", onclick: () => T.auth.logout() }, "Log out") : null),
       T.h("div", { class: "settings-grid" },
         T.h("div", { class: "col" }, statusPanel()),
-        T.h("div", { class: "col" }, T.auth.active() ? [pairingPanel(), tokenPanel(), printerPanel(), pinPanel()] : gate))));
+        T.h("div", { class: "col" }, T.auth.active() ? [pairingPanel(), tokenPanel(), printerPanel(), displayPanel(), pinPanel()] : gate))));
     if (!T.auth.active()) {
       T.auth.renderGate(gate, "Enter the manager PIN to pair the till, see the POS token or change settings.", render);
     } else {

@@ -14,6 +14,7 @@ pub(crate) mod console;
 mod handlers;
 pub mod openapi;
 mod printing;
+pub mod display;
 pub mod security;
 pub mod server;
 
@@ -61,6 +62,7 @@ pub fn router(agent: Agent, addr: SocketAddr) -> Router {
         .route("/api/agent/printer", get(printing::printer))
         .route("/api/agent/printer/settings", post(printing::save_settings))
         .route("/api/agent/printer/test", post(printing::test_print))
+        .route("/api/agent/display", get(display::get).post(display::set))
         .route("/api/agent/transactions.csv", get(console::transactions_csv))
         .route("/api/agent/summary", get(console::summary))
         .route("/api/agent/manager", get(console::manager_state))
