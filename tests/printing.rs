@@ -139,8 +139,14 @@ async fn approval_prints_the_receipt_and_the_pos_reprints_it() -> Result<()> {
     }
     assert_eq!(kicks(), 1);
 
-    // The picture of the receipt with the refund, next to the PDF one.
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots/receipt-escpos.png");
+    // The picture of the receipt with the refund: into docs/screenshots, next to the PDF one, with
+    // UPDATE_SCREENSHOTS=1 (as the UI tests do), else among the test artifacts.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = if std::env::var("UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
+        root.join("docs/screenshots/receipt-escpos.png")
+    } else {
+        root.join("target/test-artifacts/receipt-escpos.png")
+    };
     let bytes = printer.recorded();
     let cuts: Vec<usize> = bytes
         .windows(till_printer::CUT.len())
