@@ -459,7 +459,21 @@
         T.h("div", { class: "panel-actions" },
           created ? toggle : null,
           T.h("a", { class: "btn", id: "receipt-download", href: receiptUrl(tx, true), download: "receipt-" + (tx.orderId || tx.localId) + ".pdf" }, "Download"),
-          T.h("button", { type: "button", class: "btn", id: "receipt-print", onclick: print }, "Print"))),
+          T.h("button", { type: "button", class: "btn", id: "receipt-print", onclick: print }, "Print"),
+          // Reprint on the till's thermal printer (the print queue), when one is configured.
+          created && T.health && T.health.printer && T.health.printer.configured
+            ? ["customer", "merchant"].map((copy) => T.h("button", {
+              type: "button", class: "btn", id: "receipt-reprint-" + copy,
+              onclick: async () => {
+                try {
+                  await T.auth.call((token) => T.api("/api/agent/transactions/" + encodeURIComponent(tx.localId) + "/print", { token, body: { copy } }));
+                  T.announce("The " + copy + " copy is in the printer queue.", "ok");
+                } catch (e) {
+                  T.announce(T.errorText(e), "bad");
+                }
+              },
+            }, copy === "customer" ? "Reprint (customer)" : "Reprint (merchant)"))
+            : null)),
       created ? holder : T.h("p", { class: "muted" }, "No receipt: the payment was not created."));
     if (created) showMode(receiptMode);
     return panel;

@@ -26,7 +26,104 @@
         kv("SensePass", T.agentReachable === false ? "agent not reachable" : online ? "online" : "offline", { id: "online" }),
         kv("Open payments", String(h.openTransactions ?? "—")),
         kv("Queued operations", String(h.queuedOperations ?? "—")),
+        kv("Receipt printer", T.h("span", { class: "badge tone-" + printerTone(h.printer) }, (h.printer && h.printer.summary) || "—"), { id: "printer-summary" }),
         kv("Agent version", h.version || "—")));
+  }
+
+  function printerTone(p) {
+    if (!p || !p.configured) return "muted";
+    if (p.state === "ready" || (p.state === "unknown" && !p.waiting)) return p.mayHavePrinted ? "warn" : "ok";
+    return "warn";
+  }
+
+  // ------------------------------------------------------------ receipt printer
+
+  /** Printer settings (manager): URL, width, code pages, when to print, a test print. Every
+   *  field the agent refuses is named under the form, and nothing is saved then. */
+  function printerPanel() {
+    const panel = T.h("section", { class: "panel", id: "printer-panel", "aria-labelledby": "printer-title" },
+      T.h("h2", { id: "printer-title" }, "Receipt printer"),
+      T.h("p", { class: "muted" }, "An ESC/POS thermal printer: ", T.h("code", {}, "tcp://host:9100"), ", ",
+        T.h("code", {}, "file:///dev/usb/lp0"), " or ", T.h("code", {}, "cups://queue"), "."));
+    const loading = T.h("p", { class: "muted" }, "Loading…");
+    panel.appendChild(loading);
+    T.api("/api/agent/printer").then((r) => {
+      const state = r.body || {};
+      const s = state.settings || {};
+      const error = T.h("div", { class: "error", role: "alert", id: "printer-error" });
+      const field = (id, label, input, hint) => T.h("div", { class: "field", "data-for": id },
+        T.h("label", { for: id }, label), input, hint ? T.h("p", { class: "hint" }, hint) : null);
+      const cols = T.h("select", { id: "printer-columns" },
+        [32, 42, 48].map((n) => T.h("option", { value: String(n), selected: s.columns === n }, n + (n === 32 ? " (58 mm)" : " (80 mm)"))));
+      const check = (id, label, on) => T.h("label", { class: "radio", for: id }, T.h("input", { type: "checkbox", id, checked: !!on }), " " + label);
+      const form = T.h("form", { id: "printer-form" },
+        field("printer-url", "Printer address", T.h("input", { id: "printer-url", type: "text", class: "mono", autocomplete: "off", value: s.url || "", placeholder: "tcp://192.168.1.50:9100" }), "Empty: no printer (PDF receipts only)."),
+        field("printer-columns", "Paper width", cols),
+        field("printer-pages", "Code pages", T.h("input", { id: "printer-pages", type: "text", class: "mono", value: (s.codePages || []).join(", ") }),
+          "The printer's, preferred first: " + (state.codePages || []).join(", ") + ". Characters none has print as EUR, RUB, e…"),
+        check("printer-approval", "Print the customer's receipt on approval", s.printOnApproval),
+        check("printer-refund", "Print the customer's receipt on a refund", s.printOnRefund),
+        error,
+        T.h("div", { class: "actions-row" },
+          T.h("button", { type: "submit", class: "btn primary", id: "printer-save" }, "Save"),
+          T.h("button", { type: "button", class: "btn", id: "printer-test" }, "Test print")));
+      form.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        error.textContent = "";
+        const url = form.querySelector("#printer-url").value.trim();
+        const body = {
+          url: url || null,
+          columns: Number(form.querySelector("#printer-columns").value),
+          codePages: form.querySelector("#printer-pages").value.split(",").map((x) => x.trim()).filter(Boolean),
+          printOnApproval: form.querySelector("#printer-approval").checked,
+          printOnRefund: form.querySelector("#printer-refund").checked,
+        };
+        try {
+          await T.auth.call((token) => T.api("/api/agent/printer/settings", { token, body }));
+          T.announce("Printer settings saved.", "ok");
+          await T.refreshHealth();
+        } catch (e) {
+          const params = e && e.body && e.body.invalid_parameters;
+          if (params && params.length) {
+            T.fill(error, T.h("ul", {}, params.map((p) => T.h("li", { "data-field": p.parameter }, p.parameter + ": " + p.reason))));
+          } else {
+            error.textContent = T.errorText(e);
+          }
+        }
+      });
+      form.querySelector("#printer-test").addEventListener("click", async () => {
+        error.textContent = "";
+        try {
+          await T.auth.call((token) => T.api("/api/agent/printer/test", { token, body: {} }));
+          T.announce("Test page sent to the printer queue.", "ok");
+        } catch (e) {
+          error.textContent = T.errorText(e);
+        }
+      });
+      loading.replaceWith(form);
+    }).catch((e) => { loading.textContent = T.errorText(e); loading.className = "error"; });
+    return panel;
+  }
+
+  /** The desktop app's customer window on a second monitor (manager). */
+  function displayPanel() {
+    const select = T.h("select", { id: "customer-display" },
+      T.h("option", { value: "second_screen" }, "On the second screen, when one is connected"),
+      T.h("option", { value: "off" }, "Off"));
+    T.api("/api/agent/display").then((r) => { select.value = (r.body && r.body.customerDisplay) || "second_screen"; }).catch(() => {});
+    select.addEventListener("change", async () => {
+      try {
+        await T.auth.call((token) => T.api("/api/agent/display", { token, body: { customerDisplay: select.value } }));
+        T.announce("Customer display: " + select.options[select.selectedIndex].text + ".", "ok");
+      } catch (e) {
+        T.announce(T.errorText(e), "bad");
+      }
+    });
+    return T.h("section", { class: "panel", id: "display-panel", "aria-labelledby": "display-title" },
+      T.h("h2", { id: "display-title" }, "Customer display"),
+      T.h("p", { class: "muted" }, "In the desktop app, a full-screen window for the customer: the cart, the total, the QR or card checkout and the outcome. Without the app, open ",
+        T.h("code", {}, "?view=customer"), " on the second screen's browser."),
+      T.h("div", { class: "field" }, T.h("label", { for: "customer-display" }, "Customer window"), select));
   }
 
   // ------------------------------------------------------------ pairing
@@ -236,7 +333,7 @@
         T.auth.active() ? T.h("button", { type: "button", class: "btn subtle", onclick: () => T.auth.logout() }, "Log out") : null),
       T.h("div", { class: "settings-grid" },
         T.h("div", { class: "col" }, statusPanel()),
-        T.h("div", { class: "col" }, T.auth.active() ? [pairingPanel(), tokenPanel(), pinPanel()] : gate))));
+        T.h("div", { class: "col" }, T.auth.active() ? [pairingPanel(), tokenPanel(), printerPanel(), displayPanel(), pinPanel()] : gate))));
     if (!T.auth.active()) {
       T.auth.renderGate(gate, "Enter the manager PIN to pair the till, see the POS token or change settings.", render);
     } else {

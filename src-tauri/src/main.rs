@@ -24,6 +24,7 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod cli;
+mod customer;
 mod status;
 mod tray;
 
@@ -55,7 +56,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::load(cli.config.as_deref(), cli.overrides()) {
+    // The receipt printer's URL from TILL_AGENT_PRINTER, as `till-agent run` takes it.
+    let config = match Config::load(cli.config.as_deref(), cli.overrides())
+        .and_then(|c| c.with_printer_url(std::env::var("TILL_AGENT_PRINTER").ok()))
+    {
         Ok(config) => config,
         Err(error) => {
             // Logging is not set up yet (its directory comes from the configuration).
@@ -245,6 +249,8 @@ fn setup(app: &mut tauri::App) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(tray) = tray {
         tauri::async_runtime::spawn(tray::follow(tray, shell.agent.clone()));
     }
+    // The customer display on a second monitor, when Settings want it and one exists.
+    tauri::async_runtime::spawn(customer::follow(app.handle().clone(), shell.agent.clone(), shell.agent_url.clone()));
     if let Err(error) = open_main_window(app, &shell.agent_url, hidden) {
         tracing::error!(error = format!("{error:#}"), "cannot open the main window");
         app.handle().exit(1);
@@ -287,7 +293,7 @@ fn open_main_window(app: &tauri::App, agent_url: &str, hidden: bool) -> anyhow::
 
 /// The page script that tells the UI where the agent listens: `window.TILL_AGENT_URL`, read-only.
 /// It runs before the page's own scripts on every load of the main frame.
-fn agent_url_script(agent_url: &str) -> String {
+pub(crate) fn agent_url_script(agent_url: &str) -> String {
     // A JSON string is a valid JavaScript string literal, quotes and backslashes escaped.
     let literal = serde_json::Value::String(agent_url.to_string()).to_string();
     format!(
@@ -314,6 +320,10 @@ fn on_event(app: &tauri::AppHandle, event: RunEvent) {
             && tray::host_present();
         if !tray {
             tracing::info!("window closed and no tray to hide it in: quitting");
+            // The customer display alone must not keep the app running.
+            if let Some(customer) = app.get_webview_window(customer::CUSTOMER_WINDOW) {
+                let _ = customer.destroy();
+            }
             return;
         }
         api.prevent_close();

@@ -6,6 +6,7 @@
 
 pub mod fleet;
 pub mod pg;
+pub mod printer;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};

@@ -102,6 +102,8 @@ pub struct FileConfig {
     /// without it takes SensePass payments only, a till without a SensePass pairing may take
     /// Connect-E payments only.
     pub connect_e: Option<ConnectEFile>,
+    /// The receipt printer (`[printer]` table).
+    pub printer: Option<PrinterFileConfig>,
 }
 
 /// The `[connect_e]` table of config.toml; every field may also come from the environment or a
@@ -190,6 +192,115 @@ fn connect_e_of(file: Option<ConnectEFile>, o: &ConnectEOverrides) -> Result<Opt
         }
     }
     Ok(Some(ConnectEConfig { base_url, web_url, api_key: api_key.trim().to_string(), merchant_url }))
+
+/// `[printer]` in config.toml: where the receipt printer is and how it prints.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrinterFileConfig {
+    /// `tcp://host:9100`, `file:///dev/usb/lp0` or `cups://queue`. Overridden by `--printer` /
+    /// `TILL_AGENT_PRINTER`, and by what a manager saves in Settings.
+    pub url: Option<String>,
+    /// Paper width in mm, 58 or 80 (default 80); sets the columns unless `columns` says otherwise.
+    pub paper_mm: Option<u16>,
+    /// Characters per line: 32, 42 or 48.
+    pub columns: Option<u8>,
+    /// Code pages the printer has, preferred first (default `["wpc1252"]`).
+    pub code_pages: Option<Vec<String>>,
+    /// Print the customer's receipt when a payment is approved (default true).
+    pub print_on_approval: Option<bool>,
+    /// Print the customer's receipt when a refund is accepted or queued (default true).
+    pub print_on_refund: Option<bool>,
+}
+
+/// The receipt printer's settings, validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrinterConfig {
+    /// The printer URL; `None`: no printer (receipts are PDF only).
+    pub url: Option<String>,
+    /// Characters per line: 32, 42 or 48.
+    pub columns: u8,
+    /// Code page names, known to `till_printer`, preferred first.
+    pub code_pages: Vec<String>,
+    /// Print the customer copy on approval.
+    pub print_on_approval: bool,
+    /// Print the customer copy on a refund.
+    pub print_on_refund: bool,
+}
+
+impl Default for PrinterConfig {
+    fn default() -> Self {
+        PrinterConfig {
+            url: None,
+            columns: 48,
+            code_pages: vec!["wpc1252".into()],
+            print_on_approval: true,
+            print_on_refund: true,
+        }
+    }
+}
+
+impl PrinterConfig {
+    /// Every problem with these settings, as (field, reason) pairs; empty when valid. Checks the
+    /// form only (URL syntax, columns, code page names), not whether the printer answers.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(url) = &self.url {
+            if let Err(e) = till_printer::Target::parse(url) {
+                out.push(("url", e.to_string()));
+            }
+        }
+        if let Err(e) = till_printer::Columns::new(self.columns) {
+            out.push(("columns", e.to_string()));
+        }
+        if let Err(e) = till_printer::parse_code_pages(&self.code_pages) {
+            out.push(("codePages", e.to_string()));
+        }
+        out
+    }
+
+    /// The layout the renderer needs (defaults where the settings are invalid).
+    pub fn layout(&self) -> till_printer::Layout {
+        till_printer::Layout::new(
+            till_printer::Columns::new(self.columns).unwrap_or(till_printer::Columns::WIDE),
+            till_printer::parse_code_pages(&self.code_pages).unwrap_or_default(),
+        )
+    }
+
+    fn from_file(f: Option<PrinterFileConfig>) -> Result<PrinterConfig, ConfigError> {
+        let f = f.unwrap_or_default();
+        let d = PrinterConfig::default();
+        let columns = match (f.columns, f.paper_mm) {
+            (Some(c), _) => c,
+            (None, Some(mm)) => till_printer::Columns::for_paper_mm(mm)
+                .map_err(|e| ConfigError::Invalid { key: "printer.paper_mm", reason: e.to_string() })?
+                .get() as u8,
+            (None, None) => d.columns,
+        };
+        let c = PrinterConfig {
+            url: f.url.filter(|u| !u.trim().is_empty()),
+            columns,
+            code_pages: f.code_pages.unwrap_or(d.code_pages),
+            print_on_approval: f.print_on_approval.unwrap_or(d.print_on_approval),
+            print_on_refund: f.print_on_refund.unwrap_or(d.print_on_refund),
+        };
+        c.check()?;
+        Ok(c)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        match self.problems().into_iter().next() {
+            Some((key, reason)) => Err(ConfigError::Invalid {
+                key: match key {
+                    "url" => "printer.url",
+                    "columns" => "printer.columns",
+                    _ => "printer.code_pages",
+                },
+                reason,
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Effective configuration after merging file, environment and flags.
@@ -217,6 +328,8 @@ pub struct Config {
     pub order_id_window: Duration,
     /// Paymentsense Connect-E, when configured (see [`FileConfig::connect_e`]).
     pub connect_e: Option<ConnectEConfig>,
+    /// The receipt printer as configured (a manager's Settings, kept in the journal, override it).
+    pub printer: PrinterConfig,
 }
 
 /// Limits on refunds queued while SensePass is unreachable. A till that has been offline for days
@@ -351,7 +464,17 @@ impl Config {
                     .unwrap_or((till_journal::ORDER_ID_WINDOW_MS / 1000) as u64),
             ),
             connect_e,
+            printer: PrinterConfig::from_file(file.printer)?,
         })
+    }
+
+    /// Sets the printer URL given by `--printer` / `TILL_AGENT_PRINTER` (over the file's).
+    pub fn with_printer_url(mut self, url: Option<String>) -> Result<Config, ConfigError> {
+        if let Some(url) = url.filter(|u| !u.trim().is_empty()) {
+            self.printer.url = Some(url);
+            self.printer.check()?;
+        }
+        Ok(self)
     }
 
     /// Path of the journal database inside the data directory.
@@ -429,5 +552,21 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(Config::merge(FileConfig::default(), o), Err(ConfigError::Invalid { key: "listen", .. })));
+    }
+
+    #[test]
+    fn printer_table() {
+        let file: FileConfig = toml::from_str(
+            "data_dir = \"/tmp\"\n[printer]\nurl = \"tcp://10.0.0.9\"\npaper_mm = 58\ncode_pages = [\"wpc1252\", \"wpc1255\"]\n",
+        )
+        .unwrap();
+        let c = Config::merge(file, Overrides::default()).unwrap();
+        assert_eq!(c.printer.columns, 32);
+        assert_eq!(c.printer.url.as_deref(), Some("tcp://10.0.0.9"));
+        let c = c.with_printer_url(Some("cups://Front".into())).unwrap();
+        assert_eq!(c.printer.url.as_deref(), Some("cups://Front"));
+        assert!(matches!(c.with_printer_url(Some("lpt1".into())), Err(ConfigError::Invalid { key: "printer.url", .. })));
+        let bad: FileConfig = toml::from_str("data_dir = \"/tmp\"\n[printer]\ncode_pages = [\"ebcdic\"]\n").unwrap();
+        assert!(matches!(Config::merge(bad, Overrides::default()), Err(ConfigError::Invalid { key: "printer.code_pages", .. })));
     }
 }

@@ -72,6 +72,10 @@ pub enum AgentError {
     /// A provider behind the gateway seam (Connect-E) could not be reached; nothing was sent.
     #[error("{0}")]
     ProviderUnreachable(String),
+    /// The receipt printer cannot do what was asked now (none configured, unreachable, out of
+    /// paper) — for requests that must act at once, such as opening the cash drawer.
+    #[error("printer: {0}")]
+    Printer(String),
     /// The call may or may not have happened at SensePass; the agent will reconcile.
     #[error("outcome unknown: {0}")]
     Uncertain(String),
@@ -140,6 +144,7 @@ impl AgentError {
             AgentError::QueueFull(_) => (StatusCode::SERVICE_UNAVAILABLE, "refund_queue_full"),
             AgentError::ProviderUnreachable(_) => (StatusCode::SERVICE_UNAVAILABLE, "provider_unreachable"),
             AgentError::Uncertain(_) => (StatusCode::GATEWAY_TIMEOUT, "outcome_unknown"),
+            AgentError::Printer(_) => (StatusCode::SERVICE_UNAVAILABLE, "printer_unavailable"),
             AgentError::Upstream { status, .. } => (
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
                 "sensepass_error",

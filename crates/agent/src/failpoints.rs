@@ -8,7 +8,8 @@
 //! Sites: `payment::before_create` (intent journaled, SensePass not called), `payment::after_create`
 //! (SensePass answered, outcome not journaled), `outbox::before_send` (operation claimed, not sent),
 //! `outbox::after_send` (SensePass answered, not journaled), `status::before_apply` (event received,
-//! not journaled).
+//! not journaled), `print::before_claim` (printer opened, print job not yet claimed: nothing
+//! written), `print::after_write` (receipt written to the printer, not journaled as printed).
 
 /// Kills this process with SIGKILL (no destructors, no flushing), like `kill -9`.
 pub fn crash(site: &str) -> ! {

@@ -20,6 +20,7 @@
 //! - [`api`]: the axum router (SensePass-compatible paths plus `/api/agent/*` extensions) and its
 //!   safety layers (loopback Host, Origin allow-list, JSON-only POSTs, POS token for money-out).
 //! - [`embedded`]: `run --sandbox`: the SensePass sandbox started in-process and paired.
+//! - [`printer`]: the print queue worker (receipts on the thermal printer, the cash drawer).
 //! - [`fleet`]: enrolment with the fleet server and replication of the journal's change feed.
 //!
 //! What this crate is not: it holds no SQL (that is `till-journal`), no SensePass wire formats
@@ -36,6 +37,7 @@ pub mod fleet;
 pub mod live;
 pub mod manager;
 pub mod outbox;
+pub mod printer;
 pub mod run;
 pub mod service;
 pub mod tender;

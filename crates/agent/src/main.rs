@@ -56,6 +56,9 @@ struct Common {
     /// The merchant URL registered with the Connect-E account.
     #[arg(long, env = "TILL_AGENT_CONNECT_E_MERCHANT_URL", global = true)]
     connect_e_merchant_url: Option<String>,
+    /// Receipt printer: tcp://host:9100, file:///dev/usb/lp0 or cups://queue (over `[printer] url`).
+    #[arg(long, env = "TILL_AGENT_PRINTER", global = true)]
+    printer: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -166,7 +169,7 @@ fn load(common: &Common, waive: Option<bool>) -> Result<Config> {
         key: common.connect_e_key.clone(),
         merchant_url: common.connect_e_merchant_url.clone(),
     };
-    Ok(Config::load_with(common.config.as_deref(), overrides, connect_e)?)
+    Ok(Config::load_with(common.config.as_deref(), overrides, connect_e)?.with_printer_url(common.printer.clone())?)
 }
 
 fn open_journal(config: &Config) -> Result<Journal> {

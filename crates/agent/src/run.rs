@@ -48,6 +48,8 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
     if let Some(text) = agent.journal(|j| j.setting(crate::manager::FAILURES_SETTING)).await? {
         agent.manager().restore(crate::manager::Failures::from_setting(&text));
     }
+    // Printer settings a manager saved in Settings override the configuration file's.
+    crate::printer::load_saved(&agent).await?;
     if config.waive_pos_token {
         tracing::warn!("POS token WAIVED: refunds and cancels of approved payments are accepted without a token");
     }
@@ -67,6 +69,7 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
     tasks.push(tokio::spawn(crate::outbox::run(agent.clone())));
     // Gateway payments (Connect-E): poll open ones, deliver due collections / refunds / voids.
     tasks.push(tokio::spawn(crate::tender::run(agent.clone())));
+    tasks.push(tokio::spawn(crate::printer::run(agent.clone())));
     // Journal replication to the fleet server, when this journal is enrolled (own connection).
     tasks.push(tokio::spawn(crate::fleet::run(config.clone(), shutdown.clone())));
     let router = crate::api::router(agent.clone(), addr);

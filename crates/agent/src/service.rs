@@ -107,6 +107,8 @@ struct Inner {
     /// Added to the wall clock for idempotency decisions: always 0 except in test builds
     /// ([`crate::failpoints::clock_offset_ms`]), where a test moves time past the order-ID window.
     clock_offset_ms: i64,
+    /// The receipt printer: settings, last known state, the print worker's wake-up.
+    printing: crate::printer::Printing,
 }
 
 impl Agent {
@@ -136,6 +138,7 @@ impl Agent {
         journal.set_order_id_window(i64::try_from(config.order_id_window.as_millis()).unwrap_or(i64::MAX));
         let health = Health::default();
         health.recovering.store(true, Ordering::SeqCst);
+        let printing = crate::printer::Printing::new(config.printer.clone());
         Ok(Agent {
             inner: Arc::new(Inner {
                 config,
@@ -151,8 +154,14 @@ impl Agent {
                 early_events: std::sync::Mutex::new(std::collections::HashMap::new()),
                 tender,
                 clock_offset_ms: crate::failpoints::clock_offset_ms(),
+                printing,
             }),
         })
+    }
+
+    /// The receipt printer (settings, state, print queue wake-up).
+    pub fn printing(&self) -> &crate::printer::Printing {
+        &self.inner.printing
     }
 
     /// Now, unix ms, as idempotency decisions see it (the wall clock; a test build may move it).
@@ -684,6 +693,7 @@ impl Agent {
             self.publish_record(&applied.record, source_name);
             if status == Status::Approved {
                 self.schedule_commit(&applied.record, &tx).await?;
+                crate::printer::on_approved(self, &applied.record.local_id).await;
             }
         } else if applied.transition == Transition::Same {
             self.publish_record(&applied.record, source_name);
@@ -797,6 +807,9 @@ impl Agent {
         let op = self.journal(move |j| j.enqueue_refund(op, captured)).await?;
         let id = op.id;
         let outcome = self.refund_outcome(op).await;
+        if matches!(outcome, Ok(RefundOutcome::Answered(_) | RefundOutcome::Queued(_))) {
+            crate::printer::on_refund(self, &record.local_id, id).await;
+        }
         // The first definite answer is kept, so a retry with the same key gets it again.
         let first = match &outcome {
             Ok(RefundOutcome::Answered(body)) => Some(json!({ "status": 200, "body": body })),

@@ -145,6 +145,7 @@ fn error_type_of_every_variant() -> BTreeMap<&'static str, u16> {
         AgentError::Unreachable(String::new()),
         AgentError::ProviderUnreachable(String::new()),
         AgentError::Uncertain(String::new()),
+        AgentError::Printer(String::new()),
         AgentError::Upstream { status: 501, body: Value::Null },
         AgentError::Recovering,
         AgentError::BadGateway(String::new()),
@@ -169,6 +170,7 @@ fn error_type_of_every_variant() -> BTreeMap<&'static str, u16> {
             | AgentError::Unreachable(_)
             | AgentError::ProviderUnreachable(_)
             | AgentError::Uncertain(_)
+            | AgentError::Printer(_)
             | AgentError::Recovering
             | AgentError::BadGateway(_)
             | AgentError::Internal(_) => {}

@@ -30,6 +30,7 @@
 //! | `operations` | outbox operation | `op_key` (UNIQUE), `kind`, `state`, `next_at`, `amount` |
 //! | `pairing` | the paired device (at most one) | `device_id`, URLs |
 //! | `settings` | key/value | `key` |
+//! | `print_jobs` | receipt, test page or drawer kick for the printer (migration `0020`) | `job_key` (UNIQUE), `state`, `next_at`, `local_id` |
 //! | `changes` | insert/update/delete of a payment, status event or operation (migration `0010`, written by triggers) | `seq` (AUTOINCREMENT: the replication sequence), `tbl`, `row_id` |
 //! | `gateway_payments` | payment of a provider behind the gateway seam (Connect-E), migration `0011` | `local_id`, `provider`, `provider_ref`, `kind`, neutral `state`, `authorized`/`captured`/`refunded`, `expires_at` |
 //! | `gateway_operations` | collection, refund or void of a gateway payment | `op_key` (UNIQUE), `state` (`prepared` = may have been sent), `ticket_ref` |
@@ -52,6 +53,7 @@ mod misc;
 mod model;
 mod outbox;
 mod payments;
+mod prints;
 #[cfg(test)]
 mod tests;
 
@@ -70,6 +72,7 @@ pub use gateway::{
     CardRecord, GatewayOpBegin, GatewayOpRecord, GatewayPaymentRecord, NewCard, NewGatewayOp,
     NewGatewayPayment,
 };
+pub use prints::{NewPrintJob, PrintCounts, PrintJob, PrintState};
 pub use model::{
     Applied, Begin, Counts, EventSource, NewOperation, NewPayment, OpKind, OpState, Operation,
     Page, Pairing, PaymentRecord, Phase, Query, StatusEvent, Totals, IDEMPOTENCY_TTL_MS,
@@ -90,6 +93,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0003_operation_answer.sql")),
     M::up(include_str!("migrations/0010_changes.sql")),
     M::up(include_str!("migrations/0011_gateway_payments.sql")),
+    M::up(include_str!("migrations/0020_print_jobs.sql")),
     M::up(include_str!("migrations/0030_manager_resolutions.sql")),
 ];
 

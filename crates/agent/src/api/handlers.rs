@@ -190,7 +190,7 @@ mod tests {
     }
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Option<String> {
     headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
@@ -516,6 +516,7 @@ pub async fn health(State(agent): State<Agent>) -> Result<Response, AgentError> 
         // Providers behind the gateway seam this till takes payments with (e.g. `connect-e`).
         "gatewayProviders": agent.tender().providers().iter().map(|p| p.as_str()).collect::<Vec<_>>(),
         "fleet": crate::fleet::health(&agent.config().data_dir, fleet_behind),
+        "printer": crate::printer::health(&agent).await?,
     }))
     .into_response())
 }

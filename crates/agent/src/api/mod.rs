@@ -11,10 +11,12 @@
 //!
 //! Handlers are thin: they parse, call [`crate::service::Agent`], and shape the answer.
 
-mod console;
+pub(crate) mod console;
 mod handlers;
 mod payments;
 pub mod openapi;
+mod printing;
+pub mod display;
 pub mod security;
 pub mod server;
 
@@ -72,6 +74,12 @@ pub fn router(agent: Agent, addr: SocketAddr) -> Router {
         .route("/api/agent/transactions/{id}/resolve", post(console::resolve_payment))
         .route("/api/agent/transactions/{id}/receipt.pdf", get(console::receipt_pdf))
         .route("/api/agent/transactions/{id}/receipt.json", get(console::receipt_json))
+        .route("/api/agent/transactions/{id}/print", post(printing::print_receipt))
+        .route("/api/agent/drawer/open", post(printing::open_drawer))
+        .route("/api/agent/printer", get(printing::printer))
+        .route("/api/agent/printer/settings", post(printing::save_settings))
+        .route("/api/agent/printer/test", post(printing::test_print))
+        .route("/api/agent/display", get(display::get).post(display::set))
         .route("/api/agent/transactions.csv", get(console::transactions_csv))
         .route("/api/agent/summary", get(console::summary))
         .route("/api/agent/manager", get(console::manager_state))
