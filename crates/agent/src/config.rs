@@ -32,6 +32,8 @@ pub fn environment_of(url: &str) -> &'static str {
 }
 /// SensePass production Socket.IO server (spec §2).
 pub const PRODUCTION_SOCKET: &str = "https://api.sensepass.com";
+/// The configuration file the Debian package installs (and its service reads).
+pub const SYSTEM_CONFIG: &str = "/etc/till-agent/config.toml";
 /// The port of the vendor's Terminal Agent, kept for drop-in compatibility.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8003";
 
@@ -98,6 +100,8 @@ pub struct FileConfig {
     /// (and no other key) is answered with that payment (default 300). Order numbers repeat, so
     /// this stays short; an `Idempotency-Key` holds for 31 days regardless.
     pub order_id_window_secs: Option<u64>,
+    /// `[update]`: automatic updates of the headless agent (see [`crate::updater`]).
+    pub update: Option<crate::updater::UpdateConfig>,
 }
 
 /// Effective configuration after merging file, environment and flags.
@@ -123,6 +127,8 @@ pub struct Config {
     pub refund_queue: RefundQueueLimits,
     /// See [`FileConfig::order_id_window_secs`].
     pub order_id_window: Duration,
+    /// See [`FileConfig::update`]; empty (no checks) by default.
+    pub update: crate::updater::UpdateConfig,
 }
 
 /// Limits on refunds queued while SensePass is unreachable. A till that has been offline for days
@@ -155,7 +161,13 @@ pub struct Overrides {
 impl Config {
     /// The default config file path for this platform (`~/.config/till-agent/config.toml` on Linux).
     pub fn default_path() -> Option<PathBuf> {
-        project_dirs().map(|d| d.config_dir().join("config.toml"))
+        let user = project_dirs().map(|d| d.config_dir().join("config.toml"));
+        // An installed package's service user, and root at the till, have no config of their own:
+        // they use the system one, so `till-agent status` and the service read the same file.
+        match user {
+            Some(p) if p.exists() => Some(p),
+            other => Some(PathBuf::from(SYSTEM_CONFIG)).filter(|p| p.exists()).or(other),
+        }
     }
 
     /// Loads `path` (or the default path; a missing file is fine) and applies `overrides`.
@@ -220,6 +232,7 @@ impl Config {
                 file.order_id_window_secs
                     .unwrap_or((till_journal::ORDER_ID_WINDOW_MS / 1000) as u64),
             ),
+            update: file.update.unwrap_or_default(),
         })
     }
 

@@ -19,6 +19,7 @@
 //!   safety layers (loopback Host, Origin allow-list, JSON-only POSTs, POS token for money-out).
 //! - [`embedded`]: `run --sandbox`: the SensePass sandbox started in-process and paired.
 //! - [`fleet`]: enrolment with the fleet server and replication of the journal's change feed.
+//! - [`updater`]: signed automatic updates of the headless agent (schedule, download, idle wait).
 //!
 //! What this crate is not: it holds no SQL (that is `till-journal`), no SensePass wire formats
 //! (that is `till-sensepass`) and no window (that is the Tauri shell, which embeds [`run`]).
@@ -35,6 +36,7 @@ pub mod manager;
 pub mod outbox;
 pub mod run;
 pub mod service;
+pub mod updater;
 
 pub use config::Config;
 pub use run::{start, RunningAgent};

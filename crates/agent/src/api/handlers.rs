@@ -460,7 +460,7 @@ pub async fn health(State(agent): State<Agent>) -> Result<Response, AgentError> 
     let recovering = h.recovering.load(Ordering::SeqCst);
     Ok(Json(json!({
         "status": if recovering { "recovering" } else { "ok" },
-        "version": env!("CARGO_PKG_VERSION"),
+        "version": crate::updater::running_version(),
         "paired": pairing.is_some(),
         "deviceId": pairing.as_ref().map(|p| p.device_id.clone()),
         "posName": pairing.as_ref().map(|p| p.pos_name.clone()),
@@ -475,6 +475,7 @@ pub async fn health(State(agent): State<Agent>) -> Result<Response, AgentError> 
         "queuedOperations": counts.pending_operations,
         "posTokenWaived": agent.config().waive_pos_token,
         "fleet": crate::fleet::health(&agent.config().data_dir, fleet_behind),
+        "update": crate::updater::health(agent.config()),
     }))
     .into_response())
 }
