@@ -386,7 +386,8 @@ pub async fn install_staged(config: &Config) -> anyhow::Result<()> {
     wait_agent_idle(config, max).await?;
     tracing::info!(%version, "installing staged update");
     let status = tokio::process::Command::new("dpkg")
-        .arg("-i")
+        // The store's own config.toml is kept (it is a conffile the store edits).
+        .args(["--force-confdef", "--force-confold", "-i"])
         .arg(&verified)
         .env("DEBIAN_FRONTEND", "noninteractive")
         .status()
