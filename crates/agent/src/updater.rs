@@ -440,3 +440,43 @@ pub fn restart_in_place() -> anyhow::Error {
 pub fn restart_in_place() -> anyhow::Error {
     anyhow::anyhow!("update installed; exiting so that the service manager starts the new version")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, FileConfig, Overrides};
+
+    #[test]
+    fn manifests_come_over_https_or_from_this_machine_only() {
+        assert!(check_url("https://updates.example.com/x/stable.json").is_ok());
+        assert!(check_url("http://127.0.0.1:9000/stable.json").is_ok());
+        assert!(check_url("http://updates.example.com/stable.json").is_err());
+        assert!(check_url("file:///etc/passwd").is_err());
+    }
+
+    #[test]
+    fn the_update_section_is_read_and_health_reports_version_and_channel() {
+        let file: FileConfig = toml::from_str(
+            "data_dir = \"/nonexistent/till\"\n[update]\nmanifest_url = \"https://u.example/\"\nchannel = \"pilot\"\ncheck_interval_secs = 60\n",
+        )
+        .unwrap();
+        let config = Config::merge(file, Overrides::default()).unwrap();
+        assert_eq!(config.update.channel.as_deref(), Some("pilot"));
+        let h = health(&config);
+        assert_eq!(h["channel"], "pilot");
+        assert_eq!(h["enabled"], true);
+        assert_eq!(h["state"], "idle");
+        assert_eq!(h["version"], env!("CARGO_PKG_VERSION"));
+        // An unknown key in [update] is refused like any other typo in config.toml.
+        assert!(toml::from_str::<FileConfig>("[update]\nchanel = \"pilot\"\n").is_err());
+        let none = Config::merge(FileConfig { data_dir: Some("/x".into()), ..Default::default() }, Overrides::default()).unwrap();
+        assert_eq!(health(&none)["channel"], "stable");
+        assert_eq!(health(&none)["enabled"], false);
+    }
+
+    #[test]
+    fn idle_means_no_open_payment_and_an_empty_outbox() {
+        let j = Journal::open_in_memory().unwrap();
+        assert!(is_idle(&j));
+    }
+}
