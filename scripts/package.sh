@@ -159,11 +159,19 @@ echo "== desktop bundles (deb, rpm) through Tauri"
 export TAURI_SIGNING_PRIVATE_KEY
 TAURI_SIGNING_PRIVATE_KEY=$(cat "$key_file")
 export TAURI_SIGNING_PRIVATE_KEY_PASSWORD="${TILL_SIGNING_KEY_PASSWORD:-}"
-# The project's public key goes into the app's updater configuration for this build.
+# The project's public key goes into the app's updater configuration for this build. The CLI
+# looks for the app in src-tauri/ (TAURI_APP_PATH) while tauri.conf.json sits at the root, so the
+# paths it resolves from the app directory are given absolute.
 conf_override=$(mktemp --suffix=.json)
-printf '{"bundle":{"active":true,"createUpdaterArtifacts":true},"plugins":{"updater":{"pubkey":"%s"}}}\n' "$pub" > "$conf_override"
-cargo tauri build --bundles deb,rpm --config "$conf_override" -- --locked
-rm -f "$conf_override"
+cat > "$conf_override" <<JSON
+{"build":{"frontendDist":"$here/ui"},
+ "bundle":{"active":true,"createUpdaterArtifacts":true,
+   "icon":["$here/icons/128x128.png","$here/icons/32x32.png","$here/icons/icon.png","$here/icons/icon.ico"]},
+ "plugins":{"updater":{"pubkey":"$pub"}}}
+JSON
+ln -sf ../tauri.conf.json src-tauri/tauri.conf.json
+trap 'rm -f "$here/src-tauri/tauri.conf.json" "$conf_override"' EXIT
+TAURI_APP_PATH="$here/src-tauri" cargo tauri build --bundles deb,rpm --config "$conf_override" -- --locked
 bundle_dir=target/release/bundle
 cp "$bundle_dir"/deb/*.deb "$bundle_dir"/rpm/*.rpm "$out/"
 
