@@ -3,6 +3,7 @@
 #
 #   scripts/package.sh                 # release build; headless .deb; desktop .deb and .rpm through
 #                                      # Tauri's bundler; signed stable and pilot manifests
+#   scripts/package.sh --no-desktop    # as above without the desktop bundles (no tauri-cli needed)
 #   scripts/package.sh --headless-only --binary target/debug/till-agent [--version 0.1.1] [--out DIR] [--fast]
 #                                      # only the headless .deb, from an already-built binary (CI)
 #
@@ -16,10 +17,11 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 
-headless_only=0; binary=""; version=""; out="$here/target/packages"; fast=0
+headless_only=0; no_desktop=0; binary=""; version=""; out="$here/target/packages"; fast=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --headless-only) headless_only=1 ;;
+    --no-desktop) no_desktop=1 ;;
     --binary) binary="$2"; shift ;;
     --version) version="$2"; shift ;;
     --out) out="$2"; shift ;;
@@ -151,6 +153,8 @@ if [ "$headless_only" = 1 ]; then
 fi
 
 # --- the desktop packages (Tauri's bundler) -------------------------------------------------
+packages=(--package "linux-$(uname -m)-headless-deb=$headless_deb=${TILL_UPDATE_BASE_URL:-https://updates.example.invalid/till-agent/}$(basename "$headless_deb")")
+if [ "$no_desktop" = 0 ]; then
 if ! cargo tauri --version 2>/dev/null | grep -q '^tauri-cli 2'; then
   echo "== installing tauri-cli from crates.io (compiles once, ~10 min on 2 cores)"
   cargo install tauri-cli --version '^2' --locked
@@ -174,17 +178,17 @@ trap 'rm -f "$here/src-tauri/tauri.conf.json" "$conf_override"' EXIT
 TAURI_APP_PATH="$here/src-tauri" cargo tauri build --bundles deb,rpm --config "$conf_override" -- --locked
 bundle_dir=target/release/bundle
 cp "$bundle_dir"/deb/*.deb "$bundle_dir"/rpm/*.rpm "$out/"
-
-# --- manifests ----------------------------------------------------------------------------
 base="${TILL_UPDATE_BASE_URL:-https://updates.example.invalid/till-agent/}"
 desktop_deb=$(ls "$out"/*"_${version}_"*.deb | grep -v '/till-agent_' | head -1)
 desktop_rpm=$(ls "$out"/*"-${version}-"*.rpm | head -1)
-arch=$(uname -m)
+packages+=(--package "linux-$(uname -m)-deb=$desktop_deb=${base}$(basename "$desktop_deb")")
+packages+=(--package "linux-$(uname -m)-rpm=$desktop_rpm=${base}$(basename "$desktop_rpm")")
+fi
+
+# --- manifests ----------------------------------------------------------------------------
 for channel in stable pilot; do
   "$release_tool" manifest --key "$key_file" --channel "$channel" --version "$version" --out-dir "$out" \
-    --package "linux-${arch}-headless-deb=$headless_deb=${base}$(basename "$headless_deb")" \
-    --package "linux-${arch}-deb=$desktop_deb=${base}$(basename "$desktop_deb")" \
-    --package "linux-${arch}-rpm=$desktop_rpm=${base}$(basename "$desktop_rpm")" >/dev/null
+    "${packages[@]}" >/dev/null
 done
 rm -f "$out/.signing-key"
 echo "== lintian (headless package)"
