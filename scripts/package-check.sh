@@ -12,6 +12,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 bin="${1:-target/debug/till-agent}"
 start=$(date +%s)
+# dpkg looks for ldconfig and start-stop-daemon on PATH, which a non-login PATH may lack.
+export PATH="$PATH:/usr/sbin:/sbin"
 [ "$(id -u)" = 0 ] || { echo "package-check: needs root (dpkg --root, chown, setpriv)" >&2; exit 1; }
 
 tmp=$(mktemp -d)

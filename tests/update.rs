@@ -184,7 +184,10 @@ async fn signed_update_waits_for_the_payment_installs_restarts_and_keeps_the_jou
     let deb_n = package("0.1.0", &pkgs)?;
     let deb_n1 = package("0.1.1", &pkgs)?;
     let deb_n1_bytes = std::fs::read(&deb_n1)?;
+    // dpkg looks for ldconfig and start-stop-daemon on PATH, which a non-login PATH may lack.
     let dpkg: Vec<String> = vec![
+        "env".into(),
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
         "dpkg".into(),
         format!("--root={}", root.display()),
         "--force-script-chrootless".into(),
