@@ -474,6 +474,40 @@ mod tests {
         assert_eq!(health(&none)["enabled"], false);
     }
 
+    /// The root installer trusts nothing in the agent's directory: a package signed by another
+    /// key, a version not newer than the installed one, or a version that is a path is refused
+    /// before dpkg is ever run, and the marker is consumed so the path unit does not loop.
+    #[tokio::test]
+    async fn install_staged_refuses_what_does_not_verify_or_is_not_newer() {
+        use till_updater::signing::{generate, Signer};
+        let dir = tempfile::tempdir().unwrap();
+        let key = generate(None).unwrap();
+        let other = Signer::new(&generate(None).unwrap().secret, None).unwrap();
+        let file = FileConfig {
+            data_dir: Some(dir.path().to_path_buf()),
+            update: Some(UpdateConfig { public_key: Some(key.public.clone()), ..Default::default() }),
+            ..Default::default()
+        };
+        let config = Config::merge(file, Overrides::default()).unwrap();
+        let updates = dir.path().join("updates");
+        std::fs::create_dir_all(&updates).unwrap();
+        let stage = |version: &str, signer: &Signer| {
+            let name = format!("till-agent_{version}.deb");
+            std::fs::write(updates.join(&name), b"package").unwrap();
+            std::fs::write(updates.join(format!("{name}.sig")), signer.sign(&name, b"package").unwrap()).unwrap();
+            std::fs::write(updates.join("ready"), serde_json::json!({ "version": version }).to_string()).unwrap();
+        };
+        stage("99.0.0", &other);
+        let err = install_staged(&config).await.unwrap_err().to_string();
+        assert!(err.contains("does not verify"), "{err}");
+        assert!(!updates.join("ready").exists(), "the marker is consumed");
+        stage("0.0.1", &Signer::new(&key.secret, None).unwrap());
+        let err = install_staged(&config).await.unwrap_err().to_string();
+        assert!(err.contains("not newer"), "{err}");
+        std::fs::write(updates.join("ready"), r#"{"version":"../../etc/passwd"}"#).unwrap();
+        assert!(install_staged(&config).await.is_err());
+    }
+
     #[test]
     fn idle_means_no_open_payment_and_an_empty_outbox() {
         let j = Journal::open_in_memory().unwrap();
