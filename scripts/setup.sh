@@ -11,7 +11,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # single-instance checks of the desktop smoke test, poppler + zbar for receipt and QR checks,
 # DejaVu fonts for pages rendered by chromium, chromium + node for the browser tests, PostgreSQL
 # for the fleet server's tests (they start a throwaway cluster with initdb; no service is used)
-# and openssl for their self-signed TLS certificate.
+# and openssl for their self-signed TLS certificate; lintian and systemd (systemd-analyze,
+# systemd-sysusers) for the package checks (scripts/package-check.sh, scripts/package.sh).
 APT_PACKAGES=(
   build-essential pkg-config curl wget file ca-certificates
   libssl-dev libwebkit2gtk-4.1-dev libgtk-3-dev libxdo-dev
@@ -19,6 +20,7 @@ APT_PACKAGES=(
   xvfb xauth imagemagick poppler-utils zbar-tools dbus-daemon x11-utils fonts-dejavu-core
   chromium nodejs npm
   postgresql openssl
+  lintian systemd
 )
 
 missing=()

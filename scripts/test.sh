@@ -17,6 +17,11 @@ cargo build --locked --workspace --all-targets
 echo "== cargo tests (unit, property, integration, end-to-end)"
 cargo test --locked --workspace
 
+if [ -x scripts/package-check.sh ]; then
+  echo "== headless package (lintian, install into a temporary root, upgrade, downgrade refusal, purge)"
+  bash scripts/package-check.sh target/debug/till-agent
+fi
+
 if [ -x scripts/ui-tests.sh ]; then
   echo "== browser tests (headless chromium)"
   bash scripts/ui-tests.sh

@@ -27,6 +27,7 @@ mod cli;
 mod customer;
 mod status;
 mod tray;
+mod updates;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -143,6 +144,7 @@ fn run(cli: Cli, mut config: Config) -> Result<ExitCode, Failure> {
                 .args(cli.autostart_args())
                 .build(),
         )
+        .plugin(tauri_plugin_updater::Builder::new().build())
         .setup(setup)
         .build(tauri::generate_context!("../tauri.conf.json"))
         .context("building the Tauri app")
@@ -251,6 +253,7 @@ fn setup(app: &mut tauri::App) -> Result<(), Box<dyn std::error::Error>> {
     }
     // The customer display on a second monitor, when Settings want it and one exists.
     tauri::async_runtime::spawn(customer::follow(app.handle().clone(), shell.agent.clone(), shell.agent_url.clone()));
+    tauri::async_runtime::spawn(updates::follow(app.handle().clone(), shell.agent.clone()));
     if let Err(error) = open_main_window(app, &shell.agent_url, hidden) {
         tracing::error!(error = format!("{error:#}"), "cannot open the main window");
         app.handle().exit(1);

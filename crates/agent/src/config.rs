@@ -32,6 +32,8 @@ pub fn environment_of(url: &str) -> &'static str {
 }
 /// SensePass production Socket.IO server (spec §2).
 pub const PRODUCTION_SOCKET: &str = "https://api.sensepass.com";
+/// The configuration file the Debian package installs (and its service reads).
+pub const SYSTEM_CONFIG: &str = "/etc/till-agent/config.toml";
 /// The port of the vendor's Terminal Agent, kept for drop-in compatibility.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8003";
 
@@ -104,6 +106,8 @@ pub struct FileConfig {
     pub connect_e: Option<ConnectEFile>,
     /// The receipt printer (`[printer]` table).
     pub printer: Option<PrinterFileConfig>,
+    /// `[update]`: automatic updates of the headless agent (see [`crate::updater`]).
+    pub update: Option<crate::updater::UpdateConfig>,
 }
 
 /// The `[connect_e]` table of config.toml; every field may also come from the environment or a
@@ -192,6 +196,7 @@ fn connect_e_of(file: Option<ConnectEFile>, o: &ConnectEOverrides) -> Result<Opt
         }
     }
     Ok(Some(ConnectEConfig { base_url, web_url, api_key: api_key.trim().to_string(), merchant_url }))
+}
 
 /// `[printer]` in config.toml: where the receipt printer is and how it prints.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -330,6 +335,8 @@ pub struct Config {
     pub connect_e: Option<ConnectEConfig>,
     /// The receipt printer as configured (a manager's Settings, kept in the journal, override it).
     pub printer: PrinterConfig,
+    /// See [`FileConfig::update`]; empty (no checks) by default.
+    pub update: crate::updater::UpdateConfig,
 }
 
 /// Limits on refunds queued while SensePass is unreachable. A till that has been offline for days
@@ -387,7 +394,13 @@ impl std::fmt::Debug for ConnectEOverrides {
 impl Config {
     /// The default config file path for this platform (`~/.config/till-agent/config.toml` on Linux).
     pub fn default_path() -> Option<PathBuf> {
-        project_dirs().map(|d| d.config_dir().join("config.toml"))
+        let user = project_dirs().map(|d| d.config_dir().join("config.toml"));
+        // An installed package's service user, and root at the till, have no config of their own:
+        // they use the system one, so `till-agent status` and the service read the same file.
+        match user {
+            Some(p) if p.exists() => Some(p),
+            other => Some(PathBuf::from(SYSTEM_CONFIG)).filter(|p| p.exists()).or(other),
+        }
     }
 
     /// Loads `path` (or the default path; a missing file is fine) and applies `overrides`.
@@ -465,6 +478,7 @@ impl Config {
             ),
             connect_e,
             printer: PrinterConfig::from_file(file.printer)?,
+            update: file.update.unwrap_or_default(),
         })
     }
 

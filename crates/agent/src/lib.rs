@@ -22,6 +22,7 @@
 //! - [`embedded`]: `run --sandbox`: the SensePass sandbox started in-process and paired.
 //! - [`printer`]: the print queue worker (receipts on the thermal printer, the cash drawer).
 //! - [`fleet`]: enrolment with the fleet server and replication of the journal's change feed.
+//! - [`updater`]: signed automatic updates of the headless agent (schedule, download, idle wait).
 //!
 //! What this crate is not: it holds no SQL (that is `till-journal`), no SensePass wire formats
 //! (that is `till-sensepass`) and no window (that is the Tauri shell, which embeds [`run`]).
@@ -41,6 +42,7 @@ pub mod printer;
 pub mod run;
 pub mod service;
 pub mod tender;
+pub mod updater;
 
 pub use config::Config;
 pub use run::{start, RunningAgent};

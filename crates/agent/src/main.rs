@@ -139,6 +139,38 @@ enum Command {
         #[command(subcommand)]
         command: ManagerCommand,
     },
+    /// Bring the journal's schema up to date (the package's upgrade script runs this between
+    /// stopping and starting the service); refuses a journal from a newer version.
+    Migrate {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Print the journal file's schema version without opening it for writing (package scripts).
+    #[command(hide = true)]
+    JournalSchema {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Signed automatic updates (configured under `[update]` in config.toml).
+    Update {
+        #[command(subcommand)]
+        command: UpdateCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UpdateCommand {
+    /// Check the channel's manifest now and print what it offers (installs nothing).
+    Check {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// As root (till-agent-update.service): verify the update the agent staged, wait until the
+    /// agent is idle and install it with dpkg.
+    InstallStaged {
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 #[derive(Subcommand)]
@@ -173,9 +205,35 @@ fn load(common: &Common, waive: Option<bool>) -> Result<Config> {
 }
 
 fn open_journal(config: &Config) -> Result<Journal> {
+    refuse_foreign_data_dir(config)?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     Ok(Journal::open(config.journal_path())?)
+}
+
+/// Root must not write into the service user's data directory: files it created there (the
+/// journal's WAL, a new journal) would be root's, and the sandboxed service could not open them.
+#[cfg(unix)]
+fn refuse_foreign_data_dir(config: &Config) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX);
+    if me == 0 {
+        if let Ok(m) = std::fs::metadata(&config.data_dir) {
+            if m.uid() != 0 {
+                bail!(
+                    "{} belongs to another user (the service's): run this as that user, e.g. \
+                     `sudo -u till-agent till-agent ...`",
+                    config.data_dir.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn refuse_foreign_data_dir(_config: &Config) -> Result<()> {
+    Ok(())
 }
 
 #[tokio::main]
@@ -233,6 +291,34 @@ async fn main() -> Result<()> {
             println!("manager PIN set");
             Ok(())
         }
+        Command::Migrate { common } => {
+            let config = load(&common, None)?;
+            refuse_foreign_data_dir(&config)?;
+            if !config.journal_path().exists() {
+                println!("no journal yet at {}", config.journal_path().display());
+                return Ok(());
+            }
+            drop(open_journal(&config)?);
+            println!("journal schema {}", till_journal::schema_version());
+            Ok(())
+        }
+        Command::JournalSchema { common } => {
+            let config = load(&common, None)?;
+            let path = config.journal_path();
+            let v = if path.exists() { till_journal::file_schema_version(&path)? } else { 0 };
+            println!("{v}");
+            Ok(())
+        }
+        Command::Update { command: UpdateCommand::Check { common } } => {
+            let config = load(&common, None)?;
+            println!("{}", till_agent::updater::check_now(&config).await?);
+            Ok(())
+        }
+        Command::Update { command: UpdateCommand::InstallStaged { common } } => {
+            init_logging();
+            let config = load(&common, None)?;
+            till_agent::updater::install_staged(&config).await
+        }
         Command::Token { common } => {
             let config = load(&common, None)?;
             let token = till_agent::service::ensure_pos_token(&open_journal(&config)?)?;
@@ -276,13 +362,23 @@ async fn run(config: &mut Config, sandbox: bool, autopilot_ms: Option<u64>) -> R
         println!("       -d '{{\"amount\":1250,\"currency\":\"USD\",\"posData\":{{\"orderId\":\"A-1\"}}}}'");
         println!("then open the transaction's transactionPage.qrURL in a browser and pay with 4111111111111111");
     }
+    let update_stop = tokio_util::sync::CancellationToken::new();
+    let updater = till_agent::updater::spawn(config.clone(), update_stop.clone());
+    let mut restart = false;
     tokio::select! {
         _ = shutdown_signal() => tracing::info!("stopping"),
         _ = running.stopped() => {}
+        _ = updater.restart_requested() => restart = true,
     }
+    update_stop.cancel();
     running.shutdown().await;
     if let Some(sb) = sandbox_handle {
         sb.shutdown().await;
+    }
+    if restart {
+        // An update replaced the binary: start it in this process's place (same arguments,
+        // same pid, so a supervisor sees no exit).
+        return Err(till_agent::updater::restart_in_place());
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ use till_core::Minor;
 
 /// Everything that can go wrong reading or writing the journal.
 ///
-/// Callers care about three groups: storage failures (`Sqlite`, `Migration`, `Io`, `Corrupt`) which
+/// Callers care about three groups: storage failures (`Sqlite`, `Migration`, `SchemaTooNew`, `Io`, `Corrupt`) which
 /// mean "the journal cannot be trusted right now, stop taking money"; lookups that found nothing
 /// (`NotFound`); and refusals of a state change that would make the journal lie (`InvalidPhase`,
 /// `InvalidOpState`, `NumberMismatch`, `NumberTaken`, `RefundCapExceeded`, `InvalidOperation`).
@@ -18,6 +18,19 @@ pub enum JournalError {
     /// The schema migrations could not be applied.
     #[error("migration: {0}")]
     Migration(#[from] rusqlite_migration::Error),
+
+    /// The journal was written by a newer Till Agent (schema `found`, this build knows up to
+    /// `supported`): refused untouched, never migrated or written. Happens after a downgrade.
+    #[error(
+        "the journal's schema version {found} is newer than this Till Agent supports ({supported}): \
+         it was written by a newer version; install that version again (the journal was not changed)"
+    )]
+    SchemaTooNew {
+        /// The journal's `user_version`.
+        found: i64,
+        /// The newest schema version this build knows (its number of migrations).
+        supported: usize,
+    },
 
     /// Creating the journal file or fixing its permissions failed.
     #[error("journal file: {0}")]

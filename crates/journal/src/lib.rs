@@ -297,12 +297,47 @@ fn configure(conn: &mut Connection) -> Result<(), JournalError> {
     // serialize. The loser may still have read the old schema version before waiting; trying
     // again re-reads it and finds nothing left to do. A real migration error fails twice.
     conn.set_transaction_behavior(TransactionBehavior::Immediate);
+    refuse_newer_schema(conn)?;
     let migrations = Migrations::from_slice(MIGRATIONS);
     if let Err(first) = migrations.to_latest(conn) {
         tracing::debug!(error = %first, "migration failed; retrying once in case another process migrated");
         migrations.to_latest(conn)?;
     }
     Ok(())
+}
+
+/// The schema version of the journal file at `path`, read without locking or writing anything
+/// (not even `-shm`), so a package script running as root can ask before a downgrade. Reads the
+/// main file only: call it while no agent has the journal open (the package stops the service
+/// first, which checkpoints the WAL).
+pub fn file_schema_version(path: impl AsRef<Path>) -> Result<i64, JournalError> {
+    let path = path.as_ref();
+    let mut uri = String::from("file:");
+    // `immutable=1`: no locks, no WAL or shared-memory files created. Percent-encode what a URI reserves.
+    for b in path.to_string_lossy().bytes() {
+        match b {
+            b'?' | b'#' | b'%' | 0x80..=0xff => uri.push_str(&format!("%{b:02X}")),
+            _ => uri.push(char::from(b)),
+        }
+    }
+    uri.push_str("?immutable=1");
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(&uri, flags)?;
+    Ok(conn.pragma_query_value(None, "user_version", |row| row.get(0))?)
+}
+
+/// Refuses a journal written by a newer Till Agent (its `user_version` is past our last
+/// migration), before anything writes to it. An older binary cannot know what the newer columns
+/// and tables mean, so it must neither migrate nor write: this happens after a package downgrade,
+/// and the fix is to install the newer version again (the file is left exactly as it was).
+fn refuse_newer_schema(conn: &Connection) -> Result<(), JournalError> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let supported = schema_version();
+    match usize::try_from(found) {
+        Ok(found) if found <= supported => Ok(()),
+        // A negative user_version was never written by us: as foreign as a newer one.
+        _ => Err(JournalError::SchemaTooNew { found, supported }),
+    }
 }
 
 /// Creates `path` with mode 0600 if it does not exist, and narrows an existing file to 0600.

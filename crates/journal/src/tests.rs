@@ -267,3 +267,29 @@ fn change_feed_records_every_write_in_order_and_survives_pruning() {
     let reader = Journal::open(dir.path().join("j.sqlite3")).unwrap();
     assert_eq!(reader.changes_after(3, 100).unwrap(), batch);
 }
+
+#[test]
+fn journal_from_a_newer_version_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    drop(Journal::open(&path).unwrap());
+    // What a newer build leaves behind: one more migration applied than this build knows.
+    let newer = i64::try_from(schema_version()).unwrap() + 1;
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE from_the_future (x INTEGER)").unwrap();
+        conn.pragma_update(None, "user_version", newer).unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let err = Journal::open(&path).unwrap_err();
+    assert!(
+        matches!(err, JournalError::SchemaTooNew { found, supported } if found == newer && supported == schema_version()),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains("newer") && msg.contains(&newer.to_string()), "{msg}");
+    assert_eq!(std::fs::read(&path).unwrap(), before, "a refused journal must not be written");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(v, newer);
+}

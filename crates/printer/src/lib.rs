@@ -91,6 +91,7 @@ mod tests {
         coffee.sub_products.push(Product::simple("Oat milk", 1, 40));
         Receipt {
             merchant: Merchant { name: "Sandbox Coffee".into(), address: Some("1 Rue de la Paix, Paris".into()), phone: None },
+            provider: Some("SensePass".into()),
             transaction_number: Some("ab".repeat(28)),
             order_id: Some("ORD-1".into()),
             date: "2026-11-30 16:00 +00:00".into(),

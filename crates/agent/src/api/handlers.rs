@@ -499,7 +499,7 @@ pub async fn health(State(agent): State<Agent>) -> Result<Response, AgentError> 
     let recovering = h.recovering.load(Ordering::SeqCst);
     Ok(Json(json!({
         "status": if recovering { "recovering" } else { "ok" },
-        "version": env!("CARGO_PKG_VERSION"),
+        "version": crate::updater::running_version(),
         "paired": pairing.is_some(),
         "deviceId": pairing.as_ref().map(|p| p.device_id.clone()),
         "posName": pairing.as_ref().map(|p| p.pos_name.clone()),
@@ -517,6 +517,7 @@ pub async fn health(State(agent): State<Agent>) -> Result<Response, AgentError> 
         "gatewayProviders": agent.tender().providers().iter().map(|p| p.as_str()).collect::<Vec<_>>(),
         "fleet": crate::fleet::health(&agent.config().data_dir, fleet_behind),
         "printer": crate::printer::health(&agent).await?,
+        "update": crate::updater::health(agent.config()),
     }))
     .into_response())
 }
