@@ -90,11 +90,19 @@ fn busy_while_another_payment_is_open_on_the_device_only() {
         j.begin_payment(sale("c", "dev2", Some("o3"), None, 300, T0 + 2))
             .unwrap(),
     );
-    // A setup cart never makes a device busy and is never refused as busy.
+    // A setup cart is refused while a sale is open on the device (it would hide that sale)...
     let mut setup = sale("s", "dev1", None, None, 100, T0 + 3);
     setup.setup = true;
-    started(j.begin_payment(setup).unwrap());
-    assert_eq!(j.open_setup("dev1").unwrap().unwrap().local_id, "s");
+    match j.begin_payment(setup).unwrap() {
+        Begin::Busy(r) => assert_eq!(r.local_id, "a"),
+        other => panic!("{other:?}"),
+    }
+    assert!(j.open_setup("dev1").unwrap().is_none());
+    // ...and never makes a device busy itself.
+    let mut cart = sale("s3", "dev3", None, None, 100, T0 + 3);
+    cart.setup = true;
+    started(j.begin_payment(cart).unwrap());
+    started(j.begin_payment(sale("d", "dev3", Some("o4"), None, 100, T0 + 3)).unwrap());
 
     // Uncertain create keeps the device busy.
     j.record_create_unknown("a", "timeout", T0 + 4).unwrap();
