@@ -18,7 +18,9 @@ export PATH="$PATH:/usr/sbin:/sbin"
 
 tmp=$(mktemp -d)
 agent_pid=""
-cleanup() { if [ -n "$agent_pid" ]; then kill "$agent_pid" 2>/dev/null || true; fi; rm -rf "$tmp"; }
+# The agent runs under a user-switching wrapper, whose pid is not the agent's: stop it by its path.
+stop_agent() { if [ -n "$agent_pid" ]; then kill "$agent_pid" 2>/dev/null || true; wait "$agent_pid" 2>/dev/null || true; fi; pkill -f "$tmp/.*/usr/bin/till-agent" 2>/dev/null || true; agent_pid=""; }
+cleanup() { stop_agent; rm -rf "$tmp"; }
 trap cleanup EXIT
 fail() { echo "package-check: FAILED: $*" >&2; exit 1; }
 
@@ -63,7 +65,7 @@ health=$(curl -sf "$url/api/agent/health") || fail "health"
 echo "   $url: $(echo "$health" | python3 -c 'import json,sys; h=json.load(sys.stdin); print(h["version"], h["update"]["channel"], h["status"])')"
 echo "$health" | grep -q '"version":"0.1.0"' || fail "health version: $health"
 [ "$(stat -c %u "$R/var/lib/till-agent/journal.sqlite3")" = "$uid" ] || fail "journal not owned by the service user"
-kill "$agent_pid"; wait "$agent_pid" 2>/dev/null || true; agent_pid=""
+stop_agent
 
 echo "-- upgrade to 0.1.1: journal migrated and kept"
 out=$(dpkg_r -i "$deb1" 2>&1) || { echo "$out"; fail "dpkg -i 0.1.1"; }
