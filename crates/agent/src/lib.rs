@@ -10,11 +10,15 @@
 //!
 //! Map of the crate:
 //! - [`config`]: where settings come from (TOML file, environment, flags) and platform paths.
-//! - [`service`]: the orchestrator. [`service::Agent`] owns the journal, the SensePass client and
-//!   the event bus; its methods read like the flows in the SensePass docs (create → wait → commit).
+//! - [`service`]: the orchestrator and composition root. [`service::Agent`] owns the journal, the
+//!   SensePass client and the event bus; its methods, one module per concern (payments,
+//!   observation and recovery, money-out, health), read like the flows in the SensePass docs
+//!   (create → wait → commit).
 //! - [`live`]: background task following the device's Socket.IO stream and re-reading open
 //!   transactions after reconnects and while the socket is down.
-//! - [`outbox`]: background task delivering payment commits and refunds with back-off.
+//! - [`outbox`]: background task delivering payment commits and refunds with back-off; it sees
+//!   the agent only through its narrow [`outbox::OutboxHost`] trait.
+//! - [`journal_task`]: journal calls on the blocking pool.
 //! - [`tender`]: payments of the providers behind the `till-gateway` seam (Paymentsense
 //!   Connect-E): `/api/agent/payments`, the checkout page's data, polling and money-out.
 //! - [`api`]: the axum router (SensePass-compatible paths plus `/api/agent/*` extensions) and its
@@ -35,6 +39,7 @@ pub mod error;
 pub mod events;
 pub mod failpoints;
 pub mod fleet;
+pub mod journal_task;
 pub mod live;
 pub mod manager;
 pub mod outbox;

@@ -13,13 +13,15 @@
 //! already there it is marked delivered without a second call.
 
 use crate::error::AgentError;
-use crate::service::Agent;
+use crate::events::EventBus;
 use backon::BackoffBuilder;
 use serde_json::{json, Value};
 use std::time::Duration;
 use till_core::{Minor, Status};
-use till_journal::{EventSource, OpKind, OpState, Operation};
+use till_journal::{EventSource, Journal, OpKind, OpState, Operation, PaymentRecord};
 use till_sensepass::models::RefundRequest;
+use till_sensepass::{Client, Transaction};
+use tokio_util::sync::CancellationToken;
 
 /// Longest wait between two attempts of one operation.
 const MAX_DELAY: Duration = Duration::from_secs(60);
@@ -29,6 +31,41 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 
 /// Prefix of `last_error` when an attempt's outcome is unknown; the next attempt checks first.
 const UNCERTAIN: &str = "uncertain:";
+
+/// What the outbox needs from the rest of the agent, and nothing more: the journal, the bus,
+/// the shutdown and wake-up signals, a SensePass client for the paired device, and the way
+/// observations reach the journal (so a refund or cancel is followed by a re-read of the
+/// transaction). The agent ([`crate::Agent`]) implements it; the outbox never names the agent,
+/// so the orchestrator depends on the outbox and not the other way round.
+#[async_trait::async_trait]
+pub trait OutboxHost: Clone + Send + Sync + 'static {
+    /// The journal the operations live in.
+    fn journal_handle(&self) -> &Journal;
+    /// Where operation state changes are published (the manager console follows them).
+    fn bus(&self) -> &EventBus;
+    /// Cancelled when the agent shuts down.
+    fn shutdown_token(&self) -> &CancellationToken;
+    /// Resolves when an operation was queued (the worker also polls on a timer).
+    async fn outbox_woken(&self);
+    /// The paired device and a SensePass client authenticated as it.
+    async fn device_client(&self) -> Result<(String, Client), AgentError>;
+    /// Marks SensePass unreachable (from now, if not already) or reachable.
+    fn note_offline_if(&self, offline: bool);
+    /// Re-reads a transaction from SensePass and applies it to the journal (source: poll).
+    async fn refresh(&self, number: &str) -> Result<PaymentRecord, AgentError>;
+    /// Applies an entity read from SensePass to the journal.
+    async fn apply(&self, tx: Transaction, source: EventSource) -> Result<PaymentRecord, AgentError>;
+}
+
+/// Runs a synchronous journal call of the host's journal on the blocking pool.
+async fn journal<H, T, F>(host: &H, f: F) -> Result<T, AgentError>
+where
+    H: OutboxHost,
+    T: Send + 'static,
+    F: FnOnce(&Journal) -> Result<T, till_journal::JournalError> + Send + 'static,
+{
+    crate::journal_task::run(host.journal_handle(), f).await
+}
 
 /// The delay before attempt number `attempts` (1-based), with jitter.
 pub fn backoff_delay(attempts: u32) -> Duration {
@@ -44,11 +81,11 @@ pub fn backoff_delay(attempts: u32) -> Duration {
 }
 
 /// Runs until shutdown: delivers due operations, then sleeps until woken or [`IDLE_POLL`].
-pub async fn run(agent: Agent) {
+pub async fn run<H: OutboxHost>(agent: H) {
     let shutdown = agent.shutdown_token().clone();
     loop {
         let now = till_journal::now_ms();
-        match agent.journal(move |j| j.due_operations(now)).await {
+        match journal(&agent, move |j| j.due_operations(now)).await {
             Ok(due) => {
                 for op in due {
                     if let Err(e) = deliver_now(&agent, op).await {
@@ -72,7 +109,7 @@ pub async fn run(agent: Agent) {
 /// while its refund is being sent drops the request's future), the delivery still finishes and
 /// journals its outcome. Dropped half way, an operation would stay `in_flight` — claimed, never
 /// retried — until the next restart.
-pub async fn deliver_now(agent: &Agent, op: Operation) -> Result<Value, AgentError> {
+pub async fn deliver_now<H: OutboxHost>(agent: &H, op: Operation) -> Result<Value, AgentError> {
     let agent = agent.clone();
     tokio::spawn(async move { deliver(&agent, op).await })
         .await
@@ -80,11 +117,10 @@ pub async fn deliver_now(agent: &Agent, op: Operation) -> Result<Value, AgentErr
 }
 
 /// [`deliver_now`]'s body: claim, send, journal the outcome.
-async fn deliver(agent: &Agent, op: Operation) -> Result<Value, AgentError> {
+async fn deliver<H: OutboxHost>(agent: &H, op: Operation) -> Result<Value, AgentError> {
     let (id, now) = (op.id, till_journal::now_ms());
     // Claim it (Pending → InFlight, journaled before the call): two senders never send one op.
-    let claimed = agent
-        .journal(move |j| match j.mark_in_flight(id, now) {
+    let claimed = journal(agent, move |j| match j.mark_in_flight(id, now) {
             Ok(op) => Ok(Some(op)),
             Err(till_journal::JournalError::InvalidOpState { .. }) => Ok(None),
             Err(e) => Err(e),
@@ -106,13 +142,13 @@ async fn deliver(agent: &Agent, op: Operation) -> Result<Value, AgentError> {
     match result {
         Ok(answer) => {
             let a = answer.clone();
-            agent.journal(move |j| j.mark_delivered(id, &a, now)).await?;
+            journal(agent, move |j| j.mark_delivered(id, &a, now)).await?;
             publish(agent, id, "delivered");
             Ok(answer)
         }
         Err(Attempt::Refused(reason)) => {
             let r = reason.clone();
-            agent.journal(move |j| j.mark_failed(id, &r, now)).await?;
+            journal(agent, move |j| j.mark_failed(id, &r, now)).await?;
             publish(agent, id, "failed");
             Err(AgentError::Conflict(reason))
         }
@@ -120,7 +156,7 @@ async fn deliver(agent: &Agent, op: Operation) -> Result<Value, AgentError> {
             // SensePass gave a definite business answer that is not success (501 cancel, declined
             // refund): the operation is over; the POS gets SensePass's own body.
             let reason = format!("SensePass answered {status}: {body}");
-            agent.journal(move |j| j.mark_failed(id, &reason, now)).await?;
+            journal(agent, move |j| j.mark_failed(id, &reason, now)).await?;
             publish(agent, id, "failed");
             Err(AgentError::Upstream { status, body })
         }
@@ -131,7 +167,7 @@ async fn deliver(agent: &Agent, op: Operation) -> Result<Value, AgentError> {
                 till_sensepass::Error::NotSent(m) => format!("unreachable: {m}"),
                 other => format!("{UNCERTAIN} {other}"),
             };
-            agent.journal(move |j| j.reschedule(id, attempts, next, &message)).await?;
+            journal(agent, move |j| j.reschedule(id, attempts, next, &message)).await?;
             publish(agent, id, "pending");
             // It will be sent again: the caller must not read this as a refusal.
             Err(match error {
@@ -153,7 +189,7 @@ enum Attempt {
 }
 
 /// Sorts a SensePass error into retry (unreachable, unknown outcome, 5xx) or a definite answer.
-fn classify(agent: &Agent, e: till_sensepass::Error) -> Attempt {
+fn classify<H: OutboxHost>(agent: &H, e: till_sensepass::Error) -> Attempt {
     agent.note_offline_if(e.certainly_not_performed());
     match e {
         till_sensepass::Error::Http { status, body } if status < 500 => Attempt::Answered(status, body),
@@ -161,29 +197,28 @@ fn classify(agent: &Agent, e: till_sensepass::Error) -> Attempt {
     }
 }
 
-fn publish(agent: &Agent, id: i64, state: &str) {
+fn publish<H: OutboxHost>(agent: &H, id: i64, state: &str) {
     agent.bus().publish(crate::events::AgentEvent::Operation { id, state: state.to_string() });
 }
 
-async fn deliver_commit(agent: &Agent, op: &Operation) -> Result<Value, Attempt> {
+async fn deliver_commit<H: OutboxHost>(agent: &H, op: &Operation) -> Result<Value, Attempt> {
     let link = op.payload.get("commitLink").and_then(Value::as_str).unwrap_or_default().to_string();
     if link.is_empty() {
         return Err(Attempt::Refused("commit without commitLink".into()));
     }
     let (_, client) = agent.device_client().await.map_err(|e| Attempt::Refused(e.to_string()))?;
     let answer = client.commit_payment(&link).await.map_err(|e| classify(agent, e))?;
-    agent.note_reachability::<()>(&Ok(()));
+    agent.note_offline_if(false);
     let number = op.payload.get("transactionNumber").and_then(Value::as_str).unwrap_or_default().to_string();
     let now = till_journal::now_ms();
-    agent
-        .journal(move |j| j.record_commit(&number, now))
+    journal(agent, move |j| j.record_commit(&number, now))
         .await
         .map_err(|e| Attempt::Refused(e.to_string()))?;
     tracing::info!(operation = op.id, "payment committed");
     serde_json::to_value(&answer).map_err(|e| Attempt::Refused(e.to_string()))
 }
 
-async fn deliver_cancel(agent: &Agent, op: &Operation) -> Result<Value, Attempt> {
+async fn deliver_cancel<H: OutboxHost>(agent: &H, op: &Operation) -> Result<Value, Attempt> {
     let number = op.payload.get("transactionNumber").and_then(Value::as_str).unwrap_or_default().to_string();
     let (_, client) = agent.device_client().await.map_err(|e| Attempt::Refused(e.to_string()))?;
     let answer = match client.cancel(&number).await {
@@ -192,7 +227,7 @@ async fn deliver_cancel(agent: &Agent, op: &Operation) -> Result<Value, Attempt>
         // A definite answer, not a 5xx to retry: the payment runs on, its outcome is journaled as
         // it comes, and the POS gets SensePass's own 501 (docs/DECISIONS.md).
         Err(till_sensepass::Error::Http { status: 501, body }) => {
-            agent.note_reachability::<()>(&Ok(()));
+            agent.note_offline_if(false);
             return Err(Attempt::Answered(501, body));
         }
         Err(e) => {
@@ -213,7 +248,7 @@ async fn deliver_cancel(agent: &Agent, op: &Operation) -> Result<Value, Attempt>
             return Err(attempt);
         }
     };
-    agent.note_reachability::<()>(&Ok(()));
+    agent.note_offline_if(false);
     // The cancel answer carries no entity; read the transaction to journal its new status.
     if let Err(e) = agent.refresh(&number).await {
         tracing::warn!(%number, error = %e, "cancelled, but could not re-read the transaction yet");
@@ -221,7 +256,7 @@ async fn deliver_cancel(agent: &Agent, op: &Operation) -> Result<Value, Attempt>
     serde_json::to_value(&answer).map_err(|e| Attempt::Refused(e.to_string()))
 }
 
-async fn deliver_refund(agent: &Agent, op: &Operation) -> Result<Value, Attempt> {
+async fn deliver_refund<H: OutboxHost>(agent: &H, op: &Operation) -> Result<Value, Attempt> {
     let number = op.payload.get("transactionNumber").and_then(Value::as_str).unwrap_or_default().to_string();
     let amount = op.amount.ok_or_else(|| Attempt::Refused("refund without amount".into()))?;
     let is_partial = op.payload.get("isPartial").and_then(Value::as_bool).unwrap_or(true);
@@ -233,8 +268,7 @@ async fn deliver_refund(agent: &Agent, op: &Operation) -> Result<Value, Attempt>
             return Ok(answer);
         }
     }
-    let currency = agent
-        .journal({
+    let currency = journal(agent, {
             let n = number.clone();
             move |j| j.by_number(&n)
         })
@@ -249,7 +283,7 @@ async fn deliver_refund(agent: &Agent, op: &Operation) -> Result<Value, Attempt>
         RefundRequest::full(number.as_str())
     };
     let answer = client.refund(&request).await.map_err(|e| classify(agent, e))?;
-    agent.note_reachability::<()>(&Ok(()));
+    agent.note_offline_if(false);
     let body = refund_body(&answer);
     if !answer.is_approved() {
         return Err(Attempt::Answered(200, body));
@@ -262,9 +296,9 @@ async fn deliver_refund(agent: &Agent, op: &Operation) -> Result<Value, Attempt>
 
 /// Reads the transaction at SensePass and decides whether this refund already happened: the
 /// refunds SensePass shows, minus those the journal already counts as delivered, cover this one.
-async fn already_refunded(
-    agent: &Agent,
-    client: &till_sensepass::Client,
+async fn already_refunded<H: OutboxHost>(
+    agent: &H,
+    client: &Client,
     op: &Operation,
     number: &str,
 ) -> Result<Option<Value>, Attempt> {
@@ -275,8 +309,7 @@ async fn already_refunded(
     )
     .map_err(|e| Attempt::Refused(e.to_string()))?;
     let local_id = op.transaction_local_id.clone().unwrap_or_default();
-    let (delivered, _) = agent
-        .journal(move |j| j.refunded_total(&local_id))
+    let (delivered, _) = journal(agent, move |j| j.refunded_total(&local_id))
         .await
         .map_err(|e| Attempt::Refused(e.to_string()))?;
     let amount = op.amount.unwrap_or(Minor::ZERO);
