@@ -428,6 +428,10 @@ impl Agent {
             webhook_url: None,
         };
         let mut result = gw.create(&request).await;
+        // True while the provider may hold a payment of this request that nobody has seen: a lost
+        // create answer that the look-up could not settle. Then the outcome is unknown, whatever
+        // the look-up's own error says, and the poller (or the order's next request) looks again.
+        let mut unsettled = false;
         if let Err(e) = &result {
             if !e.certainly_not_performed() {
                 // Lost answer: ask the provider what it made. Connect-E answers "nothing that can
@@ -437,7 +441,10 @@ impl Agent {
                 match gw.find(&request).await {
                     Ok(Some(found)) => result = Ok(found),
                     Ok(None) => result = gw.create(&request).await,
-                    Err(e2) => result = Err(e2),
+                    Err(e2) => {
+                        unsettled = true;
+                        result = Err(e2);
+                    }
                 }
             }
         }
@@ -467,7 +474,7 @@ impl Agent {
                 Ok((true, self.gateway_view(&rec).await?))
             }
             Err(e) => {
-                let certain = e.certainly_not_performed();
+                let certain = e.certainly_not_performed() && !unsettled;
                 let id = local_id.clone();
                 let message = e.to_string();
                 self.journal(move |j| {
@@ -483,6 +490,12 @@ impl Agent {
                 })
                 .await?;
                 self.tender().changed.notify_waiters();
+                if unsettled {
+                    return Err(AgentError::Uncertain(format!(
+                        "the create answer was lost and {} cannot be asked yet ({e}); retry with the same orderId",
+                        req.provider.display_name()
+                    )));
+                }
                 Err(gateway_error(e))
             }
         }
@@ -1152,6 +1165,25 @@ mod tests {
         performed: Mutex<Vec<(String, Operation)>>,
         lose_next: Mutex<bool>,
         revoked: Mutex<Vec<String>>,
+        /// The agent's journal, to look at from inside a call (journal first).
+        journal: Mutex<Option<till_journal::Journal>>,
+        /// Our payment ids whose intent row the journal held when `create` was called.
+        intents_seen: Mutex<Vec<String>>,
+        /// Which of our payment ids each token was made for (what `find` looks up).
+        created_for: Mutex<Vec<(String, String)>>,
+        /// Makes the next `create` make the token and then lose the answer.
+        lose_create: Mutex<bool>,
+        /// How many more `find` / `reconcile` calls fail as "provider unreachable".
+        lookups_unreachable: Mutex<u32>,
+    }
+
+    fn unreachable_now(f: &Fake) -> Option<GatewayError> {
+        let mut n = f.lookups_unreachable.lock().unwrap();
+        if *n == 0 {
+            return None;
+        }
+        *n -= 1;
+        Some(GatewayError::Unreachable { provider: ProviderId::ConnectE, detail: "down".into() })
     }
 
     fn fake_state(f: &Fake, token: &str) -> Option<PaymentState> {
@@ -1176,9 +1208,18 @@ mod tests {
             }
         }
         async fn create(&self, r: &CreatePayment) -> Result<Payment, GatewayError> {
+            if let Some(j) = self.journal.lock().unwrap().as_ref() {
+                if j.gateway_payment(&r.id).unwrap().is_some_and(|row| row.phase == Phase::Intent) {
+                    self.intents_seen.lock().unwrap().push(r.id.clone());
+                }
+            }
             let mut tokens = self.tokens.lock().unwrap();
             let token = format!("tok-{}", tokens.len());
             tokens.push((token.clone(), PaymentState::Pending));
+            self.created_for.lock().unwrap().push((r.id.clone(), token.clone()));
+            if std::mem::take(&mut *self.lose_create.lock().unwrap()) {
+                return Err(GatewayError::OutcomeUnknown { provider: ProviderId::ConnectE, detail: "lost".into() });
+            }
             Ok(Payment::pending(ProviderId::ConnectE, Opaque::new(token), r.kind, r.order_id.clone(), r.amount))
         }
         async fn fetch(&self, p: &Payment) -> Result<Observation, GatewayError> {
@@ -1194,8 +1235,12 @@ mod tests {
             }
             Ok(obs)
         }
-        async fn find(&self, _: &CreatePayment) -> Result<Option<Payment>, GatewayError> {
-            Ok(None)
+        async fn find(&self, r: &CreatePayment) -> Result<Option<Payment>, GatewayError> {
+            if let Some(e) = unreachable_now(self) {
+                return Err(e);
+            }
+            let made = self.created_for.lock().unwrap().iter().find(|(id, _)| *id == r.id).map(|(_, t)| t.clone());
+            Ok(made.map(|t| Payment::pending(ProviderId::ConnectE, Opaque::new(t), r.kind, r.order_id.clone(), r.amount)))
         }
         async fn prepare(&self, _: &Payment, id: &str, operation: Operation) -> Result<OperationTicket, GatewayError> {
             Ok(OperationTicket { id: id.to_string(), operation, provider_ref: Some(Opaque::new(format!("op-{id}"))) })
@@ -1215,6 +1260,9 @@ mod tests {
             self.refund(p, t).await
         }
         async fn reconcile(&self, _: &Payment, t: &OperationTicket) -> Result<Reconciled, GatewayError> {
+            if let Some(e) = unreachable_now(self) {
+                return Err(e);
+            }
             let reference = t.provider_ref.as_ref().map(|r| r.expose().to_string()).unwrap_or_default();
             let done = self.performed.lock().unwrap().iter().any(|(r, _)| *r == reference);
             Ok(if done {
@@ -1244,7 +1292,8 @@ mod tests {
         .unwrap();
         let journal = till_journal::Journal::open_in_memory().unwrap();
         let mut gateways: HashMap<ProviderId, Arc<dyn Gateway>> = HashMap::new();
-        gateways.insert(ProviderId::ConnectE, fake);
+        gateways.insert(ProviderId::ConnectE, fake.clone());
+        *fake.journal.lock().unwrap() = Some(journal.clone());
         let agent = Agent::with_tender(config, journal, tokio_util::sync::CancellationToken::new(), Tender::with(gateways)).unwrap();
         (agent, dir)
     }
@@ -1320,5 +1369,71 @@ mod tests {
         let id = p["id"].as_str().unwrap();
         assert!(matches!(agent.gateway_operation(id, Operation::Refund(Minor(1)), None).await, Err(AgentError::Conflict(_))));
         assert!(fake.performed.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_intent_is_journaled_before_the_provider_is_called() {
+        let fake = Arc::new(Fake::default());
+        let (agent, _dir) = agent(fake.clone());
+        let (_, p) = agent.create_gateway_payment(sale("o4")).await.unwrap();
+        let id = p["id"].as_str().unwrap().to_string();
+        assert_eq!(*fake.intents_seen.lock().unwrap(), vec![id.clone()], "the provider was called with the intent durable");
+        let i2 = id.clone();
+        let row = agent.journal(move |j| j.gateway_payment(&i2)).await.unwrap().unwrap();
+        assert_eq!(row.phase, Phase::Created);
+        assert_eq!(row.provider_ref.as_deref(), Some("tok-0"), "the outcome journaled after the call");
+    }
+
+    #[tokio::test]
+    async fn a_lost_create_answer_is_unknown_until_the_look_up_finds_the_payment() {
+        let fake = Arc::new(Fake::default());
+        let (agent, _dir) = agent(fake.clone());
+        // The provider makes the token, the answer is lost, and the look-up cannot reach it.
+        *fake.lose_create.lock().unwrap() = true;
+        *fake.lookups_unreachable.lock().unwrap() = 1;
+        let err = agent.create_gateway_payment(sale("o5")).await.unwrap_err();
+        assert!(matches!(err, AgentError::Unreachable(_) | AgentError::ProviderUnreachable(_) | AgentError::Uncertain(_)), "{err:?}");
+        let rows = agent.journal(|j| j.gateway_payments_for_order("o5")).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].phase, Phase::CreateUnknown, "outcome unknown, journaled as such");
+        let first = rows[0].local_id.clone();
+        // Meanwhile the customer paid on the token whose answer was lost.
+        fake.tokens.lock().unwrap()[0].1 = PaymentState::Captured;
+        // The POS retries the order: the look-up finds the payment; nothing is charged again.
+        let (new, v) = agent.create_gateway_payment(sale("o5")).await.unwrap();
+        assert!(!new, "attached to the payment the look-up found: {v}");
+        assert_eq!(v["id"], first.as_str());
+        assert_eq!(v["state"], "captured", "{v}");
+        assert_eq!(fake.tokens.lock().unwrap().len(), 1, "one create at the provider");
+        let row = agent.journal(move |j| j.gateway_payment(&first)).await.unwrap().unwrap();
+        assert_eq!((row.phase, row.provider_ref.as_deref()), (Phase::Created, Some("tok-0")));
+    }
+
+    #[tokio::test]
+    async fn a_refund_is_never_sent_twice() {
+        let fake = Arc::new(Fake::default());
+        let (agent, _dir) = agent(fake.clone());
+        let id = paid(&agent, &fake, "o6").await;
+        // Sent, answer lost, and the provider cannot be asked yet: the refund stays open.
+        *fake.lose_next.lock().unwrap() = true;
+        *fake.lookups_unreachable.lock().unwrap() = 1;
+        let (status, v) = agent.gateway_operation(&id, Operation::Refund(Minor(400)), Some("k-6".into())).await.unwrap();
+        assert_eq!(status, 202, "{v}");
+        assert_eq!(v["operation"]["state"], "unknown", "outcome unknown, not re-sent: {v}");
+        // The POS retries with its key: the same operation answers, nothing is sent.
+        let (status, _) = agent.gateway_operation(&id, Operation::Refund(Minor(400)), Some("k-6".into())).await.unwrap();
+        assert_eq!(status, 202);
+        assert_eq!(fake.performed.lock().unwrap().len(), 1);
+        // The worker reconciles it: found performed, finished without a second send.
+        let op = agent.journal(|j| j.gateway_op_by_key("k-6")).await.unwrap().unwrap();
+        let op = agent.deliver_op(op.clone()).await.unwrap();
+        assert_eq!(op.state, "approved");
+        let op = agent.deliver_op(op).await.unwrap();
+        assert_eq!(op.state, "approved");
+        assert_eq!(fake.performed.lock().unwrap().len(), 1, "one refund at the provider");
+        let (status, v) = agent.gateway_operation(&id, Operation::Refund(Minor(400)), Some("k-6".into())).await.unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(v["payment"]["refundedAmount"], 400, "{v}");
+        assert_eq!(fake.performed.lock().unwrap().len(), 1);
     }
 }
