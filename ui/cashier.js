@@ -29,6 +29,7 @@
       statusKey: ev.statusKey,
       isFinal: !!ev.isFinal,
       tx,
+      lines: Array.isArray(ev.lines) ? ev.lines : null,
     };
   }
   function fromItem(item) {
@@ -38,6 +39,7 @@
       statusKey: item.statusKey,
       isFinal: !OPEN.has(item.statusKey),
       tx: item.transaction || null,
+      lines: Array.isArray(item.lines) ? item.lines : null,
       amountMinor: item.amountMinor,
       currency: item.currency,
       orderId: item.orderId,
@@ -68,6 +70,7 @@
       current.isFinal = p.isFinal;
       current.number = p.number || current.number;
       if (p.tx) current.tx = p.tx;
+      if (p.lines) current.lines = p.lines;
       for (const k of ["amountMinor", "currency", "orderId", "mismatch", "failure", "phase"]) {
         if (p[k] !== undefined && p[k] !== null) current[k] = p[k];
       }
@@ -278,45 +281,38 @@
     return svg;
   }
 
-  /** Line total in minor units: (amount + vat − discount + sub-lines) × quantity, half away from zero. */
-  function lineTotal(p) {
-    let unit = Number(p.amount || 0) + Number(p.vat || 0) - Number(p.discount || 0);
-    for (const s of Array.isArray(p.subProducts) ? p.subProducts : []) unit += lineTotal(s);
-    const milli = Math.round(Number(p.quantity === undefined ? 1 : p.quantity) * 1000);
-    const prod = unit * milli;
-    return prod >= 0 ? Math.floor((prod + 500) / 1000) : -Math.floor((-prod + 500) / 1000);
-  }
-
   function qty(q) {
     const n = Number(q === undefined ? 1 : q);
     return Number.isInteger(n) ? String(n) : n.toLocaleString(undefined, { maximumFractionDigits: 3 });
   }
 
-  /** One row per product and an indented row per sub-product (an extra shot, a side). */
-  function itemRows(p, currency) {
-    const subs = Array.isArray(p.subProducts) ? p.subProducts : [];
+  /**
+   * One row per line and an indented row per sub-line (an extra shot, a side). The totals are the
+   * agent's (`lines` of the status event / journal entry): this screen never adds a line up.
+   */
+  function itemRows(l, currency) {
+    const subs = Array.isArray(l.subLines) ? l.subLines : [];
     const rows = [T.h("tr", { class: subs.length ? "has-sub" : null },
-      T.h("td", { class: "qty" }, qty(p.quantity) + " ×"),
-      T.h("td", { class: "name" }, p.name || "Item",
-        Number(p.discount) > 0 ? T.h("span", { class: "discount" }, " −" + T.money(p.discount, currency) + " each") : null),
-      T.h("td", { class: "price" }, T.money(lineTotal(p), currency)))];
+      T.h("td", { class: "qty" }, qty(l.quantity) + " ×"),
+      T.h("td", { class: "name" }, l.name || "Item",
+        Number(l.discount) > 0 ? T.h("span", { class: "discount" }, " −" + T.money(l.discount, currency)) : null),
+      T.h("td", { class: "price" }, T.money(l.total, currency)))];
     for (const s of subs) {
       rows.push(T.h("tr", { class: "sub" },
         T.h("td", { class: "qty" }),
         T.h("td", { class: "name" }, "+ " + (Number(s.quantity === undefined ? 1 : s.quantity) !== 1 ? qty(s.quantity) + " × " : "") + (s.name || "Extra")),
-        T.h("td", { class: "price" }, Number(s.amount) ? T.money(lineTotal(s), currency) : "")));
+        T.h("td", { class: "price" }, Number(s.unit) ? T.money(s.total, currency) : "")));
     }
     return rows;
   }
 
-  function itemsList(tx, currency, totalMinor) {
-    const products = tx && Array.isArray(tx.products) ? tx.products : [];
-    if (!products.length) return T.h("p", { class: "muted items-empty" }, "No line items.");
+  function itemsList(lines, currency, totalMinor) {
+    if (!Array.isArray(lines) || !lines.length) return T.h("p", { class: "muted items-empty" }, "No line items.");
     return T.h("table", { class: "items", id: "items" },
       T.h("caption", { class: "sr-only" }, "Items"),
       T.h("thead", { class: "sr-only" }, T.h("tr", {},
         T.h("th", { scope: "col" }, "Quantity"), T.h("th", { scope: "col" }, "Item"), T.h("th", { scope: "col" }, "Price"))),
-      T.h("tbody", {}, products.map((p) => itemRows(p, currency))),
+      T.h("tbody", {}, lines.map((l) => itemRows(l, currency))),
       totalMinor === undefined ? null : T.h("tfoot", {}, T.h("tr", {},
         T.h("td", {}), T.h("th", { scope: "row" }, "Total"), T.h("td", { class: "price" }, T.money(totalMinor, currency)))));
   }
@@ -419,7 +415,7 @@
           cart ? "Cart in progress" : stuck ? "QR expired · not confirmed" : expired ? (T.customerView ? "QR code expired" : "QR expired · confirming with SensePass") : label(p.statusKey))),
       p.mismatch && !T.customerView ? T.h("p", { class: "warning", id: "mismatch", role: "alert" },
         "The line items do not add up to the amount. Check the sale on the POS.") : null,
-      T.h("div", { class: "items-wrap" }, itemsList(p.tx, currency, p.amountMinor)),
+      T.h("div", { class: "items-wrap" }, itemsList(p.lines, currency, p.amountMinor)),
       T.customerView ? null : T.h("div", { class: "pay-actions" },
         T.h("button", {
           type: "button", class: "btn danger large", id: "cancel",

@@ -211,30 +211,25 @@
     return [T.h("dt", {}, label), T.h("dd", attrs || {}, value)];
   }
 
+  /** The lines with the agent's totals (`lines` of the journal entry, sub-lines included). */
   function itemsTable(tx) {
-    const entity = tx.transaction || {};
-    const products = Array.isArray(entity.products) ? entity.products : [];
-    if (!products.length) return T.h("p", { class: "muted" }, "No line items were sent with this payment.");
+    const lines = Array.isArray(tx.lines) ? tx.lines : [];
+    if (!lines.length) return T.h("p", { class: "muted" }, "No line items were sent with this payment.");
     const cur = tx.currency;
+    const row = (l, sub) => T.h("tr", sub ? { class: "sub" } : {},
+      T.h("td", {}, (sub ? "+ " : "") + (l.name || "Item")),
+      T.h("td", { class: "num" }, String(l.quantity)),
+      T.h("td", { class: "num" }, T.money(l.unit || 0, cur)),
+      T.h("td", { class: "num" }, Number(l.vat) ? T.money(l.vat, cur) : "—"),
+      T.h("td", { class: "num" }, Number(l.discount) ? "−" + T.money(l.discount, cur) : "—"),
+      T.h("td", { class: "num" }, sub ? "" : T.money(l.total, cur)));
     return T.h("table", { class: "grid compact" },
       T.h("caption", { class: "sr-only" }, "Line items"),
       T.h("thead", {}, T.h("tr", {},
         T.h("th", { scope: "col" }, "Item"), T.h("th", { scope: "col", class: "num" }, "Qty"),
         T.h("th", { scope: "col", class: "num" }, "Unit"), T.h("th", { scope: "col", class: "num" }, "VAT"),
         T.h("th", { scope: "col", class: "num" }, "Discount"), T.h("th", { scope: "col", class: "num" }, "Total"))),
-      T.h("tbody", {}, products.map((p) => {
-        const milli = Math.round(Number(p.quantity === undefined ? 1 : p.quantity) * 1000);
-        const unit = Number(p.amount || 0) + Number(p.vat || 0) - Number(p.discount || 0);
-        const prod = unit * milli;
-        const total = prod >= 0 ? Math.floor((prod + 500) / 1000) : -Math.floor((-prod + 500) / 1000);
-        return T.h("tr", {},
-          T.h("td", {}, p.name || "Item"),
-          T.h("td", { class: "num" }, String(p.quantity === undefined ? 1 : p.quantity)),
-          T.h("td", { class: "num" }, T.money(p.amount || 0, cur)),
-          T.h("td", { class: "num" }, Number(p.vat) ? T.money(p.vat, cur) : "—"),
-          T.h("td", { class: "num" }, Number(p.discount) ? "−" + T.money(p.discount, cur) : "—"),
-          T.h("td", { class: "num" }, T.money(total, cur)));
-      })),
+      T.h("tbody", {}, lines.map((l) => [row(l, false), (l.subLines || []).map((x) => row(x, true))])),
       T.h("tfoot", {}, T.h("tr", {},
         T.h("th", { scope: "row", colspan: "5" }, "Total charged"),
         T.h("td", { class: "num strong" }, T.money(tx.amountMinor, cur)))));

@@ -14,7 +14,7 @@
 //!   and a retry with the same `Idempotency-Key` sends it again; without a key every request is a
 //!   new credit, as at SensePass itself.
 //!
-//! Not for refunds of a payment (those are capped by what it captured: `service.rs`).
+//! Not for refunds of a payment (those are capped by what it captured: `service::money_out`).
 
 use crate::error::AgentError;
 use crate::service::Agent;

@@ -27,6 +27,9 @@ pub struct StatusEvent {
     pub source: String,
     /// The latest SensePass entity, when there is one.
     pub transaction: Option<Value>,
+    /// The payment's lines with their totals, computed by the agent (the screens show these and
+    /// never add up a line themselves).
+    pub lines: Vec<till_receipts::ReceiptLine>,
 }
 
 /// Connection state changes, for the UI's offline banner.

@@ -113,15 +113,7 @@ pub async fn receipt_pdf(
 pub fn build_receipt(record: &PaymentRecord, ops: &[till_journal::Operation]) -> Result<till_receipts::Receipt, AgentError> {
     let tx = record.entity_json.clone().and_then(|e| Transaction::from_json(e).ok());
     let raw = |k: &str| tx.as_ref().and_then(|t| t.get(k)).and_then(Value::as_str).map(str::to_string);
-    let products: Vec<Product> = match tx.as_ref().and_then(|t| t.products().ok()).filter(|p| !p.is_empty()) {
-        Some(p) => p,
-        None => record
-            .request_json
-            .get("products")
-            .cloned()
-            .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or_default(),
-    };
+    let products = crate::service::products_of(record);
     let lines = products
         .iter()
         .map(till_receipts::ReceiptLine::from_product)

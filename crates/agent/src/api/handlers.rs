@@ -747,6 +747,7 @@ pub(crate) fn record_json(r: &till_journal::PaymentRecord) -> Value {
         "resolvedAt": r.resolved_at.map(format_ms),
         "resolution": r.resolution,
         "transaction": r.entity_json,
+        "lines": crate::service::lines_of(r),
     })
 }
 

@@ -40,7 +40,7 @@ mod payments;
 
 pub use health::{ensure_pos_token, Health};
 pub use money_out::RefundOutcome;
-pub use observation::{needing_resync, status_event};
+pub use observation::{lines_of, needing_resync, products_of, status_event};
 pub use payments::{order_id_of, timeout_ms_of, Started};
 
 use crate::config::Config;

@@ -241,5 +241,35 @@ pub fn status_event(record: &PaymentRecord, source: &str) -> StatusEvent {
         status_key,
         source: source.to_string(),
         transaction: record.entity_json.clone(),
+        lines: lines_of(record),
     }
+}
+
+/// The products of a payment: those of its SensePass entity (what SensePass shows the customer),
+/// else those the POS sent. Minor units; the one place that reads them for screens and receipts.
+pub fn products_of(record: &PaymentRecord) -> Vec<till_core::Product> {
+    let from_entity = record
+        .entity_json
+        .clone()
+        .and_then(|e| Transaction::from_json(e).ok())
+        .and_then(|t| t.products().ok())
+        .filter(|p| !p.is_empty());
+    from_entity.unwrap_or_else(|| {
+        record
+            .request_json
+            .get("products")
+            .cloned()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default()
+    })
+}
+
+/// The lines of a payment as every screen and the receipt show them, totals computed once by
+/// [`till_core::Product::line_total`] (sub-products included), so no page computes a total again.
+/// A line whose total overflows (a POS cannot send one the validation lets through) is left out.
+pub fn lines_of(record: &PaymentRecord) -> Vec<till_receipts::ReceiptLine> {
+    products_of(record)
+        .iter()
+        .filter_map(|p| till_receipts::ReceiptLine::from_product(p).ok())
+        .collect()
 }
