@@ -351,14 +351,14 @@ test("pairing by a device ID SensePass does not know is refused, and the environ
   const login = await h.pos(agent, "POST", "/api/agent/manager/login", { pin: "1111" });
   assert.equal(login.status, 200, JSON.stringify(login.body));
   const auth = { Authorization: "Bearer " + login.body.token };
-  const before = (await h.pos(agent, "GET", "/api/agent/health")).body;
+  const before = (await h.pos(agent, "GET", "/api/agent/health", undefined, auth)).body;
   const bad = await h.pos(agent, "POST", "/api/agent/pairing", { method: "device", deviceId: "nonsense" }, auth);
   assert.equal(bad.status, 400, JSON.stringify(bad.body));
   assert.equal(bad.body.invalid_parameters[0].parameter, "deviceId");
   const prod = await h.pos(agent, "POST", "/api/agent/pairing", { method: "device", deviceId: before.deviceId, environment: "production" }, auth);
   assert.equal(prod.status, 400, JSON.stringify(prod.body));
   assert.equal(prod.body.invalid_parameters[0].parameter, "environment");
-  const after = (await h.pos(agent, "GET", "/api/agent/health")).body;
+  const after = (await h.pos(agent, "GET", "/api/agent/health", undefined, auth)).body;
   assert.equal(after.deviceId, before.deviceId, "nothing changed");
   assert.equal(after.environment, "sandbox");
 });

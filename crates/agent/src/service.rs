@@ -610,7 +610,8 @@ impl Agent {
                 .journal(move |j| j.by_local_id(&id))
                 .await?
                 .ok_or_else(|| AgentError::NotFound(format!("payment {local_id}")))?;
-            if record.phase == Phase::CreateFailed || record.status.map(Status::is_final).unwrap_or(false) {
+            // Over: a final status, never created, or closed by a manager as not paid.
+            if !record.is_open() {
                 return Ok(record);
             }
             let overdue_by = till_journal::now_ms() - timeout_ms_of(&record);
@@ -749,7 +750,7 @@ impl Agent {
             Ok(Some(r)) => r,
             _ => return,
         };
-        if record.status.map(Status::is_final).unwrap_or(false) || record.phase == Phase::CreateFailed {
+        if !record.is_open() {
             return;
         }
         let Some(number) = record.number.clone() else {
@@ -905,6 +906,26 @@ impl Agent {
     /// null; the whole field is null when SensePass gave no reason), read in one place
     /// ([`Transaction::decline_reason`]) whatever spelling SensePass used.
     pub fn entity_of(record: &PaymentRecord) -> Value {
+        let mut entity = Self::entity_as_observed(record);
+        // A payment a manager closed as not paid (SensePass no longer knows it: 404 to a look-up
+        // and to a cancel) is over for the POS too. Its last observed SensePass status (e.g.
+        // "Waiting For Tap") would keep a POS polling `/last` forever, so the POS reads it in
+        // SensePass's own vocabulary for "ended, no money taken" — `Transaction Cancel` — with
+        // `closedNotPaid` and the manager's resolution to tell it apart from a real cancel.
+        if record.status_key() == "closed" {
+            if let Some(obj) = entity.as_object_mut() {
+                obj.insert("status".into(), json!(Status::Cancelled.code()));
+                obj.insert("statusName".into(), json!(Status::Cancelled.display_name()));
+                obj.insert("closedNotPaid".into(), json!(true));
+                obj.insert("resolution".into(), json!(record.resolution));
+            }
+        }
+        entity
+    }
+
+    /// The entity as SensePass last reported it (or, before it numbered the payment, what the
+    /// journal knows), with the decline reason read out of it.
+    fn entity_as_observed(record: &PaymentRecord) -> Value {
         if let Some(entity) = &record.entity_json {
             let mut entity = entity.clone();
             if matches!(record.status, Some(Status::Declined | Status::Failed)) {

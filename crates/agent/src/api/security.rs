@@ -244,6 +244,21 @@ pub fn require_pos_token(agent: &Agent, headers: &HeaderMap) -> Result<(), Agent
     }
 }
 
+/// Whether the request carries the POS token or a manager session — the waiver for legacy POS
+/// software does not count. Decides what a read shows, not whether it is allowed: health hides
+/// the device ID (a SensePass credential) from anyone without one.
+pub fn carries_credential(agent: &Agent, headers: &HeaderMap) -> bool {
+    bearer(headers).is_some_and(|t| agent.check_pos_token(t) || agent.manager().check(t))
+}
+
+/// The device ID as shown to a caller without a credential: only its last four characters.
+/// The one mask for it (the UI shows what health sends).
+pub fn mask_device_id(device_id: &str) -> String {
+    let chars: Vec<char> = device_id.chars().collect();
+    let tail: String = chars[chars.len().saturating_sub(4)..].iter().collect();
+    format!("•••• {tail}")
+}
+
 /// Manager-only operations (pairing, settings, the POS token view) need a manager session from
 /// `POST /api/agent/manager/login`. The POS token is not enough: POS software has no business
 /// re-pairing the till.
