@@ -327,6 +327,15 @@ test("the manager console: 44 px targets, and keyboard focus stays on the refund
   });
   assert.notEqual(focused, "body", "focus did not drop to the page body");
   assert.ok(await page.evaluate(() => !!document.activeElement.closest("#refund-panel")), "focus is on the refund panel: " + focused);
+  // The outcome is written beside the form; no toast covers the form's hint (point 18).
+  await page.locator("#refund-msg", { hasText: "approved" }).waitFor();
+  const hint = await page.locator("#refund-hint").boundingBox();
+  const toast = page.locator("#toast");
+  if (hint && (await toast.isVisible())) {
+    const t = await toast.boundingBox();
+    const overlap = t && t.x < hint.x + hint.width && hint.x < t.x + t.width && t.y < hint.y + hint.height && hint.y < t.y + t.height;
+    assert.ok(!overlap, "a toast covers the refund hint: " + JSON.stringify({ t, hint }));
+  }
   await page.close();
 });
 
