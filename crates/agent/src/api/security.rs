@@ -146,6 +146,19 @@ pub fn check_canonical_path(raw: &str) -> Result<(), NotCanonical> {
     Err(NotCanonical { reason, canonical: Some(canonical) })
 }
 
+/// Whether a request is a provider return (`POST /api/agent/providers/{provider}/return`, for a
+/// provider with a return step): the customer's browser sent there by the provider's page after
+/// 3-D Secure, a form post another site makes — so the Origin, Sec-Fetch-Site and JSON-only
+/// checks cannot apply. The handler authenticates it instead (the provider's signature) and
+/// changes nothing before a look-up at the provider. Matched on the exact canonical path.
+pub fn is_provider_return(method: &Method, path: &str) -> bool {
+    method == Method::POST
+        && path
+            .strip_prefix("/api/agent/providers/")
+            .and_then(|rest| rest.strip_suffix("/return"))
+            .is_some_and(|provider| provider == till_gateway::ProviderId::Acquired.as_str())
+}
+
 /// Host, Sec-Fetch-Site, Origin, path and Content-Type checks, before routing.
 pub async fn guard(State(guard): State<Guard>, request: Request<Body>, next: Next) -> Response {
     let headers = request.headers();
@@ -153,6 +166,11 @@ pub async fn guard(State(guard): State<Guard>, request: Request<Body>, next: Nex
     if !is_loopback_host(host) {
         tracing::warn!("refused a request whose Host is not a loopback name");
         return refuse(StatusCode::FORBIDDEN, "forbidden_host", "Host must be a loopback name (127.0.0.1, localhost)");
+    }
+    if is_provider_return(request.method(), request.uri().path()) {
+        let mut response = next.run(request).await;
+        add_security_headers(response.headers_mut());
+        return response;
     }
     let origin_ok = match headers.get(header::ORIGIN) {
         Some(origin) => {
