@@ -264,10 +264,11 @@ impl SandboxAgent {
         Ok(SandboxAgent { child, url, control, _stdout: stdout })
     }
 
-    async fn ready(&self, http: &reqwest::Client) -> Result<Value> {
+    /// Health once the agent is up, read with the POS token (which shows the device ID in full).
+    async fn ready(&self, http: &reqwest::Client, token: &str) -> Result<Value> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = http.get(format!("{}/api/agent/health", self.url)).send().await {
+            if let Ok(r) = http.get(format!("{}/api/agent/health", self.url)).bearer_auth(token).send().await {
                 if let Ok(v) = r.json::<Value>().await {
                     if v["status"] == "ok" && v["socketConnected"] == true {
                         return Ok(v);
@@ -321,7 +322,7 @@ async fn the_sandbox_agent_keeps_its_token_device_and_payments_across_restarts()
     assert_eq!(token.len(), 64, "a token exists before the first run: {token:?}");
 
     let mut agent = SandboxAgent::spawn(dir.path())?;
-    let health = agent.ready(&http).await?;
+    let health = agent.ready(&http, &token).await?;
     let device = health["deviceId"].as_str().context("device")?.to_string();
     assert_eq!(token_of(dir.path())?, token, "the sandbox agent uses the data directory's token");
     let created: Value =
@@ -330,7 +331,7 @@ async fn the_sandbox_agent_keeps_its_token_device_and_payments_across_restarts()
 
     agent.kill9();
     let agent = SandboxAgent::spawn(dir.path())?;
-    let health = agent.ready(&http).await?;
+    let health = agent.ready(&http, &token).await?;
     assert_eq!(health["deviceId"], device.as_str(), "the same sandbox device after a restart");
     let r = http.get(format!("{}/api/transactions/last", agent.url)).send().await?;
     assert_eq!(r.status().as_u16(), 200);

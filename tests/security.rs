@@ -293,6 +293,39 @@ async fn manager_sessions_end_on_logout() -> Result<()> {
     Ok(())
 }
 
+/// The device ID is a SensePass credential (whoever holds it can create payments for the
+/// register): health shows it in full only to the POS token or a manager session — never to a
+/// caller without one, a wrong token, or a session that was logged out.
+#[tokio::test]
+async fn health_shows_the_device_id_only_to_a_credential() -> Result<()> {
+    let env = Env::start().await?;
+    env.set_manager_pin("2580")?;
+    let health = |token: Option<String>| {
+        let mut r = env.http.get(env.url("/api/agent/health"));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        async move { Ok::<Value, anyhow::Error>(r.send().await?.error_for_status()?.json::<Value>().await?) }
+    };
+    let tail: String = env.device_id.chars().skip(env.device_id.chars().count() - 4).collect();
+    let masked = format!("•••• {tail}");
+    for (who, token) in [("no credential", None), ("a wrong token", Some("0".repeat(64)))] {
+        let h = health(token).await?;
+        assert_eq!(h["deviceId"], masked.as_str(), "{who}: {h}");
+        assert_eq!(h["deviceIdMasked"], true, "{who}");
+        assert!(!h.to_string().contains(&env.device_id), "{who}: the device ID leaked: {h}");
+    }
+    let h = health(Some(env.token()?)).await?;
+    assert_eq!(h["deviceId"], env.device_id.as_str(), "the POS token: {h}");
+    assert_eq!(h["deviceIdMasked"], false);
+    let (_, login) = env.post("/api/agent/manager/login", json!({ "pin": "2580" })).await?;
+    let session = login["token"].as_str().context("session")?.to_string();
+    assert_eq!(health(Some(session.clone())).await?["deviceId"], env.device_id.as_str(), "a manager session");
+    env.http.post(env.url("/api/agent/manager/logout")).bearer_auth(&session).send().await?.error_for_status()?;
+    assert_eq!(health(Some(session)).await?["deviceId"], masked.as_str(), "a logged-out session");
+    Ok(())
+}
+
 /// Finding 5 (MEDIUM/LOW): with no header-read timeout and no connection cap, 1,100 idle sockets
 /// at a 1024 file-descriptor limit made health and init time out (EMFILE).
 #[tokio::test]

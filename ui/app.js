@@ -50,7 +50,8 @@
     if (healthBusy) { healthAgain = true; return; }
     healthBusy = true;
     try {
-      const r = await T.api("/api/agent/health", { timeoutMs: 2500 });
+      // With the manager's session, health shows the device ID in full; without, only its end.
+      const r = await T.api("/api/agent/health", { timeoutMs: 2500, token: T.auth.token() || undefined });
       T.health = r.body || {};
       T.agentReachable = true;
     } catch (_) {
@@ -197,6 +198,8 @@
     route();
     T.refreshHealth();
     setInterval(T.refreshHealth, HEALTH_MS);
+    // A login or logout changes what health may show (the device ID in full or only its end).
+    T.on("auth", () => T.refreshHealth());
     connectEvents();
   }
 

@@ -67,6 +67,62 @@
     });
   }
 
+  // Acquired payment sessions: its Components script renders the form for the session; the
+  // signed outcome of confirmPayment() goes to the agent's return endpoint, which checks the
+  // signature and asks Acquired before answering. (A script that navigates to the return URL
+  // itself ends on the agent's return page, with the same checks.)
+  if (main.getAttribute('data-provider') === 'acquired') {
+    var acquired;
+    var components;
+    try {
+      acquired = new window.Acquired('till-agent');
+      components = acquired.components({ session: main.getAttribute('data-session') });
+      components.create('payment', {}).mount('#acquired-container');
+    } catch (e) {
+      tell('error', 'The card form could not be loaded: ' + (e && e.message ? e.message : e));
+      pay.disabled = true;
+      return;
+    }
+    var settle = function (fields) {
+      if (!fields) { return report(null, true); }
+      tell('checking', 'Checking with the card processor…');
+      return fetch('/api/agent/providers/acquired/return', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(fields)
+      }).then(function (r) { return r.json(); }).then(function (p) {
+        if (p.state === 'pending') {
+          return fetch('/api/agent/payments/' + encodeURIComponent(id) + '?wait=20').then(function (r) { return r.json(); });
+        }
+        return p;
+      }).then(function (p) {
+        tell(p.state, words[p.state] || p.state);
+        if (p.state !== 'pending') { pay.hidden = true; }
+        return p;
+      });
+    };
+    pay.addEventListener('click', function () {
+      pay.disabled = true;
+      showErrors([]);
+      tell('paying', 'Processing…');
+      acquired.confirmPayment({ components: components, redirect: 'never' }).then(function (out) {
+        return settle(out && out.redirect && out.redirect.fields);
+      }, function (err) {
+        // Not accepted (invalid fields, an expired session): nothing was paid.
+        var list = (err && err.invalid_parameters || []).map(function (p) { return p.parameter + ': ' + p.reason; });
+        showErrors(list.length ? list : [err && err.title ? err.title : 'The payment could not be sent']);
+        tell('pending', 'Check the card details and try again');
+        return { state: 'pending' };
+      }).then(function (p) {
+        pay.disabled = p && p.state !== 'pending';
+      }, function () {
+        tell('error', 'The till could not be reached');
+        pay.disabled = false;
+      });
+    });
+    return;
+  }
+
   var form;
   try {
     var config = { paymentDetails: { paymentToken: token }, containerId: 'connect-e-container' };

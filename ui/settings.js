@@ -20,8 +20,8 @@
       T.h("dl", { class: "kv" },
         kv("Pairing", h.paired ? T.h("span", { class: "badge tone-ok" }, "Paired") : T.h("span", { class: "badge tone-warn" }, "Not paired"), { id: "paired" }),
         kv("Register name", h.posName || "—", { id: "pos-name" }),
-        // The device ID works as a SensePass credential: only its end is shown without a login.
-        kv("Device ID", T.h("span", { class: "mono wrap" }, !h.deviceId ? "—" : T.auth.active() ? h.deviceId : "•••• " + String(h.deviceId).slice(-4)), { id: "device-id" }),
+        // The device ID works as a SensePass credential: health sends only its end without a login.
+        kv("Device ID", T.h("span", { class: "mono wrap" }, h.deviceId || "—"), { id: "device-id" }),
         kv("Environment", h.environment || "—", { id: "environment" }),
         kv("SensePass", T.agentReachable === false ? "agent not reachable" : online ? "online" : "offline", { id: "online" }),
         kv("Open payments", String(h.openTransactions ?? "—")),

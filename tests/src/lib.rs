@@ -93,14 +93,20 @@ impl Env {
     /// As [`Env::start`], with the agent also configured for the sandbox's Connect-E simulator
     /// (`--connect-e-url`, `--connect-e-web-url`, `--connect-e-key`, `--connect-e-merchant-url`).
     pub async fn start_connect_e(extra: &[&str]) -> Result<Env> {
-        Env::start_full(extra, None, true).await
+        Env::start_full(extra, None, true, false).await
+    }
+
+    /// As [`Env::start`], with the agent also configured for the sandbox's Acquired simulator
+    /// (`--acquired-url`, `--acquired-components-url`, `--acquired-app-id`, `--acquired-app-key`).
+    pub async fn start_acquired(extra: &[&str]) -> Result<Env> {
+        Env::start_full(extra, None, false, true).await
     }
 
     async fn start_inner(extra: &[&str], config: Option<&str>) -> Result<Env> {
-        Env::start_full(extra, config, false).await
+        Env::start_full(extra, config, false, false).await
     }
 
-    async fn start_full(extra: &[&str], config: Option<&str>, connect_e: bool) -> Result<Env> {
+    async fn start_full(extra: &[&str], config: Option<&str>, connect_e: bool, acquired: bool) -> Result<Env> {
         let sandbox = till_sandbox::start(SandboxConfig::default()).await.map_err(|e| anyhow!("sandbox: {e}"))?;
         // The agent closes connections idle for 5 s (it says `Keep-Alive: timeout=4`): a pooled
         // connection is dropped before that, as docs/INTEGRATION.md asks of a POS.
@@ -120,6 +126,9 @@ impl Env {
         let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         if connect_e {
             extra.extend(connect_e_args(&sandbox));
+        }
+        if acquired {
+            extra.extend(acquired_args(&sandbox));
         }
         let status = Command::new(bin_path("till-agent")?)
             .args(["pair", "--device-id", &device_id])
@@ -362,6 +371,20 @@ pub fn connect_e_args(sandbox: &SandboxHandle) -> Vec<String> {
         sandbox.connect_e_api_key().to_string(),
         "--connect-e-merchant-url".into(),
         sandbox.connect_e_merchant_url().to_string(),
+    ]
+}
+
+/// The flags that point an agent at the sandbox's Acquired simulator.
+pub fn acquired_args(sandbox: &SandboxHandle) -> Vec<String> {
+    vec![
+        "--acquired-url".into(),
+        sandbox.acquired_url(),
+        "--acquired-components-url".into(),
+        sandbox.acquired_components_url(),
+        "--acquired-app-id".into(),
+        sandbox.acquired_app_id().to_string(),
+        "--acquired-app-key".into(),
+        sandbox.acquired_app_key().to_string(),
     ]
 }
 

@@ -177,7 +177,10 @@ before(async () => {
   hostile = await startHostile();
   hostilePort = hostile.address().port;
   h.setPin(agent, PIN);
-  const health = (await h.pos(agent, "GET", "/api/agent/health")).body;
+  // The device ID in full needs a credential (a manager session here).
+  const session = await h.pos(agent, "POST", "/api/agent/manager/login", { pin: PIN });
+  const health = (await h.pos(agent, "GET", "/api/agent/health", undefined, { Authorization: "Bearer " + session.body.token })).body;
+  assert.equal(health.deviceIdMasked, false);
   agent.deviceId = health.deviceId;
   const a = await h.pos(agent, "POST", "/api/transactions/init", h.cart("ATK-PAID-" + Date.now()));
   assert.equal(a.status, 200, JSON.stringify(a.body));

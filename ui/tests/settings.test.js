@@ -29,8 +29,11 @@ test("settings show the pairing to anyone and ask for a manager PIN for the rest
   await page.locator("#pairing-status").waitFor();
   await page.locator("#paired", { hasText: "Paired" }).waitFor();
   const health = (await h.pos(agent, "GET", "/api/agent/health")).body;
-  // The device ID is a SensePass credential: only its last four characters without a login.
-  assert.equal((await page.locator("#device-id").textContent()).trim(), "•••• " + health.deviceId.slice(-4));
+  // The device ID is a SensePass credential: health itself sends only its last four characters
+  // to a caller without the POS token or a manager session, and the page shows just that.
+  assert.match(health.deviceId, /^•••• \S{4}$/);
+  assert.equal(health.deviceIdMasked, true);
+  assert.equal((await page.locator("#device-id").textContent()).trim(), health.deviceId);
   await page.locator("#pin-setup").waitFor();
   assert.equal(await page.locator("#pos-token").count(), 0, "no token before a manager login");
   assert.equal(await page.locator("#pin-setup input").count(), 0, "the page cannot set the first PIN");
@@ -40,7 +43,11 @@ test("settings show the pairing to anyone and ask for a manager PIN for the rest
   await page.click("#pin-recheck");
   await h.loginOnPage(page, "4321");
   await page.locator("#pairing").waitFor();
-  await page.locator("#device-id", { hasText: health.deviceId }).waitFor();
+  const login = await h.pos(agent, "POST", "/api/agent/manager/login", { pin: "4321" });
+  const full = (await h.pos(agent, "GET", "/api/agent/health", undefined, { Authorization: "Bearer " + login.body.token })).body;
+  assert.equal(full.deviceIdMasked, false);
+  assert.ok(full.deviceId.endsWith(health.deviceId.slice(-4)) && full.deviceId.length > 4, full.deviceId);
+  await page.locator("#device-id", { hasText: full.deviceId }).waitFor();
 });
 
 test("the POS token is hidden until shown, matches the agent's and can be copied", async () => {

@@ -79,6 +79,14 @@ test("the manager checks it with SensePass and closes it; the cashier's screen a
   assert.equal(detail.statusKey, "closed");
   assert.ok(detail.resolvedAt);
   assert.equal((await h.pos(agent, "GET", "/api/agent/health")).body.openTransactions, 0);
+  // The POS asking for the last payment reads it as over and not paid (SensePass's own word for
+  // that, "Transaction Cancel"), not as still waiting for the customer.
+  const last = (await h.pos(agent, "GET", "/api/transactions/last")).body;
+  assert.equal(last.TransactionNumber, tx.TransactionNumber, JSON.stringify(last));
+  assert.equal(last.status, 9, JSON.stringify(last));
+  assert.equal(last.statusName, "Transaction Cancel");
+  assert.equal(last.closedNotPaid, true);
+  assert.match(last.resolution, /SensePass does not know this transaction/);
   // The journal's status filter finds it under the name the screens use.
   await manager.goto(base + "#/manager");
   await manager.locator("#journal").waitFor();
@@ -115,4 +123,30 @@ test("resolving asks SensePass first: a payment still payable is cancelled, a fi
   const still = (await h.pos(agent, "GET", "/api/agent/transactions/" + offline.TransactionNumber)).body;
   assert.ok(["initialized", "waiting"].includes(still.statusKey), still.statusKey);
   assert.equal(still.resolvedAt, null);
+});
+
+test("a sync call waiting on a payment a manager closes is answered at once: over, not paid", async () => {
+  const token = (await h.pos(agent, "POST", "/api/agent/manager/login", { pin: "2468" })).body.token;
+  const order = orderId + "-S";
+  // The payment the previous test left open (SensePass was offline) is cancelled first.
+  const left = (await h.pos(agent, "GET", "/api/transactions/last")).body;
+  if (left && left.TransactionNumber && [0, 1, 2, 10].includes(left.status)) {
+    await h.pos(agent, "POST", "/api/transactions/cancel/" + left.TransactionNumber, {});
+  }
+  const sync = h.pos(agent, "POST", "/api/transactions/init/sync", h.cart(order, { timeOut: 600 }));
+  const tx = await h.until(async () => {
+    const r = (await h.pos(agent, "GET", "/api/agent/transactions?orderId=" + encodeURIComponent(order))).body;
+    return (r && r.items && r.items.find((i) => i.transactionNumber)) || null;
+  }, 15000, "the sync payment in the journal");
+  const number = tx.transactionNumber;
+  await h.control(agent, "POST", "/transactions/" + number + "/forget", {});
+  const closedAt = Date.now();
+  const r = await h.pos(agent, "POST", "/api/agent/transactions/" + number + "/resolve", {}, { Authorization: "Bearer " + token });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.equal(r.body.resolved, "closed", JSON.stringify(r.body));
+  const answer = await sync;
+  assert.ok(Date.now() - closedAt < 5000, "answered within seconds of the close, not after the payment's 10 minutes");
+  assert.equal(answer.status, 200, JSON.stringify(answer.body));
+  assert.equal(answer.body.status, 9, JSON.stringify(answer.body));
+  assert.equal(answer.body.closedNotPaid, true);
 });

@@ -327,6 +327,15 @@ test("the manager console: 44 px targets, and keyboard focus stays on the refund
   });
   assert.notEqual(focused, "body", "focus did not drop to the page body");
   assert.ok(await page.evaluate(() => !!document.activeElement.closest("#refund-panel")), "focus is on the refund panel: " + focused);
+  // The outcome is written beside the form; no toast covers the form's hint (point 18).
+  await page.locator("#refund-msg", { hasText: "approved" }).waitFor();
+  const hint = await page.locator("#refund-hint").boundingBox();
+  const toast = page.locator("#toast");
+  if (hint && (await toast.isVisible())) {
+    const t = await toast.boundingBox();
+    const overlap = t && t.x < hint.x + hint.width && hint.x < t.x + t.width && t.y < hint.y + hint.height && hint.y < t.y + t.height;
+    assert.ok(!overlap, "a toast covers the refund hint: " + JSON.stringify({ t, hint }));
+  }
   await page.close();
 });
 
@@ -351,14 +360,14 @@ test("pairing by a device ID SensePass does not know is refused, and the environ
   const login = await h.pos(agent, "POST", "/api/agent/manager/login", { pin: "1111" });
   assert.equal(login.status, 200, JSON.stringify(login.body));
   const auth = { Authorization: "Bearer " + login.body.token };
-  const before = (await h.pos(agent, "GET", "/api/agent/health")).body;
+  const before = (await h.pos(agent, "GET", "/api/agent/health", undefined, auth)).body;
   const bad = await h.pos(agent, "POST", "/api/agent/pairing", { method: "device", deviceId: "nonsense" }, auth);
   assert.equal(bad.status, 400, JSON.stringify(bad.body));
   assert.equal(bad.body.invalid_parameters[0].parameter, "deviceId");
   const prod = await h.pos(agent, "POST", "/api/agent/pairing", { method: "device", deviceId: before.deviceId, environment: "production" }, auth);
   assert.equal(prod.status, 400, JSON.stringify(prod.body));
   assert.equal(prod.body.invalid_parameters[0].parameter, "environment");
-  const after = (await h.pos(agent, "GET", "/api/agent/health")).body;
+  const after = (await h.pos(agent, "GET", "/api/agent/health", undefined, auth)).body;
   assert.equal(after.deviceId, before.deviceId, "nothing changed");
   assert.equal(after.environment, "sandbox");
 });

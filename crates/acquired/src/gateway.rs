@@ -182,7 +182,8 @@ impl Acquired {
             challenge_preference: Some(self.settings.challenge_preference),
             challenge_window_size: None,
             contact_url: self.settings.contact_url.clone(),
-            redirect_url: self.settings.redirect_url.clone(),
+            // The agent's return endpoint for this request, else the till's setting.
+            redirect_url: request.return_url.clone().or_else(|| self.settings.redirect_url.clone()),
             webhook_url: None,
         });
         body.webhook_url = request.webhook_url.clone().or_else(|| self.settings.webhook_url.clone());
@@ -377,5 +378,20 @@ impl Gateway for Acquired {
 
     async fn cancel(&self, _payment: &Payment) -> Result<Observation, GatewayError> {
         Err(GatewayError::Unsupported { provider: PROVIDER, what: "cancelling a session" })
+    }
+
+    /// The redirect of §5, posted by the customer's browser: [`Acquired::observe_redirect`] on
+    /// its form fields (hash, order and status checked; unknown fields ignored).
+    fn verify_return(&self, payment: &Payment, fields: &[(String, String)]) -> Result<(Opaque, Observation), GatewayError> {
+        let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let redirect = Redirect {
+            status: field("status").unwrap_or_default(),
+            transaction_id: field("transaction_id").unwrap_or_default(),
+            order_id: field("order_id").unwrap_or_default(),
+            timestamp: field("timestamp").unwrap_or_default(),
+            hash: field("hash").unwrap_or_default(),
+            reason: field("reason").filter(|r| !r.is_empty()),
+        };
+        self.observe_redirect(payment, &redirect).map_err(|e| GatewayError::Invalid { provider: PROVIDER, detail: format!("redirect refused: {e}") })
     }
 }

@@ -58,6 +58,7 @@ fn request(order: &str, minor: i64, kind: PaymentKind) -> CreatePayment {
         customer_id: None,
         stored_card: None,
         webhook_url: None,
+        return_url: None,
     }
 }
 

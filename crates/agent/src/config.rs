@@ -104,6 +104,9 @@ pub struct FileConfig {
     /// without it takes SensePass payments only, a till without a SensePass pairing may take
     /// Connect-E payments only.
     pub connect_e: Option<ConnectEFile>,
+    /// Acquired.com payment sessions (`[acquired]`): a card checkout on the customer screen.
+    /// Optional, like Connect-E.
+    pub acquired: Option<AcquiredFile>,
     /// The receipt printer (`[printer]` table).
     pub printer: Option<PrinterFileConfig>,
     /// `[update]`: automatic updates of the headless agent (see [`crate::updater`]).
@@ -160,6 +163,121 @@ impl std::fmt::Debug for ConnectEConfig {
             .field("merchant_url", &self.merchant_url)
             .finish()
     }
+}
+
+/// The `[acquired]` table of config.toml. Every field may also come from the environment
+/// (`TILL_AGENT_ACQUIRED_URL`, `_COMPONENTS_URL`, `_APP_ID`, `_APP_KEY`, `_COMPANY_ID`,
+/// `_WEBHOOK_KEY`) or a flag (`--acquired-url`, `--acquired-components-url`,
+/// `--acquired-app-id`, `--acquired-app-key`); see [`Config::with_acquired`].
+#[derive(Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcquiredFile {
+    /// The API base of the fact sheet's §1 table, e.g. `https://test-api.acquired.com/v1`.
+    pub base_url: Option<String>,
+    /// The Components script (`Acquired.js`) the customer screen loads.
+    pub components_url: Option<String>,
+    /// The login's `app_id`.
+    pub app_id: Option<String>,
+    /// The login's `app_key`; it also signs redirects and webhooks. Never logged.
+    pub app_key: Option<String>,
+    /// `Company-Id` header, when the account has one.
+    pub company_id: Option<String>,
+    /// The webhook HMAC key when the Hub shows one apart from the app key. Never logged.
+    pub webhook_key: Option<String>,
+}
+
+impl AcquiredFile {
+    /// `other`'s fields where set, else ours (flags and environment over the file).
+    fn overlaid(self, other: AcquiredFile) -> AcquiredFile {
+        AcquiredFile {
+            base_url: other.base_url.or(self.base_url),
+            components_url: other.components_url.or(self.components_url),
+            app_id: other.app_id.or(self.app_id),
+            app_key: other.app_key.or(self.app_key),
+            company_id: other.company_id.or(self.company_id),
+            webhook_key: other.webhook_key.or(self.webhook_key),
+        }
+    }
+}
+
+impl std::fmt::Debug for AcquiredFile {
+    /// Redaction-safe: the app key moves money and signs outcomes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcquiredFile")
+            .field("base_url", &self.base_url)
+            .field("components_url", &self.components_url)
+            .field("app_id", &self.app_id)
+            .field("app_key", &self.app_key.as_ref().map(|_| "***"))
+            .field("company_id", &self.company_id)
+            .field("webhook_key", &self.webhook_key.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// Effective Acquired settings: present only when an API base, an app id and an app key are set.
+#[derive(Clone)]
+pub struct AcquiredConfig {
+    /// API base, e.g. `https://test-api.acquired.com/v1` (no trailing slash).
+    pub base_url: String,
+    /// The Components script URL.
+    pub components_url: String,
+    /// `app_id`.
+    pub app_id: String,
+    /// `app_key`. Never logged: `Debug` prints `***`.
+    pub app_key: String,
+    /// `Company-Id`, when set.
+    pub company_id: Option<String>,
+    /// The webhook key, when apart from the app key. Never logged.
+    pub webhook_key: Option<String>,
+}
+
+impl std::fmt::Debug for AcquiredConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcquiredConfig")
+            .field("base_url", &self.base_url)
+            .field("components_url", &self.components_url)
+            .field("app_id", &self.app_id)
+            .field("app_key", &"***")
+            .field("company_id", &self.company_id)
+            .field("webhook_key", &self.webhook_key.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// Acquired's Components script on its test host (fact sheet §5; the live one is on `js.acquired.com`).
+const ACQUIRED_TEST_COMPONENTS: &str = "https://test-js.acquired.com/v1/acquired.js";
+const ACQUIRED_LIVE_COMPONENTS: &str = "https://js.acquired.com/v1/acquired.js";
+
+/// Resolves the `[acquired]` settings; `None` when nothing is set, an error naming the key when
+/// only part of what a login needs is.
+fn acquired_of(f: &AcquiredFile) -> Result<Option<AcquiredConfig>, ConfigError> {
+    let set = |v: &Option<String>| v.as_ref().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let (base_url, app_id, app_key) = (set(&f.base_url), set(&f.app_id), set(&f.app_key));
+    if base_url.is_none() && app_id.is_none() && app_key.is_none() {
+        return Ok(None);
+    }
+    let base_url = base_url
+        .ok_or(ConfigError::Invalid { key: "acquired.base_url", reason: "an app id or key is set but no API base".into() })?
+        .trim_end_matches('/')
+        .to_string();
+    let app_id = app_id.ok_or(ConfigError::Invalid { key: "acquired.app_id", reason: "Acquired needs the app_id to log in".into() })?;
+    let app_key = app_key.ok_or(ConfigError::Invalid { key: "acquired.app_key", reason: "Acquired needs the app_key to log in".into() })?;
+    let components_url = set(&f.components_url).unwrap_or_else(|| {
+        if base_url.starts_with("https://api.acquired.com") { ACQUIRED_LIVE_COMPONENTS } else { ACQUIRED_TEST_COMPONENTS }.to_string()
+    });
+    for (key, url) in [("acquired.base_url", &base_url), ("acquired.components_url", &components_url)] {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ConfigError::Invalid { key, reason: format!("`{url}` is not an http(s) URL") });
+        }
+    }
+    Ok(Some(AcquiredConfig {
+        base_url,
+        components_url,
+        app_id,
+        app_key,
+        company_id: set(&f.company_id),
+        webhook_key: set(&f.webhook_key),
+    }))
 }
 
 /// Connect-E's test REST host and its web host (fact sheet §1).
@@ -333,6 +451,10 @@ pub struct Config {
     pub order_id_window: Duration,
     /// Paymentsense Connect-E, when configured (see [`FileConfig::connect_e`]).
     pub connect_e: Option<ConnectEConfig>,
+    /// Acquired.com, when configured (see [`FileConfig::acquired`] and [`Config::with_acquired`]).
+    pub acquired: Option<AcquiredConfig>,
+    /// The `[acquired]` table as read, kept so that flags and environment can be laid over it.
+    acquired_file: AcquiredFile,
     /// The receipt printer as configured (a manager's Settings, kept in the journal, override it).
     pub printer: PrinterConfig,
     /// See [`FileConfig::update`]; empty (no checks) by default.
@@ -477,9 +599,18 @@ impl Config {
                     .unwrap_or((till_journal::ORDER_ID_WINDOW_MS / 1000) as u64),
             ),
             connect_e,
+            acquired: acquired_of(&file.acquired.clone().unwrap_or_default())?,
+            acquired_file: file.acquired.unwrap_or_default(),
             printer: PrinterConfig::from_file(file.printer)?,
             update: file.update.unwrap_or_default(),
         })
+    }
+
+    /// Lays Acquired values from flags or the environment over the `[acquired]` table.
+    pub fn with_acquired(mut self, overrides: AcquiredFile) -> Result<Config, ConfigError> {
+        self.acquired_file = std::mem::take(&mut self.acquired_file).overlaid(overrides);
+        self.acquired = acquired_of(&self.acquired_file)?;
+        Ok(self)
     }
 
     /// Sets the printer URL given by `--printer` / `TILL_AGENT_PRINTER` (over the file's).

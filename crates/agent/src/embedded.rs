@@ -80,6 +80,15 @@ pub async fn start(config: &mut Config, autopilot_ms: Option<u64>) -> Result<San
         api_key: sandbox.connect_e_api_key().to_string(),
         merchant_url: sandbox.connect_e_merchant_url().to_string(),
     });
+    // And its Acquired simulator: a card checkout on the customer screen.
+    config.acquired = Some(crate::config::AcquiredConfig {
+        base_url: sandbox.acquired_url(),
+        components_url: sandbox.acquired_components_url(),
+        app_id: sandbox.acquired_app_id().to_string(),
+        app_key: sandbox.acquired_app_key().to_string(),
+        company_id: None,
+        webhook_key: None,
+    });
     let journal = Journal::open(config.journal_path())?;
     // One POS token per data directory: the sandbox agent uses the one `till-agent token` prints.
     let main = Journal::open(base_dir.join("journal.sqlite3"))?;

@@ -56,6 +56,24 @@ struct Common {
     /// The merchant URL registered with the Connect-E account.
     #[arg(long, env = "TILL_AGENT_CONNECT_E_MERCHANT_URL", global = true)]
     connect_e_merchant_url: Option<String>,
+    /// Acquired.com API base, e.g. https://test-api.acquired.com/v1.
+    #[arg(long, env = "TILL_AGENT_ACQUIRED_URL", global = true)]
+    acquired_url: Option<String>,
+    /// Acquired Components script URL (default: Acquired's test or live script).
+    #[arg(long, env = "TILL_AGENT_ACQUIRED_COMPONENTS_URL", global = true)]
+    acquired_components_url: Option<String>,
+    /// Acquired app_id.
+    #[arg(long, env = "TILL_AGENT_ACQUIRED_APP_ID", global = true)]
+    acquired_app_id: Option<String>,
+    /// Acquired app_key (prefer the environment or config.toml: flags show in the process list).
+    #[arg(long, env = "TILL_AGENT_ACQUIRED_APP_KEY", global = true, hide_env_values = true)]
+    acquired_app_key: Option<String>,
+    /// Acquired Company-Id header, when the account has one.
+    #[arg(long, env = "TILL_AGENT_ACQUIRED_COMPANY_ID", global = true)]
+    acquired_company_id: Option<String>,
+    /// Acquired webhook key, when the Hub shows one apart from the app key.
+    #[arg(long, env = "TILL_AGENT_ACQUIRED_WEBHOOK_KEY", global = true, hide_env_values = true)]
+    acquired_webhook_key: Option<String>,
     /// Receipt printer: tcp://host:9100, file:///dev/usb/lp0 or cups://queue (over `[printer] url`).
     #[arg(long, env = "TILL_AGENT_PRINTER", global = true)]
     printer: Option<String>,
@@ -201,7 +219,17 @@ fn load(common: &Common, waive: Option<bool>) -> Result<Config> {
         key: common.connect_e_key.clone(),
         merchant_url: common.connect_e_merchant_url.clone(),
     };
-    Ok(Config::load_with(common.config.as_deref(), overrides, connect_e)?.with_printer_url(common.printer.clone())?)
+    let acquired = till_agent::config::AcquiredFile {
+        base_url: common.acquired_url.clone(),
+        components_url: common.acquired_components_url.clone(),
+        app_id: common.acquired_app_id.clone(),
+        app_key: common.acquired_app_key.clone(),
+        company_id: common.acquired_company_id.clone(),
+        webhook_key: common.acquired_webhook_key.clone(),
+    };
+    Ok(Config::load_with(common.config.as_deref(), overrides, connect_e)?
+        .with_acquired(acquired)?
+        .with_printer_url(common.printer.clone())?)
 }
 
 fn open_journal(config: &Config) -> Result<Journal> {
@@ -358,6 +386,7 @@ async fn run(config: &mut Config, sandbox: bool, autopilot_ms: Option<u64>) -> R
         println!("sandbox SensePass API: {}", sb.api_base());
         println!("sandbox control API:   {}", sb.control_url());
         println!("sandbox Connect-E API: {} (keyed cards: 5200000000000056 approves, 4456530000001096 asks 3-D Secure, 4456530000001013 declines)", sb.connect_e_url());
+        println!("sandbox Acquired API: {} (session checkout cards: 4111111111111111 approves, 4000015979612025 opens a 3-D Secure challenge, 4000000000009995 declines)", sb.acquired_url());
         println!("try: curl -s -X POST {url}/api/transactions/init -H 'Content-Type: application/json' \\");
         println!("       -d '{{\"amount\":1250,\"currency\":\"USD\",\"posData\":{{\"orderId\":\"A-1\"}}}}'");
         println!("then open the transaction's transactionPage.qrURL in a browser and pay with 4111111111111111");

@@ -79,6 +79,18 @@ impl Tender {
             let client = till_connect_e::Client::new(cfg).map_err(|e| AgentError::Internal(e.to_string()))?;
             gateways.insert(ProviderId::ConnectE, Arc::new(till_connect_e::ConnectE::new(client, None)));
         }
+        if let Some(aq) = &config.acquired {
+            let mut cfg = till_acquired::Config::new(&aq.base_url, &aq.components_url, &aq.app_id, &aq.app_key);
+            cfg.company_id.clone_from(&aq.company_id);
+            cfg.webhook_key = aq.webhook_key.clone().map(Opaque::new);
+            cfg.timeout = config.http_timeout;
+            cfg.connect_timeout = Duration::from_secs(5);
+            let client = till_acquired::Client::new(cfg).map_err(|e| AgentError::Internal(e.to_string()))?;
+            // The redirect URL is the agent's return endpoint, given per payment once the agent
+            // listens (`CreatePayment::return_url`).
+            let settings = till_acquired::gateway::SessionSettings::default();
+            gateways.insert(ProviderId::Acquired, Arc::new(till_acquired::Acquired::new(client, settings)));
+        }
         Ok(Tender::with(gateways))
     }
 
@@ -426,6 +438,7 @@ impl Agent {
             customer_id: req.customer_id.clone(),
             stored_card: rec.cross_reference.clone().map(Opaque::new),
             webhook_url: None,
+            return_url: Some(self.return_url(req.provider)),
         };
         let mut result = gw.create(&request).await;
         // True while the provider may hold a payment of this request that nobody has seen: a lost
@@ -520,6 +533,7 @@ impl Agent {
                     customer_id: prev.customer_id.clone(),
                     stored_card: None,
                     webhook_url: None,
+                    return_url: Some(self.return_url(p.provider)),
                 };
                 match gw.find(&request).await.map_err(gateway_error)? {
                     Some(found) => {
@@ -667,6 +681,55 @@ impl Agent {
         }
     }
 
+    /// The agent's return endpoint for `provider`: where the customer's browser is sent after
+    /// the provider's own step (Acquired's `tds.redirect_url`). On the till's loopback: the
+    /// customer screen is a window of this PC.
+    pub fn return_url(&self, provider: ProviderId) -> String {
+        format!("http://{}/api/agent/providers/{}/return", self.listen_addr(), provider.as_str())
+    }
+
+    /// A provider return (`POST /api/agent/providers/{provider}/return`): the customer's browser
+    /// brings the provider's signed outcome. Whoever sent it, it is trusted only as far as the
+    /// provider's signature goes ([`Gateway::verify_return`]: hash and order): then the
+    /// reference it names (Acquired's transaction id) is journaled — a signed fact that moves
+    /// no money — and the payment's state comes only from the provider's look-up, as always.
+    /// A return that matches no open payment of this till changes nothing and is logged.
+    pub async fn gateway_return(&self, provider: ProviderId, fields: Vec<(String, String)>) -> Result<GatewayPaymentRecord, AgentError> {
+        let gw = self.tender().gateway(provider)?.clone();
+        let open = self.journal(|j| j.open_gateway_payments()).await?;
+        let mut refusal = None;
+        for rec in open.into_iter().filter(|r| r.provider == provider.as_str() && r.phase == Phase::Created) {
+            let p = payment_of(&rec)?;
+            match gw.verify_return(&p, &fields) {
+                Ok((reference, _said)) => {
+                    let id = rec.local_id.clone();
+                    let now = self.now_ms();
+                    let new_ref = reference.expose().to_string();
+                    self.journal(move |j| {
+                        j.update_gateway_payment(&id, |r| {
+                            if r.provider_ref.as_deref() != Some(new_ref.as_str()) {
+                                r.provider_ref = Some(new_ref.clone());
+                                r.updated_at = now;
+                            }
+                        })
+                    })
+                    .await?;
+                    tracing::info!(local_id = %rec.local_id, %provider, "provider return verified; confirming with the provider");
+                    let rec = self.refresh_gateway(&rec.local_id).await?;
+                    self.tender().wake.notify_one();
+                    return Ok(rec);
+                }
+                Err(e) => refusal = Some(e),
+            }
+        }
+        tracing::warn!(%provider, reason = refusal.as_ref().map(ToString::to_string).unwrap_or_else(|| "no open payment".into()),
+            "refused a provider return: not signed by the provider for an open payment of this till");
+        Err(AgentError::invalid(
+            "hash",
+            "the return is not signed by the provider for an open payment of this till; nothing was changed",
+        ))
+    }
+
     /// The checkout page reported its promise: look at once (never trusting the page).
     pub async fn gateway_reported(&self, local_id: &str) -> Result<Value, AgentError> {
         let rec = self.refresh_gateway(local_id).await?;
@@ -797,11 +860,11 @@ impl Agent {
                             return Ok(self.journal(move |j| j.gateway_op_later(id, &msg, backoff, now)).await?);
                         }
                     };
-                    let Some(reference) = ticket.provider_ref.clone() else {
-                        return Err(AgentError::Internal("the provider minted no reference for the operation".into()));
-                    };
+                    // Providers without a remote step mint no reference (Acquired's capture and
+                    // void): the ticket is journaled as prepared all the same, with an empty one.
+                    let reference = ticket.provider_ref.as_ref().map(|r| r.expose().to_string()).unwrap_or_default();
                     let id = op.id;
-                    op = self.journal(move |j| j.gateway_op_prepared(id, reference.expose(), now)).await?;
+                    op = self.journal(move |j| j.gateway_op_prepared(id, &reference, now)).await?;
                     fail::fail_point!("gateway::before_send", |_| crate::failpoints::crash("gateway::before_send"));
                     let sent = gw.execute(&p, &ticket).await;
                     fail::fail_point!("gateway::after_send", |_| crate::failpoints::crash("gateway::after_send"));
@@ -817,7 +880,7 @@ impl Agent {
                     let ticket = OperationTicket {
                         id: op.op_key.clone(),
                         operation,
-                        provider_ref: op.ticket_ref.clone().map(Opaque::new),
+                        provider_ref: op.ticket_ref.clone().filter(|r| !r.is_empty()).map(Opaque::new),
                     };
                     match gw.reconcile(&p, &ticket).await {
                         Ok(Reconciled::Performed(outcome)) => return self.finish_with(&op, operation, outcome).await,
@@ -970,11 +1033,28 @@ impl Agent {
         if rec.phase != Phase::Created || rec.state != PaymentState::Pending.as_str() {
             return Ok(None);
         }
-        let Some(config) = &self.config().connect_e else { return Ok(None) };
-        Ok(rec.provider_ref.clone().map(|token| Checkout {
-            script_url: format!("{}/assets/js/client.js", config.web_url),
-            web_origin: origin_of(&config.web_url),
-            token: Opaque::new(token),
+        let Some(reference) = rec.provider_ref.clone() else { return Ok(None) };
+        let (provider, script_url, token) = match rec.provider.parse::<ProviderId>() {
+            Ok(ProviderId::ConnectE) => {
+                let Some(config) = &self.config().connect_e else { return Ok(None) };
+                (ProviderId::ConnectE, format!("{}/assets/js/client.js", config.web_url), Opaque::new(reference))
+            }
+            Ok(ProviderId::Acquired) => {
+                let Some(config) = &self.config().acquired else { return Ok(None) };
+                let r = till_acquired::PaymentRef::parse(&Opaque::new(reference));
+                if r.transaction_id.is_some() {
+                    // Paid already (the return named its transaction): no second card entry.
+                    return Ok(None);
+                }
+                (ProviderId::Acquired, config.components_url.clone(), r.session_id)
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(Checkout {
+            provider,
+            web_origin: origin_of(&script_url),
+            script_url,
+            token,
             cv2_only: rec.card_id.is_some(),
             amount: Money::new(rec.amount.0, rec.currency),
             order_id: rec.order_id.clone(),
@@ -1020,11 +1100,13 @@ impl Agent {
 
 /// What the checkout page shows.
 pub struct Checkout {
-    /// The provider's `client.js`.
+    /// Whose script: Connect-E's `client.js` or Acquired's Components.
+    pub provider: ProviderId,
+    /// The provider's script (`client.js`, `acquired.js`).
     pub script_url: String,
     /// Its origin, for the page's Content-Security-Policy.
     pub web_origin: String,
-    /// The access token the script needs.
+    /// What the script needs: Connect-E's access token, Acquired's session id.
     pub token: Opaque,
     /// A repeat payment on a stored card: only the CV2 is asked for.
     pub cv2_only: bool,

@@ -57,6 +57,7 @@ fn request(order: &str, kind: PaymentKind, minor: i64) -> CreatePayment {
         customer_id: None,
         stored_card: None,
         webhook_url: None,
+        return_url: None,
     }
 }
 

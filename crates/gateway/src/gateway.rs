@@ -73,6 +73,9 @@ pub struct CreatePayment {
     pub stored_card: Option<Opaque>,
     /// Where the provider may post completion notices.
     pub webhook_url: Option<String>,
+    /// Where the customer's browser is sent after the provider's own step (Acquired's
+    /// `tds.redirect_url`): the agent's return endpoint, known only once it listens.
+    pub return_url: Option<String>,
 }
 
 impl fmt::Debug for CreatePayment {
@@ -88,6 +91,7 @@ impl fmt::Debug for CreatePayment {
             .field("customer_id", &self.customer_id.as_ref().map(|_| "***"))
             .field("stored_card", &self.stored_card)
             .field("webhook_url", &self.webhook_url.is_some())
+            .field("return_url", &self.return_url)
             .finish()
     }
 }
@@ -253,6 +257,17 @@ pub trait Gateway: Send + Sync + fmt::Debug {
         None
     }
 
+    /// The customer's browser came back to the agent's return endpoint (`return_url`) with
+    /// these form fields. The provider checks that they are its own (Acquired: the hash over
+    /// them with the app key) and about `payment`, and answers the payment's reference from now
+    /// on (it may now name the provider's transaction) and what the fields say. The caller
+    /// confirms with [`Gateway::fetch`] on that reference before anything changes; a refused
+    /// return changes nothing. Providers without a return step refuse every return.
+    fn verify_return(&self, payment: &Payment, fields: &[(String, String)]) -> Result<(ProviderRef, Observation), GatewayError> {
+        let _ = (payment, fields);
+        Err(GatewayError::Invalid { provider: self.provider(), detail: "this provider has no return step".into() })
+    }
+
     /// Sends a prepared ticket with the method its operation names.
     async fn execute(
         &self,
@@ -379,6 +394,7 @@ mod tests {
             customer_id: Some("alice@example.com".into()),
             stored_card: None,
             webhook_url: None,
+            return_url: None,
         };
         assert!(!format!("{request:?}").contains("alice"));
         {

@@ -490,8 +490,13 @@ async fn forward(agent: &Agent, method: Method, segments: &[&str], body: Option<
 }
 
 /// `GET /api/agent/health`.
-pub async fn health(State(agent): State<Agent>) -> Result<Response, AgentError> {
+pub async fn health(State(agent): State<Agent>, headers: HeaderMap) -> Result<Response, AgentError> {
     let pairing = agent.pairing().await?;
+    // The device ID is a SensePass credential: in full only for the POS and a manager.
+    let trusted = crate::api::security::carries_credential(&agent, &headers);
+    let device_id = pairing.as_ref().map(|p| {
+        if trusted { p.device_id.clone() } else { crate::api::security::mask_device_id(&p.device_id) }
+    });
     let counts = agent.journal(|j| j.counts()).await?;
     let fleet_behind = agent.journal(|j| j.changes_behind()).await?;
     let h = agent.health();
@@ -501,7 +506,8 @@ pub async fn health(State(agent): State<Agent>) -> Result<Response, AgentError> 
         "status": if recovering { "recovering" } else { "ok" },
         "version": crate::updater::running_version(),
         "paired": pairing.is_some(),
-        "deviceId": pairing.as_ref().map(|p| p.device_id.clone()),
+        "deviceId": device_id,
+        "deviceIdMasked": pairing.is_some() && !trusted,
         "posName": pairing.as_ref().map(|p| p.pos_name.clone()),
         // Derived from the URL the agent actually calls, never from a label typed while pairing.
         "environment": crate::config::environment_of(

@@ -99,6 +99,8 @@ pub fn router(agent: Agent, addr: SocketAddr) -> Router {
         .route("/api/agent/payments/{id}/resume", post(payments::resume))
         .route("/api/agent/payments/{id}/cancel", post(payments::cancel))
         .route("/api/agent/cards", get(payments::cards))
+        // The customer's browser back from a provider's own step (Acquired's 3-D Secure).
+        .route("/api/agent/providers/{provider}/return", post(payments::provider_return))
         // Other SensePass paths: forwarded when on the allow-list, refused with a 400 otherwise.
         .route("/api/{*path}", axum::routing::any(handlers::passthrough))
         // The web UI (cashier screen, manager console, settings).

@@ -196,6 +196,9 @@ pub async fn checkout(State(agent): State<Agent>, Path(id): Path<String>) -> Res
         return Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], body).into_response());
     };
     let amount = c.amount.to_major_string_fixed();
+    if c.provider == ProviderId::Acquired {
+        return Ok(acquired_checkout(&id, &c, &amount));
+    }
     let html = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -237,3 +240,107 @@ pub async fn checkout(State(agent): State<Agent>, Path(id): Path<String>) -> Res
     )
         .into_response())
 }
+
+/// `POST /api/agent/providers/{provider}/return`: the customer's browser comes back from the
+/// provider's own step (Acquired's 3-D Secure redirect, §5 of its fact sheet) with the signed
+/// outcome as form fields — or our checkout page sends the same fields as JSON. The one route
+/// that takes requests other sites make a browser send (the guard lets it through, see
+/// [`super::security::is_provider_return`]), so it authenticates them itself: the provider's
+/// signature over the fields ([`crate::service::Agent::gateway_return`]), then a look-up at the
+/// provider before any state changes. A browser gets a page for the customer, a script JSON.
+pub async fn provider_return(State(agent): State<Agent>, Path(provider): Path<String>, request: axum::extract::Request) -> Result<Response, AgentError> {
+    use axum::extract::FromRequest;
+    let provider = provider.parse::<ProviderId>().map_err(|e| AgentError::invalid("provider", &e.to_string()))?;
+    let form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+    let fields: Vec<(String, String)> = if form {
+        match axum::extract::Form::<Vec<(String, String)>>::from_request(request, &()).await {
+            Ok(axum::extract::Form(f)) => f,
+            Err(e) => return Err(AgentError::invalid("body", &format!("unreadable form: {e}"))),
+        }
+    } else {
+        let JsonBody(body) = match JsonBody::from_request(request, &()).await {
+            Ok(b) => b,
+            Err(response) => return Ok(response),
+        };
+        let Some(obj) = body.as_object() else {
+            return Err(AgentError::invalid("body", "must be a JSON object of the provider's return fields"));
+        };
+        obj.iter()
+            .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+            .collect()
+    };
+    let result = agent.gateway_return(provider, fields).await;
+    if !form {
+        let rec = result?;
+        return Ok(Json(agent.gateway_view(&rec).await?).into_response());
+    }
+    // A page for the customer on the customer screen: what the provider confirmed.
+    let (status, title, text) = match &result {
+        Ok(rec) => match rec.state.as_str() {
+            "captured" | "authorized" => (StatusCode::OK, "Thank you", "Your payment was approved."),
+            "declined" => (StatusCode::OK, "Payment declined", "Please try another card, or ask the cashier."),
+            "pending" => (StatusCode::OK, "Checking your payment", "The till is confirming your payment with the card processor."),
+            _ => (StatusCode::OK, "Payment not completed", "No money was taken. Please ask the cashier."),
+        },
+        Err(_) => (StatusCode::BAD_REQUEST, "Payment not confirmed", "This page could not confirm a payment. Please ask the cashier."),
+    };
+    let state = result.as_ref().map(|r| r.state.clone()).unwrap_or_else(|_| "refused".into());
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <link rel=\"stylesheet\" href=\"/style.css\"></head><body class=\"checkout\">\
+         <main id=\"return\" data-state=\"{state}\"><h1>{title}</h1><p>{text}</p></main></body></html>",
+        state = esc(&state),
+    );
+    Ok((status, [(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], body).into_response())
+}
+
+/// The customer's checkout for an Acquired payment session: Acquired's Components script
+/// renders its card form for the session; `confirmPayment()` pays it (the 3-D Secure step
+/// included); the signed outcome goes to the agent's return endpoint, which confirms it with
+/// Acquired before the screen says anything. The CSP allows the Components host only.
+fn acquired_checkout(id: &str, c: &crate::tender::Checkout, amount: &str) -> Response {
+    let html = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Card payment</title><link rel=\"stylesheet\" href=\"/style.css\"></head>\
+         <body class=\"checkout\">\
+         <main id=\"checkout\" data-provider=\"acquired\" data-payment=\"{id}\" data-session=\"{session}\">\
+         <h1>Card payment</h1>\
+         <p class=\"checkout-amount\"><span id=\"checkout-amount\">{amount} {currency}</span> · order <span id=\"checkout-order\">{order}</span></p>\
+         <p class=\"checkout-hint\">Enter the card details.</p>\
+         <div id=\"acquired-container\"></div>\
+         <ul id=\"checkout-errors\" role=\"alert\"></ul>\
+         <button id=\"checkout-pay\" type=\"button\" class=\"primary\">Pay {amount} {currency}</button>\
+         <p id=\"checkout-status\" role=\"status\"></p>\
+         </main>\
+         <script src=\"{script}\"></script><script src=\"/checkout.js\"></script></body></html>",
+        id = esc(id),
+        session = esc(c.token.expose()),
+        amount = esc(amount),
+        currency = c.amount.currency.code(),
+        order = esc(&c.order_id),
+        script = esc(&c.script_url),
+    );
+    let csp = format!(
+        "default-src 'none'; script-src 'self' {o}; style-src 'self' 'unsafe-inline'; img-src 'self' data: {o}; \
+         connect-src 'self' {o}; frame-src {o}; object-src 'none'; form-action 'self'; base-uri 'none'; \
+         frame-ancestors 'self'",
+        o = c.web_origin
+    );
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8".to_string()),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+            (header::CONTENT_SECURITY_POLICY, csp),
+            (header::X_FRAME_OPTIONS, "SAMEORIGIN".to_string()),
+        ],
+        html,
+    )
+        .into_response()
+}
+

@@ -146,6 +146,19 @@ pub fn check_canonical_path(raw: &str) -> Result<(), NotCanonical> {
     Err(NotCanonical { reason, canonical: Some(canonical) })
 }
 
+/// Whether a request is a provider return (`POST /api/agent/providers/{provider}/return`, for a
+/// provider with a return step): the customer's browser sent there by the provider's page after
+/// 3-D Secure, a form post another site makes — so the Origin, Sec-Fetch-Site and JSON-only
+/// checks cannot apply. The handler authenticates it instead (the provider's signature) and
+/// changes nothing before a look-up at the provider. Matched on the exact canonical path.
+pub fn is_provider_return(method: &Method, path: &str) -> bool {
+    method == Method::POST
+        && path
+            .strip_prefix("/api/agent/providers/")
+            .and_then(|rest| rest.strip_suffix("/return"))
+            .is_some_and(|provider| provider == till_gateway::ProviderId::Acquired.as_str())
+}
+
 /// Host, Sec-Fetch-Site, Origin, path and Content-Type checks, before routing.
 pub async fn guard(State(guard): State<Guard>, request: Request<Body>, next: Next) -> Response {
     let headers = request.headers();
@@ -153,6 +166,11 @@ pub async fn guard(State(guard): State<Guard>, request: Request<Body>, next: Nex
     if !is_loopback_host(host) {
         tracing::warn!("refused a request whose Host is not a loopback name");
         return refuse(StatusCode::FORBIDDEN, "forbidden_host", "Host must be a loopback name (127.0.0.1, localhost)");
+    }
+    if is_provider_return(request.method(), request.uri().path()) {
+        let mut response = next.run(request).await;
+        add_security_headers(response.headers_mut());
+        return response;
     }
     let origin_ok = match headers.get(header::ORIGIN) {
         Some(origin) => {
@@ -242,6 +260,21 @@ pub fn require_pos_token(agent: &Agent, headers: &HeaderMap) -> Result<(), Agent
         Some(t) if agent.check_pos_token(t) || agent.manager().check(t) => Ok(()),
         _ => Err(AgentError::Unauthorized),
     }
+}
+
+/// Whether the request carries the POS token or a manager session — the waiver for legacy POS
+/// software does not count. Decides what a read shows, not whether it is allowed: health hides
+/// the device ID (a SensePass credential) from anyone without one.
+pub fn carries_credential(agent: &Agent, headers: &HeaderMap) -> bool {
+    bearer(headers).is_some_and(|t| agent.check_pos_token(t) || agent.manager().check(t))
+}
+
+/// The device ID as shown to a caller without a credential: only its last four characters.
+/// The one mask for it (the UI shows what health sends).
+pub fn mask_device_id(device_id: &str) -> String {
+    let chars: Vec<char> = device_id.chars().collect();
+    let tail: String = chars[chars.len().saturating_sub(4)..].iter().collect();
+    format!("•••• {tail}")
 }
 
 /// Manager-only operations (pairing, settings, the POS token view) need a manager session from

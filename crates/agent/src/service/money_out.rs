@@ -7,7 +7,7 @@ use super::Agent;
 use crate::error::AgentError;
 use serde_json::{json, Value};
 use till_core::{Currency, Minor, Status};
-use till_journal::{NewOperation, OpKind, Operation, Phase};
+use till_journal::{NewOperation, OpKind, Operation};
 
 impl Agent {
     /// Cancels a pending payment at SensePass (journaled as an outbox operation first).
@@ -37,7 +37,7 @@ impl Agent {
             Ok(Some(r)) => r,
             _ => return,
         };
-        if record.status.map(Status::is_final).unwrap_or(false) || record.phase == Phase::CreateFailed {
+        if !record.is_open() {
             return;
         }
         let Some(number) = record.number.clone() else {

@@ -116,6 +116,26 @@ impl Agent {
     /// null; the whole field is null when SensePass gave no reason), read in one place
     /// ([`Transaction::decline_reason`]) whatever spelling SensePass used.
     pub fn entity_of(record: &PaymentRecord) -> Value {
+        let mut entity = Self::entity_as_observed(record);
+        // A payment a manager closed as not paid (SensePass no longer knows it: 404 to a look-up
+        // and to a cancel) is over for the POS too. Its last observed SensePass status (e.g.
+        // "Waiting For Tap") would keep a POS polling `/last` forever, so the POS reads it in
+        // SensePass's own vocabulary for "ended, no money taken" — `Transaction Cancel` — with
+        // `closedNotPaid` and the manager's resolution to tell it apart from a real cancel.
+        if record.status_key() == "closed" {
+            if let Some(obj) = entity.as_object_mut() {
+                obj.insert("status".into(), json!(Status::Cancelled.code()));
+                obj.insert("statusName".into(), json!(Status::Cancelled.display_name()));
+                obj.insert("closedNotPaid".into(), json!(true));
+                obj.insert("resolution".into(), json!(record.resolution));
+            }
+        }
+        entity
+    }
+
+    /// The entity as SensePass last reported it (or, before it numbered the payment, what the
+    /// journal knows), with the decline reason read out of it.
+    fn entity_as_observed(record: &PaymentRecord) -> Value {
         if let Some(entity) = &record.entity_json {
             let mut entity = entity.clone();
             if matches!(record.status, Some(Status::Declined | Status::Failed)) {

@@ -7,7 +7,7 @@ use crate::events::AgentEvent;
 use serde_json::Value;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use till_core::{Currency, Minor, Status};
+use till_core::{Currency, Minor};
 use till_journal::{Begin, EventSource, NewPayment, PaymentRecord, Phase};
 use till_sensepass::{Client, InitRequest, Transaction};
 use tokio::sync::broadcast::error::RecvError;
@@ -331,7 +331,8 @@ impl Agent {
                 .journal(move |j| j.by_local_id(&id))
                 .await?
                 .ok_or_else(|| AgentError::NotFound(format!("payment {local_id}")))?;
-            if record.phase == Phase::CreateFailed || record.status.map(Status::is_final).unwrap_or(false) {
+            // Over: a final status, never created, or closed by a manager as not paid.
+            if !record.is_open() {
                 return Ok(record);
             }
             let overdue_by = till_journal::now_ms() - timeout_ms_of(&record);

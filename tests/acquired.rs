@@ -1,0 +1,272 @@
+//! Acquired.com payment sessions through the agent, end to end: the real `till-agent` binary
+//! configured for the sandbox's Acquired simulator, real HTTP on loopback (port 0).
+//!
+//! Where the customer types a card, the test does what Acquired's Components script does in the
+//! checkout page: it reads the session from the agent's checkout page, posts the card to the
+//! simulator's Components host, answers the 3-D Secure emulator, and posts the signed outcome to
+//! the session's redirect URL — the agent's return endpoint — as the browser's form post would,
+//! with the headers a browser sends from another site. The agent never sees the card.
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use till_tests::Env;
+
+/// Approves without 3-D Secure (the simulator's plain-approve card).
+const APPROVE: &str = "4111111111111111";
+/// Declined by the bank: `insufficient_funds`.
+const DECLINE: &str = "4000000000009995";
+/// Asks for a 3-D Secure challenge; the tester picks the result.
+const CHALLENGE: &str = "4000015979612025";
+/// Frictionless 3-D Secure that fails: `tds_failed` / `suspected_fraud`.
+const FRAUD: &str = "4000016387798026";
+
+struct Aq {
+    env: Env,
+    token: String,
+}
+
+async fn start() -> Result<Aq> {
+    let env = Env::start_acquired(&[]).await?;
+    let token = env.token()?;
+    Ok(Aq { env, token })
+}
+
+impl Aq {
+    /// The Components host (where `acquired.js` came from).
+    fn components(&self) -> String {
+        self.env.sandbox.acquired_components_url().trim_end_matches("/v1/acquired.js").to_string()
+    }
+
+    /// A new pending payment session (201), checked.
+    async fn new_payment(&self, order: &str, minor: i64, kind: &str) -> Result<Value> {
+        let (status, p) = self
+            .env
+            .post("/api/agent/payments", json!({"provider": "acquired", "kind": kind, "amount": minor, "currency": "GBP", "orderId": order, "moto": false}))
+            .await?;
+        if status != 201 {
+            bail!("create: {status} {p}");
+        }
+        assert_eq!(p["state"], "pending", "{p}");
+        assert_eq!(p["provider"], "acquired");
+        Ok(p)
+    }
+
+    /// The session id, read from the checkout page as the Components script gets it.
+    async fn session(&self, p: &Value) -> Result<String> {
+        let url = p["checkoutUrl"].as_str().context("checkoutUrl")?;
+        let r = self.env.http.get(url).send().await?;
+        let csp = r.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        assert!(csp.contains(&self.components()), "the page may load acquired.js: {csp}");
+        assert!(csp.contains("form-action 'self'"), "{csp}");
+        let html = r.text().await?;
+        assert!(html.contains(&self.env.sandbox.acquired_components_url()), "{html}");
+        let start = html.find("data-session=\"").context("data-session")? + "data-session=\"".len();
+        Ok(html[start..].split('"').next().unwrap_or("").to_string())
+    }
+
+    /// What the Components script posts when the customer presses Pay.
+    async fn confirm(&self, p: &Value, number: &str) -> Result<Value> {
+        let session = self.session(p).await?;
+        let url = format!("{}/v1/components/sessions/{session}/confirm", self.components());
+        let card = json!({"card": {"number": number, "expiry_month": "12", "expiry_year": "30", "cvv": "123", "holder_name": "A Customer"}});
+        Ok(self.env.http.post(url).json(&card).send().await?.json().await?)
+    }
+
+    /// The tester's pick in the 3-D Secure emulator.
+    async fn challenge(&self, tds_url: &str, status: &str, reason: &str) -> Result<Value> {
+        Ok(self.env.http.post(tds_url).json(&json!({"status": status, "reason": reason})).send().await?.json().await?)
+    }
+
+    /// The browser's form post of the signed outcome to the redirect URL, sent from the
+    /// provider's page (another site). Answers status and the page.
+    async fn return_post(&self, redirect: &Value, fields: &Value) -> Result<(u16, String)> {
+        let url = redirect["url"].as_str().context("redirect url")?;
+        let form: Vec<(String, String)> = fields
+            .as_object()
+            .context("fields")?
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+            .collect();
+        let r = self
+            .env
+            .http
+            .post(url)
+            .header("Origin", self.components())
+            .header("Sec-Fetch-Site", "cross-site")
+            .header("Sec-Fetch-Mode", "navigate")
+            .form(&form)
+            .send()
+            .await?;
+        let status = r.status().as_u16();
+        Ok((status, r.text().await?))
+    }
+
+    async fn get(&self, id: &str) -> Result<Value> {
+        let (status, v) = self.env.get(&format!("/api/agent/payments/{id}")).await?;
+        assert_eq!(status, 200, "{v}");
+        Ok(v)
+    }
+
+    async fn money_out(&self, id: &str, what: &str, body: Value) -> Result<(u16, Value)> {
+        let r = self.env.http.post(self.env.url(&format!("/api/agent/payments/{id}/{what}"))).bearer_auth(&self.token).json(&body).send().await?;
+        let status = r.status().as_u16();
+        Ok((status, r.json().await.unwrap_or(Value::Null)))
+    }
+
+    async fn truth(&self) -> Result<Value> {
+        Ok(self.env.http.get(format!("{}/state", self.env.sandbox.acquired_control_url())).send().await?.json().await?)
+    }
+
+    async fn transactions_for(&self, order: &str) -> Result<Vec<Value>> {
+        let t = self.truth().await?;
+        Ok(t["transactions"].as_array().cloned().unwrap_or_default().into_iter().filter(|x| x["orderId"] == order).collect())
+    }
+
+    /// A paid payment: card confirmed, outcome returned through the browser, state confirmed.
+    async fn paid(&self, order: &str, minor: i64, kind: &str) -> Result<Value> {
+        let p = self.new_payment(order, minor, kind).await?;
+        let out = self.confirm(&p, APPROVE).await?;
+        assert_eq!(out["status"], "success", "{out}");
+        let (status, page) = self.return_post(&out["redirect"], &out["redirect"]["fields"]).await?;
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("Thank you"), "{page}");
+        self.get(p["id"].as_str().context("id")?).await
+    }
+}
+
+/// A sale: the session is paid on the customer's checkout, the browser brings the signed
+/// outcome back, the agent confirms it with Acquired; then two partial refunds and an
+/// over-refund refused — each matched by the simulator's ground truth.
+#[tokio::test]
+async fn a_sale_paid_in_the_checkout_then_partial_refunds() -> Result<()> {
+    let aq = start().await?;
+    let p = aq.paid("AQ-1", 1250, "sale").await?;
+    assert_eq!(p["state"], "captured", "{p}");
+    assert_eq!(p["capturedAmount"], 1250, "{p}");
+    let id = p["id"].as_str().context("id")?.to_string();
+    let txs = aq.transactions_for("AQ-1").await?;
+    assert_eq!(txs.len(), 1, "one transaction: {txs:?}");
+    assert_eq!(txs[0]["capturedMinor"], 1250);
+    // The checkout no longer takes a card for it.
+    let html = aq.env.http.get(p["checkoutUrl"].as_str().unwrap_or(&aq.env.url(&format!("/api/agent/payments/{id}/checkout")))).send().await?.text().await?;
+    assert!(html.contains("checkout-closed"), "{html}");
+
+    let (status, r) = aq.money_out(&id, "refund", json!({"amount": 300})).await?;
+    assert!(status == 200 || status == 201, "{status} {r}");
+    let (status, r) = aq.money_out(&id, "refund", json!({"amount": 200})).await?;
+    assert!(status == 200 || status == 201, "{status} {r}");
+    let (status, r) = aq.money_out(&id, "refund", json!({"amount": 751})).await?;
+    assert_eq!(status, 409, "over-refund refused: {r}");
+    let p = aq.get(&id).await?;
+    assert_eq!(p["refundedAmount"], 500, "{p}");
+    let txs = aq.transactions_for("AQ-1").await?;
+    assert_eq!(txs[0]["refundedMinor"], 500, "{txs:?}");
+    Ok(())
+}
+
+/// Auth-only, then a capture of part of it.
+#[tokio::test]
+async fn a_preauthorisation_then_a_capture() -> Result<()> {
+    let aq = start().await?;
+    let p = aq.paid("AQ-2", 2000, "preauth").await?;
+    assert_eq!(p["state"], "authorized", "{p}");
+    let id = p["id"].as_str().context("id")?.to_string();
+    assert_eq!(aq.transactions_for("AQ-2").await?[0]["capturedMinor"], 0);
+    let (status, r) = aq.money_out(&id, "capture", json!({"amount": 1800})).await?;
+    assert!(status == 200 || status == 201, "{status} {r}");
+    let p = aq.get(&id).await?;
+    assert_eq!(p["state"], "captured", "{p}");
+    assert_eq!(p["capturedAmount"], 1800, "{p}");
+    assert_eq!(aq.transactions_for("AQ-2").await?[0]["capturedMinor"], 1800);
+    Ok(())
+}
+
+/// Declines and 3-D Secure failures reach the cashier as neutral states with Acquired's reason;
+/// a challenge the customer passes is a sale.
+#[tokio::test]
+async fn declines_and_3ds_outcomes_keep_their_reason() -> Result<()> {
+    let aq = start().await?;
+    for (order, card, reason) in [("AQ-D1", DECLINE, "insufficient_funds"), ("AQ-D2", FRAUD, "suspected_fraud")] {
+        let p = aq.new_payment(order, 990, "sale").await?;
+        let out = aq.confirm(&p, card).await?;
+        let (status, page) = aq.return_post(&out["redirect"], &out["redirect"]["fields"]).await?;
+        assert_eq!(status, 200, "{page}");
+        let p = aq.get(p["id"].as_str().context("id")?).await?;
+        assert_eq!(p["state"], "declined", "{order}: {p}");
+        assert!(p.to_string().contains(reason), "{order}: the reason is kept: {p}");
+    }
+    // The challenge card: the customer fails it, then a new session for the same order passes.
+    let p = aq.new_payment("AQ-C", 4200, "sale").await?;
+    let out = aq.confirm(&p, CHALLENGE).await?;
+    assert_eq!(out["status"], "tds_pending", "{out}");
+    let tds = out["tds"]["url"].as_str().context("tds url")?.to_string();
+    let out = aq.challenge(&tds, "tds_expired", "challenge_time_out").await?;
+    aq.return_post(&out["redirect"], &out["redirect"]["fields"]).await?;
+    let failed = aq.get(p["id"].as_str().context("id")?).await?;
+    // tds_expired is Acquired's "3-D Secure expired": the neutral `expired`, not a decline.
+    assert_eq!(failed["state"], "expired", "{failed}");
+    assert!(failed.to_string().contains("challenge_time_out"), "{failed}");
+    let p = aq.new_payment("AQ-C", 4200, "sale").await?;
+    let out = aq.confirm(&p, CHALLENGE).await?;
+    let out = aq.challenge(out["tds"]["url"].as_str().context("tds url")?, "success", "").await?;
+    let (_, page) = aq.return_post(&out["redirect"], &out["redirect"]["fields"]).await?;
+    assert!(page.contains("Thank you"), "{page}");
+    assert_eq!(aq.get(p["id"].as_str().context("id")?).await?["state"], "captured");
+    let txs = aq.transactions_for("AQ-C").await?;
+    assert_eq!(txs.iter().filter(|t| t["capturedMinor"] == 4200).count(), 1, "one charge: {txs:?}");
+    Ok(())
+}
+
+/// The return endpoint is the one route that takes another site's form post, so it trusts only
+/// Acquired's signature: a forged or altered return, or one about another order, changes
+/// nothing; other spellings of its path get no such exception; every other route still refuses
+/// cross-site requests.
+#[tokio::test]
+async fn a_forged_return_changes_nothing() -> Result<()> {
+    let aq = start().await?;
+    let p = aq.new_payment("AQ-F", 500, "sale").await?;
+    let id = p["id"].as_str().context("id")?.to_string();
+    let out = aq.confirm(&p, DECLINE).await?;
+    let redirect = out["redirect"].clone();
+    // The declined outcome, rewritten as a success: the hash no longer matches.
+    let mut forged = redirect["fields"].clone();
+    forged["status"] = json!("success");
+    let (status, page) = aq.return_post(&redirect, &forged).await?;
+    assert_eq!(status, 400, "{page}");
+    assert!(!page.contains("Thank you"));
+    // No hash at all, and a hash computed with another key.
+    let mut unsigned = redirect["fields"].clone();
+    unsigned["hash"] = json!("");
+    assert_eq!(aq.return_post(&redirect, &unsigned).await?.0, 400);
+    let mut other_key = redirect["fields"].clone();
+    other_key["hash"] = json!("0".repeat(64));
+    assert_eq!(aq.return_post(&redirect, &other_key).await?.0, 400);
+    let still = aq.get(&id).await?;
+    assert_eq!(still["state"], "pending", "nothing changed: {still}");
+    // The page still takes a card: the forged returns did not attach a transaction.
+    assert!(!aq.session(&p).await?.is_empty());
+
+    // Other spellings of the return path get no exemption from the cross-site checks.
+    let base = aq.env.agent.url.clone();
+    for path in ["/api/agent/providers/acquired/./return", "/api/agent/providers//acquired/return", "/api/agent/providers/acquired/return/", "/api/agent/providers/sensepass/return"] {
+        let r = aq
+            .env
+            .http
+            .post(format!("{base}{path}"))
+            .header("Origin", aq.components())
+            .header("Sec-Fetch-Site", "cross-site")
+            .form(&[("status", "success")])
+            .send()
+            .await?;
+        assert!(r.status().is_client_error(), "{path}: {}", r.status());
+    }
+    // A cross-site form post anywhere else is refused as before.
+    let r = aq.env.http.post(aq.env.url("/api/agent/payments")).header("Sec-Fetch-Site", "cross-site").form(&[("provider", "acquired")]).send().await?;
+    assert_eq!(r.status().as_u16(), 403);
+
+    // The genuine (declined) return is accepted and confirmed with Acquired.
+    let (status, page) = aq.return_post(&redirect, &redirect["fields"]).await?;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(aq.get(&id).await?["state"], "declined");
+    Ok(())
+}
