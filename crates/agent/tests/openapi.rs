@@ -223,6 +223,7 @@ fn the_event_stream_events_are_documented() {
         is_final: false,
         source: String::new(),
         transaction: None,
+        lines: Vec::new(),
     };
     let mut made: BTreeSet<&str> = [
         AgentEvent::Status(status).name(),
