@@ -270,3 +270,59 @@ async fn a_forged_return_changes_nothing() -> Result<()> {
     assert_eq!(aq.get(&id).await?["state"], "declined");
     Ok(())
 }
+
+/// The session follows the cart: `PATCH /api/agent/payments/{id}` (POS token) changes the
+/// pending session's amount, and the customer then pays the new total (the simulator's ground
+/// truth shows it). Bad input names every field and changes nothing; Acquired unreachable
+/// changes nothing; once paid the amount can no longer change.
+#[tokio::test]
+async fn the_session_follows_the_cart() -> Result<()> {
+    let aq = start().await?;
+    let p = aq.new_payment("AQ-CART", 1000, "sale").await?;
+    let id = p["id"].as_str().context("id")?.to_string();
+    let url = aq.env.url(&format!("/api/agent/payments/{id}"));
+    let patch = |body: Value, token: Option<&str>| {
+        let mut r = aq.env.http.patch(&url).json(&body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        async move {
+            let r = r.send().await?;
+            let status = r.status().as_u16();
+            Ok::<(u16, Value), anyhow::Error>((status, r.json().await.unwrap_or(Value::Null)))
+        }
+    };
+    let (status, _) = patch(json!({"amount": 1350}), None).await?;
+    assert_eq!(status, 401, "an amount change needs the POS token");
+    let (status, body) = patch(json!({"amount": -5, "currency": "EUR"}), Some(&aq.token)).await?;
+    assert_eq!(status, 400, "{body}");
+    let named: Vec<&str> = body["invalid_parameters"].as_array().into_iter().flatten().filter_map(|p| p["parameter"].as_str()).collect();
+    assert!(named.contains(&"amount") && named.contains(&"currency"), "{body}");
+    assert_eq!(aq.get(&id).await?["amount"], 1000, "nothing changed");
+
+    let (status, body) = patch(json!({"amount": 1350}), Some(&aq.token)).await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["amount"], 1350);
+
+    // Acquired unreachable: certainly not sent, so the old amount stands.
+    let faults = format!("{}/faults", aq.env.sandbox.acquired_control_url());
+    aq.env.http.post(&faults).json(&json!({"offline": true})).send().await?.error_for_status()?;
+    let (status, body) = patch(json!({"amount": 1500}), Some(&aq.token)).await?;
+    aq.env.http.delete(&faults).send().await?.error_for_status()?;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(aq.get(&id).await?["amount"], 1350, "the journal keeps what Acquired has");
+
+    // The customer pays: the session's latest amount.
+    let out = aq.confirm(&p, APPROVE).await?;
+    assert_eq!(out["status"], "success", "{out}");
+    aq.return_post(&out["redirect"], &out["redirect"]["fields"]).await?;
+    let paid = aq.get(&id).await?;
+    assert_eq!((paid["state"].clone(), paid["capturedAmount"].clone()), (json!("captured"), json!(1350)), "{paid}");
+    let txs = aq.transactions_for("AQ-CART").await?;
+    assert_eq!(txs.len(), 1, "{txs:?}");
+    assert_eq!(txs[0]["capturedMinor"], 1350, "the paid amount is the updated one: {txs:?}");
+    let (status, body) = patch(json!({"amount": 2000}), Some(&aq.token)).await?;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(aq.get(&id).await?["amount"], 1350);
+    Ok(())
+}
