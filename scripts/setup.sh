@@ -10,8 +10,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Xvfb + ImageMagick for window screenshots, a D-Bus session bus and x11-utils for the tray and
 # single-instance checks of the desktop smoke test, Xorg with the dummy driver and xrandr for the
 # two-monitor customer display test (Xvfb has one RandR output: GTK sees one monitor), CUPS
-# (daemon and lp) for the test of cups:// printers (it starts its own cupsd; no service is used), poppler + zbar for receipt and QR checks,
-# DejaVu fonts for pages rendered by chromium, chromium + node for the browser tests, PostgreSQL
+# (daemon and lp) for the test of cups:// printers (it starts its own cupsd; no service is used),
+# poppler + zbar for receipt and QR checks, DejaVu fonts for pages rendered by chromium, chromium + node for the browser tests, PostgreSQL
 # for the fleet server's tests (they start a throwaway cluster with initdb; no service is used)
 # and openssl for their self-signed TLS certificate; lintian and systemd (systemd-analyze,
 # systemd-sysusers) for the package checks (scripts/package-check.sh, scripts/package.sh).
