@@ -1,6 +1,8 @@
 // Settings → Receipt printer: bad settings are refused field by field and change nothing; a
 // printer that answers is saved, shows in the till's status, and the test page reaches it. The
-// printer is a TCP server on a loopback port that records the ESC/POS bytes it receives.
+// printer is a TCP server on a loopback port that records the ESC/POS bytes it receives. Then the
+// customer display choice in the same Settings page (the desktop app follows it; see
+// scripts/smoke-customer-display.sh for the window itself).
 "use strict";
 
 const { test, before, after } = require("node:test");
@@ -84,4 +86,32 @@ test("a printer that answers is saved, shown, and prints the test page", async (
   await page.screenshot({ path: h.artifact("settings-printer.png"), fullPage: true });
   // The refused saves above answered 400/503 on purpose; nothing else may have failed.
   assert.deepEqual(h.unexpectedErrors(page).filter((e) => !/status of (400|503)/.test(e)), []);
+});
+
+test("the customer display is chosen in Settings, and nothing but its two choices is taken", async () => {
+  await page.goto(base + "#/settings");
+  await page.locator("#customer-display").waitFor();
+  await h.until(async () => (await page.inputValue("#customer-display")) === "second_screen", 5000, "the default choice shown");
+  await page.selectOption("#customer-display", "off");
+  await page.locator("#toast", { hasText: "Customer display: Off." }).waitFor();
+  assert.equal((await h.pos(agent, "GET", "/api/agent/display")).body.customerDisplay, "off");
+
+  // The API refuses anything else, naming the field, and changes nothing; the POS token is not enough.
+  const login = await h.pos(agent, "POST", "/api/agent/manager/login", { pin: "2468" });
+  const manager = { Authorization: "Bearer " + login.body.token };
+  const bad = await h.pos(agent, "POST", "/api/agent/display", { customerDisplay: "third_screen" }, manager);
+  assert.equal(bad.status, 400);
+  assert.equal(bad.body.invalid_parameters[0].parameter, "customerDisplay");
+  const pos = await h.pos(agent, "POST", "/api/agent/display", { customerDisplay: "second_screen" });
+  assert.equal(pos.status, 401);
+  assert.equal((await h.pos(agent, "GET", "/api/agent/display")).body.customerDisplay, "off");
+
+  // Shown as saved when Settings is opened again, and turned back on from there.
+  await page.goto(base + "#/cashier");
+  await page.goto(base + "#/settings");
+  await page.locator("#customer-display").waitFor();
+  await h.until(async () => (await page.inputValue("#customer-display")) === "off", 5000, "the saved choice shown");
+  await page.selectOption("#customer-display", "second_screen");
+  await page.locator("#toast", { hasText: "Customer display: On the second screen" }).waitFor();
+  assert.equal((await h.pos(agent, "GET", "/api/agent/display")).body.customerDisplay, "second_screen");
 });
