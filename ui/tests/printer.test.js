@@ -2,7 +2,8 @@
 // printer that answers is saved, shows in the till's status, and the test page reaches it. The
 // printer is a TCP server on a loopback port that records the ESC/POS bytes it receives. Then the
 // customer display choice in the same Settings page (the desktop app follows it; see
-// scripts/smoke-customer-display.sh for the window itself).
+// scripts/smoke-customer-display.sh for the window itself), and a printer out of paper on the
+// cashier screen (the banner, in health's words) but never on the customer's.
 "use strict";
 
 const { test, before, after } = require("node:test");
@@ -16,6 +17,8 @@ let page;
 let base;
 let printer;
 let received = Buffer.alloc(0);
+// What the fake printer's paper sensor says (DLE EOT 4): 0x12 paper present, 0x72 paper end.
+let paperSensor = 0x12;
 
 before(async () => {
   printer = net.createServer((socket) => {
@@ -23,7 +26,11 @@ before(async () => {
       // Answer ESC/POS real-time status queries (DLE EOT n) with "ready"; record the rest.
       const kept = [];
       for (let i = 0; i < chunk.length; i++) {
-        if (chunk[i] === 0x10 && chunk[i + 1] === 0x04) { socket.write(Buffer.from([0x12])); i += 2; continue; }
+        if (chunk[i] === 0x10 && chunk[i + 1] === 0x04) {
+          socket.write(Buffer.from([chunk[i + 2] === 4 ? paperSensor : 0x12]));
+          i += 2;
+          continue;
+        }
         kept.push(chunk[i]);
       }
       received = Buffer.concat([received, Buffer.from(kept)]);
@@ -114,4 +121,29 @@ test("the customer display is chosen in Settings, and nothing but its two choice
   await page.selectOption("#customer-display", "second_screen");
   await page.locator("#toast", { hasText: "Customer display: On the second screen" }).waitFor();
   assert.equal((await h.pos(agent, "GET", "/api/agent/display")).body.customerDisplay, "second_screen");
+});
+
+test("a printer out of paper shows on the cashier screen, not on the customer's, until it prints", async () => {
+  // The printer saved by the test above runs out of paper; a payment is approved and its receipt waits.
+  paperSensor = 0x72;
+  const before = received.length;
+  const tx = (await h.pos(agent, "POST", "/api/transactions/init", h.cart("PAPER-1"))).body;
+  await h.control(agent, "POST", "/transactions/" + tx.TransactionNumber + "/pay", { card: "4111111111111111" });
+  await page.goto(base + "#/cashier");
+  await page.locator("#printer-trouble", { hasText: "Printer: out of paper, 1 receipt waiting" }).waitFor({ timeout: 20000 });
+  await page.locator("#toast").waitFor({ state: "hidden", timeout: 15000 }).catch(() => {}); // the last test's toast
+  const shot = h.artifact("cashier-printer-out-of-paper.png");
+  await page.screenshot({ path: shot });
+  h.publish(shot, "cashier-printer-out-of-paper.png");
+  const customer = await h.newPage(browser);
+  await customer.goto(base + "?view=customer");
+  await customer.locator("body.customer").waitFor();
+  await customer.waitForTimeout(1500);
+  assert.equal(await customer.locator("#printer-trouble").count(), 0, "the customer is not told about the printer");
+  await customer.close();
+  assert.equal(received.length, before, "nothing printed while out of paper");
+  // Paper back: the receipt prints, and the banner goes.
+  paperSensor = 0x12;
+  await h.until(async () => received.subarray(before).includes(Buffer.from("PAPER-1")), 20000, "the receipt after the paper is back");
+  await page.locator("#printer-trouble").waitFor({ state: "detached", timeout: 20000 });
 });
