@@ -3,7 +3,8 @@
 // printer is a TCP server on a loopback port that records the ESC/POS bytes it receives. Then the
 // customer display choice in the same Settings page (the desktop app follows it; see
 // scripts/smoke-customer-display.sh for the window itself), and a printer out of paper on the
-// cashier screen (the banner, in health's words) but never on the customer's.
+// cashier screen (the banner, in health's words) but never on the customer's; a reprint of the
+// merchant's copy from the manager console.
 "use strict";
 
 const { test, before, after } = require("node:test");
@@ -123,7 +124,7 @@ test("the customer display is chosen in Settings, and nothing but its two choice
   assert.equal((await h.pos(agent, "GET", "/api/agent/display")).body.customerDisplay, "second_screen");
 });
 
-test("a printer out of paper shows on the cashier screen, not on the customer's, until it prints", async () => {
+test("a printer out of paper shows on the cashier screen, not on the customer's, until it prints; the console reprints", async () => {
   // The printer saved by the test above runs out of paper; a payment is approved and its receipt waits.
   paperSensor = 0x72;
   const before = received.length;
@@ -146,4 +147,13 @@ test("a printer out of paper shows on the cashier screen, not on the customer's,
   paperSensor = 0x12;
   await h.until(async () => received.subarray(before).includes(Buffer.from("PAPER-1")), 20000, "the receipt after the paper is back");
   await page.locator("#printer-trouble").waitFor({ state: "detached", timeout: 20000 });
+
+  // The manager console reprints the merchant's copy through the same queue.
+  const record = (await h.pos(agent, "GET", "/api/agent/transactions/" + tx.TransactionNumber)).body;
+  const mark = received.length;
+  await page.goto(base + "#/manager/tx/" + encodeURIComponent(record.localId));
+  await page.click("#receipt-reprint-merchant");
+  await page.locator("#toast", { hasText: "The merchant copy is in the printer queue." }).waitFor();
+  await h.until(async () => received.subarray(mark).includes(Buffer.from("MERCHANT COPY")), 20000, "the merchant copy from the console");
+  assert.ok(received.subarray(mark).includes(Buffer.from("PAPER-1")), "the reprint is of that payment");
 });
