@@ -8,8 +8,10 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # System packages: Tauri's webview (WebKitGTK), OpenSSL headers (rust_socketio links OpenSSL),
 # Xvfb + ImageMagick for window screenshots, a D-Bus session bus and x11-utils for the tray and
-# single-instance checks of the desktop smoke test, poppler + zbar for receipt and QR checks,
-# DejaVu fonts for pages rendered by chromium, chromium + node for the browser tests, PostgreSQL
+# single-instance checks of the desktop smoke test, Xorg with the dummy driver and xrandr for the
+# two-monitor customer display test (Xvfb has one RandR output: GTK sees one monitor), CUPS
+# (daemon and lp) for the test of cups:// printers (it starts its own cupsd; no service is used),
+# poppler + zbar for receipt and QR checks, DejaVu fonts for pages rendered by chromium, chromium + node for the browser tests, PostgreSQL
 # for the fleet server's tests (they start a throwaway cluster with initdb; no service is used)
 # and openssl for their self-signed TLS certificate; lintian and systemd (systemd-analyze,
 # systemd-sysusers) for the package checks (scripts/package-check.sh, scripts/package.sh).
@@ -18,6 +20,8 @@ APT_PACKAGES=(
   libssl-dev libwebkit2gtk-4.1-dev libgtk-3-dev libxdo-dev
   libayatana-appindicator3-dev librsvg2-dev
   xvfb xauth imagemagick poppler-utils zbar-tools dbus-daemon x11-utils fonts-dejavu-core
+  xserver-xorg-core xserver-xorg-video-dummy x11-xserver-utils
+  cups-daemon cups-client
   chromium nodejs npm
   postgresql openssl
   lintian systemd

@@ -9,6 +9,8 @@
 #   3. the tray menu shows the state (Online · paired till, no queued operations) and follows the
 #      agent: with the sandbox offline a refund is queued and the tray says Offline and
 #      "1 queued operation"; once the sandbox is back, Online and no queued operations again;
+#      the receipts of that payment and refund wait for a printer that is not there (the tray says
+#      "Printer: not reachable, 2 receipts waiting"), and print once a device appears;
 #   4. "Start at login" writes and removes the autostart entry (with --hidden and the agent flags);
 #   5. closing the window hides it (app still running), "Show Till Agent" brings it back;
 #   6. a second launch hands over to the first (which shows its hidden window) and exits 0 without
@@ -52,6 +54,7 @@ work="$(mktemp -d)"
 xvfb_pid=""
 dbus_pid=""
 host_pid=""
+reader_pid=""
 app_pid=""
 app_out=""
 app_log=""
@@ -66,6 +69,7 @@ stop_group() { # pid: TERM, then KILL, the process group led by pid (the app and
 cleanup() {
   if [ -n "$app_pid" ]; then stop_group "$app_pid"; fi
   if [ -n "$host_pid" ]; then kill "$host_pid" 2>/dev/null || true; fi
+  if [ -n "$reader_pid" ]; then kill "$reader_pid" 2>/dev/null || true; fi
   if [ -n "$dbus_pid" ]; then kill "$dbus_pid" 2>/dev/null || true; fi
   if [ -n "$xvfb_pid" ]; then
     kill "$xvfb_pid" 2>/dev/null || true
@@ -240,7 +244,9 @@ fi
 
 # 5. The main run: --sandbox on a free port, its own data directory and config file.
 # --autopilot-ms: the sandbox pays every payment; --waive-pos-token: the refund below needs no token.
-common=(--sandbox --autopilot-ms 300 --waive-pos-token --listen 127.0.0.1:0 --config "$work/config.toml")
+# --printer: a device file that does not exist yet (a receipt printer switched off).
+common=(--sandbox --autopilot-ms 300 --waive-pos-token --listen 127.0.0.1:0 --config "$work/config.toml"
+  --printer "file://$work/lp0")
 launch main "${common[@]}" --data-dir "$work/data"
 port="${url##*:}"
 if command -v ss >/dev/null 2>&1; then
@@ -307,6 +313,23 @@ curl -sf -X DELETE "$control/faults" >/dev/null || fail "cannot bring the sandbo
 wait_until 90 "the tray did not come back Online" menu_has "Online · $till (disabled)"
 wait_until 90 "the queued refund was not delivered" menu_has "No queued operations (disabled)"
 log "tray back online, refund delivered"
+# The printer line: the approval's and the refund's receipts wait for the absent printer…
+wait_until "$timeout_s" "the tray does not show the receipts waiting for the printer" \
+  menu_has "Printer: not reachable, 2 receipts waiting (disabled)"
+log "tray: $(menu_text | grep '^Printer' || true)"
+# …and print once the device is there: a FIFO standing for /dev/usb/lp0, read (and kept open for
+# reading, so each job finds a reader) by a small recorder.
+mkfifo "$work/lp0"
+python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+with open(sys.argv[2], "ab", buffering=0) as out:
+    while True:
+        out.write(os.read(fd, 65536))' "$work/lp0" "$work/printed.bin" &
+reader_pid=$!
+wait_until 60 "the tray does not show the receipts printed" \
+  menu_has "Printer: no status (printer does not report it) (disabled)"
+[ "$(grep -ac 'CUSTOMER COPY' "$work/printed.bin" || true)" -ge 1 ] || fail "no receipt reached the printer"
+log "tray: $(menu_text | grep '^Printer' || true); the receipts printed"
 
 # 8. Start at login: the OS entry appears with the app's flags, and goes again.
 entry="$HOME/.config/autostart/$title.desktop"

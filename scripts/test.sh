@@ -32,4 +32,9 @@ if [ -x scripts/smoke-desktop.sh ]; then
   bash scripts/smoke-desktop.sh target/desktop-smoke.png
 fi
 
+if [ -x scripts/smoke-customer-display.sh ]; then
+  echo "== customer display on a second monitor (Xorg dummy driver)"
+  SMOKE_SKIP_BUILD=1 bash scripts/smoke-customer-display.sh target/customer-display.png
+fi
+
 echo "== all tests passed in $(( $(date +%s) - start )) s"

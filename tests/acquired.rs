@@ -270,3 +270,148 @@ async fn a_forged_return_changes_nothing() -> Result<()> {
     assert_eq!(aq.get(&id).await?["state"], "declined");
     Ok(())
 }
+
+/// The session follows the cart: `PATCH /api/agent/payments/{id}` (POS token) changes the
+/// pending session's amount, and the customer then pays the new total (the simulator's ground
+/// truth shows it). Bad input names every field and changes nothing; Acquired unreachable
+/// changes nothing; once paid the amount can no longer change.
+#[tokio::test]
+async fn the_session_follows_the_cart() -> Result<()> {
+    let aq = start().await?;
+    let p = aq.new_payment("AQ-CART", 1000, "sale").await?;
+    let id = p["id"].as_str().context("id")?.to_string();
+    let url = aq.env.url(&format!("/api/agent/payments/{id}"));
+    let patch = |body: Value, token: Option<&str>| {
+        let mut r = aq.env.http.patch(&url).json(&body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        async move {
+            let r = r.send().await?;
+            let status = r.status().as_u16();
+            Ok::<(u16, Value), anyhow::Error>((status, r.json().await.unwrap_or(Value::Null)))
+        }
+    };
+    let (status, _) = patch(json!({"amount": 1350}), None).await?;
+    assert_eq!(status, 401, "an amount change needs the POS token");
+    let (status, body) = patch(json!({"amount": -5, "currency": "EUR"}), Some(&aq.token)).await?;
+    assert_eq!(status, 400, "{body}");
+    let named: Vec<&str> = body["invalid_parameters"].as_array().into_iter().flatten().filter_map(|p| p["parameter"].as_str()).collect();
+    assert!(named.contains(&"amount") && named.contains(&"currency"), "{body}");
+    assert_eq!(aq.get(&id).await?["amount"], 1000, "nothing changed");
+
+    let (status, body) = patch(json!({"amount": 1350}), Some(&aq.token)).await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["amount"], 1350);
+
+    // Acquired unreachable: certainly not sent, so the old amount stands.
+    let faults = format!("{}/faults", aq.env.sandbox.acquired_control_url());
+    aq.env.http.post(&faults).json(&json!({"offline": true})).send().await?.error_for_status()?;
+    let (status, body) = patch(json!({"amount": 1500}), Some(&aq.token)).await?;
+    aq.env.http.delete(&faults).send().await?.error_for_status()?;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(aq.get(&id).await?["amount"], 1350, "the journal keeps what Acquired has");
+
+    // The customer pays: the session's latest amount.
+    let out = aq.confirm(&p, APPROVE).await?;
+    assert_eq!(out["status"], "success", "{out}");
+    aq.return_post(&out["redirect"], &out["redirect"]["fields"]).await?;
+    let paid = aq.get(&id).await?;
+    assert_eq!((paid["state"].clone(), paid["capturedAmount"].clone()), (json!("captured"), json!(1350)), "{paid}");
+    let txs = aq.transactions_for("AQ-CART").await?;
+    assert_eq!(txs.len(), 1, "{txs:?}");
+    assert_eq!(txs[0]["capturedMinor"], 1350, "the paid amount is the updated one: {txs:?}");
+    let (status, body) = patch(json!({"amount": 2000}), Some(&aq.token)).await?;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(aq.get(&id).await?["amount"], 1350);
+    Ok(())
+}
+
+/// kill -9 of the agent right before and right after a refund or a capture is sent, and right
+/// before a session is created: after the restart each request has moved money exactly once at
+/// Acquired (its ground truth), and a retried request with the same key moves nothing more.
+#[tokio::test]
+async fn kill_9_around_sessions_captures_and_refunds_moves_money_once() -> Result<()> {
+    let mut aq = start().await?;
+    let p = aq.paid("AQ-K1", 1000, "sale").await?;
+    let id = p["id"].as_str().context("id")?.to_string();
+    let died = |aq: &mut Aq| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if !aq.env.agent_alive() {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("the agent did not die");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    for (i, site) in ["gateway::after_send", "gateway::before_send"].iter().enumerate() {
+        aq.env.restart_agent_with(&[("FAILPOINTS", &format!("{site}=return"))]).await?;
+        let r = aq
+            .env
+            .http
+            .post(aq.env.url(&format!("/api/agent/payments/{id}/refund")))
+            .bearer_auth(&aq.token)
+            .header("Idempotency-Key", format!("aq-crash-{i}"))
+            .json(&json!({"amount": 100}))
+            .send()
+            .await;
+        assert!(r.is_err() || r.as_ref().is_ok_and(|r| r.status().is_server_error()), "{site}: the agent should have died: {r:?}");
+        died(&mut aq)?;
+        aq.env.restart_agent().await?;
+        let want = 100 * (i as i64 + 1);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while aq.get(&id).await?["refundedAmount"] != want {
+            if std::time::Instant::now() > deadline {
+                bail!("{site}: refund not settled: {}", aq.get(&id).await?);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+    assert_eq!(aq.transactions_for("AQ-K1").await?[0]["refundedMinor"], 200, "one refund per request");
+    let r = aq.env.http.post(aq.env.url(&format!("/api/agent/payments/{id}/refund"))).bearer_auth(&aq.token).header("Idempotency-Key", "aq-crash-0").json(&json!({"amount": 100})).send().await?;
+    assert!(r.status().is_success(), "the retried request answers the first refund: {}", r.status());
+    assert_eq!(aq.transactions_for("AQ-K1").await?[0]["refundedMinor"], 200, "and moves nothing");
+
+    // A capture cut off right after it was sent: one capture.
+    let pre = aq.paid("AQ-K2", 2000, "preauth").await?;
+    let pre_id = pre["id"].as_str().context("id")?.to_string();
+    aq.env.restart_agent_with(&[("FAILPOINTS", "gateway::after_send=return")]).await?;
+    let _ = aq.money_out(&pre_id, "capture", json!({"amount": 2000})).await;
+    died(&mut aq)?;
+    aq.env.restart_agent().await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while aq.get(&pre_id).await?["state"] != "captured" {
+        if std::time::Instant::now() > deadline {
+            bail!("capture not settled: {}", aq.get(&pre_id).await?);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let tx = &aq.transactions_for("AQ-K2").await?[0];
+    assert_eq!(tx["capturedMinor"], 2000, "{tx}");
+    assert_eq!(tx["statusHistory"].as_array().map(|h| h.iter().filter(|s| *s == "captured").count()), Some(1), "one capture: {tx}");
+
+    // A session create cut off before the call: the order is free for a new session, one charge.
+    aq.env.restart_agent_with(&[("FAILPOINTS", "gateway::before_create=return")]).await?;
+    let _ = aq.env.post("/api/agent/payments", json!({"provider": "acquired", "kind": "sale", "amount": 700, "currency": "GBP", "orderId": "AQ-K3", "moto": false})).await;
+    died(&mut aq)?;
+    aq.env.restart_agent().await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let p = loop {
+        let (status, p) = aq.env.post("/api/agent/payments", json!({"provider": "acquired", "kind": "sale", "amount": 700, "currency": "GBP", "orderId": "AQ-K3", "moto": false})).await?;
+        if status == 201 || (status == 200 && p["checkoutUrl"].is_string()) {
+            break p;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("no new session for the order: {status} {p}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    let out = aq.confirm(&p, APPROVE).await?;
+    aq.return_post(&out["redirect"], &out["redirect"]["fields"]).await?;
+    let txs = aq.transactions_for("AQ-K3").await?;
+    assert_eq!(txs.iter().filter(|t| t["capturedMinor"] == 700).count(), 1, "one charge: {txs:?}");
+    Ok(())
+}

@@ -183,11 +183,21 @@ async fn kill9_harness() -> Result<()> {
         }
         // 3. Restart clean and recover; the POS retries what it does not know.
         env.restart_agent().await?;
-        pos_follow_up(&env, &token, &ledger).await?;
-        outbox_drained(&env, 120).await?;
-        env.eventually("/api/agent/health", 120, |h| h["openTransactions"] == 0 && h["queuedOperations"] == 0).await?;
-        // 4. The invariants.
-        check(&env, &ledger, &mut verified).await.map_err(|e| anyhow::anyhow!("iteration {it} (seed {seed}): {e}"))?;
+        let settled: Result<()> = async {
+            pos_follow_up(&env, &token, &ledger).await?;
+            outbox_drained(&env, 120).await?;
+            env.eventually("/api/agent/health", 120, |h| h["openTransactions"] == 0 && h["queuedOperations"] == 0).await?;
+            // 4. The invariants.
+            check(&env, &ledger, &mut verified).await
+        }
+        .await;
+        if let Err(e) = settled {
+            // The agents' own account of the failing iteration, for whoever investigates.
+            let log = std::fs::read_to_string(&env.agent.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(400).collect();
+            eprintln!("crash harness: last agent log lines:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+            return Err(anyhow::anyhow!("iteration {it} (seed {seed}): {e}"));
+        }
         if (it + 1) % 25 == 0 {
             println!("crash harness: {} iterations done in {:.0} s, kills {kills:?}, violations: 0", it + 1, started.elapsed().as_secs_f64());
         }

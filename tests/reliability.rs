@@ -2,7 +2,7 @@
 //! each step between journal and network; a partition; the refund cap under concurrency; the
 //! refund queue limit. The sandbox's inspection endpoint is the ground truth.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use till_tests::{init_body, outbox_drained, pay, refund, sandbox_tx, Env};
@@ -589,3 +589,36 @@ async fn a_refund_whose_pos_hangs_up_mid_call_is_still_delivered_once() -> Resul
     assert_eq!(sandbox_tx(&env, &number).await?["_sandbox"]["refunds"].as_array().map(Vec::len), Some(1));
     Ok(())
 }
+
+/// A delivery that ends without journaling its outcome (here a failpoint right after SensePass
+/// refunded) would leave the refund claimed — `in_flight`, never retried while the agent runs.
+/// The kill -9 harness met this state twice. The claim has a lease: past it the worker puts the
+/// refund back in the queue marked uncertain, the next attempt looks at SensePass first, finds
+/// the refund done, and does not send it again.
+#[tokio::test]
+async fn a_delivery_that_ends_without_an_outcome_is_recovered_without_a_second_refund() -> Result<()> {
+    let mut env = Env::start_with_config("http_timeout_secs = 1\npoll_interval_secs = 1\n").await?;
+    let token = env.token()?;
+    let number = pay(&env, "LOST-1", 1000).await?;
+    outbox_drained(&env, 20).await?;
+    // Armed once the payment's commit is delivered: the next delivery is the refund's.
+    env.restart_agent_with(&[("FAILPOINTS", "outbox::outcome_lost=1*return")]).await?;
+    let (status, body) = refund(&env, &token, "lost-1", json!({ "transactionNumber": number, "isPartial": true, "refundAmount": 4 })).await?;
+    assert!(status >= 500, "the delivery ended without an outcome: {status} {body}");
+    let truth = sandbox_tx(&env, &number).await?;
+    assert_eq!(truth["_sandbox"]["refundedMinor"], 400, "SensePass did refund: {truth}");
+    let (_, outbox) = env.get("/api/agent/outbox").await?;
+    let op = outbox["items"].as_array().and_then(|a| a.iter().find(|o| o["kind"] == "refund")).cloned().context("the refund")?;
+    assert_eq!(op["state"], "in_flight", "claimed, with no outcome journaled: {op}");
+    // Lease: 4 × 1 s + 10 s + 30 s. Within a minute the worker re-queues and settles it.
+    let op = env
+        .eventually("/api/agent/outbox", 90, |o| {
+            o["items"].as_array().and_then(|a| a.iter().find(|x| x["kind"] == "refund")).is_some_and(|x| x["state"] == "delivered")
+        })
+        .await?;
+    let truth = sandbox_tx(&env, &number).await?;
+    assert_eq!(truth["_sandbox"]["refunds"].as_array().map(Vec::len), Some(1), "refunded once: {truth} {op}");
+    assert_eq!(truth["_sandbox"]["refundedMinor"], 400);
+    Ok(())
+}
+

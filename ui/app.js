@@ -98,8 +98,18 @@
     if (reachable && socket) {
       conn.dataset.state = "ok";
       conn.textContent = h.environment === "sandbox" ? "Online · sandbox" : "Online";
-      banner.hidden = true;
-      banner.replaceChildren();
+      const trouble = printerTrouble(h.printer);
+      if (trouble) {
+        // The cashier waits for a receipt that does not come: say why, in health's own words.
+        T.fill(banner, T.h("strong", { id: "printer-trouble" }, trouble + ". "),
+          "Receipts wait in the queue and print when the printer is back. ",
+          T.h("a", { href: "#/settings" }, "Printer settings"));
+        banner.dataset.tone = "warn";
+        banner.hidden = false;
+      } else {
+        banner.hidden = true;
+        banner.replaceChildren();
+      }
     } else {
       conn.dataset.state = "offline";
       conn.textContent = "Offline";
@@ -114,6 +124,19 @@
       banner.dataset.tone = "warn";
       banner.hidden = false;
     }
+  }
+
+  /**
+   * The printer's summary when something needs the cashier's eyes (out of paper, cover open,
+   * offline, unreachable, or a receipt that may have printed), else null. Receipts merely waiting
+   * on a ready printer are being printed: no banner for that.
+   */
+  function printerTrouble(p) {
+    if (!p || !p.configured) return null;
+    const bad = ["paper_out", "cover_open", "offline", "unreachable"].includes(p.state);
+    if (!bad && !(Number(p.mayHavePrinted) > 0)) return null;
+    const text = p.summary || "printer: " + p.state;
+    return text.charAt(0).toUpperCase() + text.slice(1);
   }
 
   // ------------------------------------------------------------ event stream

@@ -40,6 +40,10 @@ pub struct Cli {
     /// With --sandbox: pay every new payment automatically after N ms with a test card.
     #[arg(long, requires = "sandbox")]
     pub autopilot_ms: Option<u64>,
+    /// Receipt printer: tcp://host:9100, file:///dev/usb/lp0 or cups://queue (over `[printer] url`;
+    /// what a manager saves in Settings overrides both).
+    #[arg(long, env = "TILL_AGENT_PRINTER")]
+    pub printer: Option<String>,
     /// Accept money-out operations without the POS token (legacy POS software). Not recommended.
     #[arg(long, env = "TILL_AGENT_WAIVE_POS_TOKEN")]
     pub waive_pos_token: bool,
@@ -105,6 +109,9 @@ impl Cli {
         }
         if let Some(u) = &self.socket_url {
             args.extend(["--socket-url".to_string(), u.clone()]);
+        }
+        if let Some(u) = &self.printer {
+            args.extend(["--printer".to_string(), u.clone()]);
         }
         if self.sandbox {
             args.push("--sandbox".to_string());
@@ -226,8 +233,11 @@ mod tests {
             "http://127.0.0.1:9/api/",
             "--socket-url",
             "http://127.0.0.1:9",
+            "--printer",
+            "tcp://10.0.0.9:9100",
         ]);
         assert!(cli.sandbox);
+        assert_eq!(cli.printer.as_deref(), Some("tcp://10.0.0.9:9100"));
         assert_eq!(cli.autopilot_ms, Some(2500));
         let o = cli.overrides();
         assert_eq!(o.listen, Some("127.0.0.1:0".parse().unwrap()));
@@ -260,6 +270,8 @@ mod tests {
             "127.0.0.1:8123",
             "--data-dir",
             "/srv/till",
+            "--printer",
+            "cups://Front",
         ]);
         assert_eq!(
             cli.autostart_args(),
@@ -269,6 +281,8 @@ mod tests {
                 "127.0.0.1:8123",
                 "--data-dir",
                 "/srv/till",
+                "--printer",
+                "cups://Front",
                 "--sandbox"
             ]
         );

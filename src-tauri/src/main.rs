@@ -57,9 +57,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The receipt printer's URL from TILL_AGENT_PRINTER, as `till-agent run` takes it.
+    // The receipt printer's URL from --printer / TILL_AGENT_PRINTER, as `till-agent run` takes it.
     let config = match Config::load(cli.config.as_deref(), cli.overrides())
-        .and_then(|c| c.with_printer_url(std::env::var("TILL_AGENT_PRINTER").ok()))
+        .and_then(|c| c.with_printer_url(cli.printer.clone()))
     {
         Ok(config) => config,
         Err(error) => {

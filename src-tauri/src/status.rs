@@ -1,15 +1,18 @@
-//! What the tray says about the agent: paired or not, online or offline, queued operations.
+//! What the tray says about the agent: paired or not, online or offline, queued operations, and
+//! the receipt printer ("Printer: out of paper, 2 receipts waiting").
 //!
 //! A manager glancing at the tray must see the three facts that matter when something looks wrong
 //! at the till: is this PC paired with a SensePass device, can the agent reach SensePass, and are
 //! refunds or payment commits waiting to be sent. The words here are the tray's; the figures are
 //! the same ones `GET /api/agent/health` reports (`paired`, `sensepassReachable`/`socketConnected`,
-//! `queuedOperations`), read from the same in-process [`Agent`].
+//! `queuedOperations`, `printer.summary`), read from the same in-process [`Agent`].
 //!
 //! [`TrayStatus`] is plain data with pure formatting, so it is unit-tested without a window.
 
 use std::sync::atomic::Ordering;
 use till_agent::Agent;
+use till_journal::PrintCounts;
+use till_printer::PrinterState;
 
 /// How the agent's link to SensePass looks right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +55,20 @@ pub struct TrayStatus {
     /// Changes of the journal the fleet server has not acknowledged, when this till is enrolled
     /// with one (`None` otherwise): the same figure as health's `fleet.changesBehind`.
     pub fleet_behind: Option<i64>,
+    /// The receipt printer: a cashier waiting for a receipt that does not come looks at the tray
+    /// first (the window is usually hidden behind the POS).
+    pub printer: PrinterLine,
+}
+
+/// The receipt printer as the tray shows it: the same figures as health's `printer` object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrinterLine {
+    /// Whether a printer is configured at all (no printer: PDF receipts only).
+    pub configured: bool,
+    /// What the printer said at the last attempt.
+    pub state: PrinterState,
+    /// Receipts waiting, and ones a crash left "may have printed".
+    pub counts: PrintCounts,
 }
 
 impl TrayStatus {
@@ -62,6 +79,12 @@ impl TrayStatus {
         let counts = agent.journal(|j| j.counts()).await?;
         let behind = agent.journal(|j| j.changes_behind()).await?;
         let enrolled = till_agent::fleet::Identity::load(&agent.config().data_dir).ok().flatten().is_some();
+        let print_counts = agent.journal(|j| j.print_counts()).await?;
+        let printer = PrinterLine {
+            configured: agent.printing().settings().url.is_some(),
+            state: agent.printing().status().state,
+            counts: print_counts,
+        };
         let health = agent.health();
         let offline_since = health.offline_since_ms.load(Ordering::SeqCst);
         let connectivity = if health.recovering.load(Ordering::SeqCst) {
@@ -83,6 +106,7 @@ impl TrayStatus {
             connectivity,
             queued_operations: counts.pending_operations,
             fleet_behind: enrolled.then_some(behind),
+            printer,
         })
     }
 
@@ -131,15 +155,29 @@ impl TrayStatus {
         }
     }
 
+    /// The third (disabled) menu line: the printer in the words health uses (one rule:
+    /// `till_agent::printer::summary`), e.g. `Printer: out of paper, 2 receipts waiting`,
+    /// `No printer`.
+    pub fn printer_line(&self) -> String {
+        let p = &self.printer;
+        let text = till_agent::printer::summary(p.configured, p.state, &p.counts);
+        let mut chars = text.chars();
+        match chars.next() {
+            Some(first) => first.to_uppercase().chain(chars).collect(),
+            None => text,
+        }
+    }
+
     /// The tray tooltip (where the platform shows one: Windows, macOS; Linux tray hosts ignore
     /// it, which is why the menu carries the same facts).
     pub fn tooltip(&self, now_ms: i64) -> String {
         match &self.paired {
             None => "Till Agent: not paired".to_string(),
             Some(_) => format!(
-                "Till Agent: {}\n{}",
+                "Till Agent: {}\n{}\n{}",
                 self.status_line(now_ms),
-                self.queued_line()
+                self.queued_line(),
+                self.printer_line()
             ),
         }
     }
@@ -173,7 +211,28 @@ mod tests {
             connectivity,
             queued_operations: queued,
             fleet_behind: None,
+            printer: no_printer(),
         }
+    }
+
+    fn no_printer() -> PrinterLine {
+        PrinterLine { configured: false, state: PrinterState::Unknown, counts: PrintCounts::default() }
+    }
+
+    #[test]
+    fn the_printer_line_says_what_health_says() {
+        let mut s = paired(Connectivity::Online, 0);
+        assert_eq!(s.printer_line(), "No printer");
+        s.printer = PrinterLine {
+            configured: true,
+            state: PrinterState::PaperOut,
+            counts: PrintCounts { waiting: 2, may_have_printed: 0, failed: 0 },
+        };
+        assert_eq!(s.printer_line(), "Printer: out of paper, 2 receipts waiting");
+        assert!(s.tooltip(0).ends_with("\nPrinter: out of paper, 2 receipts waiting"), "{}", s.tooltip(0));
+        s.printer.state = PrinterState::Ready;
+        s.printer.counts = PrintCounts { waiting: 0, may_have_printed: 1, failed: 0 };
+        assert_eq!(s.printer_line(), "Printer: ready, 1 may have printed");
     }
 
     #[test]
@@ -183,6 +242,7 @@ mod tests {
             connectivity: Connectivity::Online,
             queued_operations: 0,
             fleet_behind: None,
+            printer: no_printer(),
         };
         assert_eq!(s.state_word(), "Not paired");
         assert_eq!(s.status_line(0), "Not paired: open Till Agent to pair");
@@ -202,7 +262,7 @@ mod tests {
         assert_eq!(s.status_line(0), "Online · Front till (sandbox)");
         assert_eq!(
             s.tooltip(0),
-            "Till Agent: Online · Front till (sandbox)\nNo queued operations"
+            "Till Agent: Online · Front till (sandbox)\nNo queued operations\nNo printer"
         );
     }
 

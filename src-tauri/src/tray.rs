@@ -6,6 +6,7 @@
 //! ```text
 //! Online · Front till (sandbox)      (disabled: state and paired till)
 //! No queued operations               (disabled: refunds / payment commits waiting to be sent)
+//! Printer: ready                     (disabled: the receipt printer, as health words it)
 //! ──────────────
 //! Show Till Agent
 //! ☐ Start at login
@@ -13,9 +14,10 @@
 //! Quit
 //! ```
 //!
-//! The two status lines and the tooltip follow the agent's event bus (status, connectivity and
+//! The three status lines and the tooltip follow the agent's event bus (status, connectivity and
 //! outbox events) and are refreshed every few seconds besides, because some changes (an offline
-//! period growing longer, a pairing made by `till-agent pair` from a terminal) publish no event.
+//! period growing longer, a pairing made by `till-agent pair` from a terminal, the printer
+//! running out of paper) publish no event.
 //!
 //! The tray is optional: where the icon cannot be created, or nothing on the desktop would show it
 //! ([`host_present`]), closing the window quits the app instead of hiding it.
@@ -43,9 +45,10 @@ const MENU_SHOW: &str = "show";
 const MENU_AUTOSTART: &str = "autostart";
 /// Menu item id: quit the app.
 const MENU_QUIT: &str = "quit";
-/// Menu item ids of the two disabled status lines.
+/// Menu item ids of the three disabled status lines.
 const MENU_STATUS: &str = "status";
 const MENU_QUEUED: &str = "queued";
+const MENU_PRINTER: &str = "printer";
 
 /// How often the tray re-reads the agent even without events.
 const REFRESH: Duration = Duration::from_secs(3);
@@ -57,6 +60,7 @@ pub struct Tray<R: Runtime> {
     icon: TrayIcon<R>,
     status: MenuItem<R>,
     queued: MenuItem<R>,
+    printer: MenuItem<R>,
 }
 
 /// Creates the tray icon with its menu.
@@ -74,6 +78,7 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) -> anyhow::Result<Tray<R>> {
             false,
             None::<&str>,
         )?;
+        let printer = MenuItem::with_id(app, MENU_PRINTER, "No printer", false, None::<&str>)?;
         let show = MenuItem::with_id(app, MENU_SHOW, "Show Till Agent", true, None::<&str>)?;
         let autostart = CheckMenuItem::with_id(
             app,
@@ -89,6 +94,7 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) -> anyhow::Result<Tray<R>> {
             &[
                 &status,
                 &queued,
+                &printer,
                 &PredefinedMenuItem::separator(app)?,
                 &show,
                 &autostart,
@@ -126,6 +132,7 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) -> anyhow::Result<Tray<R>> {
             icon,
             status,
             queued,
+            printer,
         })
     };
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)) {
@@ -137,11 +144,12 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) -> anyhow::Result<Tray<R>> {
 }
 
 impl<R: Runtime> Tray<R> {
-    /// Shows `status` in the menu's two status lines and the tooltip.
+    /// Shows `status` in the menu's three status lines and the tooltip.
     pub fn show(&self, status: &TrayStatus, now_ms: i64) {
         let results = [
             self.status.set_text(status.status_line(now_ms)),
             self.queued.set_text(status.queued_line()),
+            self.printer.set_text(status.printer_line()),
             self.icon.set_tooltip(Some(status.tooltip(now_ms))),
         ];
         for result in results {

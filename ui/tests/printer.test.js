@@ -1,6 +1,10 @@
 // Settings → Receipt printer: bad settings are refused field by field and change nothing; a
 // printer that answers is saved, shows in the till's status, and the test page reaches it. The
-// printer is a TCP server on a loopback port that records the ESC/POS bytes it receives.
+// printer is a TCP server on a loopback port that records the ESC/POS bytes it receives. Then the
+// customer display choice in the same Settings page (the desktop app follows it; see
+// scripts/smoke-customer-display.sh for the window itself), and a printer out of paper on the
+// cashier screen (the banner, in health's words) but never on the customer's; a reprint of the
+// merchant's copy from the manager console.
 "use strict";
 
 const { test, before, after } = require("node:test");
@@ -14,6 +18,8 @@ let page;
 let base;
 let printer;
 let received = Buffer.alloc(0);
+// What the fake printer's paper sensor says (DLE EOT 4): 0x12 paper present, 0x72 paper end.
+let paperSensor = 0x12;
 
 before(async () => {
   printer = net.createServer((socket) => {
@@ -21,7 +27,11 @@ before(async () => {
       // Answer ESC/POS real-time status queries (DLE EOT n) with "ready"; record the rest.
       const kept = [];
       for (let i = 0; i < chunk.length; i++) {
-        if (chunk[i] === 0x10 && chunk[i + 1] === 0x04) { socket.write(Buffer.from([0x12])); i += 2; continue; }
+        if (chunk[i] === 0x10 && chunk[i + 1] === 0x04) {
+          socket.write(Buffer.from([chunk[i + 2] === 4 ? paperSensor : 0x12]));
+          i += 2;
+          continue;
+        }
         kept.push(chunk[i]);
       }
       received = Buffer.concat([received, Buffer.from(kept)]);
@@ -84,4 +94,66 @@ test("a printer that answers is saved, shown, and prints the test page", async (
   await page.screenshot({ path: h.artifact("settings-printer.png"), fullPage: true });
   // The refused saves above answered 400/503 on purpose; nothing else may have failed.
   assert.deepEqual(h.unexpectedErrors(page).filter((e) => !/status of (400|503)/.test(e)), []);
+});
+
+test("the customer display is chosen in Settings, and nothing but its two choices is taken", async () => {
+  await page.goto(base + "#/settings");
+  await page.locator("#customer-display").waitFor();
+  await h.until(async () => (await page.inputValue("#customer-display")) === "second_screen", 5000, "the default choice shown");
+  await page.selectOption("#customer-display", "off");
+  await page.locator("#toast", { hasText: "Customer display: Off." }).waitFor();
+  assert.equal((await h.pos(agent, "GET", "/api/agent/display")).body.customerDisplay, "off");
+
+  // The API refuses anything else, naming the field, and changes nothing; the POS token is not enough.
+  const login = await h.pos(agent, "POST", "/api/agent/manager/login", { pin: "2468" });
+  const manager = { Authorization: "Bearer " + login.body.token };
+  const bad = await h.pos(agent, "POST", "/api/agent/display", { customerDisplay: "third_screen" }, manager);
+  assert.equal(bad.status, 400);
+  assert.equal(bad.body.invalid_parameters[0].parameter, "customerDisplay");
+  const pos = await h.pos(agent, "POST", "/api/agent/display", { customerDisplay: "second_screen" });
+  assert.equal(pos.status, 401);
+  assert.equal((await h.pos(agent, "GET", "/api/agent/display")).body.customerDisplay, "off");
+
+  // Shown as saved when Settings is opened again, and turned back on from there.
+  await page.goto(base + "#/cashier");
+  await page.goto(base + "#/settings");
+  await page.locator("#customer-display").waitFor();
+  await h.until(async () => (await page.inputValue("#customer-display")) === "off", 5000, "the saved choice shown");
+  await page.selectOption("#customer-display", "second_screen");
+  await page.locator("#toast", { hasText: "Customer display: On the second screen" }).waitFor();
+  assert.equal((await h.pos(agent, "GET", "/api/agent/display")).body.customerDisplay, "second_screen");
+});
+
+test("a printer out of paper shows on the cashier screen, not on the customer's, until it prints; the console reprints", async () => {
+  // The printer saved by the test above runs out of paper; a payment is approved and its receipt waits.
+  paperSensor = 0x72;
+  const before = received.length;
+  const tx = (await h.pos(agent, "POST", "/api/transactions/init", h.cart("PAPER-1"))).body;
+  await h.control(agent, "POST", "/transactions/" + tx.TransactionNumber + "/pay", { card: "4111111111111111" });
+  await page.goto(base + "#/cashier");
+  await page.locator("#printer-trouble", { hasText: "Printer: out of paper, 1 receipt waiting" }).waitFor({ timeout: 20000 });
+  await page.locator("#toast").waitFor({ state: "hidden", timeout: 15000 }).catch(() => {}); // the last test's toast
+  const shot = h.artifact("cashier-printer-out-of-paper.png");
+  await page.screenshot({ path: shot });
+  h.publish(shot, "cashier-printer-out-of-paper.png");
+  const customer = await h.newPage(browser);
+  await customer.goto(base + "?view=customer");
+  await customer.locator("body.customer").waitFor();
+  await customer.waitForTimeout(1500);
+  assert.equal(await customer.locator("#printer-trouble").count(), 0, "the customer is not told about the printer");
+  await customer.close();
+  assert.equal(received.length, before, "nothing printed while out of paper");
+  // Paper back: the receipt prints, and the banner goes.
+  paperSensor = 0x12;
+  await h.until(async () => received.subarray(before).includes(Buffer.from("PAPER-1")), 20000, "the receipt after the paper is back");
+  await page.locator("#printer-trouble").waitFor({ state: "detached", timeout: 20000 });
+
+  // The manager console reprints the merchant's copy through the same queue.
+  const record = (await h.pos(agent, "GET", "/api/agent/transactions/" + tx.TransactionNumber)).body;
+  const mark = received.length;
+  await page.goto(base + "#/manager/tx/" + encodeURIComponent(record.localId));
+  await page.click("#receipt-reprint-merchant");
+  await page.locator("#toast", { hasText: "The merchant copy is in the printer queue." }).waitFor();
+  await h.until(async () => received.subarray(mark).includes(Buffer.from("MERCHANT COPY")), 20000, "the merchant copy from the console");
+  assert.ok(received.subarray(mark).includes(Buffer.from("PAPER-1")), "the reprint is of that payment");
 });

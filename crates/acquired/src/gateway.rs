@@ -380,6 +380,16 @@ impl Gateway for Acquired {
         Err(GatewayError::Unsupported { provider: PROVIDER, what: "cancelling a session" })
     }
 
+    /// Sessions follow the cart (§4).
+    fn amount_changes(&self) -> bool {
+        true
+    }
+
+    /// [`Acquired::update_amount`]: the session's `PUT`.
+    async fn change_amount(&self, payment: &Payment, amount: Money) -> Result<(), GatewayError> {
+        Acquired::update_amount(self, payment, amount).await
+    }
+
     /// The redirect of §5, posted by the customer's browser: [`Acquired::observe_redirect`] on
     /// its form fields (hash, order and status checked; unknown fields ignored).
     fn verify_return(&self, payment: &Payment, fields: &[(String, String)]) -> Result<(Opaque, Observation), GatewayError> {

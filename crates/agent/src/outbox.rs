@@ -29,6 +29,20 @@ const MAX_DELAY: Duration = Duration::from_secs(60);
 /// How often the worker looks for due operations when nothing wakes it.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
+/// Most time one delivery may take: it makes at most four SensePass calls (a look-up first after
+/// an uncertain attempt, the operation, a re-read), each bounded by the HTTP timeout, plus the
+/// journal. Past it the delivery is abandoned as "outcome unknown" and journaled so.
+fn delivery_limit<H: OutboxHost>(agent: &H) -> Duration {
+    agent.http_timeout() * 4 + Duration::from_secs(10)
+}
+
+/// An operation `in_flight` for longer than this has no delivery working on it any more (every
+/// delivery ends within [`delivery_limit`] and journals how): it was interrupted without an
+/// outcome, like one a restart finds, and goes back to the queue marked uncertain.
+fn claim_lease<H: OutboxHost>(agent: &H) -> Duration {
+    delivery_limit(agent) + Duration::from_secs(30)
+}
+
 /// Prefix of `last_error` when an attempt's outcome is unknown; the next attempt checks first.
 const UNCERTAIN: &str = "uncertain:";
 
@@ -47,6 +61,10 @@ pub trait OutboxHost: Clone + Send + Sync + 'static {
     fn shutdown_token(&self) -> &CancellationToken;
     /// Resolves when an operation was queued (the worker also polls on a timer).
     async fn outbox_woken(&self);
+    /// Wakes the worker (an abandoned delivery was put back in the queue).
+    fn wake_outbox(&self);
+    /// The time-out of one SensePass call; a delivery is bounded by a few of them.
+    fn http_timeout(&self) -> Duration;
     /// The paired device and a SensePass client authenticated as it.
     async fn device_client(&self) -> Result<(String, Client), AgentError>;
     /// Marks SensePass unreachable (from now, if not already) or reachable.
@@ -85,6 +103,7 @@ pub async fn run<H: OutboxHost>(agent: H) {
     let shutdown = agent.shutdown_token().clone();
     loop {
         let now = till_journal::now_ms();
+        requeue_abandoned(&agent, now).await;
         match journal(&agent, move |j| j.due_operations(now)).await {
             Ok(due) => {
                 for op in due {
@@ -109,11 +128,67 @@ pub async fn run<H: OutboxHost>(agent: H) {
 /// while its refund is being sent drops the request's future), the delivery still finishes and
 /// journals its outcome. Dropped half way, an operation would stay `in_flight` — claimed, never
 /// retried — until the next restart.
+///
+/// And it is bounded ([`delivery_limit`]): a delivery that takes longer is abandoned and
+/// journaled as uncertain, so the next attempt checks SensePass before sending anything.
 pub async fn deliver_now<H: OutboxHost>(agent: &H, op: Operation) -> Result<Value, AgentError> {
     let agent = agent.clone();
-    tokio::spawn(async move { deliver(&agent, op).await })
-        .await
-        .map_err(|e| AgentError::Internal(format!("delivery task failed: {e}")))?
+    let limit = delivery_limit(&agent);
+    tokio::spawn(async move {
+        let id = op.id;
+        match tokio::time::timeout(limit, deliver(&agent, op)).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::error!(operation = id, ?limit, "delivery took too long; abandoned as uncertain");
+                requeue_if_in_flight(&agent, id, "uncertain: the delivery took too long and was abandoned").await;
+                Err(AgentError::Uncertain(format!("operation {id}: no outcome in {limit:?}; it is checked with SensePass before it is sent again")))
+            }
+        }
+    })
+    .await
+    .map_err(|e| AgentError::Internal(format!("delivery task failed: {e}")))?
+}
+
+/// Puts operation `id` back in the queue, marked uncertain, if it is still `in_flight`.
+async fn requeue_if_in_flight<H: OutboxHost>(agent: &H, id: i64, why: &'static str) {
+    let now = till_journal::now_ms();
+    let result = journal(agent, move |j| match j.operation(id)? {
+            Some(op) if op.state == OpState::InFlight => j.reschedule(id, op.attempts, now, why).map(Some),
+            _ => Ok(None),
+        })
+        .await;
+    match result {
+        Ok(Some(_)) => {
+            publish(agent, id, "pending");
+            agent.wake_outbox();
+        }
+        Ok(None) => {}
+        Err(e) => tracing::error!(operation = id, error = %e, "cannot re-queue an abandoned operation"),
+    }
+}
+
+/// Operations left `in_flight` past [`claim_lease`] — a delivery that ended without journaling
+/// its outcome — go back to the queue, uncertain, as a restart would put them. Credits excepted:
+/// they are never sent again (`crate::credit`).
+async fn requeue_abandoned<H: OutboxHost>(agent: &H, now: i64) {
+    let cutoff = now - claim_lease(agent).as_millis() as i64;
+    let stale = journal(agent, move |j| {
+            Ok(j.operations(Some(OpState::InFlight), 1_000, 0)?
+                .into_iter()
+                .filter(|op| op.kind != OpKind::Credit && op.updated_at < cutoff)
+                .map(|op| op.id)
+                .collect::<Vec<_>>())
+        })
+        .await;
+    match stale {
+        Ok(ids) => {
+            for id in ids {
+                tracing::error!(operation = id, "operation in flight past its lease with no outcome; re-queued as uncertain");
+                requeue_if_in_flight(agent, id, "uncertain: its delivery ended without an outcome").await;
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "outbox: cannot read operations in flight"),
+    }
 }
 
 /// [`deliver_now`]'s body: claim, send, journal the outcome.
@@ -138,6 +213,8 @@ async fn deliver<H: OutboxHost>(agent: &H, op: Operation) -> Result<Value, Agent
         OpKind::Credit => Err(Attempt::Refused("credits are sent directly, not through the outbox".into())),
     };
     fail::fail_point!("outbox::after_send", |_| crate::failpoints::crash("outbox::after_send"));
+    // A delivery that ends without journaling its outcome (what the claim lease recovers from).
+    fail::fail_point!("outbox::outcome_lost", |_| Err(AgentError::Internal("failpoint outbox::outcome_lost".into())));
     let now = till_journal::now_ms();
     match result {
         Ok(answer) => {

@@ -399,15 +399,11 @@ async fn retry_later(agent: &Agent, id: i64, error: SendError) {
     }
 }
 
-/// The printer's part of `/api/agent/health`: configured or not, its state, the queue, and one
-/// sentence for the UI ("printer: out of paper, 2 receipts waiting").
-pub async fn health(agent: &Agent) -> Result<Value, AgentError> {
-    let settings = agent.printing().settings();
-    let counts = agent.journal(|j| j.print_counts()).await?;
-    let status = agent.printing().status();
-    let configured = settings.url.is_some();
+/// The printer in one sentence, as health, the UI and the desktop tray show it:
+/// `printer: out of paper, 2 receipts waiting`, `printer: ready`, `no printer`.
+pub fn summary(configured: bool, state: PrinterState, counts: &till_journal::PrintCounts) -> String {
     let mut summary = if configured {
-        format!("printer: {}", status.state.describe())
+        format!("printer: {}", state.describe())
     } else {
         "no printer".to_string()
     };
@@ -418,6 +414,17 @@ pub async fn health(agent: &Agent) -> Result<Value, AgentError> {
     if counts.may_have_printed > 0 {
         summary.push_str(&format!(", {} may have printed", counts.may_have_printed));
     }
+    summary
+}
+
+/// The printer's part of `/api/agent/health`: configured or not, its state, the queue, and one
+/// sentence for the UI ("printer: out of paper, 2 receipts waiting").
+pub async fn health(agent: &Agent) -> Result<Value, AgentError> {
+    let settings = agent.printing().settings();
+    let counts = agent.journal(|j| j.print_counts()).await?;
+    let status = agent.printing().status();
+    let configured = settings.url.is_some();
+    let summary = summary(configured, status.state, &counts);
     Ok(json!({
         "configured": configured,
         "url": settings.url,
@@ -428,4 +435,19 @@ pub async fn health(agent: &Agent) -> Result<Value, AgentError> {
         "failed": counts.failed,
         "summary": summary,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use till_journal::PrintCounts;
+
+    #[test]
+    fn the_summary_names_the_state_and_the_queue() {
+        let counts = |waiting, may_have_printed| PrintCounts { waiting, may_have_printed, failed: 0 };
+        assert_eq!(summary(false, PrinterState::Unknown, &counts(0, 0)), "no printer");
+        assert_eq!(summary(true, PrinterState::Ready, &counts(0, 0)), "printer: ready");
+        assert_eq!(summary(true, PrinterState::PaperOut, &counts(2, 0)), "printer: out of paper, 2 receipts waiting");
+        assert_eq!(summary(true, PrinterState::Unreachable, &counts(1, 1)), "printer: not reachable, 1 receipt waiting, 1 may have printed");
+    }
 }

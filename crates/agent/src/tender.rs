@@ -681,6 +681,75 @@ impl Agent {
         }
     }
 
+    /// `PATCH /api/agent/payments/{id}` `{"amount": <minor>}`: the cart changed before the
+    /// customer paid, so the pending payment is to be made for the new total (Acquired: the
+    /// session's `PUT`; the customer's checkout then pays the new amount). Journal first: the new
+    /// amount is written before the provider is told. Certainly not sent → the old amount is
+    /// written back and the answer says so (503); an unknown outcome keeps the new amount and is
+    /// a 504 — sending the same change again is harmless (a `PUT` sets, it never adds). Refused
+    /// (changes nothing) once the payment is no longer pending, once money is authorised, or for
+    /// a provider whose payments have a fixed amount. One change at a time per till.
+    pub async fn change_gateway_amount(&self, local_id: &str, body: &Value) -> Result<Value, AgentError> {
+        let mut invalid = InvalidParameters::new();
+        let amount = minor_field(body, "amount", &mut invalid);
+        match body.as_object() {
+            Some(obj) => {
+                for key in obj.keys().filter(|k| k.as_str() != "amount") {
+                    invalid.push(key, "cannot be changed on a payment; only `amount` can");
+                }
+            }
+            None => invalid.push("body", "must be a JSON object"),
+        }
+        let id = local_id.to_string();
+        let rec = self
+            .journal(move |j| j.gateway_payment(&id))
+            .await?
+            .ok_or_else(|| AgentError::NotFound(format!("payment {local_id}")))?;
+        if let Some(a) = amount {
+            if a.0 > rec.currency.max_amount().0 {
+                invalid.push("amount", format!("must be at most {} minor units", rec.currency.max_amount().0));
+            }
+        }
+        if !invalid.is_empty() {
+            return Err(AgentError::Invalid(invalid));
+        }
+        let Some(amount) = amount else { return Err(AgentError::invalid("amount", "is required")) };
+        let p = payment_of(&rec)?;
+        let gw = self.tender().gateway(p.provider)?.clone();
+        if !gw.amount_changes() {
+            return Err(AgentError::Conflict(format!("{} payments have a fixed amount", p.provider.display_name())));
+        }
+        if rec.phase != Phase::Created || p.state != PaymentState::Pending {
+            return Err(AgentError::Conflict(format!("the payment is {}: its amount can no longer change", p.state.as_str())));
+        }
+        let _one_at_a_time = self.tender().delivering.lock().await;
+        let (id, old, now) = (rec.local_id.clone(), rec.amount, self.now_ms());
+        let Some(_) = self.journal(move |j| j.set_gateway_amount(&id, amount, now)).await? else {
+            return Err(AgentError::Conflict("the payment is no longer pending: its amount can no longer change".into()));
+        };
+        match gw.change_amount(&p, Money::new(amount.0, rec.currency)).await {
+            Ok(()) => {
+                tracing::info!(local_id, from = old.0, to = amount.0, "payment amount changed with the cart");
+                self.tender().changed.notify_waiters();
+                let id = local_id.to_string();
+                let rec = self.journal(move |j| j.gateway_payment(&id)).await?.ok_or_else(|| AgentError::NotFound("payment".into()))?;
+                self.gateway_view(&rec).await
+            }
+            Err(e) if e.certainly_not_performed() => {
+                let id = rec.local_id.clone();
+                self.journal(move |j| j.set_gateway_amount(&id, old, now)).await?;
+                Err(gateway_error(e))
+            }
+            Err(e) => {
+                tracing::warn!(local_id, error = %e, "amount change unanswered; the same change may be sent again");
+                Err(AgentError::Uncertain(format!(
+                    "{} did not answer the amount change ({e}); send the same change again",
+                    p.provider.display_name()
+                )))
+            }
+        }
+    }
+
     /// The agent's return endpoint for `provider`: where the customer's browser is sent after
     /// the provider's own step (Acquired's `tds.redirect_url`). On the till's loopback: the
     /// customer screen is a window of this PC.

@@ -257,6 +257,21 @@ pub trait Gateway: Send + Sync + fmt::Debug {
         None
     }
 
+    /// Whether a pending payment's amount may change ([`Gateway::change_amount`]); checked
+    /// before anything is journaled.
+    fn amount_changes(&self) -> bool {
+        false
+    }
+
+    /// The cart changed before the customer paid: the pending payment is to be made for
+    /// `amount` instead (Acquired's session `PUT`). Setting, never adding: sending the same
+    /// change twice is harmless, so after `OutcomeUnknown` the caller sends it again.
+    /// Providers whose payments have a fixed amount refuse it.
+    async fn change_amount(&self, payment: &Payment, amount: Money) -> Result<(), GatewayError> {
+        let _ = (payment, amount);
+        Err(GatewayError::Unsupported { provider: self.provider(), what: "changing the amount of a payment" })
+    }
+
     /// The customer's browser came back to the agent's return endpoint (`return_url`) with
     /// these form fields. The provider checks that they are its own (Acquired: the hash over
     /// them with the app key) and about `payment`, and answers the payment's reference from now

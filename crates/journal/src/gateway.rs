@@ -491,7 +491,30 @@ impl Journal {
         })
     }
 
-    /// A gateway payment by our id.
+    /// The cart changed: a payment still pending, with nothing authorised, is to be made for
+    /// `amount` (written before the provider is told, like every intent). `None` when it is no
+    /// longer pending or something was authorised: its amount can no longer change.
+    pub fn set_gateway_amount(
+        &self,
+        local_id: &str,
+        amount: Minor,
+        now_ms: i64,
+    ) -> Result<Option<GatewayPaymentRecord>, JournalError> {
+        self.write(|tx| {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE gateway_payments SET amount = ?2, updated_at = ?3 \
+                     WHERE local_id = ?1 AND state = 'pending' AND authorized = 0 AND captured = 0",
+                )?
+                .execute(params![local_id, amount.0, now_ms])?;
+            if n == 0 {
+                return Ok(None);
+            }
+            Ok(Some(gp_by_local_id(tx, local_id)?))
+        })
+    }
+
+    /// One gateway payment by our id.
     pub fn gateway_payment(
         &self,
         local_id: &str,

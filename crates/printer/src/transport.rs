@@ -345,14 +345,19 @@ impl Connection {
                     .stderr(std::process::Stdio::piped())
                     .spawn()
                     .map_err(|e| unreachable(&format!("cannot run lp (is CUPS installed?): {e}")))?;
-                if let Some(mut stdin) = child.stdin.take() {
-                    stdin.write_all(bytes).map_err(|e| unreachable(&format!("lp: {e}")))?;
-                }
+                // lp may refuse (unknown queue, CUPS down) before reading all of its stdin: then
+                // the write fails with a broken pipe, and lp's own words say why.
+                let written = match child.stdin.take() {
+                    Some(mut stdin) => stdin.write_all(bytes),
+                    None => Ok(()),
+                };
                 let out = child.wait_with_output().map_err(|e| unreachable(&format!("lp: {e}")))?;
-                if out.status.success() {
-                    Ok(PrinterState::Unknown)
-                } else {
+                if !out.status.success() {
                     Err(unreachable(&format!("lp refused the job: {}", String::from_utf8_lossy(&out.stderr).trim())))
+                } else if let Err(e) = written {
+                    Err(unreachable(&format!("lp: {e}")))
+                } else {
+                    Ok(PrinterState::Unknown)
                 }
             }
         }

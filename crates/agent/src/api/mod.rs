@@ -90,7 +90,7 @@ pub fn router(agent: Agent, addr: SocketAddr) -> Router {
         .route("/api/agent/pairing", post(console::pair).delete(console::unpair))
         // Payments of the providers behind the gateway seam (Paymentsense Connect-E).
         .route("/api/agent/payments", get(payments::list).post(payments::create))
-        .route("/api/agent/payments/{id}", get(payments::get_one))
+        .route("/api/agent/payments/{id}", get(payments::get_one).patch(payments::change))
         .route("/api/agent/payments/{id}/checkout", get(payments::checkout))
         .route("/api/agent/payments/{id}/report", post(payments::report))
         .route("/api/agent/payments/{id}/capture", post(payments::capture))

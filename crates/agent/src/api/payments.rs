@@ -136,6 +136,14 @@ pub async fn cancel(State(agent): State<Agent>, Path(id): Path<String>) -> Resul
     Ok(Json(agent.cancel_gateway(&id).await?).into_response())
 }
 
+/// `PATCH /api/agent/payments/{id}` `{"amount": <minor>}` (POS token): the cart changed before
+/// the customer paid; the pending payment (an Acquired session) is made for the new total.
+pub async fn change(State(agent): State<Agent>, headers: HeaderMap, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Response, AgentError> {
+    require_pos_token(&agent, &headers)?;
+    let id = payment_id(&id)?;
+    Ok(Json(agent.change_gateway_amount(&id, &body).await?).into_response())
+}
+
 /// `POST /api/agent/payments/{id}/report`: the checkout page's promise settled. Its content is
 /// not trusted; the agent looks the payment up at the provider at once and answers that.
 pub async fn report(State(agent): State<Agent>, Path(id): Path<String>, JsonBody(_body): JsonBody) -> Result<Response, AgentError> {

@@ -224,6 +224,12 @@ impl crate::outbox::OutboxHost for Agent {
     async fn outbox_woken(&self) {
         Agent::outbox_woken(self).await
     }
+    fn wake_outbox(&self) {
+        Agent::wake_outbox(self)
+    }
+    fn http_timeout(&self) -> Duration {
+        self.inner.config.http_timeout
+    }
     async fn device_client(&self) -> Result<(String, Client), AgentError> {
         Agent::device_client(self).await
     }
