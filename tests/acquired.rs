@@ -415,3 +415,25 @@ async fn kill_9_around_sessions_captures_and_refunds_moves_money_once() -> Resul
     assert_eq!(txs.iter().filter(|t| t["capturedMinor"] == 700).count(), 1, "one charge: {txs:?}");
     Ok(())
 }
+
+/// Acquired's rules reach the POS as our 400, field by field, under the names the POS sent: a
+/// one-character order id passes the agent's general checks but not Acquired's (2 to 50
+/// characters) and comes back naming `orderId`, before anything is sent. (A §7
+/// `invalid_parameters` answer from Acquired itself is mapped the same way, by the one
+/// translation in `till_acquired`; `crates/acquired/tests/flows.rs` shows an over-refund's
+/// `transaction.amount` arriving as `amount`.) Nothing is left open.
+#[tokio::test]
+async fn acquired_validation_reaches_the_pos_field_by_field() -> Result<()> {
+    let aq = start().await?;
+    let (status, body) = aq.env.post("/api/agent/payments", json!({"provider": "acquired", "kind": "sale", "amount": 500, "currency": "GBP", "orderId": "Z", "moto": false})).await?;
+    assert_eq!(status, 400, "{body}");
+    let params = body["invalid_parameters"].as_array().cloned().unwrap_or_default();
+    assert_eq!(params.len(), 1, "{body}");
+    assert_eq!(params[0]["parameter"], "orderId", "{body}");
+    assert!(params[0]["reason"].as_str().unwrap_or("").contains("Acquired"), "{body}");
+    let t = aq.truth().await?;
+    assert!(t["sessions"].as_array().is_none_or(|s| s.iter().all(|x| x["body"]["transaction"]["order_id"] != "Z")), "no session: {t}");
+    let (_, list) = aq.env.get("/api/agent/payments?orderId=Z").await?;
+    assert!(list["items"].as_array().is_none_or(|i| i.iter().all(|p| p["state"] != "pending")), "nothing left open: {list}");
+    Ok(())
+}
