@@ -260,6 +260,9 @@ async fn a_forged_return_changes_nothing() -> Result<()> {
             .await?;
         assert!(r.status().is_client_error(), "{path}: {}", r.status());
     }
+    // Neither a form nor JSON: refused before anything is read.
+    let r = aq.env.http.post(format!("{base}/api/agent/providers/acquired/return")).header("Content-Type", "text/plain").body("status=success").send().await?;
+    assert_eq!(r.status().as_u16(), 415);
     // A cross-site form post anywhere else is refused as before.
     let r = aq.env.http.post(aq.env.url("/api/agent/payments")).header("Sec-Fetch-Site", "cross-site").form(&[("provider", "acquired")]).send().await?;
     assert_eq!(r.status().as_u16(), 403);
@@ -413,5 +416,83 @@ async fn kill_9_around_sessions_captures_and_refunds_moves_money_once() -> Resul
     aq.return_post(&out["redirect"], &out["redirect"]["fields"]).await?;
     let txs = aq.transactions_for("AQ-K3").await?;
     assert_eq!(txs.iter().filter(|t| t["capturedMinor"] == 700).count(), 1, "one charge: {txs:?}");
+    Ok(())
+}
+
+/// Acquired's rules reach the POS as our 400, field by field, under the names the POS sent: a
+/// one-character order id passes the agent's general checks but not Acquired's (2 to 50
+/// characters) and comes back naming `orderId`, before anything is sent. (A §7
+/// `invalid_parameters` answer from Acquired itself is mapped the same way, by the one
+/// translation in `till_acquired`; `crates/acquired/tests/flows.rs` shows an over-refund's
+/// `transaction.amount` arriving as `amount`.) Nothing is left open.
+#[tokio::test]
+async fn acquired_validation_reaches_the_pos_field_by_field() -> Result<()> {
+    let aq = start().await?;
+    let (status, body) = aq.env.post("/api/agent/payments", json!({"provider": "acquired", "kind": "sale", "amount": 500, "currency": "GBP", "orderId": "Z", "moto": false})).await?;
+    assert_eq!(status, 400, "{body}");
+    let params = body["invalid_parameters"].as_array().cloned().unwrap_or_default();
+    assert_eq!(params.len(), 1, "{body}");
+    assert_eq!(params[0]["parameter"], "orderId", "{body}");
+    assert!(params[0]["reason"].as_str().unwrap_or("").contains("Acquired"), "{body}");
+    let t = aq.truth().await?;
+    assert!(t["sessions"].as_array().is_none_or(|s| s.iter().all(|x| x["body"]["transaction"]["order_id"] != "Z")), "no session: {t}");
+    let (_, list) = aq.env.get("/api/agent/payments?orderId=Z").await?;
+    assert!(list["items"].as_array().is_none_or(|i| i.iter().all(|p| p["state"] != "pending")), "nothing left open: {list}");
+    Ok(())
+}
+
+/// Lost answers: Acquired performs the call, the agent never hears back. A lost session create
+/// leaves no payable session behind (its id was never shown to a checkout) and the order gets a
+/// new one; a lost `PUT` is a 504 that keeps the new amount, and sending the same change again
+/// is harmless; a lost refund answer is reconciled with Acquired before anything is sent again.
+/// Each moved money exactly once at the simulator.
+#[tokio::test]
+async fn lost_answers_on_create_update_and_refund_move_money_once() -> Result<()> {
+    let aq = start().await?;
+    let faults = format!("{}/faults", aq.env.sandbox.acquired_control_url());
+    let lose = |kind: &'static str| {
+        let (http, url) = (aq.env.http.clone(), faults.clone());
+        async move { http.post(url).json(&json!({"loseNextResponse": [kind]})).send().await?.error_for_status().map(|_| ()).map_err(anyhow::Error::from) }
+    };
+
+    // Create: the session Acquired made is never used; the agent answers with a fresh one.
+    lose("payment-sessions").await?;
+    let (status, p) = aq.env.post("/api/agent/payments", json!({"provider": "acquired", "kind": "sale", "amount": 1100, "currency": "GBP", "orderId": "AQ-L1", "moto": false})).await?;
+    let p = if status == 201 {
+        p
+    } else {
+        // 504: the outcome of the create is unknown; the same order again gets a session.
+        assert_eq!(status, 504, "{p}");
+        aq.new_payment("AQ-L1", 1100, "sale").await?
+    };
+    let id = p["id"].as_str().context("id")?.to_string();
+
+    // PUT: the answer is lost; 504, the new amount kept; the same change again is 200.
+    lose("payment-sessions-update").await?;
+    let url = aq.env.url(&format!("/api/agent/payments/{id}"));
+    let r = aq.env.http.patch(&url).bearer_auth(&aq.token).json(&json!({"amount": 1600})).send().await?;
+    assert_eq!(r.status().as_u16(), 504, "{}", r.text().await?);
+    assert_eq!(aq.get(&id).await?["amount"], 1600, "the journal keeps the amount asked for");
+    let r = aq.env.http.patch(&url).bearer_auth(&aq.token).json(&json!({"amount": 1600})).send().await?;
+    assert_eq!(r.status().as_u16(), 200);
+
+    let out = aq.confirm(&p, APPROVE).await?;
+    aq.return_post(&out["redirect"], &out["redirect"]["fields"]).await?;
+    assert_eq!(aq.get(&id).await?["capturedAmount"], 1600);
+    let txs = aq.transactions_for("AQ-L1").await?;
+    assert_eq!(txs.len(), 1, "one charge for the order: {txs:?}");
+    assert_eq!(txs[0]["capturedMinor"], 1600);
+
+    // Refund: the answer is lost; the agent reconciles and the refund happens once.
+    lose("refund").await?;
+    let _ = aq.money_out(&id, "refund", json!({"amount": 300})).await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while aq.get(&id).await?["refundedAmount"] != 300 {
+        if std::time::Instant::now() > deadline {
+            bail!("refund not settled: {}", aq.get(&id).await?);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(aq.transactions_for("AQ-L1").await?[0]["refundedMinor"], 300, "refunded once");
     Ok(())
 }

@@ -105,10 +105,31 @@ fn unknown(detail: impl Into<String>) -> GatewayError {
     GatewayError::OutcomeUnknown { provider: PROVIDER, detail: detail.into() }
 }
 
-/// The one translation of client errors into gateway errors. A §7 body's parameters survive in
-/// the message as `parameter: reason` pairs; callers that need them one by one use the client.
+/// The local API's name of an Acquired parameter, where one corresponds (what the POS sent);
+/// otherwise Acquired's own dotted path.
+fn local_name(parameter: &str) -> String {
+    match parameter {
+        "transaction.order_id" => "orderId",
+        "transaction.amount" => "amount",
+        "transaction.currency" => "currency",
+        "transaction.capture" => "kind",
+        "transaction.moto" => "moto",
+        "customer.reference" | "customer.customer_id" => "customerId",
+        other => other,
+    }
+    .to_string()
+}
+
+/// The one translation of client errors into gateway errors. A §7 validation body keeps its
+/// parameters one by one, under the local API's names ([`local_name`]).
 fn to_gateway(e: Error) -> GatewayError {
     match e {
+        Error::Api { status, error } if (400..500).contains(&status) && !error.invalid_parameters.is_empty() => {
+            GatewayError::InvalidParameters {
+                provider: PROVIDER,
+                parameters: error.invalid_parameters.iter().map(|p| (local_name(&p.parameter), p.reason.clone())).collect(),
+            }
+        }
         Error::NotSent(detail) => GatewayError::Unreachable { provider: PROVIDER, detail },
         Error::Config(detail) => GatewayError::Invalid { provider: PROVIDER, detail },
         Error::Api { status: 404, .. } | Error::Http { status: 404, .. } => {
@@ -167,6 +188,13 @@ impl Acquired {
 
     /// The session body for `request` (every field of §3 that the till decides).
     pub fn session_request(&self, request: &CreatePayment) -> Result<SessionRequest, GatewayError> {
+        // Acquired's rule for `transaction.order_id` (§3), named as the POS sent it.
+        if !(2..=50).contains(&request.order_id.trim().chars().count()) {
+            return Err(GatewayError::InvalidParameters {
+                provider: PROVIDER,
+                parameters: vec![("orderId".into(), "must be 2 to 50 characters".into())],
+            });
+        }
         let mut t = TransactionDetails::new(request.order_id.clone(), request.amount).map_err(to_gateway)?;
         t.capture = Some(request.kind == PaymentKind::Sale);
         t.moto = request.moto.then_some(true);

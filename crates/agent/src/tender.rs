@@ -211,6 +211,14 @@ fn gateway_error(e: GatewayError) -> AgentError {
             AgentError::Conflict(format!("{} refused it (HTTP {status}): {message}", provider.display_name()))
         }
         GatewayError::Invalid { detail, .. } => AgentError::invalid("request", &detail),
+        // The provider's validation, field by field, as our own 400 (names already mapped).
+        GatewayError::InvalidParameters { provider, parameters } => {
+            let mut invalid = InvalidParameters::new();
+            for (parameter, reason) in parameters {
+                invalid.push(&parameter, format!("{}: {reason}", provider.display_name()));
+            }
+            AgentError::Invalid(invalid)
+        }
         GatewayError::Unsupported { provider, what } => {
             AgentError::Conflict(format!("{} does not support {what}", provider.display_name()))
         }

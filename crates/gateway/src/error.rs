@@ -31,6 +31,17 @@ pub enum GatewayError {
         /// The provider's reason, as text.
         message: String,
     },
+    /// The provider refused the request's parameters, naming each (Acquired's
+    /// `invalid_parameters`). Names are the local API's where one corresponds (`orderId` for
+    /// Acquired's `transaction.order_id`), else the provider's own; the provider crate maps them.
+    /// Nothing was performed.
+    #[error("{provider} refused the request's parameters: {}", parameters.iter().map(|(p, r)| format!("{p}: {r}")).collect::<Vec<_>>().join("; "))]
+    InvalidParameters {
+        /// Which provider.
+        provider: ProviderId,
+        /// Each refused parameter and the provider's reason.
+        parameters: Vec<(String, String)>,
+    },
     /// The provider does not know the payment or operation.
     #[error("{provider} does not know this payment")]
     NotFound {
@@ -82,6 +93,7 @@ impl GatewayError {
         match self {
             GatewayError::Unreachable { provider, .. }
             | GatewayError::Refused { provider, .. }
+            | GatewayError::InvalidParameters { provider, .. }
             | GatewayError::NotFound { provider }
             | GatewayError::Unsupported { provider, .. }
             | GatewayError::Invalid { provider, .. }
@@ -106,6 +118,10 @@ mod tests {
                 provider: p,
                 status: 400,
                 message: "bad".into(),
+            },
+            GatewayError::InvalidParameters {
+                provider: p,
+                parameters: vec![("orderId".into(), "too short".into())],
             },
             GatewayError::NotFound { provider: p },
             GatewayError::Unsupported {

@@ -259,11 +259,20 @@ pub async fn checkout(State(agent): State<Agent>, Path(id): Path<String>) -> Res
 pub async fn provider_return(State(agent): State<Agent>, Path(provider): Path<String>, request: axum::extract::Request) -> Result<Response, AgentError> {
     use axum::extract::FromRequest;
     let provider = provider.parse::<ProviderId>().map_err(|e| AgentError::invalid("provider", &e.to_string()))?;
-    let form = request
+    let media = request
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    let form = media.as_deref() == Some("application/x-www-form-urlencoded");
+    if !form && media.as_deref().is_some_and(|m| m != "application/json") {
+        let body = json!({
+            "status": 415,
+            "error_type": "unsupported_media_type",
+            "title": "a provider return is a form post (application/x-www-form-urlencoded) or JSON",
+        });
+        return Ok((StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(body)).into_response());
+    }
     let fields: Vec<(String, String)> = if form {
         match axum::extract::Form::<Vec<(String, String)>>::from_request(request, &()).await {
             Ok(axum::extract::Form(f)) => f,
