@@ -82,7 +82,7 @@ trap cleanup EXIT
 fail() {
   log "FAILED: $*"
   if [ -n "$app_out" ] && [ -s "$app_out" ]; then log "app stdout:"; cat "$app_out" >&2; fi
-  if [ -n "$app_log" ] && [ -s "$app_log" ]; then log "app stderr:"; tail -n 60 "$app_log" >&2; fi
+  if [ -n "$app_log" ] && [ -s "$app_log" ]; then log "app stderr:"; tail -n 400 "$app_log" >&2; fi
   exit 1
 }
 
@@ -300,6 +300,10 @@ paid="$(curl -sf --max-time 60 -X POST "$url/api/transactions/init/sync" -H 'Con
   -d '{"amount":1000,"currency":"USD","posData":{"orderId":"smoke-1"}}')" || fail "the sync payment failed"
 number="$(printf '%s' "$paid" | sed -n 's/.*"TransactionNumber":"\([^"]*\)".*/\1/p')"
 case "$paid" in *'"status":5'*) ;; *) fail "the payment was not approved: $paid" ;; esac
+# The approval's payment commit is an outbox operation too: let it be delivered first, so that the
+# refund below is the only operation queued while SensePass is away.
+commit_delivered() { curl -sf "$url/api/agent/health" | grep -q '"queuedOperations":0[,}]'; }
+wait_until "$timeout_s" "the payment's commit was not delivered" commit_delivered
 curl -sf -X POST "$control/faults" -H 'Content-Type: application/json' -d '{"offline":true}' >/dev/null ||
   fail "cannot take the sandbox offline"
 wait_until "$timeout_s" "the tray still says Online while SensePass is offline" menu_lacks "Online · $till (disabled)"

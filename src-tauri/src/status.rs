@@ -104,7 +104,7 @@ impl TrayStatus {
                 environment: p.environment,
             }),
             connectivity,
-            queued_operations: counts.pending_operations,
+            queued_operations: counts.queued_operations(),
             fleet_behind: enrolled.then_some(behind),
             printer,
         })

@@ -255,7 +255,7 @@ impl Shipper {
             let j = journal.clone();
             blocking(move || {
                 let batch = j.changes_after(cursor, BATCH)?;
-                let queued = j.counts()?.pending_operations;
+                let queued = j.counts()?.queued_operations();
                 let behind = (j.last_change_seq()? - cursor).max(0);
                 Ok((batch, queued, behind))
             })

@@ -508,7 +508,7 @@ async fn status(config: &Config) -> Result<()> {
     }
     let counts = journal.counts()?;
     println!("open payments: {}", counts.open_payments);
-    println!("queued ops:    {}", counts.pending_operations);
+    println!("queued ops:    {}", counts.queued_operations());
     match till_agent::fleet::Identity::load(&config.data_dir) {
         Ok(Some(id)) => println!("fleet:         {} changes behind ({}, {} at {})", journal.changes_behind()?, id.till_name, id.store, id.fleet_url),
         Ok(None) => println!("fleet:         not enrolled"),

@@ -553,6 +553,16 @@ pub struct Counts {
     pub failed_operations: u64,
 }
 
+impl Counts {
+    /// Money movements and commits not yet confirmed by the provider: waiting to be sent, or being
+    /// sent right now. This is what every "queued operations" figure shows (health, tray, fleet,
+    /// `till-agent status`): an operation in flight is not delivered, and a screen that dropped it
+    /// for the length of an attempt would say "nothing queued" while a refund is still unconfirmed.
+    pub fn queued_operations(&self) -> u64 {
+        self.pending_operations + self.in_flight_operations
+    }
+}
+
 /// Money totals of one currency over a period (end-of-day report).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Totals {

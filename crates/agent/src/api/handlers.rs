@@ -517,7 +517,7 @@ pub async fn health(State(agent): State<Agent>, headers: HeaderMap) -> Result<Re
         "sensepassReachable": offline_since == 0,
         "offlineSince": (offline_since != 0).then(|| format_ms(offline_since)),
         "openTransactions": counts.open_payments,
-        "queuedOperations": counts.pending_operations,
+        "queuedOperations": counts.queued_operations(),
         "posTokenWaived": agent.config().waive_pos_token,
         // Providers behind the gateway seam this till takes payments with (e.g. `connect-e`).
         "gatewayProviders": agent.tender().providers().iter().map(|p| p.as_str()).collect::<Vec<_>>(),

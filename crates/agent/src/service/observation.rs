@@ -61,9 +61,16 @@ impl Agent {
         };
         if applied.transition == Transition::Advance {
             tracing::info!(number = %tx.number(), status = %status, source = source_name, "status advanced");
+            // Journal first: an approval's payment commit is queued before anyone (a waiting
+            // sync call, the screens) hears of the approval.
+            let commit = if status == Status::Approved {
+                self.schedule_commit(&applied.record, &tx).await
+            } else {
+                Ok(())
+            };
             self.publish_record(&applied.record, source_name);
+            commit?;
             if status == Status::Approved {
-                self.schedule_commit(&applied.record, &tx).await?;
                 crate::printer::on_approved(self, &applied.record.local_id).await;
             }
         } else if applied.transition == Transition::Same {
