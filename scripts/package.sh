@@ -57,11 +57,18 @@ fi
 if [ -n "$key_file" ]; then
   pub="${TILL_UPDATE_PUBKEY:?TILL_UPDATE_PUBKEY: the public half of the signing key}"
 elif [ -n "$release_tool" ]; then
-  if [ ! -f "$out/test-key/till-update.key" ]; then
+  # Tauri's bundler signs only with an encrypted key, so the test key has a password too; it is
+  # written next to the key (a test key protects nothing).
+  if [ ! -f "$out/test-key/till-update.key" ] || [ ! -f "$out/test-key/password" ]; then
     echo "package.sh: WARNING: no TILL_SIGNING_KEY: generating a TEST key in $out/test-key (not for stores)"
-    TILL_SIGNING_KEY_PASSWORD= "$release_tool" keygen --out-dir "$out/test-key" >/dev/null
+    rm -rf "$out/test-key"
+    mkdir -p "$out/test-key"
+    (umask 077; printf 'till-agent-test-key' > "$out/test-key/password")
+    TILL_SIGNING_KEY_PASSWORD=till-agent-test-key "$release_tool" keygen --out-dir "$out/test-key" >/dev/null
   fi
   key_file="$out/test-key/till-update.key"
+  export TILL_SIGNING_KEY_PASSWORD
+  TILL_SIGNING_KEY_PASSWORD=$(cat "$out/test-key/password")
   pub=$(cat "$out/test-key/till-update.pub")
 else
   pub="${TILL_UPDATE_PUBKEY:-}"

@@ -131,6 +131,11 @@ async fn three_tills_in_two_stores_reach_postgres_exactly_once_through_outages()
     let tills: Value = http.get(format!("{}/api/v1/tills", fleet.url)).bearer_auth(ADMIN_TOKEN).send().await?.json().await?;
     assert_eq!(tills.as_array().map(Vec::len), Some(3));
     assert!(tills.as_array().context("tills")?.iter().all(|t| t["online"] == true), "{tills}");
+    // Each till reports the version it runs and the update channel it follows.
+    assert!(
+        tills.as_array().context("tills")?.iter().all(|t| t["version"] == env!("CARGO_PKG_VERSION") && t["channel"] == "stable"),
+        "{tills}"
+    );
     // The checker bites: a lost row and a duplicated row are both caught.
     let till_b = till_id(b.data_dir.path())?;
     pg.query("fleet", &format!("DELETE FROM status_events WHERE till_id = '{till_b}' AND row_id = (SELECT min(row_id) FROM status_events WHERE till_id = '{till_b}')"))?;
@@ -232,10 +237,12 @@ async fn strangers_revoked_tills_foreign_rows_replays_and_gaps_are_refused_and_c
     bad["row"]["currency"] = json!("XYZ1");
     bad["row"]["status"] = json!(99);
     bad["row"]["last_four"] = json!("12345");
-    let (s, body) = post(cred1.clone(), batch(&id1, 2, 3, json!([bad]))).await?;
+    let mut bad_batch = batch(&id1, 2, 3, json!([bad]));
+    bad_batch["agent"]["channel"] = json!("pilot; DROP TABLE tills");
+    let (s, body) = post(cred1.clone(), bad_batch).await?;
     assert_eq!(s, 400, "{body}");
     let names: Vec<&str> = body["invalid_parameters"].as_array().context("names")?.iter().filter_map(|p| p["parameter"].as_str()).collect();
-    for f in ["changes[0].row.currency", "changes[0].row.status", "changes[0].row.last_four"] {
+    for f in ["changes[0].row.currency", "changes[0].row.status", "changes[0].row.last_four", "agent.channel"] {
         assert!(names.contains(&f), "{f} not named in {body}");
     }
     assert_eq!(snapshot()?, before, "refused batches changed nothing");

@@ -166,7 +166,16 @@ pub fn health(dir: &Path, behind: i64) -> Option<serde_json::Value> {
 
 /// The replication task: runs until `shutdown`.
 pub async fn run(config: Config, shutdown: CancellationToken) {
-    let mut shipper = Shipper { dir: config.data_dir.clone(), journal_path: config.journal_path(), identity: None, journal: None, cursor: None, last_sent: None, client: None };
+    let mut shipper = Shipper {
+        dir: config.data_dir.clone(),
+        journal_path: config.journal_path(),
+        channel: crate::updater::channel_of(&config),
+        identity: None,
+        journal: None,
+        cursor: None,
+        last_sent: None,
+        client: None,
+    };
     let mut delay = Duration::ZERO;
     let mut failures: u32 = 0;
     loop {
@@ -206,6 +215,8 @@ enum Step {
 struct Shipper {
     dir: PathBuf,
     journal_path: PathBuf,
+    /// The update channel, reported with every batch.
+    channel: String,
     identity: Option<Identity>,
     journal: Option<Journal>,
     cursor: Option<i64>,
@@ -274,6 +285,7 @@ impl Shipper {
                 version: env!("CARGO_PKG_VERSION").into(),
                 queued_operations: i64::try_from(queued).unwrap_or(i64::MAX),
                 changes_behind: behind,
+                channel: Some(self.channel.clone()),
             },
             changes: batch.changes.iter().map(to_record).collect(),
         };

@@ -90,6 +90,12 @@ fn channel(c: &UpdateConfig) -> String {
     c.channel.clone().unwrap_or_else(|| "stable".into())
 }
 
+/// The update channel this agent follows (`stable` unless configured): what health and the fleet
+/// report.
+pub fn channel_of(config: &Config) -> String {
+    channel(&config.update)
+}
+
 fn status_path(data_dir: &Path) -> PathBuf {
     data_dir.join("update-status.json")
 }

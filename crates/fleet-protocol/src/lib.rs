@@ -106,6 +106,10 @@ pub struct AgentState {
     pub queued_operations: i64,
     /// Changes not yet acknowledged by the fleet when the batch was read.
     pub changes_behind: i64,
+    /// The update channel the till follows (`stable`, `pilot`, …), so that a chain sees which
+    /// tills take a roll-out first. Absent from agents older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
 }
 
 /// One change: a row's state at sequence number `seq`.

@@ -113,6 +113,11 @@ fn validate(batch: &Batch) -> Result<(), InvalidParameters> {
         p.push("changes", format!("at most {MAX_BATCH_CHANGES} per batch"));
     }
     check_text(&mut p, "agent.version".into(), &batch.agent.version, 64);
+    if let Some(channel) = &batch.agent.channel {
+        if channel.is_empty() || channel.len() > 32 || !channel.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            p.push("agent.channel", "1 to 32 letters, digits or '-'");
+        }
+    }
     let mut prev = batch.after;
     for (i, c) in batch.changes.iter().enumerate() {
         let at = format!("changes[{i}]");
@@ -187,13 +192,15 @@ pub async fn apply(fleet: &Fleet, till: TillAuth, batch: Batch) -> Result<BatchA
     delete_rows(&tx, till, &fresh).await?;
     let new_cursor = batch.through.max(cursor);
     tx.execute(
-        "UPDATE tills SET cursor = $2, last_seen_at = now(), version = $3, queued_operations = $4, changes_behind = $5 WHERE id = $1",
+        "UPDATE tills SET cursor = $2, last_seen_at = now(), version = $3, queued_operations = $4, changes_behind = $5, \
+                update_channel = coalesce($6, update_channel) WHERE id = $1",
         &[
             &till.till_id,
             &new_cursor,
             &batch.agent.version,
             &i32::try_from(batch.agent.queued_operations.max(0)).unwrap_or(i32::MAX),
             &batch.agent.changes_behind.max(0),
+            &batch.agent.channel,
         ],
     )
     .await?;

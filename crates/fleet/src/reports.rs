@@ -27,6 +27,8 @@ pub struct TillView {
     pub last_seen: Option<String>,
     /// Agent version.
     pub version: Option<String>,
+    /// The update channel the till follows, as its agent last reported it.
+    pub channel: Option<String>,
     /// Outbox operations waiting at the till.
     pub queued_operations: i32,
     /// Changes the till had not shipped yet at its last batch.
@@ -47,7 +49,7 @@ pub async fn tills(pool: &Pool) -> Result<Vec<TillView>, ApiError> {
     let rows = client
         .query(
             "SELECT t.id, s.name, t.name, coalesce(t.last_seen_at > now() - make_interval(secs => $1), false), \
-                    t.last_seen_at, t.version, t.queued_operations, t.changes_behind, t.cursor, t.revoked_at \
+                    t.last_seen_at, t.version, t.queued_operations, t.changes_behind, t.cursor, t.revoked_at, t.update_channel \
              FROM tills t JOIN stores s ON s.id = t.store_id ORDER BY s.name, t.name",
             &[&(ONLINE_WITHIN_SECS as f64)],
         )
@@ -65,6 +67,7 @@ pub async fn tills(pool: &Pool) -> Result<Vec<TillView>, ApiError> {
             changes_behind: r.get(7),
             cursor: r.get(8),
             revoked_at: rfc3339(r.get(9)),
+            channel: r.get(10),
         })
         .collect())
 }

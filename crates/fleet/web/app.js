@@ -80,7 +80,7 @@ async function loadTills() {
     cell(t.name),
     t.revoked_at ? pill("revoked", "revoked") : t.online ? pill("online", "online") : pill("offline", "offline"),
     cell(when(t.last_seen)),
-    cell(t.version || ""),
+    cell([t.version, t.channel].filter(Boolean).join(" · ")),
     cell(t.queued_operations, "num"),
     cell(t.changes_behind, t.changes_behind > 0 ? "num behind" : "num"),
   ], "No tills enrolled yet: create an enrolment code below.");
