@@ -127,6 +127,7 @@ Architecture: $arch
 Maintainer: Till Agent maintainers <maintainers@example.invalid>
 Installed-Size: $(du -sk --exclude=DEBIAN "$stage" | cut -f1)
 Depends: ${shlibs}, systemd
+Conflicts: till-agent-desktop
 Section: net
 Priority: optional
 Homepage: https://example.invalid/till-agent
@@ -184,10 +185,14 @@ ln -sf ../tauri.conf.json src-tauri/tauri.conf.json
 trap 'rm -f "$here/src-tauri/tauri.conf.json" "$conf_override"' EXIT
 TAURI_APP_PATH="$here/src-tauri" cargo tauri build --bundles deb,rpm --config "$conf_override" -- --locked
 bundle_dir=target/release/bundle
-cp "$bundle_dir"/deb/*.deb "$bundle_dir"/rpm/*.rpm "$out/"
+# Tauri names the files after productName ("Till Agent Desktop_0.1.0_amd64.deb"); a space has
+# no place in an update URL or a shell command, so they are copied under the package's own name.
 base="${TILL_UPDATE_BASE_URL:-https://updates.example.invalid/till-agent/}"
-desktop_deb=$(ls "$out"/*"_${version}_"*.deb | grep -v '/till-agent_' | head -1)
-desktop_rpm=$(ls "$out"/*"-${version}-"*.rpm | head -1)
+deb_arch=$(dpkg --print-architecture)
+desktop_deb="$out/till-agent-desktop_${version}_${deb_arch}.deb"
+desktop_rpm="$out/till-agent-desktop-${version}-1.$(uname -m).rpm"
+cp "$(ls "$bundle_dir"/deb/*"_${version}_"*.deb | head -1)" "$desktop_deb"
+cp "$(ls "$bundle_dir"/rpm/*"-${version}-"*.rpm | head -1)" "$desktop_rpm"
 packages+=(--package "linux-$(uname -m)-deb=$desktop_deb=${base}$(basename "$desktop_deb")")
 packages+=(--package "linux-$(uname -m)-rpm=$desktop_rpm=${base}$(basename "$desktop_rpm")")
 fi

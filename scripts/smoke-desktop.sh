@@ -336,7 +336,8 @@ wait_until 60 "the tray does not show the receipts printed" \
 log "tray: $(menu_text | grep '^Printer' || true); the receipts printed"
 
 # 8. Start at login: the OS entry appears with the app's flags, and goes again.
-entry="$HOME/.config/autostart/$title.desktop"
+# The entry is named after the product name (tauri.conf.json), not the window title.
+entry="$HOME/.config/autostart/Till Agent Desktop.desktop"
 click "Start at login"
 wait_until 10 "\"Start at login\" is not checked after a click" menu_has "[x] Start at login"
 [ -f "$entry" ] || fail "no autostart entry at $entry"
