@@ -285,7 +285,7 @@ impl Shipper {
                 version: env!("CARGO_PKG_VERSION").into(),
                 queued_operations: i64::try_from(queued).unwrap_or(i64::MAX),
                 changes_behind: behind,
-                channel: Some(self.channel.clone()),
+                channel: Some(self.channel.clone()).filter(|c| proto::is_valid_channel(c)),
             },
             changes: batch.changes.iter().map(to_record).collect(),
         };

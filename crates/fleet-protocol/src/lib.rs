@@ -37,6 +37,13 @@ pub const CURSOR_PATH: &str = "/api/v1/replication/cursor";
 /// Most changes a batch may carry; the fleet refuses larger ones (bounded memory on both sides).
 pub const MAX_BATCH_CHANGES: usize = 1000;
 
+/// Whether `channel` may be reported as a till's update channel: 1 to 32 ASCII letters, digits or
+/// `-`. The fleet refuses a batch with any other; the agent sends none rather than such a one, so a
+/// misconfigured channel name never stops a till's replication.
+pub fn is_valid_channel(channel: &str) -> bool {
+    (1..=32).contains(&channel.len()) && channel.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
 /// A till's enrolment request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -267,4 +274,19 @@ pub enum RefusalKind {
     Gap,
     /// Every change of the batch is already applied.
     Replay,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_valid_channel;
+
+    #[test]
+    fn channels_are_short_plain_names() {
+        for ok in ["stable", "pilot", "store-17", "a", &"x".repeat(32)] {
+            assert!(is_valid_channel(ok), "{ok}");
+        }
+        for bad in ["", "Pilot Stores", "pilot;", "pilot/..", "é", &"x".repeat(33)] {
+            assert!(!is_valid_channel(bad), "{bad}");
+        }
+    }
 }

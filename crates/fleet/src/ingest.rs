@@ -114,7 +114,7 @@ fn validate(batch: &Batch) -> Result<(), InvalidParameters> {
     }
     check_text(&mut p, "agent.version".into(), &batch.agent.version, 64);
     if let Some(channel) = &batch.agent.channel {
-        if channel.is_empty() || channel.len() > 32 || !channel.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        if !till_fleet_protocol::is_valid_channel(channel) {
             p.push("agent.channel", "1 to 32 letters, digits or '-'");
         }
     }
