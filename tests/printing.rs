@@ -218,10 +218,11 @@ async fn kill_9_between_the_intent_and_the_write() -> Result<()> {
     assert_eq!(merchant(&printer.papers()), 0);
     env.restart_agent().await?;
     papers_until(&printer, 20, |p| merchant(p) == 1).await?;
+    // The printer has the bytes a moment before the agent journals "printed": wait for the journal.
     let job = body["job"]["id"].as_i64().unwrap_or_default();
-    let (_, state) = env.get("/api/agent/printer").await?;
-    let found = state["jobs"].as_array().and_then(|j| j.iter().find(|x| x["id"] == job).cloned()).unwrap_or_default();
-    assert_eq!(found["state"], "printed", "{found}");
+    let find = move |state: &serde_json::Value| state["jobs"].as_array().and_then(|j| j.iter().find(|x| x["id"] == job).cloned()).unwrap_or_default();
+    let state = env.eventually("/api/agent/printer", 10, |s| find(s)["state"] == "printed").await?;
+    assert_eq!(find(&state)["state"], "printed", "{}", find(&state));
 
     // Killed after the bytes were written, before "printed" was journaled: the journal cannot
     // know, so the job is marked "may have printed" and is not printed a second time.
