@@ -87,9 +87,12 @@
     return current;
   }
 
-  /** Loads what an event lacks (amount before SensePass answered) from the journal. */
-  async function complete(p) {
-    if (p.amountMinor !== undefined && p.currency) return;
+  /**
+   * Loads what an event lacks (amount before SensePass answered; with `always`, also the failure
+   * reason of an outcome) from the journal.
+   */
+  async function complete(p, always) {
+    if (!always && p.amountMinor !== undefined && p.currency) return;
     if (!p.localId) return;
     try {
       const r = await T.api("/api/agent/transactions/" + encodeURIComponent(p.localId));
@@ -123,11 +126,12 @@
     } else if (current.isFinal) {
       if (!wasFinal || mode !== "outcome") {
         showOutcome();
-        // A payment that never reached SensePass ends before any event carried its amount:
-        // load it (and the failure reason) from the journal and redraw the outcome with them.
-        if (current.amountMinor === undefined) {
+        // Events carry the status, not the amount nor why a payment failed: read both from the
+        // journal and redraw the outcome with them. (The amount may already be known from an
+        // earlier read while the failure was not yet: so always, not only without an amount.)
+        if (current.amountMinor === undefined || current.statusKey !== "approved") {
           const p = current;
-          complete(p).then(() => { if (current === p && mode === "outcome") showOutcome(); });
+          complete(p, true).then(() => { if (current === p && mode === "outcome") showOutcome(); });
         }
       }
     } else {
