@@ -4,7 +4,8 @@
 # package's scripts run chrootless, honouring DPKG_ROOT), starts the agent from there as the
 # package's service user, upgrades (journal migrated and kept), refuses a downgrade over a journal
 # with a newer schema (journal untouched), removes (data kept) and purges (data gone), and rates
-# the systemd unit with `systemd-analyze security --offline`.
+# the systemd unit with `systemd-analyze security --offline`. In between, the installed unit runs
+# under a real systemd (scripts/systemd-restart-check.sh) and is restarted after a kill -9.
 #
 #   scripts/package-check.sh [BINARY]        # default target/debug/till-agent
 set -euo pipefail
@@ -66,6 +67,9 @@ echo "   $url: $(echo "$health" | python3 -c 'import json,sys; h=json.load(sys.s
 echo "$health" | grep -q '"version":"0.1.0"' || fail "health version: $health"
 [ "$(stat -c %u "$R/var/lib/till-agent/journal.sqlite3")" = "$uid" ] || fail "journal not owned by the service user"
 stop_agent
+
+echo "-- under systemd: kill -9 of the service is followed by a restart, journal intact"
+bash scripts/systemd-restart-check.sh "$R" "$token"
 
 echo "-- upgrade to 0.1.1: journal migrated and kept"
 out=$(dpkg_r -i "$deb1" 2>&1) || { echo "$out"; fail "dpkg -i 0.1.1"; }
