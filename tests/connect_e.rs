@@ -520,3 +520,63 @@ async fn a_till_without_a_sensepass_pairing_takes_connect_e_payments() -> Result
     assert!(!log.contains(sandbox.connect_e_api_key()), "the Connect-E key reached the log");
     Ok(())
 }
+
+/// Connect-E's webhooks reach a till through the fleet (the till has no public address): the
+/// agent gives the fleet's endpoint as `webHookUrl`, the simulator posts the completion notice
+/// there, the fleet stores it once and relays it over the till's long-poll, and the till looks
+/// the payment up at Connect-E. A forged notice naming no payment is ignored; one naming a
+/// real, unpaid payment's token only makes the till ask Connect-E, which says "pending" — nothing
+/// changes. The relay's position survives a restart: no notice is handled twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_relayed_by_the_fleet_are_confirmed_with_connect_e() -> Result<()> {
+    use till_tests::fleet::{enrol, till_id, FleetProcess};
+    let pg = till_tests::pg::Postgres::start()?;
+    let db = pg.create_db("fleet")?;
+    let logs = tempfile::tempdir()?;
+    let fleet = FleetProcess::start(&db, 0, logs.path())?;
+    let mut ce = start().await?;
+    enrol(&fleet, ce.env.data_dir.path(), "North", "Till 1")?;
+    let till = till_id(ce.env.data_dir.path())?;
+    let relay = |h: &Value| h["fleet"]["webhooks"].clone();
+
+    // A paid sale: its token was created with the fleet's webhook URL, and the notice comes back.
+    let p = ce.paid_sale("CE-HOOK-1", 700, json!({})).await?;
+    let id = p["id"].as_str().context("id")?.to_string();
+    let truth = ce.truth().await?;
+    let hook_url = format!("{}/api/v1/webhooks/connect-e/{till}", fleet.url);
+    let t = truth["tokens"].as_array().and_then(|a| a.iter().find(|t| t["orderId"] == "CE-HOOK-1")).cloned().unwrap_or_default();
+    assert_eq!(t["webHookUrl"], hook_url.as_str(), "the token asks for the fleet's webhook: {t}");
+    let h = ce.env.eventually("/api/agent/health", 20, |h| relay(h)["matched"] == 1).await?;
+    assert_eq!(relay(&h), json!({"cursor": relay(&h)["cursor"], "received": 1, "matched": 1, "ignored": 0}), "{h}");
+    let delivered = ce.truth().await?["webhooks"].as_array().map(|a| a.iter().filter(|w| w["delivered"] == true).count());
+    assert_eq!(delivered, Some(1), "the simulator delivered its notice to the fleet");
+    assert_eq!(pg.query("fleet", "SELECT count(*) FROM webhooks WHERE provider = 'connect-e'")?[0][0], "1");
+    assert_eq!(ce.get(&id).await?["state"], "captured");
+
+    // Forged notices through the fleet's public endpoint.
+    let http = ce.env.http.clone();
+    let forge = |body: Value| {
+        let (http, url) = (http.clone(), hook_url.clone());
+        async move { Ok::<u16, anyhow::Error>(http.post(url).json(&body).send().await?.status().as_u16()) }
+    };
+    assert_eq!(forge(json!({"id": "no-such-token", "orderId": "CE-HOOK-1"})).await?, 200);
+    ce.env.eventually("/api/agent/health", 20, |h| relay(h)["ignored"] == 1).await?;
+    let unpaid = ce.new_payment(json!({"provider": "connect-e", "kind": "sale", "amount": 900, "currency": "GBP", "orderId": "CE-HOOK-2", "moto": true})).await?;
+    let (unpaid_token, _) = ce.checkout_token(&unpaid).await?;
+    assert_eq!(forge(json!({"id": unpaid_token, "orderId": "CE-HOOK-2"})).await?, 200);
+    ce.env.eventually("/api/agent/health", 20, |h| relay(h)["matched"] == 2).await?;
+    let still = ce.get(unpaid["id"].as_str().unwrap_or("")).await?;
+    assert_eq!(still["state"], "pending", "a forged notice moved nothing: {still}");
+    assert!(payments_of(&ce.truth().await?, "CE-HOOK-2").is_empty(), "and charged nothing");
+
+    // A provider retry is stored once by the fleet and never relayed again; after a restart the
+    // till resumes after the last notice it handled.
+    assert_eq!(forge(json!({"id": unpaid_token, "orderId": "CE-HOOK-2"})).await?, 200);
+    ce.env.restart_agent().await?;
+    assert_eq!(forge(json!({"id": "another-forgery", "orderId": "CE-HOOK-3"})).await?, 200);
+    let h = ce.env.eventually("/api/agent/health", 30, |h| relay(h)["ignored"] == 2).await?;
+    assert_eq!(relay(&h)["received"], 4, "after the restart only the new notice was handled: {h}");
+    assert_eq!(relay(&h)["matched"], 2, "{h}");
+    assert_eq!(pg.query("fleet", "SELECT count(*) FROM webhooks")?[0][0], "4");
+    Ok(())
+}

@@ -418,6 +418,34 @@ impl Gateway for Acquired {
         Acquired::update_amount(self, payment, amount).await
     }
 
+    /// A relayed `status_update` webhook (§8) names a transaction and an order. Its `Hash` was
+    /// checked by the fleet that received it, but the till trusts neither: the candidate must be
+    /// this order's payment (with no transaction yet, or this one), and the transaction look-up
+    /// (`GET /v1/transactions/{id}`) must say it belongs to that order before its id is
+    /// attached — so a forged notice can name no other payment's transaction. Other webhook
+    /// types match nothing.
+    async fn match_notice(&self, candidates: &[Payment], body: &[u8]) -> Result<Option<(usize, Opaque)>, GatewayError> {
+        let Ok(hook) = serde_json::from_slice::<crate::Webhook>(body) else {
+            return Ok(None);
+        };
+        let b = &hook.webhook_body;
+        let tx = b.transaction_id.trim();
+        if hook.webhook_type != "status_update" || tx.is_empty() || b.order_id.trim().is_empty() {
+            return Ok(None);
+        }
+        let Some(i) = candidates.iter().position(|p| {
+            p.order_id == b.order_id && PaymentRef::parse(&p.reference).transaction_id.as_deref().is_none_or(|t| t == tx)
+        }) else {
+            return Ok(None);
+        };
+        let payment = &candidates[i];
+        let info = self.client.transaction(tx, payment.currency()).await.map_err(to_gateway)?;
+        if info.order_id.as_deref() != Some(payment.order_id.as_str()) {
+            return Ok(None);
+        }
+        Ok(Some((i, PaymentRef::with_transaction(&payment.reference, tx))))
+    }
+
     /// The redirect of §5, posted by the customer's browser: [`Acquired::observe_redirect`] on
     /// its form fields (hash, order and status checked; unknown fields ignored).
     fn verify_return(&self, payment: &Payment, fields: &[(String, String)]) -> Result<(Opaque, Observation), GatewayError> {

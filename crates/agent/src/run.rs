@@ -72,6 +72,8 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
     tasks.push(tokio::spawn(crate::printer::run(agent.clone())));
     // Journal replication to the fleet server, when this journal is enrolled (own connection).
     tasks.push(tokio::spawn(crate::fleet::run(config.clone(), shutdown.clone())));
+    // Provider webhooks the fleet received for this till, looked up at the provider.
+    tasks.push(tokio::spawn(crate::relay::run(agent.clone())));
     let router = crate::api::router(agent.clone(), addr);
     tasks.push(tokio::spawn(crate::api::server::serve(listener, router, shutdown.clone())));
     tracing::info!(%addr, "till-agent listening");

@@ -111,7 +111,7 @@ impl Tender {
         p
     }
 
-    fn gateway(&self, provider: ProviderId) -> Result<&Arc<dyn Gateway>, AgentError> {
+    pub(crate) fn gateway(&self, provider: ProviderId) -> Result<&Arc<dyn Gateway>, AgentError> {
         self.gateways
             .get(&provider)
             .ok_or_else(|| AgentError::invalid("provider", &format!("{provider} is not configured on this till")))
@@ -445,7 +445,8 @@ impl Agent {
             wait_pre_execute: req.wait_pre_execute,
             customer_id: req.customer_id.clone(),
             stored_card: rec.cross_reference.clone().map(Opaque::new),
-            webhook_url: None,
+            // Enrolled with a fleet: the provider posts its webhooks there (crate::relay).
+            webhook_url: self.fleet_webhook_url(req.provider),
             return_url: Some(self.return_url(req.provider)),
         };
         let mut result = gw.create(&request).await;

@@ -174,6 +174,20 @@ impl Gateway for ConnectE {
         PROVIDER
     }
 
+    /// A relayed completion notice (§7) names the payment by its access token and carries no
+    /// status, by design: it matches the candidate holding that token, and [`Gateway::fetch`]
+    /// then asks `GET /v1/payments/{token}` where it stands. A notice naming no token of ours
+    /// matches nothing.
+    async fn match_notice(&self, candidates: &[Payment], body: &[u8]) -> Result<Option<(usize, till_gateway::ProviderRef)>, GatewayError> {
+        let Ok(notice) = serde_json::from_slice::<crate::WebhookNotice>(body) else {
+            return Ok(None);
+        };
+        Ok(candidates
+            .iter()
+            .position(|p| p.reference.expose() == notice.id.expose())
+            .map(|i| (i, candidates[i].reference.clone())))
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             capture: true,

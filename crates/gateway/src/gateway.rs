@@ -283,6 +283,20 @@ pub trait Gateway: Send + Sync + fmt::Debug {
         Err(GatewayError::Invalid { provider: self.provider(), detail: "this provider has no return step".into() })
     }
 
+    /// A webhook of this provider, relayed to the till (by the fleet server, which has the
+    /// public address a till behind a store's NAT lacks): which of `candidates` (this till's
+    /// payments of this provider, newest first) it is about, and the reference to journal for it
+    /// from now on. Nothing in a webhook is trusted: whatever it claims beyond "look again at
+    /// this payment" is confirmed through the provider's REST API here (Acquired: the
+    /// transaction it names must belong to the payment's order), and the payment's state still
+    /// comes only from [`Gateway::fetch`] afterwards. `Ok(None)`: it names none of them (a
+    /// forgery, another till's payment, or a kind of notice that says nothing about one).
+    /// Providers without webhooks name none.
+    async fn match_notice(&self, candidates: &[Payment], body: &[u8]) -> Result<Option<(usize, ProviderRef)>, GatewayError> {
+        let _ = (candidates, body);
+        Ok(None)
+    }
+
     /// Sends a prepared ticket with the method its operation names.
     async fn execute(
         &self,

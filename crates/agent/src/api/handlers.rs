@@ -502,6 +502,11 @@ pub async fn health(State(agent): State<Agent>, headers: HeaderMap) -> Result<Re
     let h = agent.health();
     let offline_since = h.offline_since_ms.load(Ordering::SeqCst);
     let recovering = h.recovering.load(Ordering::SeqCst);
+    let mut fleet = crate::fleet::health(&agent.config().data_dir, fleet_behind);
+    if let (Some(f), Some(w)) = (fleet.as_mut(), crate::relay::health(&agent).await) {
+        // Provider webhooks the fleet relayed to this till (crate::relay).
+        f["webhooks"] = w;
+    }
     Ok(Json(json!({
         "status": if recovering { "recovering" } else { "ok" },
         "version": crate::updater::running_version(),
@@ -521,7 +526,7 @@ pub async fn health(State(agent): State<Agent>, headers: HeaderMap) -> Result<Re
         "posTokenWaived": agent.config().waive_pos_token,
         // Providers behind the gateway seam this till takes payments with (e.g. `connect-e`).
         "gatewayProviders": agent.tender().providers().iter().map(|p| p.as_str()).collect::<Vec<_>>(),
-        "fleet": crate::fleet::health(&agent.config().data_dir, fleet_behind),
+        "fleet": fleet,
         "printer": crate::printer::health(&agent).await?,
         "update": crate::updater::health(agent.config()),
     }))
