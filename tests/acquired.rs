@@ -496,3 +496,51 @@ async fn lost_answers_on_create_update_and_refund_move_money_once() -> Result<()
     assert_eq!(aq.transactions_for("AQ-L1").await?[0]["refundedMinor"], 300, "refunded once");
     Ok(())
 }
+
+/// A customer pays and closes the checkout before the browser comes back: nothing documented maps
+/// the session to its transaction, so without the redirect the payment would stay pending. The
+/// simulator's signed `status_update` goes to the fleet (the till has no public address), which
+/// verifies its hash, stores it and relays it; the till checks with Acquired that the transaction
+/// belongs to the payment's order before attaching it, then looks it up: captured. A forged notice
+/// naming another order's transaction, signed correctly, is refused by the till's check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_whose_browser_never_returns_is_settled_by_the_relayed_webhook() -> Result<()> {
+    use till_tests::fleet::{enrol, till_id, FleetProcess, ACQUIRED_APP_KEY};
+    let pg = till_tests::pg::Postgres::start()?;
+    let db = pg.create_db("fleet")?;
+    let logs = tempfile::tempdir()?;
+    let fleet = FleetProcess::start(&db, 0, logs.path())?;
+    let aq = start().await?;
+    enrol(&fleet, aq.env.data_dir.path(), "North", "Till 1")?;
+    let till = till_id(aq.env.data_dir.path())?;
+    let relay = |h: &Value| h["fleet"]["webhooks"].clone();
+
+    // Another payment, paid normally: its transaction is what a forger would name.
+    let other = aq.paid("AQ-HOOK-0", 300, "sale").await?;
+    assert_eq!(other["state"], "captured", "{other}");
+    aq.env.eventually("/api/agent/health", 20, |h| relay(h)["matched"] == 1).await?;
+
+    let p = aq.new_payment("AQ-HOOK-1", 1250, "sale").await?;
+    let id = p["id"].as_str().context("id")?.to_string();
+    let out = aq.confirm(&p, APPROVE).await?;
+    assert_eq!(out["status"], "success", "{out}");
+    // No return post: the customer closed the tab. The webhook settles it.
+    let settled = aq.env.eventually(&format!("/api/agent/payments/{id}"), 30, |v| v["state"] == "captured").await?;
+    assert_eq!(settled["capturedAmount"], 1250, "{settled}");
+    let h = aq.env.eventually("/api/agent/health", 20, |h| relay(h)["matched"] == 2).await?;
+    assert_eq!(relay(&h)["ignored"], 0, "{h}");
+    assert_eq!(pg.query("fleet", "SELECT count(*) FROM webhooks WHERE provider = 'acquired'")?[0][0], "2");
+
+    // A correctly signed notice that names another order's transaction for this order.
+    let pending = aq.new_payment("AQ-HOOK-2", 999, "sale").await?;
+    let other_tx = aq.transactions_for("AQ-HOOK-0").await?.first().and_then(|t| t["transactionId"].as_str().map(str::to_string)).context("other tx")?;
+    let body = json!({"webhook_type": "status_update", "webhook_id": "forged-1", "timestamp": 1_700_000_000,
+                      "webhook_body": {"transaction_id": other_tx, "status": "success", "order_id": "AQ-HOOK-2"}}).to_string();
+    let hash = till_acquired::verify::webhook_hash(ACQUIRED_APP_KEY, body.as_bytes());
+    let r = aq.env.http.post(format!("{}/api/v1/webhooks/acquired/{till}", fleet.url)).header("Hash", hash).header("Content-Type", "application/json").body(body).send().await?;
+    assert_eq!(r.status().as_u16(), 200);
+    aq.env.eventually("/api/agent/health", 20, |h| relay(h)["ignored"] == 1).await?;
+    let still = aq.get(pending["id"].as_str().unwrap_or("")).await?;
+    assert_eq!(still["state"], "pending", "the forged notice attached nothing: {still}");
+    Ok(())
+}

@@ -25,8 +25,9 @@ pub struct FleetProcess {
     _stdout: BufReader<std::process::ChildStdout>,
 }
 
-/// The Acquired `app_key` the test fleet verifies webhooks with.
-pub const ACQUIRED_APP_KEY: &str = "test-acquired-app-key";
+/// The Acquired `app_key` the test fleet verifies webhooks with: the sandbox merchant's key: the test chain's Acquired account is the simulator's, so the
+/// webhooks it signs verify at the fleet.
+pub const ACQUIRED_APP_KEY: &str = till_sandbox::ACQUIRED_APP_KEY;
 
 impl FleetProcess {
     /// Starts the server on `port` (0: any free port).
