@@ -580,3 +580,53 @@ async fn webhooks_relayed_by_the_fleet_are_confirmed_with_connect_e() -> Result<
     assert_eq!(pg.query("fleet", "SELECT count(*) FROM webhooks")?[0][0], "4");
     Ok(())
 }
+
+/// Connect-E payments reach the chain's PostgreSQL like SensePass's: a keyed sale with a partial
+/// refund and a declined payment at an enrolled till are replicated (a checker compares the
+/// journal's gateway rows with PostgreSQL row by row), the day report counts the sale at what was
+/// collected and the decline under provider `connect-e`, and a search by the card's last four
+/// digits finds the sale with its neutral state. The access token (a capability) never leaves
+/// the till.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_e_payments_are_replicated_to_the_fleet() -> Result<()> {
+    use till_tests::fleet::{check_till, enrol, FleetProcess, ADMIN_TOKEN};
+    let pg = till_tests::pg::Postgres::start()?;
+    let db = pg.create_db("fleet")?;
+    let logs = tempfile::tempdir()?;
+    let fleet = FleetProcess::start(&db, 0, logs.path())?;
+    let ce = start().await?;
+    enrol(&fleet, ce.env.data_dir.path(), "North", "Till 1")?;
+
+    let sale = ce.paid_sale("CE-FLEET-1", 1200, json!({})).await?;
+    let id = sale["id"].as_str().context("id")?.to_string();
+    let (status, r) = ce.money_out(&id, "refund", json!({"amount": 200}), None).await?;
+    assert_eq!(status, 200, "{r}");
+    let declined = ce.new_payment(json!({"provider": "connect-e", "kind": "sale", "amount": 500, "currency": "GBP", "orderId": "CE-FLEET-2"})).await?;
+    let (token, _) = ce.checkout_token(&declined).await?;
+    ce.card(&declined, DECLINE).await?;
+    assert_eq!(ce.report(&declined).await?["state"], "declined");
+
+    ce.env.eventually("/api/agent/health", 30, |h| h["fleet"]["changesBehind"] == 0).await?;
+    let compared = check_till(&pg, "fleet", ce.env.data_dir.path())?;
+    assert!(compared >= 3, "two payments and a refund at least: {compared}");
+    let q = |sql: &str| pg.query("fleet", sql).map(|rows| rows.into_iter().map(|r| r.join("|")).collect::<Vec<_>>());
+    assert_eq!(
+        q("SELECT provider, state, amount, captured, refunded FROM payments WHERE order_id = 'CE-FLEET-1'")?,
+        vec!["connect-e|captured|1200|1200|200"]
+    );
+    assert_eq!(q("SELECT kind, amount, state FROM operations WHERE gateway AND kind = 'refund'")?, vec!["refund|200|approved"]);
+    assert_eq!(q(&format!("SELECT count(*) FROM payments WHERE number = '{token}' OR local_id = '{token}'"))?, vec!["0"], "the token stayed at the till");
+
+    let http = reqwest::Client::new();
+    let day: Value = http.get(format!("{}/api/v1/reports/day", fleet.url)).bearer_auth(ADMIN_TOKEN).send().await?.json().await?;
+    let line = day.as_array().and_then(|a| a.iter().find(|l| l["provider"] == "connect-e" && l["sales"] == 1)).cloned().context("a connect-e sales line")?;
+    assert_eq!(line["salesAmount"].as_i64().or(line["sales_amount"].as_i64()), Some(1200), "{day}");
+    let declines: i64 = day.as_array().map(|a| a.iter().filter(|l| l["provider"] == "connect-e").map(|l| l["declines"].as_i64().unwrap_or(0)).sum()).unwrap_or(0);
+    assert_eq!(declines, 1, "{day}");
+    let last_four = q("SELECT last_four FROM payments WHERE order_id = 'CE-FLEET-1'")?.pop().unwrap_or_default();
+    assert_eq!(last_four.len(), 4, "the masked card gives the last four digits");
+    let found: Value = http.get(format!("{}/api/v1/payments/search?last_four={last_four}", fleet.url)).bearer_auth(ADMIN_TOKEN).send().await?.json().await?;
+    assert_eq!(found[0]["state"], "captured", "{found}");
+    assert_eq!(found[0]["provider"], "connect-e");
+    Ok(())
+}

@@ -138,7 +138,7 @@ pub fn check_till(pg: &Postgres, db: &str, data_dir: &Path) -> Result<usize> {
     let pairs = [
         (
             "SELECT id || '|' || local_id || '|' || amount || '|' || currency || '|' || phase || '|' || coalesce(status, '') || '|' || coalesce(number, '') || '|' || coalesce(order_id, '') || '|' || created_at || '|' || updated_at FROM transactions",
-            "SELECT row_id, local_id, amount, currency, phase, coalesce(status::text, ''), coalesce(number, ''), coalesce(order_id, ''), (extract(epoch from created_at) * 1000)::bigint, (extract(epoch from updated_at) * 1000)::bigint FROM payments WHERE till_id = $TILL",
+            "SELECT row_id, local_id, amount, currency, phase, coalesce(status::text, ''), coalesce(number, ''), coalesce(order_id, ''), (extract(epoch from created_at) * 1000)::bigint, (extract(epoch from updated_at) * 1000)::bigint FROM payments WHERE till_id = $TILL AND NOT gateway",
         ),
         (
             "SELECT id || '|' || transaction_id || '|' || status || '|' || source || '|' || transition || '|' || applied || '|' || at FROM status_events",
@@ -146,7 +146,16 @@ pub fn check_till(pg: &Postgres, db: &str, data_dir: &Path) -> Result<usize> {
         ),
         (
             "SELECT o.id || '|' || o.op_key || '|' || o.kind || '|' || coalesce(o.amount, '') || '|' || o.state || '|' || o.attempts FROM operations o",
-            "SELECT row_id, op_key, kind, coalesce(amount::text, ''), state, attempts FROM operations WHERE till_id = $TILL",
+            "SELECT row_id, op_key, kind, coalesce(amount::text, ''), state, attempts FROM operations WHERE till_id = $TILL AND NOT gateway",
+        ),
+        // Gateway payments (Connect-E, Acquired) and their captures, refunds and voids.
+        (
+            "SELECT id || '|' || local_id || '|' || provider || '|' || amount || '|' || currency || '|' || phase || '|' || state || '|' || captured || '|' || refunded || '|' || order_id || '|' || created_at || '|' || updated_at FROM gateway_payments",
+            "SELECT row_id, local_id, provider, amount, currency, phase, state, captured, refunded, order_id, (extract(epoch from created_at) * 1000)::bigint, (extract(epoch from updated_at) * 1000)::bigint FROM payments WHERE till_id = $TILL AND gateway",
+        ),
+        (
+            "SELECT o.id || '|' || o.op_key || '|' || o.kind || '|' || o.amount || '|' || o.state || '|' || o.attempts FROM gateway_operations o",
+            "SELECT row_id, op_key, kind, amount, state, attempts FROM operations WHERE till_id = $TILL AND gateway",
         ),
     ];
     let mut n = 0;

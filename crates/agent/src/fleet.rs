@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use till_fleet_protocol as proto;
-use till_journal::{Change, ChangeRow, ChangeTable, Journal, Operation, PaymentRecord};
+use till_journal::{Change, ChangeRow, ChangeTable, GatewayOpRecord, GatewayPaymentRecord, Journal, Operation, PaymentRecord};
 use tokio_util::sync::CancellationToken;
 
 /// Most changes per batch.
@@ -342,11 +342,15 @@ fn to_record(c: &Change) -> proto::ChangeRecord {
             at_ms: event.at,
         }),
         ChangeRow::Operation(o) => proto::Row::Operation(operation_row(o)),
+        ChangeRow::GatewayPayment(p) => proto::Row::GatewayPayment(gateway_payment_row(p)),
+        ChangeRow::GatewayOperation(o) => proto::Row::GatewayOperation(gateway_operation_row(o)),
         ChangeRow::Gone => proto::Row::Deleted {
             of: match c.table {
                 ChangeTable::Transactions => proto::Table::Payment,
                 ChangeTable::StatusEvents => proto::Table::StatusEvent,
                 ChangeTable::Operations => proto::Table::Operation,
+                ChangeTable::GatewayPayments => proto::Table::GatewayPayment,
+                ChangeTable::GatewayOperations => proto::Table::GatewayOperation,
             },
         },
     };
@@ -385,6 +389,59 @@ fn payment_row(p: &PaymentRecord) -> proto::PaymentRow {
         final_at_ms: p.final_at,
         committed_at_ms: p.committed_at,
         failure: p.failure.clone(),
+        state: None,
+        captured: None,
+        refunded: None,
+    }
+}
+
+/// A gateway payment, provider-neutral. The provider's reference is left out on purpose: for
+/// Connect-E it is the access token, a capability that lets whoever holds it pay. The masked
+/// card gives the last four digits and nothing more.
+fn gateway_payment_row(p: &GatewayPaymentRecord) -> proto::PaymentRow {
+    let state = crate::tender::payment_of(p).map(|pay| pay.state).ok();
+    let last_four = p.card_masked.as_deref().and_then(|m| {
+        let digits: String = m.chars().rev().take_while(char::is_ascii_digit).collect::<Vec<_>>().into_iter().rev().collect();
+        (digits.len() == 4).then_some(digits)
+    });
+    let failure = p.detail.as_ref().and_then(|d| d.pointer("/decline/message").and_then(|m| m.as_str()).map(str::to_string));
+    proto::PaymentRow {
+        local_id: p.local_id.clone(),
+        provider: p.provider.clone(),
+        number: None,
+        device_id: String::new(),
+        order_id: Some(p.order_id.clone()),
+        amount: p.amount.0,
+        currency: p.currency.code().to_string(),
+        phase: p.phase.as_str().to_string(),
+        status: None,
+        is_open: p.phase != till_journal::Phase::CreateFailed && state.is_none_or(|s| !s.is_terminal()),
+        setup: false,
+        tender: p.card_type.clone(),
+        last_four,
+        created_at_ms: p.created_at,
+        updated_at_ms: p.updated_at,
+        final_at_ms: p.final_at,
+        committed_at_ms: None,
+        failure,
+        state: Some(p.state.clone()),
+        captured: Some(p.captured.0),
+        refunded: Some(p.refunded.0),
+    }
+}
+
+fn gateway_operation_row(o: &GatewayOpRecord) -> proto::OperationRow {
+    proto::OperationRow {
+        op_key: o.op_key.clone(),
+        kind: o.kind.clone(),
+        payment_local_id: Some(o.payment_local_id.clone()),
+        amount: Some(o.amount.0),
+        state: o.state.clone(),
+        attempts: o.attempts,
+        last_error: o.last_error.clone(),
+        created_at_ms: o.created_at,
+        updated_at_ms: o.updated_at,
+        finished_at_ms: o.finished_at,
     }
 }
 

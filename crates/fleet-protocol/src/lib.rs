@@ -141,6 +141,11 @@ pub enum Row {
     StatusEvent(StatusEventRow),
     /// An outbox operation.
     Operation(OperationRow),
+    /// A payment of a provider behind the gateway seam (Connect-E, Acquired): the journal keeps
+    /// these in a table of their own, so their row ids are their own too.
+    GatewayPayment(PaymentRow),
+    /// A capture, refund or void of a gateway payment.
+    GatewayOperation(OperationRow),
     /// The row was deleted from the till's journal.
     Deleted {
         /// Which table.
@@ -158,6 +163,10 @@ pub enum Table {
     StatusEvent,
     /// Outbox operations.
     Operation,
+    /// Gateway payments.
+    GatewayPayment,
+    /// Gateway operations.
+    GatewayOperation,
 }
 
 /// A payment, provider-neutral.
@@ -200,6 +209,17 @@ pub struct PaymentRow {
     pub committed_at_ms: Option<i64>,
     /// Why the create failed or is uncertain.
     pub failure: Option<String>,
+    /// The neutral state of a gateway payment (`pending`, `authorized`, `captured`, `declined`,
+    /// `cancelled`, `expired`, `failed`); SensePass payments have `status` instead. Absent from
+    /// agents older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Minor units captured (gateway payments: a pre-authorisation may be collected in part).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captured: Option<i64>,
+    /// Minor units refunded so far (gateway payments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refunded: Option<i64>,
 }
 
 /// A status observation.
@@ -226,13 +246,15 @@ pub struct StatusEventRow {
 pub struct OperationRow {
     /// Its stable idempotency key.
     pub op_key: String,
-    /// `refund`, `credit`, `cancel` or `commit`.
+    /// `refund`, `credit`, `cancel` or `commit`; for a gateway payment `capture`, `refund` or
+    /// `void`.
     pub kind: String,
     /// The payment's local id.
     pub payment_local_id: Option<String>,
     /// Minor units moved, if any.
     pub amount: Option<i64>,
-    /// `pending`, `in_flight`, `delivered` or `failed`.
+    /// `pending`, `in_flight`, `delivered` or `failed`; for a gateway operation `pending`,
+    /// `prepared`, `approved`, `declined` or `failed`.
     pub state: String,
     /// Sends so far.
     pub attempts: i64,

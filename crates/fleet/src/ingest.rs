@@ -48,6 +48,36 @@ fn check_text(p: &mut InvalidParameters, field: String, value: &str, max: usize)
 }
 
 fn check_payment(p: &mut InvalidParameters, at: &str, r: &PaymentRow) {
+    check_payment_common(p, at, r);
+    if let Some(s) = r.status {
+        if till_core::Status::from_code(i64::from(s)).is_none() {
+            p.push(format!("{at}.status"), "unknown status code");
+        }
+    }
+}
+
+/// A gateway payment: a neutral state instead of a status code, and the amounts it collected.
+fn check_gateway_payment(p: &mut InvalidParameters, at: &str, r: &PaymentRow) {
+    check_payment_common(p, at, r);
+    if r.status.is_some() {
+        p.push(format!("{at}.status"), "a gateway payment has a state, not a status code");
+    }
+    match r.state.as_deref() {
+        Some(state) => {
+            if state.parse::<till_gateway::PaymentState>().is_err() {
+                p.push(format!("{at}.state"), "must be a neutral payment state (pending, authorized, captured, declined, cancelled, expired, failed)");
+            }
+        }
+        None => p.push(format!("{at}.state"), "required for a gateway payment"),
+    }
+    for (name, v) in [("captured", r.captured), ("refunded", r.refunded)] {
+        if v.is_some_and(|v| v < 0) {
+            p.push(format!("{at}.{name}"), "must not be negative");
+        }
+    }
+}
+
+fn check_payment_common(p: &mut InvalidParameters, at: &str, r: &PaymentRow) {
     check_text(p, format!("{at}.local_id"), &r.local_id, 100);
     check_text(p, format!("{at}.provider"), &r.provider, 40);
     if r.provider.is_empty() {
@@ -65,11 +95,6 @@ fn check_payment(p: &mut InvalidParameters, at: &str, r: &PaymentRow) {
         p.push(format!("{at}.currency"), "must be an ISO 4217 code");
     }
     check_in(p, format!("{at}.phase"), &r.phase, &["intent", "created", "create_failed", "create_unknown"]);
-    if let Some(s) = r.status {
-        if till_core::Status::from_code(i64::from(s)).is_none() {
-            p.push(format!("{at}.status"), "unknown status code");
-        }
-    }
     if let Some(l4) = &r.last_four {
         if l4.len() != 4 || !l4.bytes().all(|b| b.is_ascii_digit()) {
             p.push(format!("{at}.last_four"), "must be 4 digits");
@@ -91,9 +116,19 @@ fn check_event(p: &mut InvalidParameters, at: &str, r: &StatusEventRow) {
 }
 
 fn check_operation(p: &mut InvalidParameters, at: &str, r: &OperationRow) {
-    check_text(p, format!("{at}.op_key"), &r.op_key, 200);
     check_in(p, format!("{at}.kind"), &r.kind, &["refund", "credit", "cancel", "commit"]);
     check_in(p, format!("{at}.state"), &r.state, &["pending", "in_flight", "delivered", "failed"]);
+    check_operation_common(p, at, r);
+}
+
+fn check_gateway_operation(p: &mut InvalidParameters, at: &str, r: &OperationRow) {
+    check_in(p, format!("{at}.kind"), &r.kind, &["capture", "refund", "void"]);
+    check_in(p, format!("{at}.state"), &r.state, &["pending", "prepared", "approved", "declined", "failed"]);
+    check_operation_common(p, at, r);
+}
+
+fn check_operation_common(p: &mut InvalidParameters, at: &str, r: &OperationRow) {
+    check_text(p, format!("{at}.op_key"), &r.op_key, 200);
     check_text(p, format!("{at}.last_error"), r.last_error.as_deref().unwrap_or(""), 2000);
     check_ts(p, format!("{at}.created_at_ms"), r.created_at_ms);
     check_ts(p, format!("{at}.updated_at_ms"), r.updated_at_ms);
@@ -130,6 +165,8 @@ fn validate(batch: &Batch) -> Result<(), InvalidParameters> {
             Row::Payment(r) => check_payment(&mut p, &row, r),
             Row::StatusEvent(r) => check_event(&mut p, &row, r),
             Row::Operation(r) => check_operation(&mut p, &row, r),
+            Row::GatewayPayment(r) => check_gateway_payment(&mut p, &row, r),
+            Row::GatewayOperation(r) => check_gateway_operation(&mut p, &row, r),
             Row::Deleted { .. } => {}
         }
     }
@@ -142,6 +179,8 @@ fn table_of(row: &Row) -> Table {
         Row::Payment(_) => Table::Payment,
         Row::StatusEvent(_) => Table::StatusEvent,
         Row::Operation(_) => Table::Operation,
+        Row::GatewayPayment(_) => Table::GatewayPayment,
+        Row::GatewayOperation(_) => Table::GatewayOperation,
         Row::Deleted { of } => *of,
     }
 }
@@ -154,7 +193,7 @@ pub async fn apply(fleet: &Fleet, till: TillAuth, batch: Batch) -> Result<BatchA
     validate(&batch)?;
     let mut client = fleet.pool.get().await?;
     let instants = batch.changes.iter().filter_map(|c| match &c.row {
-        Row::Payment(r) => ts(r.created_at_ms),
+        Row::Payment(r) | Row::GatewayPayment(r) => ts(r.created_at_ms),
         Row::StatusEvent(r) => ts(r.at_ms),
         _ => None,
     });
@@ -209,10 +248,12 @@ pub async fn apply(fleet: &Fleet, till: TillAuth, batch: Batch) -> Result<BatchA
 }
 
 async fn upsert_payments(tx: &tokio_postgres::Transaction<'_>, till: TillAuth, changes: &[&ChangeRecord]) -> Result<(), ApiError> {
-    let rows: Vec<(i64, i64, &PaymentRow)> = changes
+    // (seq, row id, row, from the journal's gateway tables)
+    let rows: Vec<(i64, i64, &PaymentRow, bool)> = changes
         .iter()
         .filter_map(|c| match &c.row {
-            Row::Payment(r) => Some((c.seq, c.row_id, r)),
+            Row::Payment(r) => Some((c.seq, c.row_id, r, false)),
+            Row::GatewayPayment(r) => Some((c.seq, c.row_id, r, true)),
             _ => None,
         })
         .collect();
@@ -239,25 +280,30 @@ async fn upsert_payments(tx: &tokio_postgres::Transaction<'_>, till: TillAuth, c
     let final_at: Vec<Option<OffsetDateTime>> = rows.iter().map(|r| opt_ts(r.2.final_at_ms)).collect();
     let committed: Vec<Option<OffsetDateTime>> = rows.iter().map(|r| opt_ts(r.2.committed_at_ms)).collect();
     let failure: Vec<Option<&str>> = rows.iter().map(|r| r.2.failure.as_deref()).collect();
+    let gateway: Vec<bool> = rows.iter().map(|r| r.3).collect();
+    let state: Vec<Option<&str>> = rows.iter().map(|r| r.2.state.as_deref()).collect();
+    let captured: Vec<Option<i64>> = rows.iter().map(|r| r.2.captured).collect();
+    let refunded: Vec<Option<i64>> = rows.iter().map(|r| r.2.refunded).collect();
     tx.execute(
         "INSERT INTO payments (till_id, store_id, seq, row_id, created_at, local_id, provider, number, device_id, \
              order_id, amount, currency, phase, status, is_open, setup, tender, last_four, updated_at, final_at, \
-             committed_at, failure) \
+             committed_at, failure, gateway, state, captured, refunded) \
          SELECT $1, $2, * FROM unnest($3::bigint[], $4::bigint[], $5::timestamptz[], $6::text[], $7::text[], \
              $8::text[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::smallint[], \
              $15::boolean[], $16::boolean[], $17::text[], $18::text[], $19::timestamptz[], $20::timestamptz[], \
-             $21::timestamptz[], $22::text[]) \
-         ON CONFLICT (till_id, row_id, created_at) DO UPDATE SET seq = excluded.seq, local_id = excluded.local_id, \
+             $21::timestamptz[], $22::text[], $23::boolean[], $24::text[], $25::bigint[], $26::bigint[]) \
+         ON CONFLICT (till_id, gateway, row_id, created_at) DO UPDATE SET seq = excluded.seq, local_id = excluded.local_id, \
              provider = excluded.provider, number = excluded.number, device_id = excluded.device_id, \
              order_id = excluded.order_id, amount = excluded.amount, currency = excluded.currency, \
              phase = excluded.phase, status = excluded.status, is_open = excluded.is_open, setup = excluded.setup, \
              tender = excluded.tender, last_four = excluded.last_four, updated_at = excluded.updated_at, \
-             final_at = excluded.final_at, committed_at = excluded.committed_at, failure = excluded.failure \
+             final_at = excluded.final_at, committed_at = excluded.committed_at, failure = excluded.failure, \
+             state = excluded.state, captured = excluded.captured, refunded = excluded.refunded \
          WHERE payments.seq < excluded.seq",
         &[
             &till.till_id, &till.store_id, &seq, &row_id, &created, &local_id, &provider, &number, &device, &order,
             &amount, &currency, &phase, &status, &is_open, &setup, &tender, &last_four, &updated, &final_at,
-            &committed, &failure,
+            &committed, &failure, &gateway, &state, &captured, &refunded,
         ],
     )
     .await?;
@@ -297,10 +343,11 @@ async fn upsert_events(tx: &tokio_postgres::Transaction<'_>, till: TillAuth, cha
 }
 
 async fn upsert_operations(tx: &tokio_postgres::Transaction<'_>, till: TillAuth, changes: &[&ChangeRecord]) -> Result<(), ApiError> {
-    let rows: Vec<(i64, i64, &OperationRow)> = changes
+    let rows: Vec<(i64, i64, &OperationRow, bool)> = changes
         .iter()
         .filter_map(|c| match &c.row {
-            Row::Operation(r) => Some((c.seq, c.row_id, r)),
+            Row::Operation(r) => Some((c.seq, c.row_id, r, false)),
+            Row::GatewayOperation(r) => Some((c.seq, c.row_id, r, true)),
             _ => None,
         })
         .collect();
@@ -319,19 +366,21 @@ async fn upsert_operations(tx: &tokio_postgres::Transaction<'_>, till: TillAuth,
     let created: Vec<Option<OffsetDateTime>> = rows.iter().map(|r| ts(r.2.created_at_ms)).collect();
     let updated: Vec<Option<OffsetDateTime>> = rows.iter().map(|r| ts(r.2.updated_at_ms)).collect();
     let finished: Vec<Option<OffsetDateTime>> = rows.iter().map(|r| opt_ts(r.2.finished_at_ms)).collect();
+    let gateway: Vec<bool> = rows.iter().map(|r| r.3).collect();
     tx.execute(
         "INSERT INTO operations (till_id, store_id, seq, row_id, op_key, kind, payment_local_id, amount, state, attempts, \
-             last_error, created_at, updated_at, finished_at) \
+             last_error, created_at, updated_at, finished_at, gateway) \
          SELECT $1, $2, * FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::bigint[], \
-             $9::text[], $10::bigint[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::timestamptz[]) \
-         ON CONFLICT (till_id, row_id) DO UPDATE SET seq = excluded.seq, op_key = excluded.op_key, kind = excluded.kind, \
+             $9::text[], $10::bigint[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::timestamptz[], \
+             $15::boolean[]) \
+         ON CONFLICT (till_id, gateway, row_id) DO UPDATE SET seq = excluded.seq, op_key = excluded.op_key, kind = excluded.kind, \
              payment_local_id = excluded.payment_local_id, amount = excluded.amount, state = excluded.state, \
              attempts = excluded.attempts, last_error = excluded.last_error, created_at = excluded.created_at, \
              updated_at = excluded.updated_at, finished_at = excluded.finished_at \
          WHERE operations.seq < excluded.seq",
         &[
             &till.till_id, &till.store_id, &seq, &row_id, &op_key, &kind, &payment, &amount, &state, &attempts,
-            &last_error, &created, &updated, &finished,
+            &last_error, &created, &updated, &finished, &gateway,
         ],
     )
     .await?;
@@ -340,9 +389,11 @@ async fn upsert_operations(tx: &tokio_postgres::Transaction<'_>, till: TillAuth,
 
 async fn delete_rows(tx: &tokio_postgres::Transaction<'_>, till: TillAuth, changes: &[&ChangeRecord]) -> Result<(), ApiError> {
     for (table, sql) in [
-        (Table::Payment, "DELETE FROM payments WHERE till_id = $1 AND row_id = ANY($2)"),
+        (Table::Payment, "DELETE FROM payments WHERE till_id = $1 AND NOT gateway AND row_id = ANY($2)"),
         (Table::StatusEvent, "DELETE FROM status_events WHERE till_id = $1 AND row_id = ANY($2)"),
-        (Table::Operation, "DELETE FROM operations WHERE till_id = $1 AND row_id = ANY($2)"),
+        (Table::Operation, "DELETE FROM operations WHERE till_id = $1 AND NOT gateway AND row_id = ANY($2)"),
+        (Table::GatewayPayment, "DELETE FROM payments WHERE till_id = $1 AND gateway AND row_id = ANY($2)"),
+        (Table::GatewayOperation, "DELETE FROM operations WHERE till_id = $1 AND gateway AND row_id = ANY($2)"),
     ] {
         let ids: Vec<i64> = changes
             .iter()

@@ -6,6 +6,7 @@ use crate::error::ApiError;
 use deadpool_postgres::Pool;
 use serde::Serialize;
 use till_core::Status;
+use till_gateway::PaymentState;
 use time::OffsetDateTime;
 
 /// A till is shown online when it was heard from within this many seconds (it sends a batch or
@@ -72,6 +73,39 @@ pub async fn tills(pool: &Pool) -> Result<Vec<TillView>, ApiError> {
         .collect())
 }
 
+/// How the day report counts a payment. One rule for both kinds of row: a SensePass payment's
+/// status code and a gateway payment's neutral state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Money was taken (possibly refunded since).
+    Sale,
+    /// Still waiting for an outcome, or money only held (a pre-authorisation not yet collected).
+    Open,
+    /// Declined, failed, expired, cancelled or voided: no money taken.
+    Decline,
+}
+
+impl Outcome {
+    /// Classifies a row by its `status` (SensePass) or `state` (gateway payments).
+    pub fn of(status: Option<i16>, state: Option<&str>) -> Outcome {
+        if let Some(state) = state {
+            return match state.parse::<PaymentState>() {
+                Ok(PaymentState::Captured) => Outcome::Sale,
+                Ok(s) if s.is_unsuccessful() => Outcome::Decline,
+                // Pending, authorised (held, not taken), or a state this fleet does not know.
+                _ => Outcome::Open,
+            };
+        }
+        match status.and_then(|c| Status::from_code(i64::from(c))) {
+            Some(s) if s.was_captured() => Outcome::Sale,
+            Some(s) if s.is_open() => Outcome::Open,
+            Some(_) => Outcome::Decline,
+            // No status yet: the create call has not answered (or failed).
+            None => Outcome::Open,
+        }
+    }
+}
+
 /// One line of the day report: a store, till, provider, tender and currency.
 #[derive(Debug, Serialize, Default, Clone)]
 pub struct DayLine {
@@ -111,19 +145,20 @@ pub async fn day(pool: &Pool, date: Option<time::Date>) -> Result<Vec<DayLine>, 
         .query(
             "WITH d AS (SELECT s.id, s.name, s.time_zone, \
                         coalesce($1::text::date, (now() AT TIME ZONE s.time_zone)::date) AS day FROM stores s) \
-             SELECT d.name, t.name, p.provider, coalesce(p.tender, ''), p.currency, p.status, count(*), sum(p.amount)::bigint, \
-                    d.time_zone, d.day::text \
+             SELECT d.name, t.name, p.provider, coalesce(p.tender, ''), p.currency, p.status, count(*), \
+                    sum(CASE WHEN p.gateway THEN coalesce(p.captured, 0) ELSE p.amount END)::bigint, \
+                    d.time_zone, d.day::text, p.state \
              FROM payments p JOIN tills t ON t.id = p.till_id JOIN d ON d.id = p.store_id \
              WHERE p.created_at >= (d.day::timestamp AT TIME ZONE d.time_zone) \
                AND p.created_at < ((d.day + 1)::timestamp AT TIME ZONE d.time_zone) AND NOT p.setup \
-             GROUP BY 1, 2, 3, 4, 5, 6, 9, 10 ORDER BY 1, 2, 3, 4, 5",
+             GROUP BY 1, 2, 3, 4, 5, 6, 9, 10, 11 ORDER BY 1, 2, 3, 4, 5",
             &[&date],
         )
         .await?;
     let mut lines: Vec<DayLine> = Vec::new();
     for r in rows {
         let key = (r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, String>(2), r.get::<_, String>(3), r.get::<_, String>(4));
-        let status = r.get::<_, Option<i16>>(5).and_then(|c| Status::from_code(i64::from(c)));
+        let outcome = Outcome::of(r.get(5), r.get::<_, Option<String>>(10).as_deref());
         let count: i64 = r.get(6);
         let amount: i64 = r.get(7);
         let line = match lines.last_mut() {
@@ -142,15 +177,13 @@ pub async fn day(pool: &Pool, date: Option<time::Date>) -> Result<Vec<DayLine>, 
                 lines.last_mut().expect("just pushed")
             }
         };
-        match status {
-            Some(s) if s.was_captured() => {
+        match outcome {
+            Outcome::Sale => {
                 line.sales += count;
                 line.sales_amount += amount;
             }
-            Some(s) if s.is_open() => line.open += count,
-            Some(_) => line.declines += count,
-            // No status yet: the create call has not answered (or failed).
-            None => line.open += count,
+            Outcome::Open => line.open += count,
+            Outcome::Decline => line.declines += count,
         }
     }
     Ok(lines)
@@ -233,6 +266,9 @@ pub struct FoundPayment {
     pub status: Option<i16>,
     /// Status name.
     pub status_name: Option<&'static str>,
+    /// A gateway payment's neutral state (`captured`, `declined`, …); SensePass payments have a
+    /// status instead.
+    pub state: Option<String>,
     /// Tender.
     pub tender: Option<String>,
     /// Last four digits.
@@ -269,7 +305,7 @@ pub async fn search(pool: &Pool, q: &Search) -> Result<Vec<FoundPayment>, ApiErr
     }
     p.into_result()?;
     const SELECT: &str = "SELECT s.name, t.name, p.local_id, p.provider, p.number, p.order_id, p.amount, p.currency, \
-         p.status, p.tender, p.last_four, p.created_at \
+         p.status, p.tender, p.last_four, p.created_at, p.state \
          FROM payments p JOIN tills t ON t.id = p.till_id JOIN stores s ON s.id = p.store_id";
     let client = pool.get().await?;
     let rows = if let Some(o) = &q.order_id {
@@ -298,6 +334,7 @@ pub async fn search(pool: &Pool, q: &Search) -> Result<Vec<FoundPayment>, ApiErr
                 tender: r.get(9),
                 last_four: r.get(10),
                 created_at: rfc3339(r.get(11)),
+                state: r.get(12),
             }
         })
         .collect())

@@ -181,7 +181,7 @@ $("#search").addEventListener("submit", async (ev) => {
     const rows = await api(`/api/v1/payments/search?${by}=${encodeURIComponent(value)}`);
     fill("#results", rows, (p) => [
       cell(p.store), cell(p.till), cell(p.order_id || ""), cell(money(p.amount, p.currency), "num"),
-      cell(p.status_name || p.status || ""), cell(p.tender || ""), cell(p.last_four ? `•••• ${p.last_four}` : ""),
+      cell(p.status_name || p.state || p.status || ""), cell(p.tender || ""), cell(p.last_four ? `•••• ${p.last_four}` : ""),
       cell(when(p.created_at)),
     ], "No payment found.");
     showError("");

@@ -1,6 +1,7 @@
-//! The change feed (migration `0010_changes.sql`): an ordered, gap-free list of every insert,
-//! update and delete of payments, status events and outbox operations, numbered by a per-journal
-//! sequence, for replication to the fleet server.
+//! The change feed (migrations `0010_changes.sql`, `0040_gateway_changes.sql`): an ordered,
+//! gap-free list of every insert, update and delete of payments, status events and outbox
+//! operations — SensePass's and the gateway providers' alike — numbered by a per-journal sequence,
+//! for replication to the fleet server.
 //!
 //! The triggers write the feed in the same transaction as the change, so a committed change
 //! always has its entry. A reader (the replication task, on its own connection) takes a batch
@@ -10,7 +11,8 @@
 
 use crate::outbox::{op_from_row, OP_SELECT};
 use crate::payments::{event_from_row, record_from_row, EVENT_COLS, TX_COLS};
-use crate::{Journal, JournalError, Operation, PaymentRecord, StatusEvent};
+use crate::gateway::{gp_from_row, op_from_row as gateway_op_from_row, GP_COLS, OP_COLS as GATEWAY_OP_COLS};
+use crate::{GatewayOpRecord, GatewayPaymentRecord, Journal, JournalError, Operation, PaymentRecord, StatusEvent};
 use rusqlite::OptionalExtension;
 use std::collections::HashMap;
 
@@ -27,6 +29,10 @@ pub enum ChangeTable {
     StatusEvents,
     /// `operations`: an outbox operation.
     Operations,
+    /// `gateway_payments`: a payment of a provider behind the gateway seam (Connect-E, Acquired).
+    GatewayPayments,
+    /// `gateway_operations`: a capture, refund or void of a gateway payment.
+    GatewayOperations,
 }
 
 impl ChangeTable {
@@ -35,6 +41,8 @@ impl ChangeTable {
             "transactions" => Some(ChangeTable::Transactions),
             "status_events" => Some(ChangeTable::StatusEvents),
             "operations" => Some(ChangeTable::Operations),
+            "gateway_payments" => Some(ChangeTable::GatewayPayments),
+            "gateway_operations" => Some(ChangeTable::GatewayOperations),
             _ => None,
         }
     }
@@ -54,6 +62,10 @@ pub enum ChangeRow {
     },
     /// An outbox operation.
     Operation(Operation),
+    /// A gateway payment.
+    GatewayPayment(GatewayPaymentRecord),
+    /// A gateway operation.
+    GatewayOperation(GatewayOpRecord),
     /// The row no longer exists (deleted after the change was recorded).
     Gone,
 }
@@ -192,5 +204,17 @@ fn read_row(
             .query_row([row_id], op_from_row)
             .optional()?
             .map(ChangeRow::Operation),
+        ChangeTable::GatewayPayments => tx
+            .prepare_cached(&format!("SELECT {GP_COLS} FROM gateway_payments g WHERE g.id = ?1"))?
+            .query_row([row_id], gp_from_row)
+            .optional()?
+            .map(ChangeRow::GatewayPayment),
+        ChangeTable::GatewayOperations => tx
+            .prepare_cached(&format!(
+                "SELECT {GATEWAY_OP_COLS} FROM gateway_operations o JOIN gateway_payments g ON g.id = o.payment_id WHERE o.id = ?1"
+            ))?
+            .query_row([row_id], gateway_op_from_row)
+            .optional()?
+            .map(ChangeRow::GatewayOperation),
     })
 }

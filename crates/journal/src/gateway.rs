@@ -261,12 +261,12 @@ pub struct NewCard {
     pub now_ms: i64,
 }
 
-const GP_COLS: &str = "g.id, g.local_id, g.provider, g.provider_ref, g.kind, g.order_id, g.amount, \
+pub(crate) const GP_COLS: &str = "g.id, g.local_id, g.provider, g.provider_ref, g.kind, g.order_id, g.amount, \
     g.currency, g.phase, g.state, g.authorized, g.captured, g.refunded, g.expires_at, g.moto, \
     g.wait_pre_execute, g.customer_id, g.card_id, g.card_type, g.card_masked, g.card_expiry, \
     g.cross_reference, g.auth_code, g.detail_json, g.created_at, g.updated_at, g.final_at";
 
-fn gp_from_row(row: &Row<'_>) -> rusqlite::Result<GatewayPaymentRecord> {
+pub(crate) fn gp_from_row(row: &Row<'_>) -> rusqlite::Result<GatewayPaymentRecord> {
     Ok(GatewayPaymentRecord {
         id: row.get(0)?,
         local_id: row.get(1)?,
@@ -298,10 +298,10 @@ fn gp_from_row(row: &Row<'_>) -> rusqlite::Result<GatewayPaymentRecord> {
     })
 }
 
-const OP_COLS: &str = "o.id, o.op_key, g.local_id, o.kind, o.amount, o.state, o.ticket_ref, \
+pub(crate) const OP_COLS: &str = "o.id, o.op_key, g.local_id, o.kind, o.amount, o.state, o.ticket_ref, \
     o.attempts, o.next_at, o.last_error, o.outcome_json, o.created_at, o.updated_at, o.finished_at";
 
-fn op_from_row(row: &Row<'_>) -> rusqlite::Result<GatewayOpRecord> {
+pub(crate) fn op_from_row(row: &Row<'_>) -> rusqlite::Result<GatewayOpRecord> {
     Ok(GatewayOpRecord {
         id: row.get(0)?,
         op_key: row.get(1)?,

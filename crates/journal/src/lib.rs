@@ -95,6 +95,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0011_gateway_payments.sql")),
     M::up(include_str!("migrations/0020_print_jobs.sql")),
     M::up(include_str!("migrations/0030_manager_resolutions.sql")),
+    M::up(include_str!("migrations/0040_gateway_changes.sql")),
 ];
 
 /// The schema version a fully migrated journal has (its `user_version`): the number of

@@ -293,3 +293,48 @@ fn journal_from_a_newer_version_is_refused_and_left_untouched() {
     let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
     assert_eq!(v, newer);
 }
+
+/// Migration 0040 rebuilds the change feed to admit gateway rows: a journal whose feed was
+/// fully acknowledged and pruned keeps its sequence high-water mark (a number handed out again
+/// would look like a replay to the fleet), and gateway payments and operations then enter the
+/// feed with their rows.
+#[test]
+fn gateway_rows_join_the_feed_and_the_sequence_never_goes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.sqlite3");
+    {
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        let rebuild = M::up(include_str!("migrations/0040_gateway_changes.sql"));
+        let before = MIGRATIONS.iter().position(|m| *m == rebuild).unwrap();
+        Migrations::from_slice(&MIGRATIONS[..before]).to_latest(&mut conn).unwrap();
+        for _ in 0..3 {
+            conn.execute("INSERT INTO changes (tbl, row_id) VALUES ('transactions', 1)", []).unwrap();
+        }
+        conn.execute("DELETE FROM changes", []).unwrap();
+    }
+    let j = Journal::open(&path).unwrap();
+    assert_eq!(j.last_change_seq().unwrap(), 3, "the high-water mark survived the rebuild");
+    let p = j
+        .begin_gateway_payment(NewGatewayPayment {
+            local_id: "g-1".into(),
+            provider: "connect-e".into(),
+            kind: "sale".into(),
+            order_id: "O-1".into(),
+            amount: Minor(700),
+            currency: Currency::Gbp,
+            moto: true,
+            wait_pre_execute: false,
+            customer_id: None,
+            card_id: None,
+            now_ms: 1,
+        })
+        .unwrap();
+    let batch = j.changes_after(0, 10).unwrap();
+    assert_eq!(batch.changes.len(), 1, "{batch:?}");
+    let c = &batch.changes[0];
+    assert_eq!((c.seq, c.table, c.row_id), (4, ChangeTable::GatewayPayments, p.id));
+    assert!(matches!(&c.row, ChangeRow::GatewayPayment(r) if r.local_id == "g-1"), "{c:?}");
+    // SensePass rows still enter the feed after the rebuild.
+    let count: i64 = j.read(|tx| Ok(tx.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'changes_%'", [], |r| r.get(0))?)).unwrap();
+    assert_eq!(count, 15, "every replicated table has its three triggers");
+}
