@@ -119,6 +119,8 @@ pub struct DayLine {
     pub tender: String,
     /// Currency.
     pub currency: String,
+    /// Its minor-unit digits (ISO 4217 exponent), so the page shows amounts without a rule of its own.
+    pub exponent: u32,
     /// The store's time zone: the day below runs from its local midnight.
     pub time_zone: String,
     /// The store's local day (YYYY-MM-DD) these totals are for.
@@ -169,6 +171,7 @@ pub async fn day(pool: &Pool, date: Option<time::Date>) -> Result<Vec<DayLine>, 
                     till: key.1,
                     provider: key.2,
                     tender: key.3,
+                    exponent: exponent_of(&key.4),
                     currency: key.4,
                     time_zone: r.get(8),
                     date: r.get(9),
@@ -262,6 +265,8 @@ pub struct FoundPayment {
     pub amount: i64,
     /// Currency.
     pub currency: String,
+    /// Its minor-unit digits (ISO 4217 exponent).
+    pub exponent: u32,
     /// Status code.
     pub status: Option<i16>,
     /// Status name.
@@ -328,6 +333,7 @@ pub async fn search(pool: &Pool, q: &Search) -> Result<Vec<FoundPayment>, ApiErr
                 number: r.get(4),
                 order_id: r.get(5),
                 amount: r.get(6),
+                exponent: exponent_of(&r.get::<_, String>(7)),
                 currency: r.get(7),
                 status,
                 status_name: status.and_then(|c| Status::from_code(i64::from(c))).map(Status::display_name),
@@ -338,6 +344,11 @@ pub async fn search(pool: &Pool, q: &Search) -> Result<Vec<FoundPayment>, ApiErr
             }
         })
         .collect())
+}
+
+/// The minor-unit digits of a currency code (ingest only accepts codes `till_core` knows).
+fn exponent_of(code: &str) -> u32 {
+    till_core::Currency::from_code(code).map(till_core::Currency::exponent).unwrap_or(2)
 }
 
 /// Rows as CSV with a header line.

@@ -6,11 +6,13 @@ const $ = (sel) => document.querySelector(sel);
 let token = sessionStorage.getItem("fleetToken") || "";
 let timer = null;
 
-/** Money in minor units as major units with the currency code (2 decimals; the common case). */
-function money(minor, currency) {
+/** Money in minor units as major units with the currency code. `exponent` (the currency's
+ *  minor-unit digits) comes from the server with every amount, so this page has no currency rule. */
+function money(minor, currency, exponent) {
   const sign = minor < 0 ? "-" : "";
-  const abs = Math.abs(minor);
-  return `${sign}${Math.floor(abs / 100)}.${String(abs % 100).padStart(2, "0")} ${currency}`;
+  const digits = String(Math.abs(minor)).padStart(exponent + 1, "0");
+  const major = exponent > 0 ? `${digits.slice(0, -exponent)}.${digits.slice(-exponent)}` : digits;
+  return `${sign}${major} ${currency}`;
 }
 
 function when(iso) {
@@ -92,12 +94,12 @@ async function loadTotals() {
   $("#day-csv").dataset.csv = `/api/v1/reports/day?date=${encodeURIComponent(day)}`;
   fill("#totals", lines, (l) => [
     cell(l.store), cell(l.till), cell(l.provider), cell(l.tender || "—"),
-    cell(l.sales, "num"), cell(money(l.sales_amount, l.currency), "num"), cell(l.declines, "num"), cell(l.open, "num"),
+    cell(l.sales, "num"), cell(money(l.sales_amount, l.currency, l.exponent), "num"), cell(l.declines, "num"), cell(l.open, "num"),
   ], "No payments on this day.");
   // One total line per currency: amounts in different currencies are never added.
   const byCurrency = new Map();
   for (const l of lines) {
-    const t = byCurrency.get(l.currency) || { sales: 0, amount: 0, declines: 0, open: 0 };
+    const t = byCurrency.get(l.currency) || { sales: 0, amount: 0, declines: 0, open: 0, exponent: l.exponent };
     t.sales += l.sales; t.amount += l.sales_amount; t.declines += l.declines; t.open += l.open;
     byCurrency.set(l.currency, t);
   }
@@ -107,7 +109,7 @@ async function loadTotals() {
     const tr = document.createElement("tr");
     const label = cell(`Chain total (${currency})`);
     label.colSpan = 4;
-    tr.append(label, cell(t.sales, "num"), cell(money(t.amount, currency), "num"), cell(t.declines, "num"), cell(t.open, "num"));
+    tr.append(label, cell(t.sales, "num"), cell(money(t.amount, currency, t.exponent), "num"), cell(t.declines, "num"), cell(t.open, "num"));
     foot.append(tr);
   }
 }
@@ -180,7 +182,7 @@ $("#search").addEventListener("submit", async (ev) => {
   try {
     const rows = await api(`/api/v1/payments/search?${by}=${encodeURIComponent(value)}`);
     fill("#results", rows, (p) => [
-      cell(p.store), cell(p.till), cell(p.order_id || ""), cell(money(p.amount, p.currency), "num"),
+      cell(p.store), cell(p.till), cell(p.order_id || ""), cell(money(p.amount, p.currency, p.exponent), "num"),
       cell(p.status_name || p.state || p.status || ""), cell(p.tender || ""), cell(p.last_four ? `•••• ${p.last_four}` : ""),
       cell(when(p.created_at)),
     ], "No payment found.");
