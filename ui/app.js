@@ -160,6 +160,10 @@
       T.emit("connectivity", parse(ev.data));
       T.refreshHealth();
     });
+    source.addEventListener("payment", (ev) => {
+      const data = parse(ev.data);
+      if (data) T.emit("payment", data);
+    });
     source.addEventListener("operation", (ev) => {
       T.emit("operation", parse(ev.data));
       T.refreshHealth();

@@ -48,6 +48,10 @@ pub enum AgentEvent {
     Status(StatusEvent),
     /// The SensePass connection changed.
     Connectivity(ConnectivityEvent),
+    /// A payment behind the gateway seam (Connect-E, Acquired) changed: created, paid, declined,
+    /// its amount changed with the cart, money-out. The payment resource of
+    /// `GET /api/agent/payments/{id}`.
+    Payment(Value),
     /// An outbox operation changed state (queued, delivered, failed).
     Operation {
         /// Operation id.
@@ -64,6 +68,7 @@ impl AgentEvent {
             AgentEvent::Status(_) => "status",
             AgentEvent::Connectivity(_) => "connectivity",
             AgentEvent::Operation { .. } => "operation",
+            AgentEvent::Payment(_) => "payment",
         }
     }
 }

@@ -491,7 +491,7 @@ impl Agent {
                         })
                     })
                     .await?;
-                self.tender().changed.notify_waiters();
+                self.gateway_changed(&rec).await;
                 self.tender().wake.notify_one();
                 Ok((true, self.gateway_view(&rec).await?))
             }
@@ -499,19 +499,20 @@ impl Agent {
                 let certain = e.certainly_not_performed() && !unsettled;
                 let id = local_id.clone();
                 let message = e.to_string();
-                self.journal(move |j| {
-                    j.update_gateway_payment(&id, |r| {
-                        r.phase = if certain { Phase::CreateFailed } else { Phase::CreateUnknown };
-                        if certain {
-                            r.state = PaymentState::Failed.as_str().into();
-                            r.final_at = Some(now);
-                        }
-                        r.detail = Some(json!({ "error": message }));
-                        r.updated_at = now;
+                let (failed, ()) = self
+                    .journal(move |j| {
+                        j.update_gateway_payment(&id, |r| {
+                            r.phase = if certain { Phase::CreateFailed } else { Phase::CreateUnknown };
+                            if certain {
+                                r.state = PaymentState::Failed.as_str().into();
+                                r.final_at = Some(now);
+                            }
+                            r.detail = Some(json!({ "error": message }));
+                            r.updated_at = now;
+                        })
                     })
-                })
-                .await?;
-                self.tender().changed.notify_waiters();
+                    .await?;
+                self.gateway_changed(&failed).await;
                 if unsettled {
                     return Err(AgentError::Uncertain(format!(
                         "the create answer was lost and {} cannot be asked yet ({e}); retry with the same orderId",
@@ -600,7 +601,7 @@ impl Agent {
                 })
             })
             .await?;
-        self.tender().changed.notify_waiters();
+        self.gateway_changed(&rec).await;
         Ok(rec)
     }
 
@@ -654,10 +655,21 @@ impl Agent {
             .await?;
         if changed {
             tracing::info!(local_id, state = %rec.state, "payment state");
-            self.tender().changed.notify_waiters();
+            self.gateway_changed(&rec).await;
             self.remember_card(&rec).await;
         }
         Ok(rec)
+    }
+
+    /// A gateway payment changed (created, observed, its amount or money-out): wakes whoever
+    /// waits on it and tells the screens, with the same resource `GET /api/agent/payments/{id}`
+    /// answers (the `payment` event). Screens treat it as a hint and may re-read.
+    async fn gateway_changed(&self, rec: &GatewayPaymentRecord) {
+        self.tender().changed.notify_waiters();
+        match self.gateway_view(rec).await {
+            Ok(view) => self.bus().publish(crate::events::AgentEvent::Payment(view)),
+            Err(e) => tracing::debug!(error = %e, "payment event not published"),
+        }
     }
 
     /// Keeps the card of a customer's approved payment on file (cross reference, scheme, masked
@@ -739,9 +751,9 @@ impl Agent {
         match gw.change_amount(&p, Money::new(amount.0, rec.currency)).await {
             Ok(()) => {
                 tracing::info!(local_id, from = old.0, to = amount.0, "payment amount changed with the cart");
-                self.tender().changed.notify_waiters();
                 let id = local_id.to_string();
                 let rec = self.journal(move |j| j.gateway_payment(&id)).await?.ok_or_else(|| AgentError::NotFound("payment".into()))?;
+                self.gateway_changed(&rec).await;
                 self.gateway_view(&rec).await
             }
             Err(e) if e.certainly_not_performed() => {
@@ -1010,7 +1022,7 @@ impl Agent {
             })
             .await?;
         tracing::info!(op = op.id, kind = %op.kind, state = %op.state, payment = %rec.local_id, "money-out outcome");
-        self.tender().changed.notify_waiters();
+        self.gateway_changed(&rec).await;
         Ok(op)
     }
 

@@ -229,6 +229,7 @@ fn the_event_stream_events_are_documented() {
         AgentEvent::Status(status).name(),
         AgentEvent::Connectivity(ConnectivityEvent { socket_connected: true }).name(),
         AgentEvent::Operation { id: 0, state: String::new() }.name(),
+        AgentEvent::Payment(serde_json::json!({})).name(),
     ]
     .into();
     // Written by the handler itself: the greeting and the slow-subscriber notice.
