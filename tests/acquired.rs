@@ -544,3 +544,57 @@ async fn a_payment_whose_browser_never_returns_is_settled_by_the_relayed_webhook
     assert_eq!(still["state"], "pending", "the forged notice attached nothing: {still}");
     Ok(())
 }
+
+/// A session about to pass its 10 minutes while the customer is still at the checkout is
+/// replaced by a fresh one for the same order, and the payment keeps its id: refused while the
+/// session has more than two minutes left, granted in its last minutes (the agent's and the
+/// simulator's clocks moved 9 minutes on), the checkout page then carries the new session, the
+/// customer pays it, and the simulator holds two sessions for the order and one charge. A paid
+/// payment is never renewed.
+#[tokio::test]
+async fn a_session_about_to_expire_is_replaced_without_a_second_charge() -> Result<()> {
+    let mut aq = start().await?;
+    let p = aq.new_payment("AQ-RENEW-1", 800, "sale").await?;
+    let id = p["id"].as_str().context("id")?.to_string();
+    let first = aq.session(&p).await?;
+    let renew = |env: &Env| {
+        let (http, url) = (env.http.clone(), env.url(&format!("/api/agent/payments/{id}/renew")));
+        async move {
+            let r = http.post(url).send().await?;
+            Ok::<(u16, Value), anyhow::Error>((r.status().as_u16(), r.json().await.unwrap_or(Value::Null)))
+        }
+    };
+    let (status, early) = renew(&aq.env).await?;
+    assert_eq!(status, 409, "ten minutes left is too early: {early}");
+
+    // Nine minutes later, the customer still at the checkout.
+    let r = aq.env.http.post(format!("{}/clock", aq.env.sandbox.acquired_control_url())).json(&json!({"advanceSeconds": 540})).send().await?;
+    assert!(r.status().is_success());
+    aq.env.restart_agent_with(&[("TILL_AGENT_TEST_CLOCK_OFFSET_MS", "540000")]).await?;
+    let (status, renewed) = renew(&aq.env).await?;
+    assert_eq!(status, 200, "{renewed}");
+    assert_eq!(renewed["id"], id.as_str(), "the same payment");
+    assert_eq!(renewed["state"], "pending");
+    assert!(renewed["expiresAt"].as_str() > p["expiresAt"].as_str(), "a later end: {renewed} vs {p}");
+    let second = aq.session(&renewed).await?;
+    assert_ne!(second, first, "the checkout page carries the new session");
+
+    // The customer pays on the new session: one charge for the order.
+    let out = aq.confirm(&renewed, APPROVE).await?;
+    assert_eq!(out["status"], "success", "{out}");
+    let (status, page) = aq.return_post(&out["redirect"], &out["redirect"]["fields"]).await?;
+    assert_eq!(status, 200, "{page}");
+    let paid = aq.get(&id).await?;
+    assert_eq!(paid["state"], "captured", "{paid}");
+    assert_eq!(paid["capturedAmount"], 800);
+    let truth = aq.truth().await?;
+    let sessions = truth["sessions"].as_array().map(|a| a.iter().filter(|s| s["orderId"] == "AQ-RENEW-1").count());
+    assert_eq!(sessions, Some(2), "{truth}");
+    let txs = aq.transactions_for("AQ-RENEW-1").await?;
+    assert_eq!(txs.len(), 1, "one charge: {txs:?}");
+    assert_eq!(txs[0]["capturedMinor"], 800);
+
+    let (status, late) = renew(&aq.env).await?;
+    assert_eq!(status, 409, "a paid payment is never renewed: {late}");
+    Ok(())
+}

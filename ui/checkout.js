@@ -101,7 +101,26 @@
         return p;
       });
     };
+    // A session lives 10 minutes. Shortly before its end, and only while the customer has not
+    // pressed Pay, the page asks the agent for a fresh session for the same order and reloads on
+    // it; a customer who pressed Pay finishes on this one. The agent refuses a renewal earlier
+    // than its last two minutes or once anything was paid on the session.
+    var paying = false;
+    var expires = Number(main.getAttribute('data-expires')) || 0;
+    var renewing = false;
+    if (expires) {
+      setInterval(function () {
+        if (paying || renewing || expires - Date.now() > 90000) { return; }
+        renewing = true;
+        fetch('/api/agent/payments/' + encodeURIComponent(id) + '/renew', { method: 'POST' }).then(function (r) {
+          if (r.ok) { window.location.reload(); return; }
+          // 409: this session cannot be renewed (paid on, or over): stop asking.
+          if (r.status !== 409) { renewing = false; }
+        }, function () { renewing = false; });
+      }, 5000);
+    }
     pay.addEventListener('click', function () {
+      paying = true;
       pay.disabled = true;
       showErrors([]);
       tell('paying', 'Processing…');
@@ -112,6 +131,7 @@
         var list = (err && err.invalid_parameters || []).map(function (p) { return p.parameter + ': ' + p.reason; });
         showErrors(list.length ? list : [err && err.title ? err.title : 'The payment could not be sent']);
         tell('pending', 'Check the card details and try again');
+        paying = false;
         return { state: 'pending' };
       }).then(function (p) {
         pay.disabled = p && p.state !== 'pending';

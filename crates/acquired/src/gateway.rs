@@ -418,6 +418,12 @@ impl Gateway for Acquired {
         Acquired::update_amount(self, payment, amount).await
     }
 
+    /// A session lives 10 minutes (§3.5); one with no transaction yet may be replaced by a fresh
+    /// session for the same order. One with a transaction was paid (or tried) and never is.
+    fn can_renew(&self, payment: &Payment) -> bool {
+        PaymentRef::parse(&payment.reference).transaction_id.is_none()
+    }
+
     /// A relayed `status_update` webhook (§8) names a transaction and an order. Its `Hash` was
     /// checked by the fleet that received it, but the till trusts neither: the candidate must be
     /// this order's payment (with no transaction yet, or this one), and the transaction look-up

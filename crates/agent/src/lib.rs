@@ -45,6 +45,7 @@ pub mod manager;
 pub mod outbox;
 pub mod printer;
 pub mod relay;
+pub mod renew;
 pub mod run;
 pub mod service;
 pub mod tender;

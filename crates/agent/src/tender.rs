@@ -59,7 +59,7 @@ pub struct Tender {
     /// One money-out delivery at a time: the request that journaled an operation and the worker
     /// that finds it due must not both prepare or reconcile it. Held across the provider calls
     /// (an async mutex); deliveries are rare and short next to a payment.
-    delivering: tokio::sync::Mutex<()>,
+    pub(crate) delivering: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Tender {
@@ -201,7 +201,7 @@ fn refused(e: OperationRefused) -> AgentError {
     AgentError::Conflict(e.to_string())
 }
 
-fn gateway_error(e: GatewayError) -> AgentError {
+pub(crate) fn gateway_error(e: GatewayError) -> AgentError {
     match e {
         GatewayError::Unreachable { provider, detail } => {
             AgentError::ProviderUnreachable(format!("{} unreachable, nothing sent: {detail}", provider.display_name()))
@@ -664,7 +664,7 @@ impl Agent {
     /// A gateway payment changed (created, observed, its amount or money-out): wakes whoever
     /// waits on it and tells the screens, with the same resource `GET /api/agent/payments/{id}`
     /// answers (the `payment` event). Screens treat it as a hint and may re-read.
-    async fn gateway_changed(&self, rec: &GatewayPaymentRecord) {
+    pub(crate) async fn gateway_changed(&self, rec: &GatewayPaymentRecord) {
         self.tender().changed.notify_waiters();
         match self.gateway_view(rec).await {
             Ok(view) => self.bus().publish(crate::events::AgentEvent::Payment(view)),
@@ -1148,6 +1148,7 @@ impl Agent {
             cv2_only: rec.card_id.is_some(),
             amount: Money::new(rec.amount.0, rec.currency),
             order_id: rec.order_id.clone(),
+            expires_at: rec.expires_at,
         }))
     }
 
@@ -1204,6 +1205,9 @@ pub struct Checkout {
     pub amount: Money,
     /// For the page's heading.
     pub order_id: String,
+    /// When the provider stops taking the card (unix ms), if it says: an Acquired session's
+    /// page asks for a fresh session shortly before (crate::renew).
+    pub expires_at: Option<i64>,
 }
 
 /// `scheme://host[:port]` of a URL (the CSP source of the provider's web host).

@@ -283,6 +283,15 @@ pub trait Gateway: Send + Sync + fmt::Debug {
         Err(GatewayError::Invalid { provider: self.provider(), detail: "this provider has no return step".into() })
     }
 
+    /// Whether a pending payment whose checkout is about to expire may be given a fresh one for
+    /// the same order and amount ([`Gateway::create`] again, the reference replaced): true only
+    /// where the old checkout can no longer be paid through the till once the page moved on, and
+    /// nothing was paid on it yet (Acquired: a session with no transaction). Default: never.
+    fn can_renew(&self, payment: &Payment) -> bool {
+        let _ = payment;
+        false
+    }
+
     /// A webhook of this provider, relayed to the till (by the fleet server, which has the
     /// public address a till behind a store's NAT lacks): which of `candidates` (this till's
     /// payments of this provider, newest first) it is about, and the reference to journal for it

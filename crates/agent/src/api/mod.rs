@@ -98,6 +98,7 @@ pub fn router(agent: Agent, addr: SocketAddr) -> Router {
         .route("/api/agent/payments/{id}/void", post(payments::void))
         .route("/api/agent/payments/{id}/resume", post(payments::resume))
         .route("/api/agent/payments/{id}/cancel", post(payments::cancel))
+        .route("/api/agent/payments/{id}/renew", post(payments::renew))
         .route("/api/agent/cards", get(payments::cards))
         // The customer's browser back from a provider's own step (Acquired's 3-D Secure).
         .route("/api/agent/providers/{provider}/return", post(payments::provider_return))

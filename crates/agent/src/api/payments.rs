@@ -136,6 +136,14 @@ pub async fn cancel(State(agent): State<Agent>, Path(id): Path<String>) -> Resul
     Ok(Json(agent.cancel_gateway(&id).await?).into_response())
 }
 
+/// `POST /api/agent/payments/{id}/renew`: the checkout page, shortly before its session expires
+/// and while the customer has not pressed Pay, asks for a fresh one (crate::renew). No POS token:
+/// it moves no money, and the agent refuses it outside the session's last minutes.
+pub async fn renew(State(agent): State<Agent>, Path(id): Path<String>) -> Result<Response, AgentError> {
+    let id = payment_id(&id)?;
+    Ok(Json(agent.renew_gateway_checkout(&id).await?).into_response())
+}
+
 /// `PATCH /api/agent/payments/{id}` `{"amount": <minor>}` (POS token): the cart changed before
 /// the customer paid; the pending payment (an Acquired session) is made for the new total.
 pub async fn change(State(agent): State<Agent>, headers: HeaderMap, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Response, AgentError> {
@@ -326,7 +334,7 @@ fn acquired_checkout(id: &str, c: &crate::tender::Checkout, amount: &str) -> Res
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>Card payment</title><link rel=\"stylesheet\" href=\"/style.css\"></head>\
          <body class=\"checkout\">\
-         <main id=\"checkout\" data-provider=\"acquired\" data-payment=\"{id}\" data-session=\"{session}\">\
+         <main id=\"checkout\" data-provider=\"acquired\" data-payment=\"{id}\" data-session=\"{session}\" data-expires=\"{expires}\">\
          <h1>Card payment</h1>\
          <p class=\"checkout-amount\"><span id=\"checkout-amount\">{amount} {currency}</span> · order <span id=\"checkout-order\">{order}</span></p>\
          <p class=\"checkout-hint\">Enter the card details.</p>\
@@ -338,6 +346,7 @@ fn acquired_checkout(id: &str, c: &crate::tender::Checkout, amount: &str) -> Res
          <script src=\"{script}\"></script><script src=\"/checkout.js\"></script></body></html>",
         id = esc(id),
         session = esc(c.token.expose()),
+        expires = c.expires_at.map(|t| t.to_string()).unwrap_or_default(),
         amount = esc(amount),
         currency = c.amount.currency.code(),
         order = esc(&c.order_id),
