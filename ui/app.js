@@ -42,26 +42,31 @@
 
   T.health = null;
   T.agentReachable = null;
-  let healthBusy = false;
-  let healthAgain = false;
-
+  // One health request at a time. A caller that changed something (pairing, login) and awaits
+  // refreshHealth() must get an answer read *after* its change: when a request is already under
+  // way (it may have been answered before the change), one more is made after it and the caller
+  // waits for that one. Callers arriving meanwhile share it.
+  let healthRun = null;
+  let healthNext = null;
   /** Reads /api/agent/health now (coalescing concurrent calls) and tells every view. */
-  T.refreshHealth = async function () {
-    if (healthBusy) { healthAgain = true; return; }
-    healthBusy = true;
-    try {
-      // With the manager's session, health shows the device ID in full; without, only its end.
-      const r = await T.api("/api/agent/health", { timeoutMs: 2500, token: T.auth.token() || undefined });
-      T.health = r.body || {};
-      T.agentReachable = true;
-    } catch (_) {
-      T.agentReachable = false;
-    } finally {
-      healthBusy = false;
+  T.refreshHealth = function () {
+    if (healthRun) {
+      if (!healthNext) healthNext = healthRun.then(() => { healthNext = null; return T.refreshHealth(); });
+      return healthNext;
     }
-    renderHealth();
-    T.emit("health", T.health);
-    if (healthAgain) { healthAgain = false; T.refreshHealth(); }
+    healthRun = (async () => {
+      try {
+        // With the manager's session, health shows the device ID in full; without, only its end.
+        const r = await T.api("/api/agent/health", { timeoutMs: 2500, token: T.auth.token() || undefined });
+        T.health = r.body || {};
+        T.agentReachable = true;
+      } catch (_) {
+        T.agentReachable = false;
+      }
+      renderHealth();
+      T.emit("health", T.health);
+    })().finally(() => { healthRun = null; });
+    return healthRun;
   };
 
   function renderHealth() {

@@ -215,7 +215,7 @@
 
   function pairingPanel() {
     const h = T.health || {};
-    const panel = T.h("section", { class: "panel", id: "pairing", "aria-labelledby": "pair-title" },
+    const panel = T.h("section", { class: "panel", id: "pairing", "aria-labelledby": "pair-title", "data-paired": String(!!h.paired) },
       T.h("h2", { id: "pair-title" }, "Pairing"));
     if (h.paired) {
       T.append(panel, [
@@ -354,5 +354,9 @@
     if (T.currentRoute() !== "settings" || !root) return;
     const old = T.$("#pairing-status", root);
     if (old) old.replaceWith(statusPanel());
+    // Paired or unpaired elsewhere (or the answer to this page's own change came late): the
+    // pairing panel follows, so it never offers "Unpair" to an unpaired till or hides the form.
+    const pairing = T.$("#pairing", root);
+    if (pairing && pairing.getAttribute("data-paired") !== String(!!(T.health || {}).paired)) pairing.replaceWith(pairingPanel());
   });
 })(window.Till);

@@ -27,7 +27,8 @@ after(async () => {
 test("settings show the pairing to anyone and ask for a manager PIN for the rest", async () => {
   await page.goto(base + "#/settings");
   await page.locator("#pairing-status").waitFor();
-  await page.locator("#paired", { hasText: "Paired" }).waitFor();
+  // Exactly "Paired" ("Not paired", shown before health has answered, contains it too).
+  await page.locator("#paired", { hasText: /^Paired$/ }).waitFor();
   const health = (await h.pos(agent, "GET", "/api/agent/health")).body;
   // The device ID is a SensePass credential: health itself sends only its last four characters
   // to a caller without the POS token or a manager session, and the page shows just that.
@@ -74,8 +75,17 @@ test("unpairing asks first, then the till shows it is not paired", async () => {
 
   await page.click("#unpair");
   await page.locator("#confirm[open]").waitFor();
+  // A slow agent: a health request read before the unpairing is still on its way when the page
+  // asks again after it. The page must show the answer read after its change (a stale "paired"
+  // once hid the pairing form for good).
+  await page.route("**/api/agent/health", async (route) => {
+    await new Promise((r) => setTimeout(r, 1500));
+    await route.continue().catch(() => { /* the page moved on; nothing to answer */ });
+  });
+  await page.evaluate(() => { window.Till.refreshHealth(); });
   await page.click("#confirm-yes");
   await page.locator("#paired", { hasText: "Not paired" }).waitFor();
+  await page.unrouteAll({ behavior: "wait" });
   assert.equal((await h.pos(agent, "GET", "/api/agent/health")).body.paired, false);
   await page.locator("#store", { hasText: "Not paired" }).waitFor();
   await page.locator("#pair-form").waitFor();
@@ -88,7 +98,7 @@ test("pairing by creating a dynamic-QR device names the till", async () => {
   await page.fill("#pair-pos-name", "Front till");
   assert.equal(await page.locator("#pair-env").getAttribute("data-environment"), "sandbox", "the environment follows the agent's configuration");
   await page.click("#pair-submit");
-  await page.locator("#paired", { hasText: "Paired" }).waitFor({ timeout: 15000 });
+  await page.locator("#paired", { hasText: /^Paired$/ }).waitFor({ timeout: 15000 });
   await page.locator("#store", { hasText: "Front till" }).waitFor();
   const health = (await h.pos(agent, "GET", "/api/agent/health")).body;
   assert.equal(health.paired, true);
