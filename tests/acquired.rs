@@ -505,13 +505,10 @@ async fn lost_answers_on_create_update_and_refund_move_money_once() -> Result<()
 /// naming another order's transaction, signed correctly, is refused by the till's check.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_whose_browser_never_returns_is_settled_by_the_relayed_webhook() -> Result<()> {
-    use till_tests::fleet::{enrol, till_id, FleetProcess, ACQUIRED_APP_KEY};
-    let pg = till_tests::pg::Postgres::start()?;
-    let db = pg.create_db("fleet")?;
-    let logs = tempfile::tempdir()?;
-    let fleet = FleetProcess::start(&db, 0, logs.path())?;
+    use till_tests::fleet::{till_id, OneTillChain, ACQUIRED_APP_KEY};
     let aq = start().await?;
-    enrol(&fleet, aq.env.data_dir.path(), "North", "Till 1")?;
+    let chain = OneTillChain::enrol(aq.env.data_dir.path())?;
+    let (pg, fleet) = (&chain.pg, &chain.fleet);
     let till = till_id(aq.env.data_dir.path())?;
     let relay = |h: &Value| h["fleet"]["webhooks"].clone();
 

@@ -529,14 +529,10 @@ async fn a_till_without_a_sensepass_pairing_takes_connect_e_payments() -> Result
 /// changes. The relay's position survives a restart: no notice is handled twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_relayed_by_the_fleet_are_confirmed_with_connect_e() -> Result<()> {
-    use till_tests::fleet::{enrol, till_id, FleetProcess};
-    let pg = till_tests::pg::Postgres::start()?;
-    let db = pg.create_db("fleet")?;
-    let logs = tempfile::tempdir()?;
-    let fleet = FleetProcess::start(&db, 0, logs.path())?;
     let mut ce = start().await?;
-    enrol(&fleet, ce.env.data_dir.path(), "North", "Till 1")?;
-    let till = till_id(ce.env.data_dir.path())?;
+    let chain = till_tests::fleet::OneTillChain::enrol(ce.env.data_dir.path())?;
+    let (pg, fleet) = (&chain.pg, &chain.fleet);
+    let till = till_tests::fleet::till_id(ce.env.data_dir.path())?;
     let relay = |h: &Value| h["fleet"]["webhooks"].clone();
 
     // A paid sale: its token was created with the fleet's webhook URL, and the notice comes back.
@@ -589,13 +585,10 @@ async fn webhooks_relayed_by_the_fleet_are_confirmed_with_connect_e() -> Result<
 /// the till.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_e_payments_are_replicated_to_the_fleet() -> Result<()> {
-    use till_tests::fleet::{check_till, enrol, FleetProcess, ADMIN_TOKEN};
-    let pg = till_tests::pg::Postgres::start()?;
-    let db = pg.create_db("fleet")?;
-    let logs = tempfile::tempdir()?;
-    let fleet = FleetProcess::start(&db, 0, logs.path())?;
+    use till_tests::fleet::{check_till, OneTillChain, ADMIN_TOKEN};
     let ce = start().await?;
-    enrol(&fleet, ce.env.data_dir.path(), "North", "Till 1")?;
+    let chain = OneTillChain::enrol(ce.env.data_dir.path())?;
+    let (pg, fleet) = (&chain.pg, &chain.fleet);
 
     let sale = ce.paid_sale("CE-FLEET-1", 1200, json!({})).await?;
     let id = sale["id"].as_str().context("id")?.to_string();
@@ -607,7 +600,7 @@ async fn connect_e_payments_are_replicated_to_the_fleet() -> Result<()> {
     assert_eq!(ce.report(&declined).await?["state"], "declined");
 
     ce.env.eventually("/api/agent/health", 30, |h| h["fleet"]["changesBehind"] == 0).await?;
-    let compared = check_till(&pg, "fleet", ce.env.data_dir.path())?;
+    let compared = check_till(pg, "fleet", ce.env.data_dir.path())?;
     assert!(compared >= 3, "two payments and a refund at least: {compared}");
     let q = |sql: &str| pg.query("fleet", sql).map(|rows| rows.into_iter().map(|r| r.join("|")).collect::<Vec<_>>());
     assert_eq!(

@@ -170,3 +170,27 @@ pub fn check_till(pg: &Postgres, db: &str, data_dir: &Path) -> Result<usize> {
     }
     Ok(n)
 }
+
+/// A throwaway PostgreSQL with a fleet server on it (database `fleet`), and the journal in
+/// `data_dir` enrolled in store "North" as "Till 1": what a test of one till at a chain needs.
+/// Keep the value alive for the test: dropping it stops the fleet and PostgreSQL.
+pub struct OneTillChain {
+    /// The fleet server.
+    pub fleet: FleetProcess,
+    /// Its PostgreSQL (query database `fleet`).
+    pub pg: Postgres,
+    /// Where the fleet writes its log.
+    _logs: tempfile::TempDir,
+}
+
+impl OneTillChain {
+    /// Starts PostgreSQL and the fleet, and enrols the journal in `data_dir`.
+    pub fn enrol(data_dir: &Path) -> Result<OneTillChain> {
+        let pg = Postgres::start()?;
+        let db = pg.create_db("fleet")?;
+        let logs = tempfile::tempdir()?;
+        let fleet = FleetProcess::start(&db, 0, logs.path())?;
+        enrol(&fleet, data_dir, "North", "Till 1")?;
+        Ok(OneTillChain { fleet, pg, _logs: logs })
+    }
+}
