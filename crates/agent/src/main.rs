@@ -74,6 +74,27 @@ struct Common {
     /// Acquired webhook key, when the Hub shows one apart from the app key.
     #[arg(long, env = "TILL_AGENT_ACQUIRED_WEBHOOK_KEY", global = true, hide_env_values = true)]
     acquired_webhook_key: Option<String>,
+    /// FlexFactor API base (decline recovery), e.g. https://api-sandbox.flexfactor.io/v1/.
+    #[arg(long, env = "TILL_AGENT_FLEXFACTOR_URL", global = true)]
+    flexfactor_url: Option<String>,
+    /// FlexFactor AppKey.
+    #[arg(long, env = "TILL_AGENT_FLEXFACTOR_APP_KEY", global = true)]
+    flexfactor_app_key: Option<String>,
+    /// FlexFactor AppSecret (prefer the environment or config.toml: flags show in the process list).
+    #[arg(long, env = "TILL_AGENT_FLEXFACTOR_APP_SECRET", global = true, hide_env_values = true)]
+    flexfactor_app_secret: Option<String>,
+    /// FlexFactor merchant GUID (mid).
+    #[arg(long, env = "TILL_AGENT_FLEXFACTOR_MID", global = true)]
+    flexfactor_mid: Option<String>,
+    /// FlexFactor site GUID (siteId).
+    #[arg(long, env = "TILL_AGENT_FLEXFACTOR_SITE_ID", global = true)]
+    flexfactor_site_id: Option<String>,
+    /// FlexFactor tokenization environment key.
+    #[arg(long, env = "TILL_AGENT_FLEXFACTOR_TOKENIZE_ENVIRONMENT", global = true, hide_env_values = true)]
+    flexfactor_tokenize_environment: Option<String>,
+    /// Decline recovery on or off for this till (default on when FlexFactor is configured).
+    #[arg(long, env = "TILL_AGENT_FLEXFACTOR_ENABLED", global = true)]
+    flexfactor_enabled: Option<bool>,
     /// Receipt printer: tcp://host:9100, file:///dev/usb/lp0 or cups://queue (over `[printer] url`).
     #[arg(long, env = "TILL_AGENT_PRINTER", global = true)]
     printer: Option<String>,
@@ -227,8 +248,18 @@ fn load(common: &Common, waive: Option<bool>) -> Result<Config> {
         company_id: common.acquired_company_id.clone(),
         webhook_key: common.acquired_webhook_key.clone(),
     };
+    let flexfactor = till_agent::config::FlexFactorFile {
+        base_url: common.flexfactor_url.clone(),
+        app_key: common.flexfactor_app_key.clone(),
+        app_secret: common.flexfactor_app_secret.clone(),
+        mid: common.flexfactor_mid.clone(),
+        site_id: common.flexfactor_site_id.clone(),
+        tokenize_environment: common.flexfactor_tokenize_environment.clone(),
+        enabled: common.flexfactor_enabled,
+    };
     Ok(Config::load_with(common.config.as_deref(), overrides, connect_e)?
         .with_acquired(acquired)?
+        .with_flexfactor(flexfactor)?
         .with_printer_url(common.printer.clone())?)
 }
 

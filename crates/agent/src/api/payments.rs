@@ -151,6 +151,23 @@ pub async fn report(State(agent): State<Agent>, Path(id): Path<String>, JsonBody
     Ok(Json(agent.gateway_reported(&id).await?).into_response())
 }
 
+/// `POST /api/agent/payments/{id}/vault` `{token, bin, last4, expiryMonth, expiryYear,
+/// holderName}`: the keyed-entry page hands over FlexFactor's vault token of the card and the
+/// non-sensitive facts (never the number; any other field is refused by name). A decline the
+/// agent was holding for it is evaluated at once.
+pub async fn vault(State(agent): State<Agent>, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Response, AgentError> {
+    let id = payment_id(&id)?;
+    Ok(Json(agent.vault_card(&id, &body).await?).into_response())
+}
+
+/// `POST /api/agent/providers/flexfactor/webhook`: FlexFactor's event, a JSON body sent as
+/// `text/plain` (any content type is read). Unsigned, so only a hint: the agent looks the
+/// rescue up at FlexFactor before anything changes. 200 for an event it read (also about a
+/// rescue it does not have: FlexFactor need not retry it), 400 for a body that is no event.
+pub async fn flexfactor_webhook(State(agent): State<Agent>, body: axum::body::Bytes) -> Result<Response, AgentError> {
+    Ok(Json(agent.recovery_webhook(&body).await?).into_response())
+}
+
 /// Query of `GET /api/agent/cards`.
 #[derive(Deserialize)]
 pub struct CardParams {
