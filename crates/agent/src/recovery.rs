@@ -72,9 +72,10 @@ impl Stage {
     }
 }
 
-/// The vault token and the non-sensitive card facts the keyed-entry page handed over.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// What the keyed-entry page handed over: the vault token and the non-sensitive card facts.
+/// The token goes to the row's `recovery_ref` column, the expiry to its `card_expiry` (JSON
+/// columns are redacted: a token or an expiry in them would be dropped), the rest here.
+#[derive(Clone)]
 pub struct Vault {
     /// FlexFactor's vault token of the card: a capability, never logged.
     pub token: String,
@@ -82,12 +83,22 @@ pub struct Vault {
     pub bin: Option<String>,
     /// Last four digits.
     pub last4: String,
-    /// Expiry month 1–12.
-    pub expiry_month: Option<u8>,
-    /// Expiry year (four digits).
-    pub expiry_year: Option<u16>,
-    /// Holder name as keyed (FlexFactor scores on it). Personal data: never logged.
+    /// Expiry, when the page sent it.
+    pub expiry: Option<CardExpiry>,
+    /// Holder name as keyed: checked, not kept (see [`CardFacts`]).
     pub holder_name: Option<String>,
+}
+
+/// The non-sensitive card facts kept in the recovery's JSON (what a receipt may show). The
+/// holder's name is not kept: personal data the journal need not hold (FlexFactor takes the
+/// evaluation without it).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CardFacts {
+    /// First six (or eight) digits.
+    pub bin: Option<String>,
+    /// Last four digits.
+    pub last4: String,
 }
 
 /// The recovery of one payment (`gateway_payments.recovery_json`).
@@ -98,8 +109,8 @@ pub struct Recovery {
     pub stage: Stage,
     /// Who recovers (`flexfactor`): the journal and receipts name it.
     pub by: String,
-    /// The card's vault token and facts, once the page handed them over.
-    pub vault: Option<Vault>,
+    /// The card's facts, once the page handed them over (its token is in `recovery_ref`).
+    pub card_facts: Option<CardFacts>,
     /// The tender's decline, held while the recovery runs (the outcome when not recovered).
     pub decline: Option<DeclineReason>,
     /// When the tender's decline was observed (unix ms).
@@ -123,7 +134,7 @@ impl std::fmt::Debug for Recovery {
         f.debug_struct("Recovery")
             .field("stage", &self.stage)
             .field("by", &self.by)
-            .field("vault", &self.vault.as_ref().map(|_| "***"))
+            .field("card_facts", &self.card_facts.as_ref().map(|c| &c.last4))
             .field("rescue_id", &self.rescue_id.as_ref().map(|_| "***"))
             .field("provider_status", &self.provider_status)
             .finish_non_exhaustive()
@@ -135,7 +146,7 @@ impl Recovery {
         Recovery {
             stage,
             by: ProviderId::FlexFactor.as_str().to_string(),
-            vault: None,
+            card_facts: None,
             decline: None,
             declined_at: None,
             rescue_id: None,
@@ -202,7 +213,7 @@ pub fn view(r: &GatewayPaymentRecord) -> Value {
             "by": x.by,
             "byName": ProviderId::FlexFactor.display_name(),
             "state": x.stage,
-            "cardVaulted": x.vault.is_some(),
+            "cardVaulted": r.recovery_ref.is_some(),
             "providerStatus": x.provider_status,
             "error": x.last_error,
         }),
@@ -276,7 +287,13 @@ fn parse_vault(body: &Value) -> Result<Vault, AgentError> {
         return Err(AgentError::Invalid(invalid));
     }
     match (token, last4) {
-        (Some(token), Some(last4)) => Ok(Vault { token, bin, last4, expiry_month: month, expiry_year: year, holder_name }),
+        (Some(token), Some(last4)) => Ok(Vault {
+            token,
+            bin,
+            last4,
+            expiry: year.zip(month).and_then(|(y, m)| CardExpiry::new(y, m)),
+            holder_name,
+        }),
         _ => Err(AgentError::invalid("body", "incomplete")),
     }
 }
@@ -311,7 +328,7 @@ impl Agent {
         };
         if !matches!(current.stage, Stage::Armed | Stage::Held) {
             // A repeat of the same hand-over is answered; anything later changes nothing.
-            if current.vault.as_ref().is_some_and(|v| v.token == vault.token) {
+            if rec.recovery_ref.as_deref() == Some(vault.token.as_str()) {
                 return self.gateway_view(&rec).await;
             }
             return Err(AgentError::Conflict(format!("the payment's card can no longer be vaulted (recovery is {:?})", current.stage)));
@@ -334,7 +351,11 @@ impl Agent {
                         }
                         _ => return false,
                     };
-                    x.vault = Some(vault.clone());
+                    x.card_facts = Some(CardFacts { bin: vault.bin.clone(), last4: vault.last4.clone() });
+                    r.recovery_ref = Some(vault.token.clone());
+                    if r.card_expiry.is_none() {
+                        r.card_expiry = vault.expiry.map(CardExpiry::mm_yy);
+                    }
                     x.store(r);
                     r.updated_at = now;
                     evaluate
@@ -373,18 +394,18 @@ impl Agent {
             }
             Stage::Evaluating => {
                 fail::fail_point!("recovery::before_evaluate", |_| crate::failpoints::crash("recovery::before_evaluate"));
-                let Some(vault) = x.vault.clone() else {
+                let (Some(token), Some(card)) = (rec.recovery_ref.clone(), x.card_facts.clone()) else {
                     return self.settle_recovery(local_id, Stage::NotRecovered, None, Some("no vault token".into())).await;
                 };
                 let request = RecoveryRequest {
                     order_id: rec.local_id.clone(),
                     amount: Money::new(rec.amount.0, rec.currency),
-                    card_token: till_gateway::Opaque::new(vault.token.clone()),
+                    card_token: till_gateway::Opaque::new(token),
                     card: RecoveryCard {
-                        bin: vault.bin.clone(),
-                        last4: Some(vault.last4.clone()),
-                        expiry: vault.expiry_year.zip(vault.expiry_month).and_then(|(y, m)| CardExpiry::new(y, m)),
-                        holder_name: vault.holder_name.clone(),
+                        bin: card.bin.clone(),
+                        last4: Some(card.last4.clone()),
+                        expiry: rec.card_expiry.as_deref().and_then(crate::tender::parse_mm_yy),
+                        holder_name: None,
                         scheme: rec.card_type.clone(),
                     },
                     decline: x.decline.clone().unwrap_or(DeclineReason { category: DeclineCategory::Declined, provider_code: None, message: None }),
@@ -629,5 +650,35 @@ impl Agent {
                 Ok(self.journal(move |j| j.gateway_op_later(id, &msg, backoff_at, now)).await?)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_recovery_round_trips_through_the_journal() {
+        let j = till_journal::Journal::open_in_memory().unwrap();
+        let rec = j
+            .begin_gateway_payment(till_journal::NewGatewayPayment {
+                local_id: "p1".into(),
+                provider: "connect-e".into(),
+                kind: "sale".into(),
+                order_id: "o1".into(),
+                amount: till_core::Minor(100),
+                currency: till_core::Currency::Gbp,
+                moto: true,
+                wait_pre_execute: false,
+                customer_id: None,
+                card_id: None,
+                recovery: serde_json::to_value(Recovery::new(Stage::Armed)).ok(),
+                now_ms: 1,
+            })
+            .unwrap();
+        assert!(rec.recovery.is_some(), "{:?}", rec.recovery);
+        let x = Recovery::of(&rec).expect("parses");
+        assert_eq!(x.stage, Stage::Armed);
+        assert!(!format!("{x:?}").contains("token"));
     }
 }

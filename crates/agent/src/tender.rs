@@ -175,7 +175,7 @@ fn time_to_ms(t: time::OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
-fn parse_mm_yy(s: &str) -> Option<CardExpiry> {
+pub(crate) fn parse_mm_yy(s: &str) -> Option<CardExpiry> {
     let (m, y) = s.split_once('/')?;
     CardExpiry::new(2000 + y.trim().parse::<u16>().ok()?, m.trim().parse().ok()?)
 }
@@ -1283,7 +1283,7 @@ pub struct Checkout {
 }
 
 /// `scheme://host[:port]` of a URL (the CSP source of the provider's web host).
-fn origin_of(url: &str) -> String {
+pub(crate) fn origin_of(url: &str) -> String {
     match reqwest::Url::parse(url) {
         Ok(u) => u.origin().ascii_serialization(),
         Err(_) => url.to_string(),

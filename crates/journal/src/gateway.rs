@@ -78,6 +78,9 @@ pub struct GatewayPaymentRecord {
     /// number), the held decline, the evaluate intent and outcome (migration `0040`). Kept on
     /// the row so that the payment's state and its recovery change in one transaction.
     pub recovery: Option<Value>,
+    /// The card's vault token at the recovery service (FlexFactor): a capability (the JSON of
+    /// `recovery` is redacted and would drop it). Never a card number.
+    pub recovery_ref: Option<String>,
 }
 
 impl fmt::Debug for GatewayPaymentRecord {
@@ -99,6 +102,7 @@ impl fmt::Debug for GatewayPaymentRecord {
             .field("customer_id", &self.customer_id.as_ref().map(|_| "***"))
             .field("cross_reference", &self.cross_reference.as_ref().map(|_| "***"))
             .field("recovery", &self.recovery.as_ref().map(|_| "***"))
+            .field("recovery_ref", &self.recovery_ref.as_ref().map(|_| "***"))
             .finish_non_exhaustive()
     }
 }
@@ -272,7 +276,7 @@ const GP_COLS: &str = "g.id, g.local_id, g.provider, g.provider_ref, g.kind, g.o
     g.currency, g.phase, g.state, g.authorized, g.captured, g.refunded, g.expires_at, g.moto, \
     g.wait_pre_execute, g.customer_id, g.card_id, g.card_type, g.card_masked, g.card_expiry, \
     g.cross_reference, g.auth_code, g.detail_json, g.created_at, g.updated_at, g.final_at, \
-    g.recovery_json";
+    g.recovery_json, g.recovery_ref";
 
 fn gp_from_row(row: &Row<'_>) -> rusqlite::Result<GatewayPaymentRecord> {
     Ok(GatewayPaymentRecord {
@@ -304,6 +308,7 @@ fn gp_from_row(row: &Row<'_>) -> rusqlite::Result<GatewayPaymentRecord> {
         updated_at: row.get(25)?,
         final_at: row.get(26)?,
         recovery: opt_json_at(row, 27)?,
+        recovery_ref: row.get(28)?,
     })
 }
 
@@ -404,7 +409,8 @@ fn write_gp(conn: &rusqlite::Connection, r: &GatewayPaymentRecord) -> Result<(),
         "UPDATE gateway_payments SET provider_ref = ?2, phase = ?3, state = ?4, \
          authorized = MAX(authorized, ?5), captured = MAX(captured, ?6), refunded = MAX(refunded, ?7), \
          expires_at = ?8, card_type = ?9, card_masked = ?10, card_expiry = ?11, cross_reference = ?12, \
-         auth_code = ?13, detail_json = ?14, updated_at = ?15, final_at = ?16, recovery_json = ?17 \
+         auth_code = ?13, detail_json = ?14, updated_at = ?15, final_at = ?16, recovery_json = ?17, \
+         recovery_ref = ?18 \
          WHERE id = ?1",
     )?
     .execute(params![
@@ -425,6 +431,7 @@ fn write_gp(conn: &rusqlite::Connection, r: &GatewayPaymentRecord) -> Result<(),
         r.updated_at,
         r.final_at,
         recovery,
+        r.recovery_ref,
     ])?;
     Ok(())
 }

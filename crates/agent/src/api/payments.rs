@@ -229,7 +229,7 @@ pub async fn checkout(State(agent): State<Agent>, Path(id): Path<String>) -> Res
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>Card payment</title><link rel=\"stylesheet\" href=\"/style.css\"></head>\
          <body class=\"checkout\">\
-         <main id=\"checkout\" data-payment=\"{id}\" data-token=\"{token}\" data-form=\"{form}\">\
+         <main id=\"checkout\" data-payment=\"{id}\" data-token=\"{token}\" data-form=\"{form}\"{vault}>\
          <h1>Card payment</h1>\
          <p class=\"checkout-amount\"><span id=\"checkout-amount\">{amount} {currency}</span> · order <span id=\"checkout-order\">{order}</span></p>\
          <p class=\"checkout-hint\">{hint}</p>\
@@ -247,12 +247,16 @@ pub async fn checkout(State(agent): State<Agent>, Path(id): Path<String>) -> Res
         order = esc(&c.order_id),
         hint = if c.cv2_only { "Stored card: enter its CV2 only." } else { "Enter the card details." },
         script = esc(&c.script_url),
+        vault = c.vault_url.as_deref().map(|u| format!(" data-vault-url=\"{}\"", esc(u))).unwrap_or_default(),
     );
+    // The page may also post the card to FlexFactor's tokenization endpoint (and nowhere else).
+    let vault_origin = c.vault_url.as_deref().map(crate::tender::origin_of).unwrap_or_default();
     let csp = format!(
         "default-src 'none'; script-src 'self' {o}; style-src 'self' 'unsafe-inline'; img-src 'self' data: {o}; \
-         connect-src 'self' {o}; frame-src {o}; object-src 'none'; form-action 'none'; base-uri 'none'; \
+         connect-src 'self' {o} {v}; frame-src {o}; object-src 'none'; form-action 'none'; base-uri 'none'; \
          frame-ancestors 'self'",
-        o = c.web_origin
+        o = c.web_origin,
+        v = vault_origin,
     );
     Ok((
         [

@@ -6,3 +6,7 @@
 -- its shape; the journal stores it with the row so that the payment's state and its recovery
 -- change in one transaction.
 ALTER TABLE gateway_payments ADD COLUMN recovery_json TEXT;
+-- The card's vault token at the recovery service (FlexFactor `/tokenize`): a capability the
+-- evaluation needs after a restart, so kept as a plain column like `provider_ref` and
+-- `cross_reference` (JSON columns are redacted and would drop it). Never a card number.
+ALTER TABLE gateway_payments ADD COLUMN recovery_ref TEXT;
