@@ -163,8 +163,21 @@ pub async fn vault(State(agent): State<Agent>, Path(id): Path<String>, JsonBody(
 /// `POST /api/agent/providers/flexfactor/webhook`: FlexFactor's event, a JSON body sent as
 /// `text/plain` (any content type is read). Unsigned, so only a hint: the agent looks the
 /// rescue up at FlexFactor before anything changes. 200 for an event it read (also about a
-/// rescue it does not have: FlexFactor need not retry it), 400 for a body that is no event.
-pub async fn flexfactor_webhook(State(agent): State<Agent>, body: axum::body::Bytes) -> Result<Response, AgentError> {
+/// rescue it does not have: FlexFactor need not retry it), 400 for a body that is no event, 415
+/// for a body that is neither text nor JSON.
+pub async fn flexfactor_webhook(State(agent): State<Agent>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, AgentError> {
+    let media = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    if media.as_deref().is_some_and(|m| m != "text/plain" && m != "application/json") {
+        let body = json!({
+            "status": 415,
+            "error_type": "unsupported_media_type",
+            "title": "a FlexFactor event is JSON text (text/plain or application/json)",
+        });
+        return Ok((StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(body)).into_response());
+    }
     Ok(Json(agent.recovery_webhook(&body).await?).into_response())
 }
 
