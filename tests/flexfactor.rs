@@ -185,6 +185,12 @@ async fn approved_is_recovered_then_partial_refund_and_over_refund_refused() -> 
     let order = ff.order_of(&id).await?;
     assert_eq!(order["refunded"], 400, "{order}");
     assert_eq!(order["refunds"].as_array().map(Vec::len), Some(1));
+    // End of day counts the recovery and its amount.
+    let (status, summary) = ff.env.get("/api/agent/summary").await?;
+    assert_eq!(status, 200, "{summary}");
+    let rec = &summary["recoveries"][0];
+    assert_eq!((rec["currency"].as_str(), rec["count"].as_u64(), rec["amountMinor"].as_i64()), (Some("GBP"), Some(1), Some(1000)), "{summary}");
+    assert_eq!(rec["byName"], "FlexFactor");
     // A capture or void of a recovered payment is refused.
     let r = ff.env.http.post(ff.env.url(&format!("/api/agent/payments/{id}/void"))).bearer_auth(&ff.token).send().await?;
     assert_eq!(r.status().as_u16(), 409);

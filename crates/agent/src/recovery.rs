@@ -226,6 +226,29 @@ pub fn recovered_label(r: &GatewayPaymentRecord) -> Option<String> {
     recovered(r).then(|| format!("Recovered by {}", ProviderId::FlexFactor.display_name()))
 }
 
+/// End of day: payments recovered among `rows`, per currency — how many and how much was
+/// captured by the recovery service (minor units). The one rule for counting recoveries.
+pub fn summary(rows: &[GatewayPaymentRecord]) -> Vec<Value> {
+    let mut per: std::collections::BTreeMap<&'static str, (till_core::Currency, u64, i64)> = Default::default();
+    for r in rows.iter().filter(|r| recovered(r)) {
+        let e = per.entry(r.currency.code()).or_insert((r.currency, 0, 0));
+        e.1 += 1;
+        e.2 += r.captured.0;
+    }
+    per.into_values()
+        .map(|(currency, count, minor)| {
+            json!({
+                "by": ProviderId::FlexFactor.as_str(),
+                "byName": ProviderId::FlexFactor.display_name(),
+                "currency": currency.code(),
+                "count": count,
+                "amountMinor": minor,
+                "amount": Money::new(minor, currency).display(),
+            })
+        })
+        .collect()
+}
+
 fn text(body: &Value, key: &str, ok: impl Fn(&str) -> bool, rule: &str, invalid: &mut InvalidParameters) -> Option<String> {
     match body.get(key) {
         None | Some(Value::Null) => None,

@@ -578,6 +578,22 @@ impl Journal {
         })
     }
 
+    /// Payments journaled in `[from_ms, to_ms)` (their intent's time), oldest first: the
+    /// end-of-day summary's recoveries.
+    pub fn gateway_payments_between(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<GatewayPaymentRecord>, JournalError> {
+        self.read(|tx| {
+            gp_where(
+                tx,
+                "INDEXED BY gateway_payments_created WHERE g.created_at >= ?1 AND g.created_at < ?2 ORDER BY g.created_at, g.id",
+                params![from_ms, to_ms],
+            )
+        })
+    }
+
     /// Journals a money-out operation, atomically checking that it fits: a refund at most what
     /// was captured minus refunded minus refunds in flight, a collection at most what was
     /// authorised minus captured minus collections in flight. A known `op_key` returns that
