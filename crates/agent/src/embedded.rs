@@ -143,6 +143,17 @@ pub async fn start(config: &mut Config, autopilot_ms: Option<u64>) -> Result<San
     Ok(sandbox)
 }
 
+/// Points the FlexFactor simulator's webhooks at the agent listening on `agent_url` (as a
+/// merchant sets "Developers > Webhooks" in FlexFactor's portal). A failure is logged: the
+/// agent polls FlexFactor anyway.
+pub async fn point_webhooks(sandbox: &SandboxHandle, agent_url: &str) {
+    let url = format!("{}/settings", sandbox.flexfactor_control_url());
+    let body = serde_json::json!({ "webhookUrl": format!("{agent_url}/api/agent/providers/flexfactor/webhook") });
+    if let Err(e) = reqwest::Client::new().post(url).json(&body).send().await.and_then(reqwest::Response::error_for_status) {
+        tracing::warn!(error = %e.without_url(), "cannot point the FlexFactor simulator's webhooks at the agent");
+    }
+}
+
 /// Turns the sandbox's autopilot on when asked.
 async fn set_autopilot(sandbox: &SandboxHandle, autopilot_ms: Option<u64>) -> Result<(), EmbeddedError> {
     if let Some(ms) = autopilot_ms {

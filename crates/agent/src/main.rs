@@ -418,6 +418,9 @@ async fn run(config: &mut Config, sandbox: bool, autopilot_ms: Option<u64>) -> R
         println!("sandbox control API:   {}", sb.control_url());
         println!("sandbox Connect-E API: {} (keyed cards: 5200000000000056 approves, 4456530000001096 asks 3-D Secure, 4456530000001013 declines)", sb.connect_e_url());
         println!("sandbox Acquired API: {} (session checkout cards: 4111111111111111 approves, 4000015979612025 opens a 3-D Secure challenge, 4000000000009995 declines)", sb.acquired_url());
+        println!("sandbox FlexFactor API: {} (decline recovery of keyed cards Connect-E declines: 4000002760003184 recovered, 4000300011112220 declined, 4000000000000077 decided later)", sb.flexfactor_url());
+        // FlexFactor's events go to this agent's webhook route (as the portal's setting would).
+        till_agent::embedded::point_webhooks(sb, &url).await;
         println!("try: curl -s -X POST {url}/api/transactions/init -H 'Content-Type: application/json' \\");
         println!("       -d '{{\"amount\":1250,\"currency\":\"USD\",\"posData\":{{\"orderId\":\"A-1\"}}}}'");
         println!("then open the transaction's transactionPage.qrURL in a browser and pay with 4111111111111111");

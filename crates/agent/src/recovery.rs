@@ -89,6 +89,19 @@ pub struct Vault {
     pub holder_name: Option<String>,
 }
 
+impl std::fmt::Debug for Vault {
+    /// Redaction-safe: the token is a capability, the name personal data.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault")
+            .field("token", &"***")
+            .field("bin", &self.bin)
+            .field("last4", &self.last4)
+            .field("expiry", &self.expiry)
+            .field("holder_name", &self.holder_name.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
 /// The non-sensitive card facts kept in the recovery's JSON (what a receipt may show). The
 /// holder's name is not kept: personal data the journal need not hold (FlexFactor takes the
 /// evaluation without it).
@@ -703,5 +716,76 @@ mod tests {
         let x = Recovery::of(&rec).expect("parses");
         assert_eq!(x.stage, Stage::Armed);
         assert!(!format!("{x:?}").contains("token"));
+    }
+
+    fn row(stage: Option<Stage>) -> GatewayPaymentRecord {
+        let j = till_journal::Journal::open_in_memory().unwrap();
+        j.begin_gateway_payment(till_journal::NewGatewayPayment {
+            local_id: "p1".into(),
+            provider: "connect-e".into(),
+            kind: "sale".into(),
+            order_id: "o1".into(),
+            amount: till_core::Minor(100),
+            currency: till_core::Currency::Gbp,
+            moto: true,
+            wait_pre_execute: false,
+            customer_id: None,
+            card_id: None,
+            recovery: stage.and_then(|s| serde_json::to_value(Recovery::new(s)).ok()),
+            now_ms: 1,
+        })
+        .unwrap()
+    }
+
+    fn declined() -> Payment {
+        let mut p = Payment::pending(ProviderId::ConnectE, till_gateway::Opaque::new("t"), till_gateway::PaymentKind::Sale, "o1", Money::new(100, till_core::Currency::Gbp));
+        p.state = PaymentState::Declined;
+        p.decline = Some(DeclineReason { category: DeclineCategory::Declined, provider_code: Some("5".into()), message: None });
+        p
+    }
+
+    #[test]
+    fn a_decline_is_held_only_while_recovery_is_armed_or_vaulted() {
+        for (stage, held, next) in [
+            (Some(Stage::Armed), true, Some(Stage::Held)),
+            (Some(Stage::Vaulted), true, Some(Stage::Evaluating)),
+            (Some(Stage::Off), false, Some(Stage::Off)),
+            (None, false, None),
+        ] {
+            let mut r = row(stage);
+            let mut p = declined();
+            assert_eq!(hold_decline(&mut r, &mut p, 5), held, "{stage:?}");
+            assert_eq!(Recovery::of(&r).map(|x| x.stage), next);
+            if held {
+                assert_eq!(p.state, PaymentState::Pending, "the POS keeps seeing pending");
+                assert!(p.decline.is_none());
+                let x = Recovery::of(&r).unwrap();
+                assert_eq!(x.decline.and_then(|d| d.provider_code).as_deref(), Some("5"), "the decline is kept");
+                assert!(active(&r));
+            } else {
+                assert_eq!(p.state, PaymentState::Declined);
+            }
+        }
+    }
+
+    #[test]
+    fn the_hand_over_takes_no_card_number_and_names_every_bad_field() {
+        let err = parse_vault(&json!({"token": "t-1", "last4": "3184", "cardNumber": "4000002760003184", "expiryMonth": 13})).unwrap_err();
+        let text = format!("{err:?}");
+        assert!(text.contains("cardNumber") && text.contains("expiryMonth"), "{text}");
+        assert!(!text.contains("4000002760003184"));
+        assert!(parse_vault(&json!({"last4": "12"})).is_err());
+        let v = parse_vault(&json!({"token": "t-1", "bin": "400000", "last4": "3184", "expiryMonth": 12, "expiryYear": 2030})).unwrap();
+        assert_eq!(v.expiry.map(CardExpiry::mm_yy).as_deref(), Some("12/30"));
+    }
+
+    #[test]
+    fn end_of_day_counts_recovered_payments_only() {
+        let mut a = row(Some(Stage::Recovered));
+        a.captured = till_core::Minor(100);
+        let b = row(Some(Stage::NotRecovered));
+        let s = summary(&[a, b, row(None)]);
+        assert_eq!(s.len(), 1);
+        assert_eq!((s[0]["count"].as_u64(), s[0]["amountMinor"].as_i64()), (Some(1), Some(100)));
     }
 }
