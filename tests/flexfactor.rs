@@ -319,6 +319,27 @@ async fn lost_answers_on_evaluate_and_refund_rescue_and_refund_once() -> Result<
 }
 
 #[tokio::test]
+async fn a_5xx_burst_on_evaluate_rescues_once() -> Result<()> {
+    let ff = start().await?;
+    let p = ff.new_payment("FF-5XX-1", 800, json!({})).await?;
+    let id = p["id"].as_str().unwrap().to_string();
+    let (token, vault_url) = ff.page(&p).await?;
+    let (status, v) = ff.vault(&p, &vault_url.context("vault url")?, FF_APPROVE).await?;
+    assert_eq!(status, 200, "{v}");
+    // The card is vaulted; now FlexFactor answers 5xx to the next three calls (login, evaluate).
+    ff.control("faults", json!({"failNext": {"count": 3, "status": 503}})).await?;
+    let url = format!("{}/web/v1/payments/{token}/execute", ff.env.sandbox.connect_e_web_url());
+    ff.env.http.post(url).json(&json!({"cardNumber": FF_APPROVE, "expiryDate": "12/30", "cv2": "020", "cardName": "A Customer"})).send().await?;
+    let (_, p) = ff.env.post(&format!("/api/agent/payments/{id}/report"), json!({})).await?;
+    assert_eq!(p["state"], "pending", "no guess while FlexFactor answers 5xx: {p}");
+    let done = ff.eventually(&id, 30, |v| v["state"] != "pending").await?;
+    assert_eq!(done["state"], "captured", "{done}");
+    let truth = ff.truth().await?;
+    assert_eq!(truth["rescues"], 1, "{truth}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn kill_between_decline_and_evaluate_rescues_once() -> Result<()> {
     let mut ff = start().await?;
     ff.env.restart_agent_with(&[("FAILPOINTS", "recovery::before_evaluate=return")]).await?;
