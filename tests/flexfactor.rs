@@ -341,30 +341,35 @@ async fn a_5xx_burst_on_evaluate_rescues_once() -> Result<()> {
 
 #[tokio::test]
 async fn kill_between_decline_and_evaluate_rescues_once() -> Result<()> {
-    let mut ff = start().await?;
-    ff.env.restart_agent_with(&[("FAILPOINTS", "recovery::before_evaluate=return")]).await?;
-    let p = ff.new_payment("FF-KILL-1", 1100, json!({})).await?;
-    let id = p["id"].as_str().unwrap().to_string();
-    let (token, vault_url) = ff.page(&p).await?;
-    let (status, v) = ff.vault(&p, &vault_url.context("vault url")?, FF_APPROVE).await?;
-    assert_eq!(status, 200, "{v}");
-    let url = format!("{}/web/v1/payments/{token}/execute", ff.env.sandbox.connect_e_web_url());
-    ff.env.http.post(url).json(&json!({"cardNumber": FF_APPROVE, "expiryDate": "12/30", "cv2": "020", "cardName": "A Customer"})).send().await?;
-    // The report makes the agent see the decline, journal the intent and die before evaluating.
-    let _ = ff.env.post(&format!("/api/agent/payments/{id}/report"), json!({})).await;
-    for _ in 0..50 {
-        if !ff.env.agent_alive() {
-            break;
+    // Before the evaluation (intent journaled, FlexFactor not asked) and after it (FlexFactor
+    // answered, the answer not journaled): one rescue and one outcome either way.
+    for (n, site) in ["recovery::before_evaluate", "recovery::after_evaluate"].into_iter().enumerate() {
+        let mut ff = start().await?;
+        ff.env.restart_agent_with(&[("FAILPOINTS", &format!("{site}=return"))]).await?;
+        let p = ff.new_payment(&format!("FF-KILL-{n}"), 1100, json!({})).await?;
+        let id = p["id"].as_str().unwrap().to_string();
+        let (token, vault_url) = ff.page(&p).await?;
+        let (status, v) = ff.vault(&p, &vault_url.context("vault url")?, FF_APPROVE).await?;
+        assert_eq!(status, 200, "{v}");
+        let url = format!("{}/web/v1/payments/{token}/execute", ff.env.sandbox.connect_e_web_url());
+        ff.env.http.post(url).json(&json!({"cardNumber": FF_APPROVE, "expiryDate": "12/30", "cv2": "020", "cardName": "A Customer"})).send().await?;
+        // The report makes the agent see the decline, journal the intent and die at the site.
+        let _ = ff.env.post(&format!("/api/agent/payments/{id}/report"), json!({})).await;
+        for _ in 0..50 {
+            if !ff.env.agent_alive() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!ff.env.agent_alive(), "{site} killed the agent");
+        let expected_before = if site.ends_with("before_evaluate") { 0 } else { 1 };
+        assert_eq!(ff.truth().await?["rescues"], expected_before, "{site}");
+        ff.env.restart_agent().await?;
+        let done = ff.eventually(&id, 30, |v| v["state"] != "pending").await?;
+        assert_eq!(done["state"], "captured", "{site}: the intent was resumed: {done}");
+        let truth = ff.truth().await?;
+        assert_eq!(truth["rescues"], 1, "{site}: {truth}");
     }
-    assert!(!ff.env.agent_alive(), "the failpoint killed the agent");
-    assert_eq!(ff.truth().await?["rescues"], 0, "nothing evaluated before the crash");
-    ff.env.restart_agent().await?;
-    let done = ff.eventually(&id, 30, |v| v["state"] != "pending").await?;
-    assert_eq!(done["state"], "captured", "the intent was resumed: {done}");
-    let truth = ff.truth().await?;
-    assert_eq!(truth["rescues"], 1, "{truth}");
     Ok(())
 }
 

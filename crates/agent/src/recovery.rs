@@ -318,7 +318,7 @@ fn parse_vault(body: &Value) -> Result<Vault, AgentError> {
             }
         },
     };
-    let holder_name = text(body, "holderName", |s| s.chars().count() <= 100 && !s.chars().any(char::is_control) && !s.chars().filter(char::is_ascii_digit).nth(5).is_some(), "must be a name of at most 100 characters", &mut invalid);
+    let holder_name = text(body, "holderName", |s| s.chars().count() <= 100 && !s.chars().any(char::is_control) && s.chars().filter(char::is_ascii_digit).nth(5).is_none(), "must be a name of at most 100 characters (and no number)", &mut invalid);
     if !invalid.is_empty() {
         return Err(AgentError::Invalid(invalid));
     }
