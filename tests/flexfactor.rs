@@ -260,6 +260,11 @@ async fn submitted_is_settled_by_a_webhook() -> Result<()> {
         .body(r#"{"event":"order.completed","orderSessionKey":"00000000-0000-0000-0000-000000000000","status":7}"#).send().await?;
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(r.json::<Value>().await?["accepted"], false);
+    // Only the exact path is exempt from the JSON-only check.
+    let (status, _) = till_tests::raw_http(&ff.env.agent.url, "POST", "/api/agent/providers/flexfactor//webhook", &[("Content-Type", "text/plain")], Some("{}")).await?;
+    assert!((400..500).contains(&status), "{status}");
+    let (status, _) = till_tests::raw_http(&ff.env.agent.url, "POST", "/api/agent/providers/flexfactor/webhook", &[("Content-Type", "multipart/form-data")], Some("{}")).await?;
+    assert_eq!(status, 415);
     let p = ff.keyed("FF-HOOK-1", 900, FF_SUBMITTED_COMPLETES).await?;
     let id = p["id"].as_str().unwrap().to_string();
     assert_eq!(p["state"], "pending", "{p}");
