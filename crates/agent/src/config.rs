@@ -807,6 +807,28 @@ mod tests {
     }
 
     #[test]
+    fn flexfactor_from_file_and_flags_with_secrets_redacted() {
+        let file: FileConfig = toml::from_str(
+            "data_dir = \"/tmp/x\"\n[flexfactor]\nbase_url = \"https://api-sandbox.flexfactor.io/v1/\"\napp_key = \"k\"\napp_secret = \"file-secret\"\nmid = \"m\"\nsite_id = \"s\"\ntokenize_environment = \"env-key\"\n",
+        )
+        .unwrap();
+        let c = Config::merge(file.clone(), Overrides::default()).unwrap();
+        let ff = c.flexfactor.as_ref().unwrap();
+        assert!(ff.enabled && c.decline_recovery(), "on by default once configured");
+        for text in [format!("{c:?}"), format!("{file:?}")] {
+            assert!(!text.contains("file-secret") && !text.contains("env-key"), "{text}");
+        }
+        // Flags over the file: switched off for the till.
+        let off = c.with_flexfactor(FlexFactorFile { enabled: Some(false), ..Default::default() }).unwrap();
+        assert!(!off.decline_recovery());
+        // Part of a configuration names the first missing key.
+        let partial = Config::merge(FileConfig::default(), Overrides { data_dir: Some("/tmp/x".into()), ..Default::default() })
+            .unwrap()
+            .with_flexfactor(FlexFactorFile { base_url: Some("https://x/v1/".into()), app_key: Some("k".into()), ..Default::default() });
+        assert!(matches!(partial, Err(ConfigError::Invalid { key: "flexfactor.app_secret", .. })), "{partial:?}");
+    }
+
+    #[test]
     fn connect_e_from_file_and_flags_with_the_key_redacted() {
         let file: FileConfig = toml::from_str(
             "data_dir = \"/tmp/x\"\n[connect_e]\nbase_url = \"https://e.test.connect.paymentsense.cloud/\"\napi_key = \"file-key\"\nmerchant_url = \"https://shop.example\"\n",
