@@ -38,6 +38,7 @@
 
   var words = {
     captured: 'Payment approved',
+    recovered: 'Payment approved (recovered by FlexFactor)',
     authorized: 'Pre-authorisation approved',
     declined: 'Declined — ask for another card',
     cancelled: 'Cancelled',
@@ -60,7 +61,7 @@
       if (p.awaiting && p.awaiting.type === 'resume') {
         tell('waiting', 'Card authenticated — waiting for the till to complete it');
       } else {
-        tell(p.state, words[p.state] || p.state);
+        tell(p.state, (p.recoveredBy && words.recovered) || words[p.state] || p.state);
       }
       if (p.state !== 'pending') { pay.hidden = true; }
       return p;
@@ -155,15 +156,58 @@
     return;
   }
 
+  // Decline recovery (FlexFactor): while the tender's form is sent, the page posts the same
+  // card to FlexFactor's tokenization endpoint itself and hands the agent only the vault token
+  // and the non-sensitive facts (docs/DECISIONS.md "FlexFactor"): the card number never reaches
+  // the agent. Possible only where the card fields are in this document (a provider's iframe
+  // cannot be read); otherwise a decline simply stands.
+  var vaultUrl = main.getAttribute('data-vault-url');
+  function vault() {
+    var number = document.getElementById('connect-e-card-number');
+    var expiry = document.getElementById('connect-e-expiry');
+    var name = document.getElementById('connect-e-name');
+    if (!vaultUrl || !number || !expiry) { return Promise.resolve(null); }
+    var digits = String(number.value || '').replace(/\D+/g, '');
+    var mmyy = String(expiry.value || '').split('/');
+    var holder = String(name && name.value || '').trim().split(/\s+/);
+    if (digits.length < 12 || mmyy.length !== 2) { return Promise.resolve(null); }
+    var card = {
+      first_name: holder[0] || '', last_name: holder.slice(1).join(' ') || '',
+      number: digits, verification_value: '',
+      month: mmyy[0].trim(), year: '20' + mmyy[1].trim()
+    };
+    return fetch(vaultUrl, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ payment_method: { credit_card: card } })
+    }).then(function (r) { return r.json(); }).then(function (v) {
+      var m = v && v.transaction && v.transaction.payment_method;
+      if (!m || !m.token) { return null; }
+      return fetch('/api/agent/payments/' + encodeURIComponent(id) + '/vault', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({
+          token: String(m.token),
+          bin: digits.slice(0, 6),
+          last4: digits.slice(-4),
+          expiryMonth: parseInt(card.month, 10) || null,
+          expiryYear: parseInt(card.year, 10) || null,
+          holderName: (name && name.value || '').trim() || null
+        })
+      });
+    }).catch(function () { return null; });
+  }
+
   pay.addEventListener('click', function () {
     pay.disabled = true;
     tell('paying', 'Processing…');
+    var vaulted = vault();
     form.executePayment().then(function (result) {
-      return report(result, true);
+      return vaulted.then(function () { return report(result, true); });
     }, function (err) {
       // Never reached the gateway (invalid fields) or the token is used: the agent looks anyway.
       showErrors([err && err.message ? err.message : 'The payment could not be sent']);
-      return report(err, false);
+      return vaulted.then(function () { return report(err, false); });
     }).then(function (p) {
       pay.disabled = p && p.state !== 'pending';
     }, function () {

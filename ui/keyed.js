@@ -252,7 +252,8 @@
       p.card && p.card.masked ? T.h("p", { id: "keyed-card" }, (p.card.type || "Card") + " " + p.card.masked) : null,
       p.authCode ? T.h("p", { class: "muted" }, "Auth code " + p.authCode) : null,
       reason && !ok ? T.h("p", { class: "muted", id: "keyed-reason" }, reason) : null,
-      T.h("p", { class: "muted" }, "Paid with " + (p.providerName || p.provider)),
+      p.recoveredLabel ? T.h("p", { id: "keyed-recovered" }, p.recoveredLabel + " after " + (p.providerName || p.provider) + " declined") : null,
+      p.recoveredLabel ? null : T.h("p", { class: "muted" }, "Paid with " + (p.providerName || p.provider)),
       T.h("div", { class: "actions" },
         ok ? null : T.h("button", { type: "button", class: "btn", id: "keyed-retry", onclick: () => start({ amount: flow.amount, currency: flow.currency, kind: flow.kind, order: flow.order, customer: flow.customer }) }, "Try another card"),
         T.h("button", { type: "button", class: "btn primary", id: "keyed-done", onclick: close }, "Done"))));

@@ -725,8 +725,13 @@
       return;
     }
     const list = Array.isArray(s.currencies) ? s.currencies : [];
-    if (!list.length) { T.fill(el, T.h("p", { class: "muted", id: "summary-empty" }, "No transactions on this day.")); return; }
-    T.fill(el, T.h("div", { class: "summary-grid" }, list.map((c) => T.h("section", { class: "panel summary-card", "data-currency": c.currency, "aria-label": "Totals in " + c.currency },
+    const recoveries = Array.isArray(s.recoveries) ? s.recoveries : [];
+    const recovered = recoveries.length ? T.h("section", { class: "panel summary-card", id: "summary-recoveries", "aria-label": "Declines recovered" },
+      T.h("div", { class: "panel-head" }, T.h("h2", {}, "Declines recovered")),
+      T.h("dl", { class: "kv money-kv" }, recoveries.map((r) =>
+        kv("Recovered by " + r.byName + " · " + r.count + (r.count === 1 ? " payment" : " payments"), T.money(r.amountMinor, r.currency), { class: "s-recovered" })))) : null;
+    if (!list.length && !recovered) { T.fill(el, T.h("p", { class: "muted", id: "summary-empty" }, "No transactions on this day.")); return; }
+    T.fill(el, T.h("div", { class: "summary-grid" }, recovered, list.map((c) => T.h("section", { class: "panel summary-card", "data-currency": c.currency, "aria-label": "Totals in " + c.currency },
       T.h("div", { class: "panel-head" }, T.h("h2", {}, c.currency), T.h("span", { class: "muted" }, c.count + (c.count === 1 ? " transaction" : " transactions"))),
       T.h("p", { class: "summary-net" }, T.h("span", { class: "muted small" }, "Net takings"), T.h("strong", {}, T.money(c.netMinor, c.currency))),
       T.h("dl", { class: "kv money-kv" },

@@ -102,11 +102,21 @@ impl Env {
         Env::start_full(extra, None, false, true).await
     }
 
+    /// As [`Env::start_connect_e`], with the agent also configured for the sandbox's FlexFactor
+    /// simulator (decline recovery, [`flexfactor_args`]) and an optional config file (TOML).
+    pub async fn start_flexfactor(extra: &[&str], config: Option<&str>) -> Result<Env> {
+        Env::start_providers(extra, config, true, false, true).await
+    }
+
     async fn start_inner(extra: &[&str], config: Option<&str>) -> Result<Env> {
         Env::start_full(extra, config, false, false).await
     }
 
     async fn start_full(extra: &[&str], config: Option<&str>, connect_e: bool, acquired: bool) -> Result<Env> {
+        Env::start_providers(extra, config, connect_e, acquired, false).await
+    }
+
+    async fn start_providers(extra: &[&str], config: Option<&str>, connect_e: bool, acquired: bool, flexfactor: bool) -> Result<Env> {
         let sandbox = till_sandbox::start(SandboxConfig::default()).await.map_err(|e| anyhow!("sandbox: {e}"))?;
         // The agent closes connections idle for 5 s (it says `Keep-Alive: timeout=4`): a pooled
         // connection is dropped before that, as docs/INTEGRATION.md asks of a POS.
@@ -129,6 +139,9 @@ impl Env {
         }
         if acquired {
             extra.extend(acquired_args(&sandbox));
+        }
+        if flexfactor {
+            extra.extend(flexfactor_args(&sandbox));
         }
         let status = Command::new(bin_path("till-agent")?)
             .args(["pair", "--device-id", &device_id])
@@ -371,6 +384,24 @@ pub fn connect_e_args(sandbox: &SandboxHandle) -> Vec<String> {
         sandbox.connect_e_api_key().to_string(),
         "--connect-e-merchant-url".into(),
         sandbox.connect_e_merchant_url().to_string(),
+    ]
+}
+
+/// The flags that point an agent at the sandbox's FlexFactor simulator (decline recovery).
+pub fn flexfactor_args(sandbox: &SandboxHandle) -> Vec<String> {
+    vec![
+        "--flexfactor-url".into(),
+        sandbox.flexfactor_url(),
+        "--flexfactor-app-key".into(),
+        till_sandbox::FLEXFACTOR_APP_KEY.into(),
+        "--flexfactor-app-secret".into(),
+        till_sandbox::FLEXFACTOR_APP_SECRET.into(),
+        "--flexfactor-mid".into(),
+        till_sandbox::FLEXFACTOR_MID.into(),
+        "--flexfactor-site-id".into(),
+        till_sandbox::FLEXFACTOR_SITE_ID.into(),
+        "--flexfactor-tokenize-environment".into(),
+        till_sandbox::FLEXFACTOR_TOKENIZE_ENVIRONMENT.into(),
     ]
 }
 

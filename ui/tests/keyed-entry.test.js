@@ -12,6 +12,8 @@ const h = require("./lib/harness");
 const APPROVE = "5200000000000056";
 const THREE_DS = "4456530000001096";
 const DECLINE = "4456530000001013";
+// Declined by Connect-E, approved by the FlexFactor simulator (decline recovery).
+const FF_APPROVE = "4000002760003184";
 
 let agent;
 let browser;
@@ -133,6 +135,23 @@ test("a declined card, then another card for the same order", async () => {
   const t = await truth();
   assert.equal(t.tokens.filter((x) => x.orderId === id).length, 2);
   assert.equal(t.payments.filter((x) => x.orderId === id && x.statusCode === 0).length, 1);
+  await page.click("#keyed-done");
+});
+
+test("a card Connect-E declines is recovered by FlexFactor, vaulted by the page itself", async () => {
+  const id = await startKeyed("9.00");
+  await typeCard(FF_APPROVE);
+  await frame().locator("#checkout-pay").click();
+  const text = await outcome("captured");
+  assert.match(text, /Recovered by FlexFactor/);
+  assert.match(text, /\*\*\*\* 3184/);
+  // Connect-E declined it; FlexFactor rescued it once, for the whole amount.
+  const t = await truth();
+  assert.equal(t.payments.filter((x) => x.orderId === id && x.statusCode === 0).length, 0);
+  const ff = await (await fetch(agent.control + "/flexfactor/state")).json();
+  const rescued = ff.orders.filter((o) => o.rescued > 0);
+  assert.equal(rescued.length, 1, JSON.stringify(ff.orders));
+  assert.equal(rescued[0].rescued, 900);
   await page.click("#keyed-done");
 });
 

@@ -107,6 +107,9 @@ pub struct FileConfig {
     /// Acquired.com payment sessions (`[acquired]`): a card checkout on the customer screen.
     /// Optional, like Connect-E.
     pub acquired: Option<AcquiredFile>,
+    /// FlexFactor decline recovery (`[flexfactor]`): a second chance for a declined keyed card
+    /// payment. Optional; off unless its credentials are set.
+    pub flexfactor: Option<FlexFactorFile>,
     /// The receipt printer (`[printer]` table).
     pub printer: Option<PrinterFileConfig>,
     /// `[update]`: automatic updates of the headless agent (see [`crate::updater`]).
@@ -242,6 +245,126 @@ impl std::fmt::Debug for AcquiredConfig {
             .field("webhook_key", &self.webhook_key.as_ref().map(|_| "***"))
             .finish()
     }
+}
+
+/// The `[flexfactor]` table of config.toml. Every field may also come from the environment
+/// (`TILL_AGENT_FLEXFACTOR_URL`, `_APP_KEY`, `_APP_SECRET`, `_MID`, `_SITE_ID`,
+/// `_TOKENIZE_ENVIRONMENT`, `_ENABLED`) or a flag (`--flexfactor-url`, …); see
+/// [`Config::with_flexfactor`].
+#[derive(Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlexFactorFile {
+    /// The API base of the fact sheet's §1, e.g. `https://api-sandbox.flexfactor.io/v1/`.
+    pub base_url: Option<String>,
+    /// The portal's AppKey (login).
+    pub app_key: Option<String>,
+    /// The portal's AppSecret (login). Never logged.
+    pub app_secret: Option<String>,
+    /// Merchant GUID (`mid`): sent with every evaluation and tokenization.
+    pub mid: Option<String>,
+    /// Site GUID (`siteId`) of this store.
+    pub site_id: Option<String>,
+    /// The tokenization "Environment" key the keyed-entry page sends with the card. Not logged.
+    pub tokenize_environment: Option<String>,
+    /// Decline recovery on (default, when configured) or off for the whole till; a payment may
+    /// still opt out with `"declineRecovery": false`.
+    pub enabled: Option<bool>,
+}
+
+impl FlexFactorFile {
+    /// `other`'s fields where set, else ours (flags and environment over the file).
+    fn overlaid(self, other: FlexFactorFile) -> FlexFactorFile {
+        FlexFactorFile {
+            base_url: other.base_url.or(self.base_url),
+            app_key: other.app_key.or(self.app_key),
+            app_secret: other.app_secret.or(self.app_secret),
+            mid: other.mid.or(self.mid),
+            site_id: other.site_id.or(self.site_id),
+            tokenize_environment: other.tokenize_environment.or(self.tokenize_environment),
+            enabled: other.enabled.or(self.enabled),
+        }
+    }
+}
+
+impl std::fmt::Debug for FlexFactorFile {
+    /// Redaction-safe: the secret logs in and the environment key vaults cards for the account.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlexFactorFile")
+            .field("base_url", &self.base_url)
+            .field("app_key", &self.app_key)
+            .field("app_secret", &self.app_secret.as_ref().map(|_| "***"))
+            .field("mid", &self.mid)
+            .field("site_id", &self.site_id)
+            .field("tokenize_environment", &self.tokenize_environment.as_ref().map(|_| "***"))
+            .field("enabled", &self.enabled)
+            .finish()
+    }
+}
+
+/// Effective FlexFactor settings: present only when the API base and every credential are set.
+#[derive(Clone)]
+pub struct FlexFactorConfig {
+    /// API base (`…/v1/`).
+    pub base_url: String,
+    /// AppKey.
+    pub app_key: String,
+    /// AppSecret. Never logged: `Debug` prints `***`.
+    pub app_secret: String,
+    /// Merchant GUID.
+    pub mid: String,
+    /// Site GUID.
+    pub site_id: String,
+    /// Tokenization environment key. Never logged.
+    pub tokenize_environment: String,
+    /// Recovery on for this till (the per-payment opt-out still applies).
+    pub enabled: bool,
+}
+
+impl std::fmt::Debug for FlexFactorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlexFactorConfig")
+            .field("base_url", &self.base_url)
+            .field("app_key", &self.app_key)
+            .field("app_secret", &"***")
+            .field("mid", &self.mid)
+            .field("site_id", &self.site_id)
+            .field("tokenize_environment", &"***")
+            .field("enabled", &self.enabled)
+            .finish()
+    }
+}
+
+/// Resolves the `[flexfactor]` settings; `None` when nothing is set, an error naming the key
+/// when only part of what a login and an evaluation need is.
+fn flexfactor_of(f: &FlexFactorFile) -> Result<Option<FlexFactorConfig>, ConfigError> {
+    let set = |v: &Option<String>| v.as_ref().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let fields = [
+        ("flexfactor.base_url", set(&f.base_url)),
+        ("flexfactor.app_key", set(&f.app_key)),
+        ("flexfactor.app_secret", set(&f.app_secret)),
+        ("flexfactor.mid", set(&f.mid)),
+        ("flexfactor.site_id", set(&f.site_id)),
+        ("flexfactor.tokenize_environment", set(&f.tokenize_environment)),
+    ];
+    if fields.iter().all(|(_, v)| v.is_none()) {
+        return Ok(None);
+    }
+    if let Some((key, _)) = fields.iter().find(|(_, v)| v.is_none()) {
+        return Err(ConfigError::Invalid { key, reason: "FlexFactor needs base_url, app_key, app_secret, mid, site_id and tokenize_environment".into() });
+    }
+    let [base_url, app_key, app_secret, mid, site_id, env] = fields.map(|(_, v)| v.unwrap_or_default());
+    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+        return Err(ConfigError::Invalid { key: "flexfactor.base_url", reason: format!("`{base_url}` is not an http(s) URL") });
+    }
+    Ok(Some(FlexFactorConfig {
+        base_url,
+        app_key,
+        app_secret,
+        mid,
+        site_id,
+        tokenize_environment: env,
+        enabled: f.enabled.unwrap_or(true),
+    }))
 }
 
 /// Acquired's Components script on its test host (fact sheet §5; the live one is on `js.acquired.com`).
@@ -455,6 +578,10 @@ pub struct Config {
     pub acquired: Option<AcquiredConfig>,
     /// The `[acquired]` table as read, kept so that flags and environment can be laid over it.
     acquired_file: AcquiredFile,
+    /// FlexFactor decline recovery, when configured (see [`FileConfig::flexfactor`]).
+    pub flexfactor: Option<FlexFactorConfig>,
+    /// The `[flexfactor]` table as read, kept so that flags and environment can be laid over it.
+    flexfactor_file: FlexFactorFile,
     /// The receipt printer as configured (a manager's Settings, kept in the journal, override it).
     pub printer: PrinterConfig,
     /// See [`FileConfig::update`]; empty (no checks) by default.
@@ -601,6 +728,8 @@ impl Config {
             connect_e,
             acquired: acquired_of(&file.acquired.clone().unwrap_or_default())?,
             acquired_file: file.acquired.unwrap_or_default(),
+            flexfactor: flexfactor_of(&file.flexfactor.clone().unwrap_or_default())?,
+            flexfactor_file: file.flexfactor.unwrap_or_default(),
             printer: PrinterConfig::from_file(file.printer)?,
             update: file.update.unwrap_or_default(),
         })
@@ -611,6 +740,18 @@ impl Config {
         self.acquired_file = std::mem::take(&mut self.acquired_file).overlaid(overrides);
         self.acquired = acquired_of(&self.acquired_file)?;
         Ok(self)
+    }
+
+    /// Lays FlexFactor values from flags or the environment over the `[flexfactor]` table.
+    pub fn with_flexfactor(mut self, overrides: FlexFactorFile) -> Result<Config, ConfigError> {
+        self.flexfactor_file = std::mem::take(&mut self.flexfactor_file).overlaid(overrides);
+        self.flexfactor = flexfactor_of(&self.flexfactor_file)?;
+        Ok(self)
+    }
+
+    /// Decline recovery is configured and on for this till.
+    pub fn decline_recovery(&self) -> bool {
+        self.flexfactor.as_ref().is_some_and(|f| f.enabled)
     }
 
     /// Sets the printer URL given by `--printer` / `TILL_AGENT_PRINTER` (over the file's).
@@ -663,6 +804,28 @@ mod tests {
         assert_eq!(c.sensepass_url, "http://file/api/");
         assert_eq!(c.socket_url, "http://flag");
         assert!(!c.waive_pos_token);
+    }
+
+    #[test]
+    fn flexfactor_from_file_and_flags_with_secrets_redacted() {
+        let file: FileConfig = toml::from_str(
+            "data_dir = \"/tmp/x\"\n[flexfactor]\nbase_url = \"https://api-sandbox.flexfactor.io/v1/\"\napp_key = \"k\"\napp_secret = \"file-secret\"\nmid = \"m\"\nsite_id = \"s\"\ntokenize_environment = \"env-key\"\n",
+        )
+        .unwrap();
+        let c = Config::merge(file.clone(), Overrides::default()).unwrap();
+        let ff = c.flexfactor.as_ref().unwrap();
+        assert!(ff.enabled && c.decline_recovery(), "on by default once configured");
+        for text in [format!("{c:?}"), format!("{file:?}")] {
+            assert!(!text.contains("file-secret") && !text.contains("env-key"), "{text}");
+        }
+        // Flags over the file: switched off for the till.
+        let off = c.with_flexfactor(FlexFactorFile { enabled: Some(false), ..Default::default() }).unwrap();
+        assert!(!off.decline_recovery());
+        // Part of a configuration names the first missing key.
+        let partial = Config::merge(FileConfig::default(), Overrides { data_dir: Some("/tmp/x".into()), ..Default::default() })
+            .unwrap()
+            .with_flexfactor(FlexFactorFile { base_url: Some("https://x/v1/".into()), app_key: Some("k".into()), ..Default::default() });
+        assert!(matches!(partial, Err(ConfigError::Invalid { key: "flexfactor.app_secret", .. })), "{partial:?}");
     }
 
     #[test]

@@ -89,6 +89,18 @@ pub async fn start(config: &mut Config, autopilot_ms: Option<u64>) -> Result<San
         company_id: None,
         webhook_key: None,
     });
+    // And its FlexFactor simulator: declined keyed payments get a second chance (its test cards
+    // decide the outcome, docs/DECISIONS.md "FlexFactor"). A till configured with recovery off
+    // keeps it off.
+    config.flexfactor = Some(crate::config::FlexFactorConfig {
+        base_url: sandbox.flexfactor_url(),
+        app_key: till_sandbox::FLEXFACTOR_APP_KEY.to_string(),
+        app_secret: till_sandbox::FLEXFACTOR_APP_SECRET.to_string(),
+        mid: till_sandbox::FLEXFACTOR_MID.to_string(),
+        site_id: till_sandbox::FLEXFACTOR_SITE_ID.to_string(),
+        tokenize_environment: till_sandbox::FLEXFACTOR_TOKENIZE_ENVIRONMENT.to_string(),
+        enabled: config.flexfactor.as_ref().is_none_or(|f| f.enabled),
+    });
     let journal = Journal::open(config.journal_path())?;
     // One POS token per data directory: the sandbox agent uses the one `till-agent token` prints.
     let main = Journal::open(base_dir.join("journal.sqlite3"))?;
@@ -129,6 +141,17 @@ pub async fn start(config: &mut Config, autopilot_ms: Option<u64>) -> Result<San
     })?;
     set_autopilot(&sandbox, autopilot_ms).await?;
     Ok(sandbox)
+}
+
+/// Points the FlexFactor simulator's webhooks at the agent listening on `agent_url` (as a
+/// merchant sets "Developers > Webhooks" in FlexFactor's portal). A failure is logged: the
+/// agent polls FlexFactor anyway.
+pub async fn point_webhooks(sandbox: &SandboxHandle, agent_url: &str) {
+    let url = format!("{}/settings", sandbox.flexfactor_control_url());
+    let body = serde_json::json!({ "webhookUrl": format!("{agent_url}/api/agent/providers/flexfactor/webhook") });
+    if let Err(e) = reqwest::Client::new().post(url).json(&body).send().await.and_then(reqwest::Response::error_for_status) {
+        tracing::warn!(error = %e.without_url(), "cannot point the FlexFactor simulator's webhooks at the agent");
+    }
 }
 
 /// Turns the sandbox's autopilot on when asked.

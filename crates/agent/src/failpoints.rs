@@ -9,7 +9,10 @@
 //! (SensePass answered, outcome not journaled), `outbox::before_send` (operation claimed, not sent),
 //! `outbox::after_send` (SensePass answered, not journaled), `status::before_apply` (event received,
 //! not journaled), `print::before_claim` (printer opened, print job not yet claimed: nothing
-//! written), `print::after_write` (receipt written to the printer, not journaled as printed).
+//! written), `print::after_write` (receipt written to the printer, not journaled as printed),
+//! `recovery::before_evaluate` (a decline and the evaluation intent journaled, FlexFactor not
+//! asked), `recovery::after_evaluate` (FlexFactor answered, outcome not journaled),
+//! `recovery::before_refund` (a refund of a recovered payment journaled as prepared, not sent).
 
 /// Kills this process with SIGKILL (no destructors, no flushing), like `kill -9`.
 pub fn crash(site: &str) -> ! {

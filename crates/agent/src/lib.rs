@@ -44,6 +44,7 @@ pub mod live;
 pub mod manager;
 pub mod outbox;
 pub mod printer;
+pub mod recovery;
 pub mod relay;
 pub mod renew;
 pub mod run;

@@ -74,6 +74,27 @@ struct Common {
     /// Acquired webhook key, when the Hub shows one apart from the app key.
     #[arg(long, env = "TILL_AGENT_ACQUIRED_WEBHOOK_KEY", global = true, hide_env_values = true)]
     acquired_webhook_key: Option<String>,
+    /// FlexFactor API base (decline recovery), e.g. https://api-sandbox.flexfactor.io/v1/.
+    #[arg(long, env = "TILL_AGENT_FLEXFACTOR_URL", global = true)]
+    flexfactor_url: Option<String>,
+    /// FlexFactor AppKey.
+    #[arg(long, env = "TILL_AGENT_FLEXFACTOR_APP_KEY", global = true)]
+    flexfactor_app_key: Option<String>,
+    /// FlexFactor AppSecret (prefer the environment or config.toml: flags show in the process list).
+    #[arg(long, env = "TILL_AGENT_FLEXFACTOR_APP_SECRET", global = true, hide_env_values = true)]
+    flexfactor_app_secret: Option<String>,
+    /// FlexFactor merchant GUID (mid).
+    #[arg(long, env = "TILL_AGENT_FLEXFACTOR_MID", global = true)]
+    flexfactor_mid: Option<String>,
+    /// FlexFactor site GUID (siteId).
+    #[arg(long, env = "TILL_AGENT_FLEXFACTOR_SITE_ID", global = true)]
+    flexfactor_site_id: Option<String>,
+    /// FlexFactor tokenization environment key.
+    #[arg(long, env = "TILL_AGENT_FLEXFACTOR_TOKENIZE_ENVIRONMENT", global = true, hide_env_values = true)]
+    flexfactor_tokenize_environment: Option<String>,
+    /// Decline recovery on or off for this till (default on when FlexFactor is configured).
+    #[arg(long, env = "TILL_AGENT_FLEXFACTOR_ENABLED", global = true)]
+    flexfactor_enabled: Option<bool>,
     /// Receipt printer: tcp://host:9100, file:///dev/usb/lp0 or cups://queue (over `[printer] url`).
     #[arg(long, env = "TILL_AGENT_PRINTER", global = true)]
     printer: Option<String>,
@@ -227,8 +248,18 @@ fn load(common: &Common, waive: Option<bool>) -> Result<Config> {
         company_id: common.acquired_company_id.clone(),
         webhook_key: common.acquired_webhook_key.clone(),
     };
+    let flexfactor = till_agent::config::FlexFactorFile {
+        base_url: common.flexfactor_url.clone(),
+        app_key: common.flexfactor_app_key.clone(),
+        app_secret: common.flexfactor_app_secret.clone(),
+        mid: common.flexfactor_mid.clone(),
+        site_id: common.flexfactor_site_id.clone(),
+        tokenize_environment: common.flexfactor_tokenize_environment.clone(),
+        enabled: common.flexfactor_enabled,
+    };
     Ok(Config::load_with(common.config.as_deref(), overrides, connect_e)?
         .with_acquired(acquired)?
+        .with_flexfactor(flexfactor)?
         .with_printer_url(common.printer.clone())?)
 }
 
@@ -387,6 +418,9 @@ async fn run(config: &mut Config, sandbox: bool, autopilot_ms: Option<u64>) -> R
         println!("sandbox control API:   {}", sb.control_url());
         println!("sandbox Connect-E API: {} (keyed cards: 5200000000000056 approves, 4456530000001096 asks 3-D Secure, 4456530000001013 declines)", sb.connect_e_url());
         println!("sandbox Acquired API: {} (session checkout cards: 4111111111111111 approves, 4000015979612025 opens a 3-D Secure challenge, 4000000000009995 declines)", sb.acquired_url());
+        println!("sandbox FlexFactor API: {} (decline recovery of keyed cards Connect-E declines: 4000002760003184 recovered, 4000300011112220 declined, 4000000000000077 decided later)", sb.flexfactor_url());
+        // FlexFactor's events go to this agent's webhook route (as the portal's setting would).
+        till_agent::embedded::point_webhooks(sb, &url).await;
         println!("try: curl -s -X POST {url}/api/transactions/init -H 'Content-Type: application/json' \\");
         println!("       -d '{{\"amount\":1250,\"currency\":\"USD\",\"posData\":{{\"orderId\":\"A-1\"}}}}'");
         println!("then open the transaction's transactionPage.qrURL in a browser and pay with 4111111111111111");

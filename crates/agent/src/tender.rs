@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use till_core::{Currency, InvalidParameters, Minor, Money};
 use till_gateway::{
-    Amounts, Awaiting, CardExpiry, CardSummary, CreatePayment, DeclineReason, Gateway,
+    Amounts, Awaiting, CardExpiry, CardSummary, CreatePayment, DeclineReason, DeclineRecovery, Gateway,
     GatewayError, Observation, Opaque, Operation, OperationOutcome, OperationRefused,
     OperationTicket, Payment, PaymentKind, PaymentState, ProviderId, Reconciled,
 };
@@ -60,11 +60,20 @@ pub struct Tender {
     /// that finds it due must not both prepare or reconcile it. Held across the provider calls
     /// (an async mutex); deliveries are rare and short next to a payment.
     pub(crate) delivering: tokio::sync::Mutex<()>,
+    /// The decline-recovery service (FlexFactor), when configured: declined keyed payments get
+    /// a second chance ([`crate::recovery`]).
+    recovery: Option<Arc<dyn DeclineRecovery>>,
+    /// One recovery step at a time: the page's report, a webhook and the worker must not
+    /// evaluate or settle the same payment at once. Held across the service's calls.
+    pub(crate) recovering: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Tender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tender").field("providers", &self.gateways.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("Tender")
+            .field("providers", &self.gateways.keys().collect::<Vec<_>>())
+            .field("recovery", &self.recovery.as_ref().map(|r| r.display_name()))
+            .finish()
     }
 }
 
@@ -91,7 +100,26 @@ impl Tender {
             let settings = till_acquired::gateway::SessionSettings::default();
             gateways.insert(ProviderId::Acquired, Arc::new(till_acquired::Acquired::new(client, settings)));
         }
-        Ok(Tender::with(gateways))
+        let mut tender = Tender::with(gateways);
+        if let Some(ff) = &config.flexfactor {
+            let mut cfg = till_flexfactor::Config::new(&ff.base_url, &ff.app_key, &ff.app_secret, &ff.mid, &ff.site_id, &ff.tokenize_environment);
+            cfg.timeout = config.http_timeout;
+            cfg.connect_timeout = Duration::from_secs(5);
+            let client = till_flexfactor::Client::new(cfg).map_err(|e| AgentError::Internal(e.to_string()))?;
+            tender.recovery = Some(Arc::new(till_flexfactor::FlexFactor::new(client)));
+        }
+        Ok(tender)
+    }
+
+    /// As [`Tender::with`], with a decline-recovery service (tests use fakes).
+    pub fn with_recovery(mut self, recovery: Arc<dyn DeclineRecovery>) -> Tender {
+        self.recovery = Some(recovery);
+        self
+    }
+
+    /// The decline-recovery service, when configured.
+    pub fn recovery(&self) -> Option<Arc<dyn DeclineRecovery>> {
+        self.recovery.clone()
     }
 
     /// A tender over the given gateways (tests use fakes).
@@ -101,6 +129,8 @@ impl Tender {
             changed: tokio::sync::Notify::new(),
             wake: tokio::sync::Notify::new(),
             delivering: tokio::sync::Mutex::new(()),
+            recovery: None,
+            recovering: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -132,7 +162,7 @@ fn kind_of(s: &str) -> PaymentKind {
     }
 }
 
-fn ms_to_time(ms: i64) -> Option<time::OffsetDateTime> {
+pub(crate) fn ms_to_time(ms: i64) -> Option<time::OffsetDateTime> {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
 }
 
@@ -140,7 +170,7 @@ fn time_to_ms(t: time::OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
-fn parse_mm_yy(s: &str) -> Option<CardExpiry> {
+pub(crate) fn parse_mm_yy(s: &str) -> Option<CardExpiry> {
     let (m, y) = s.split_once('/')?;
     CardExpiry::new(2000 + y.trim().parse::<u16>().ok()?, m.trim().parse().ok()?)
 }
@@ -176,7 +206,7 @@ pub fn payment_of(r: &GatewayPaymentRecord) -> Result<Payment, AgentError> {
 }
 
 /// Writes what `p` says into the row (amounts only grow: the journal enforces it too).
-fn write_back(p: &Payment, r: &mut GatewayPaymentRecord, now_ms: i64) {
+pub(crate) fn write_back(p: &Payment, r: &mut GatewayPaymentRecord, now_ms: i64) {
     r.state = p.state.as_str().to_string();
     r.authorized = p.amounts.authorized;
     r.captured = p.amounts.captured;
@@ -196,9 +226,13 @@ fn write_back(p: &Payment, r: &mut GatewayPaymentRecord, now_ms: i64) {
     r.updated_at = now_ms;
 }
 
-/// Why an operation is refused, as the local API says it (409, naming the problem).
+/// Why an operation is refused, as the local API says it (409, naming the problem and, for an
+/// amount, the field).
 fn refused(e: OperationRefused) -> AgentError {
-    AgentError::Conflict(e.to_string())
+    match e {
+        OperationRefused::Exceeds { .. } | OperationRefused::NotPositive => AgentError::Conflict(format!("amount: {e}")),
+        e => AgentError::Conflict(e.to_string()),
+    }
 }
 
 pub(crate) fn gateway_error(e: GatewayError) -> AgentError {
@@ -237,6 +271,8 @@ struct NewRequest {
     customer_id: Option<String>,
     card_id: Option<i64>,
     description: Option<String>,
+    /// `declineRecovery` (default true): false opts this payment out of decline recovery.
+    decline_recovery: bool,
 }
 
 fn text_field(body: &Value, key: &str, max: usize, invalid: &mut InvalidParameters) -> Option<String> {
@@ -349,6 +385,7 @@ impl Agent {
         let wait_pre_execute = bool_field(body, "waitPreExecute", false, &mut invalid);
         let customer_id = text_field(body, "customerId", 50, &mut invalid);
         let description = text_field(body, "description", 100, &mut invalid);
+        let decline_recovery = bool_field(body, "declineRecovery", true, &mut invalid);
         let card_id = match body.get("cardId") {
             None | Some(Value::Null) => None,
             Some(v) => match v.as_i64() {
@@ -377,6 +414,7 @@ impl Agent {
                 customer_id,
                 card_id,
                 description,
+                decline_recovery,
             }),
             _ => Err(AgentError::invalid("body", "incomplete request")),
         }
@@ -431,6 +469,7 @@ impl Agent {
             wait_pre_execute: req.wait_pre_execute,
             customer_id: req.customer_id.clone(),
             card_id: req.card_id,
+            recovery: crate::recovery::initial(self, req.provider, req.card_id.is_some(), req.decline_recovery),
             now_ms: self.now_ms(),
         };
         let rec = self.journal(move |j| j.begin_gateway_payment(new)).await?;
@@ -566,7 +605,8 @@ impl Agent {
             Phase::CreateFailed => Ok(prev),
             Phase::Created if prev.state == PaymentState::Pending.as_str() => {
                 let rec = self.refresh_gateway(&prev.local_id).await?;
-                if rec.state != PaymentState::Pending.as_str() {
+                if rec.state != PaymentState::Pending.as_str() || crate::recovery::active(&rec) {
+                    // Settled, or declined and being recovered: nothing to revoke (attach).
                     return Ok(rec);
                 }
                 let p = payment_of(&rec)?;
@@ -622,6 +662,10 @@ impl Agent {
         if rec.phase != Phase::Created || state_of(&rec.state).is_terminal() {
             return Ok(rec);
         }
+        if crate::recovery::active(&rec) {
+            // Declined by the tender and being recovered: the recovery decides the outcome.
+            return self.recovery_step(local_id, false).await;
+        }
         let p = payment_of(&rec)?;
         let gw = self.tender().gateway(p.provider)?.clone();
         let obs = match gw.fetch(&p).await {
@@ -644,15 +688,23 @@ impl Agent {
             .journal(move |j| {
                 j.update_gateway_payment(&id, |r| match payment_of(r) {
                     Ok(mut p) => {
-                        let before = (p.state, p.awaiting);
+                        let before = (p.state, p.awaiting, r.recovery.clone());
                         p.observe(&obs);
+                        // A decline with recovery on is held (the intent journaled here, in the
+                        // same transaction as the observation): the POS keeps seeing pending.
+                        crate::recovery::hold_decline(r, &mut p, now);
                         write_back(&p, r, now);
-                        before != (p.state, p.awaiting)
+                        before != (p.state, p.awaiting, r.recovery.clone())
                     }
                     Err(_) => false,
                 })
             })
             .await?;
+        if crate::recovery::active(&rec) {
+            tracing::info!(local_id, "declined by the tender; decline recovery");
+            self.tender().changed.notify_waiters();
+            return self.recovery_step(local_id, false).await;
+        }
         if changed {
             tracing::info!(local_id, state = %rec.state, "payment state");
             self.gateway_changed(&rec).await;
@@ -880,11 +932,15 @@ impl Agent {
         let p = payment_of(&rec)?;
         let gw = self.tender().gateway(p.provider)?.clone();
         let caps = gw.capabilities();
+        let recovered = crate::recovery::recovered(&rec);
         let supported = match operation {
-            Operation::Capture(_) => caps.capture,
+            Operation::Capture(_) => caps.capture && !recovered,
             Operation::Refund(_) => true,
-            Operation::Void => caps.void,
+            Operation::Void => caps.void && !recovered,
         };
+        if recovered && !supported {
+            return Err(AgentError::Conflict(format!("a payment recovered by {} can only be refunded", ProviderId::FlexFactor.display_name())));
+        }
         if !supported {
             return Err(AgentError::Conflict(format!("{} does not support {}", p.provider.display_name(), operation.name())));
         }
@@ -933,6 +989,10 @@ impl Agent {
                 .journal(move |j| j.gateway_payment(&pid))
                 .await?
                 .ok_or_else(|| AgentError::NotFound("payment".into()))?;
+            if crate::recovery::recovered(&rec) && matches!(op.state.as_str(), "pending" | "prepared") {
+                // Money-out of a recovered payment goes to the service that took the money.
+                return self.deliver_recovery_refund(op, &rec).await;
+            }
             let p = payment_of(&rec)?;
             let gw = self.tender().gateway(p.provider)?.clone();
             let now = self.now_ms();
@@ -1000,6 +1060,17 @@ impl Agent {
             "decline": outcome.decline,
         });
         self.finish_op(op, state, body, Some((operation, outcome))).await
+    }
+
+    /// [`Agent::finish_op`] for the recovery module.
+    pub(crate) async fn finish_op_pub(
+        &self,
+        op: &GatewayOpRecord,
+        state: &'static str,
+        body: Value,
+        applied: Option<(Operation, OperationOutcome)>,
+    ) -> Result<GatewayOpRecord, AgentError> {
+        self.finish_op(op, state, body, applied).await
     }
 
     async fn finish_op(
@@ -1120,10 +1191,19 @@ impl Agent {
             .journal(move |j| j.gateway_payment(&id))
             .await?
             .ok_or_else(|| AgentError::NotFound(format!("payment {local_id}")))?;
-        if rec.phase != Phase::Created || rec.state != PaymentState::Pending.as_str() {
+        if rec.phase != Phase::Created || rec.state != PaymentState::Pending.as_str() || crate::recovery::active(&rec) {
             return Ok(None);
         }
         let Some(reference) = rec.provider_ref.clone() else { return Ok(None) };
+        // The page vaults the card at FlexFactor itself while recovery is armed for it.
+        let vault_url = match (crate::recovery::Recovery::of(&rec), self.tender().recovery()) {
+            (Some(x), Some(_)) if x.stage == crate::recovery::Stage::Armed => self.config().flexfactor.as_ref().and_then(|ff| {
+                let mut cfg = till_flexfactor::Config::new(&ff.base_url, "", "", &ff.mid, &ff.site_id, &ff.tokenize_environment);
+                cfg.timeout = Duration::from_secs(1);
+                till_flexfactor::Client::new(cfg).ok().and_then(|c| c.tokenize_endpoint().ok()).map(|u| u.to_string())
+            }),
+            _ => None,
+        };
         let (provider, script_url, token) = match rec.provider.parse::<ProviderId>() {
             Ok(ProviderId::ConnectE) => {
                 let Some(config) = &self.config().connect_e else { return Ok(None) };
@@ -1149,6 +1229,7 @@ impl Agent {
             amount: Money::new(rec.amount.0, rec.currency),
             order_id: rec.order_id.clone(),
             expires_at: rec.expires_at,
+            vault_url,
         }))
     }
 
@@ -1208,10 +1289,13 @@ pub struct Checkout {
     /// When the provider stops taking the card (unix ms), if it says: an Acquired session's
     /// page asks for a fresh session shortly before (crate::renew).
     pub expires_at: Option<i64>,
+    /// FlexFactor's tokenization URL (with `mid` and `environment`) when the page is to vault
+    /// the card for decline recovery; `None` otherwise.
+    pub vault_url: Option<String>,
 }
 
 /// `scheme://host[:port]` of a URL (the CSP source of the provider's web host).
-fn origin_of(url: &str) -> String {
+pub(crate) fn origin_of(url: &str) -> String {
     match reqwest::Url::parse(url) {
         Ok(u) => u.origin().ascii_serialization(),
         Err(_) => url.to_string(),
@@ -1256,7 +1340,7 @@ fn op_json(op: &GatewayOpRecord) -> Value {
 /// The one JSON shape of a gateway payment (the OpenAPI `GatewayPayment` schema).
 fn view_of(r: &GatewayPaymentRecord, ops: &[GatewayOpRecord], addr: &std::net::SocketAddr) -> Result<Value, AgentError> {
     let p = payment_of(r)?;
-    let checkout = (r.phase == Phase::Created && p.state == PaymentState::Pending && p.awaiting.is_none())
+    let checkout = (r.phase == Phase::Created && p.state == PaymentState::Pending && p.awaiting.is_none() && !crate::recovery::active(r))
         .then(|| format!("http://{addr}/api/agent/payments/{}/checkout", r.local_id));
     let refund = match p.refund_progress() {
         till_gateway::RefundProgress::None => "none",
@@ -1305,6 +1389,9 @@ fn view_of(r: &GatewayPaymentRecord, ops: &[GatewayOpRecord], addr: &std::net::S
         "updatedAt": iso(r.updated_at),
         "finalAt": r.final_at.map(iso),
         "operations": ops.iter().map(op_json).collect::<Vec<_>>(),
+        "recovery": crate::recovery::view(r),
+        "recoveredBy": crate::recovery::recovered(r).then(|| ProviderId::FlexFactor.as_str()),
+        "recoveredLabel": crate::recovery::recovered_label(r),
     }))
 }
 

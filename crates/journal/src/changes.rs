@@ -1,4 +1,4 @@
-//! The change feed (migrations `0010_changes.sql`, `0040_gateway_changes.sql`): an ordered,
+//! The change feed (migrations `0010_changes.sql`, `0050_gateway_changes.sql`): an ordered,
 //! gap-free list of every insert, update and delete of payments, status events and outbox
 //! operations — SensePass's and the gateway providers' alike — numbered by a per-journal sequence,
 //! for replication to the fleet server.

@@ -74,6 +74,13 @@ pub struct GatewayPaymentRecord {
     pub updated_at: i64,
     /// When it left `pending` (unix ms).
     pub final_at: Option<i64>,
+    /// Decline recovery (FlexFactor): opt-out, the card's vault token (a capability, never a card
+    /// number), the held decline, the evaluate intent and outcome (migration `0040`). Kept on
+    /// the row so that the payment's state and its recovery change in one transaction.
+    pub recovery: Option<Value>,
+    /// The card's vault token at the recovery service (FlexFactor): a capability (the JSON of
+    /// `recovery` is redacted and would drop it). Never a card number.
+    pub recovery_ref: Option<String>,
 }
 
 impl fmt::Debug for GatewayPaymentRecord {
@@ -94,6 +101,8 @@ impl fmt::Debug for GatewayPaymentRecord {
             .field("refunded", &self.refunded)
             .field("customer_id", &self.customer_id.as_ref().map(|_| "***"))
             .field("cross_reference", &self.cross_reference.as_ref().map(|_| "***"))
+            .field("recovery", &self.recovery.as_ref().map(|_| "***"))
+            .field("recovery_ref", &self.recovery_ref.as_ref().map(|_| "***"))
             .finish_non_exhaustive()
     }
 }
@@ -121,6 +130,8 @@ pub struct NewGatewayPayment {
     pub customer_id: Option<String>,
     /// The card on file to charge again, if any (its cross reference is copied to the row).
     pub card_id: Option<i64>,
+    /// Decline recovery as it starts (enabled or opted out), if the till has a recovery service.
+    pub recovery: Option<Value>,
     /// Now (unix ms).
     pub now_ms: i64,
 }
@@ -264,7 +275,8 @@ pub struct NewCard {
 pub(crate) const GP_COLS: &str = "g.id, g.local_id, g.provider, g.provider_ref, g.kind, g.order_id, g.amount, \
     g.currency, g.phase, g.state, g.authorized, g.captured, g.refunded, g.expires_at, g.moto, \
     g.wait_pre_execute, g.customer_id, g.card_id, g.card_type, g.card_masked, g.card_expiry, \
-    g.cross_reference, g.auth_code, g.detail_json, g.created_at, g.updated_at, g.final_at";
+    g.cross_reference, g.auth_code, g.detail_json, g.created_at, g.updated_at, g.final_at, \
+    g.recovery_json, g.recovery_ref";
 
 pub(crate) fn gp_from_row(row: &Row<'_>) -> rusqlite::Result<GatewayPaymentRecord> {
     Ok(GatewayPaymentRecord {
@@ -295,6 +307,8 @@ pub(crate) fn gp_from_row(row: &Row<'_>) -> rusqlite::Result<GatewayPaymentRecor
         created_at: row.get(24)?,
         updated_at: row.get(25)?,
         final_at: row.get(26)?,
+        recovery: opt_json_at(row, 27)?,
+        recovery_ref: row.get(28)?,
     })
 }
 
@@ -390,11 +404,14 @@ fn op_by_id(conn: &rusqlite::Connection, id: i64) -> Result<GatewayOpRecord, Jou
 /// Writes every mutable column of `r` (the row was read in the same transaction).
 fn write_gp(conn: &rusqlite::Connection, r: &GatewayPaymentRecord) -> Result<(), JournalError> {
     let detail = r.detail.as_ref().map(json_text).transpose()?;
+    let recovery = r.recovery.as_ref().map(json_text).transpose()?;
     conn.prepare_cached(
         "UPDATE gateway_payments SET provider_ref = ?2, phase = ?3, state = ?4, \
          authorized = MAX(authorized, ?5), captured = MAX(captured, ?6), refunded = MAX(refunded, ?7), \
          expires_at = ?8, card_type = ?9, card_masked = ?10, card_expiry = ?11, cross_reference = ?12, \
-         auth_code = ?13, detail_json = ?14, updated_at = ?15, final_at = ?16 WHERE id = ?1",
+         auth_code = ?13, detail_json = ?14, updated_at = ?15, final_at = ?16, recovery_json = ?17, \
+         recovery_ref = ?18 \
+         WHERE id = ?1",
     )?
     .execute(params![
         r.id,
@@ -413,6 +430,8 @@ fn write_gp(conn: &rusqlite::Connection, r: &GatewayPaymentRecord) -> Result<(),
         detail,
         r.updated_at,
         r.final_at,
+        recovery,
+        r.recovery_ref,
     ])?;
     Ok(())
 }
@@ -454,8 +473,8 @@ impl Journal {
             tx.prepare_cached(
                 "INSERT INTO gateway_payments (local_id, provider, kind, order_id, amount, currency, \
                  phase, state, moto, wait_pre_execute, customer_id, card_id, cross_reference, \
-                 created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'intent', 'pending', ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+                 created_at, updated_at, recovery_json) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'intent', 'pending', ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)",
             )?
             .execute(params![
                 p.local_id,
@@ -470,6 +489,7 @@ impl Journal {
                 p.card_id,
                 cross_reference,
                 p.now_ms,
+                p.recovery.as_ref().map(json_text).transpose()?,
             ])?;
             gp_by_local_id(tx, &p.local_id)
         })
@@ -555,6 +575,22 @@ impl Journal {
                 params![s, limit],
             ),
             None => gp_where(tx, "ORDER BY g.id DESC LIMIT ?1", [limit]),
+        })
+    }
+
+    /// Payments journaled in `[from_ms, to_ms)` (their intent's time), oldest first: the
+    /// end-of-day summary's recoveries.
+    pub fn gateway_payments_between(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<GatewayPaymentRecord>, JournalError> {
+        self.read(|tx| {
+            gp_where(
+                tx,
+                "INDEXED BY gateway_payments_created WHERE g.created_at >= ?1 AND g.created_at < ?2 ORDER BY g.created_at, g.id",
+                params![from_ms, to_ms],
+            )
         })
     }
 
@@ -811,6 +847,7 @@ mod tests {
             wait_pre_execute: false,
             customer_id: Some("c-1".into()),
             card_id: None,
+            recovery: None,
             now_ms: T0,
         })
         .unwrap()
@@ -901,6 +938,7 @@ mod tests {
             wait_pre_execute: false,
             customer_id: Some("c-2".into()),
             card_id: Some(a.id),
+            recovery: None,
             now_ms: T0,
         });
         assert!(other.is_err());

@@ -34,6 +34,7 @@
 //! | `changes` | insert/update/delete of a payment, status event or operation (migration `0010`, written by triggers) | `seq` (AUTOINCREMENT: the replication sequence), `tbl`, `row_id` |
 //! | `gateway_payments` | payment of a provider behind the gateway seam (Connect-E), migration `0011` | `local_id`, `provider`, `provider_ref`, `kind`, neutral `state`, `authorized`/`captured`/`refunded`, `expires_at` |
 //! | `gateway_operations` | collection, refund or void of a gateway payment | `op_key` (UNIQUE), `state` (`prepared` = may have been sent), `ticket_ref` |
+//! | `gateway_payments.recovery_json` | (migration `0040`) decline recovery of a gateway payment: opt-out, vault token, held decline, evaluate intent and outcome | JSON owned by the agent |
 //! | `cards_on_file` | a customer's stored card (cross reference, scheme, masked number, expiry; never a PAN or CV2) | (`provider`, `customer_id`, `masked`, expiry) UNIQUE |
 //!
 //! Since `0011` every `transactions` row names its `provider` (existing rows: `sensepass`).
@@ -95,7 +96,8 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0011_gateway_payments.sql")),
     M::up(include_str!("migrations/0020_print_jobs.sql")),
     M::up(include_str!("migrations/0030_manager_resolutions.sql")),
-    M::up(include_str!("migrations/0040_gateway_changes.sql")),
+    M::up(include_str!("migrations/0040_decline_recovery.sql")),
+    M::up(include_str!("migrations/0050_gateway_changes.sql")),
 ];
 
 /// The schema version a fully migrated journal has (its `user_version`): the number of

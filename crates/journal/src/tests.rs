@@ -304,7 +304,7 @@ fn gateway_rows_join_the_feed_and_the_sequence_never_goes_back() {
     let path = dir.path().join("journal.sqlite3");
     {
         let mut conn = rusqlite::Connection::open(&path).unwrap();
-        let rebuild = M::up(include_str!("migrations/0040_gateway_changes.sql"));
+        let rebuild = M::up(include_str!("migrations/0050_gateway_changes.sql"));
         let before = MIGRATIONS.iter().position(|m| *m == rebuild).unwrap();
         Migrations::from_slice(&MIGRATIONS[..before]).to_latest(&mut conn).unwrap();
         for _ in 0..3 {
@@ -326,6 +326,7 @@ fn gateway_rows_join_the_feed_and_the_sequence_never_goes_back() {
             wait_pre_execute: false,
             customer_id: None,
             card_id: None,
+            recovery: None,
             now_ms: 1,
         })
         .unwrap();

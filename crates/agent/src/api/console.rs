@@ -333,7 +333,10 @@ pub async fn summary(State(agent): State<Agent>, Query(p): Query<RangeParams>) -
             })
         })
         .collect();
-    Ok(Json(json!({ "from": format_ms(from), "to": format_ms(to), "currencies": rows })).into_response())
+    // Declined card payments recovered by FlexFactor (decline recovery), per currency.
+    let gateway = agent.journal(move |j| j.gateway_payments_between(from, to)).await?;
+    let recoveries = crate::recovery::summary(&gateway);
+    Ok(Json(json!({ "from": format_ms(from), "to": format_ms(to), "currencies": rows, "recoveries": recoveries })).into_response())
 }
 
 /// The columns of the CSV export, in order: what a store's bookkeeping needs of each payment.

@@ -526,6 +526,13 @@ pub async fn health(State(agent): State<Agent>, headers: HeaderMap) -> Result<Re
         "posTokenWaived": agent.config().waive_pos_token,
         // Providers behind the gateway seam this till takes payments with (e.g. `connect-e`).
         "gatewayProviders": agent.tender().providers().iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+        // Decline recovery (FlexFactor) of keyed card payments: "on", "off" (configured but
+        // switched off) or "not_configured".
+        "declineRecovery": match &agent.config().flexfactor {
+            Some(f) if f.enabled => "on",
+            Some(_) => "off",
+            None => "not_configured",
+        },
         "fleet": fleet,
         "printer": crate::printer::health(&agent).await?,
         "update": crate::updater::health(agent.config()),

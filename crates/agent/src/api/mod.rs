@@ -93,6 +93,7 @@ pub fn router(agent: Agent, addr: SocketAddr) -> Router {
         .route("/api/agent/payments/{id}", get(payments::get_one).patch(payments::change))
         .route("/api/agent/payments/{id}/checkout", get(payments::checkout))
         .route("/api/agent/payments/{id}/report", post(payments::report))
+        .route("/api/agent/payments/{id}/vault", post(payments::vault))
         .route("/api/agent/payments/{id}/capture", post(payments::capture))
         .route("/api/agent/payments/{id}/refund", post(payments::refund))
         .route("/api/agent/payments/{id}/void", post(payments::void))
@@ -102,6 +103,8 @@ pub fn router(agent: Agent, addr: SocketAddr) -> Router {
         .route("/api/agent/cards", get(payments::cards))
         // The customer's browser back from a provider's own step (Acquired's 3-D Secure).
         .route("/api/agent/providers/{provider}/return", post(payments::provider_return))
+        // FlexFactor's events (JSON sent as text/plain; a hint to look the rescue up).
+        .route("/api/agent/providers/flexfactor/webhook", post(payments::flexfactor_webhook))
         // Other SensePass paths: forwarded when on the allow-list, refused with a 400 otherwise.
         .route("/api/{*path}", axum::routing::any(handlers::passthrough))
         // The web UI (cashier screen, manager console, settings).

@@ -159,6 +159,36 @@ pub async fn report(State(agent): State<Agent>, Path(id): Path<String>, JsonBody
     Ok(Json(agent.gateway_reported(&id).await?).into_response())
 }
 
+/// `POST /api/agent/payments/{id}/vault` `{token, bin, last4, expiryMonth, expiryYear,
+/// holderName}`: the keyed-entry page hands over FlexFactor's vault token of the card and the
+/// non-sensitive facts (never the number; any other field is refused by name). A decline the
+/// agent was holding for it is evaluated at once.
+pub async fn vault(State(agent): State<Agent>, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Response, AgentError> {
+    let id = payment_id(&id)?;
+    Ok(Json(agent.vault_card(&id, &body).await?).into_response())
+}
+
+/// `POST /api/agent/providers/flexfactor/webhook`: FlexFactor's event, a JSON body sent as
+/// `text/plain` (any content type is read). Unsigned, so only a hint: the agent looks the
+/// rescue up at FlexFactor before anything changes. 200 for an event it read (also about a
+/// rescue it does not have: FlexFactor need not retry it), 400 for a body that is no event, 415
+/// for a body that is neither text nor JSON.
+pub async fn flexfactor_webhook(State(agent): State<Agent>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, AgentError> {
+    let media = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    if media.as_deref().is_some_and(|m| m != "text/plain" && m != "application/json") {
+        let body = json!({
+            "status": 415,
+            "error_type": "unsupported_media_type",
+            "title": "a FlexFactor event is JSON text (text/plain or application/json)",
+        });
+        return Ok((StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(body)).into_response());
+    }
+    Ok(Json(agent.recovery_webhook(&body).await?).into_response())
+}
+
 /// Query of `GET /api/agent/cards`.
 #[derive(Deserialize)]
 pub struct CardParams {
@@ -220,7 +250,7 @@ pub async fn checkout(State(agent): State<Agent>, Path(id): Path<String>) -> Res
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>Card payment</title><link rel=\"stylesheet\" href=\"/style.css\"></head>\
          <body class=\"checkout\">\
-         <main id=\"checkout\" data-payment=\"{id}\" data-token=\"{token}\" data-form=\"{form}\">\
+         <main id=\"checkout\" data-payment=\"{id}\" data-token=\"{token}\" data-form=\"{form}\"{vault}>\
          <h1>Card payment</h1>\
          <p class=\"checkout-amount\"><span id=\"checkout-amount\">{amount} {currency}</span> · order <span id=\"checkout-order\">{order}</span></p>\
          <p class=\"checkout-hint\">{hint}</p>\
@@ -238,12 +268,16 @@ pub async fn checkout(State(agent): State<Agent>, Path(id): Path<String>) -> Res
         order = esc(&c.order_id),
         hint = if c.cv2_only { "Stored card: enter its CV2 only." } else { "Enter the card details." },
         script = esc(&c.script_url),
+        vault = c.vault_url.as_deref().map(|u| format!(" data-vault-url=\"{}\"", esc(u))).unwrap_or_default(),
     );
+    // The page may also post the card to FlexFactor's tokenization endpoint (and nowhere else).
+    let vault_origin = c.vault_url.as_deref().map(crate::tender::origin_of).unwrap_or_default();
     let csp = format!(
         "default-src 'none'; script-src 'self' {o}; style-src 'self' 'unsafe-inline'; img-src 'self' data: {o}; \
-         connect-src 'self' {o}; frame-src {o}; object-src 'none'; form-action 'none'; base-uri 'none'; \
+         connect-src 'self' {o} {v}; frame-src {o}; object-src 'none'; form-action 'none'; base-uri 'none'; \
          frame-ancestors 'self'",
-        o = c.web_origin
+        o = c.web_origin,
+        v = vault_origin,
     );
     Ok((
         [

@@ -159,6 +159,14 @@ pub fn is_provider_return(method: &Method, path: &str) -> bool {
             .is_some_and(|provider| provider == till_gateway::ProviderId::Acquired.as_str())
 }
 
+/// Whether a request is FlexFactor's webhook (`POST /api/agent/providers/flexfactor/webhook`,
+/// exact canonical path): a server's post of JSON text as `text/plain`, so the JSON-only check
+/// cannot apply. It is unsigned (FlexFactor documents no signature); the handler treats it as a
+/// hint only and changes nothing before looking the rescue up with the agent's own credentials.
+pub fn is_provider_webhook(method: &Method, path: &str) -> bool {
+    method == Method::POST && path == "/api/agent/providers/flexfactor/webhook"
+}
+
 /// Host, Sec-Fetch-Site, Origin, path and Content-Type checks, before routing.
 pub async fn guard(State(guard): State<Guard>, request: Request<Body>, next: Next) -> Response {
     let headers = request.headers();
@@ -167,7 +175,7 @@ pub async fn guard(State(guard): State<Guard>, request: Request<Body>, next: Nex
         tracing::warn!("refused a request whose Host is not a loopback name");
         return refuse(StatusCode::FORBIDDEN, "forbidden_host", "Host must be a loopback name (127.0.0.1, localhost)");
     }
-    if is_provider_return(request.method(), request.uri().path()) {
+    if is_provider_return(request.method(), request.uri().path()) || is_provider_webhook(request.method(), request.uri().path()) {
         let mut response = next.run(request).await;
         add_security_headers(response.headers_mut());
         return response;
