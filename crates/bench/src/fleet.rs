@@ -239,6 +239,14 @@ pub struct FleetResult {
     pub chain_tills: i64,
     /// Quick run (figures not comparable).
     pub quick: bool,
+    /// UTC time the run started.
+    pub started: String,
+    /// Commit measured (`BENCH_GIT`).
+    pub git: String,
+    /// Load averages at the start and the end.
+    pub load: ([f64; 3], [f64; 3]),
+    /// Seconds the whole fleet benchmark took.
+    pub secs: f64,
 }
 
 /// A running `till-fleet serve`.
@@ -848,6 +856,8 @@ pub async fn run(fb: &FleetBins, work: &Path, plan: &FleetPlan, quick: bool) -> 
         bail!("{} is missing: build with `cargo build --release -p till-fleet`", fb.fleet.display());
     }
     std::fs::create_dir_all(work)?;
+    let (started_at, load_start) = (Instant::now(), procs::loadavg());
+    let started = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     let cluster = tokio::task::spawn_blocking(|| Postgres::start_with(PG_SETTINGS)).await??;
     let db = {
         let c = &cluster;
@@ -886,12 +896,131 @@ pub async fn run(fb: &FleetBins, work: &Path, plan: &FleetPlan, quick: bool) -> 
             stores: plan.stores,
             chain_tills: plan.stores * plan.tills_per_store,
             quick,
+            started,
+            git: std::env::var("BENCH_GIT").unwrap_or_default(),
+            load: (load_start, procs::loadavg()),
+            secs: started_at.elapsed().as_secs_f64(),
         })
     }
     .await;
     server.stop().await;
     tokio::task::spawn_blocking(move || drop(cluster)).await?;
     result
+}
+
+fn f_ms(v: f64) -> String {
+    if v < 10.0 {
+        format!("{v:.2} ms")
+    } else if v < 1000.0 {
+        format!("{v:.1} ms")
+    } else {
+        format!("{:.2} s", v / 1000.0)
+    }
+}
+
+fn millions(n: i64) -> String {
+    if n >= 1_000_000 {
+        format!("{:.1} M", n as f64 / 1e6)
+    } else {
+        n.to_string()
+    }
+}
+
+/// The tables of BENCHMARKS.md §6.
+pub fn table(r: &FleetResult) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Run {} (commit `{}`), `till-fleet` {} build, {} cores shared with other builds (load average {:.2} at the start, {:.2} at the end); the fleet benchmark took {:.0} s. {}.\n\nCluster settings: `{}`.\n",
+        r.started,
+        r.git,
+        r.fleet_binary,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        r.load.0[0],
+        r.load.1[0],
+        r.secs,
+        r.postgres.split(" on ").next().unwrap_or(&r.postgres),
+        r.settings
+    );
+    let i = &r.ingest;
+    let _ = writeln!(s, "**Ingest**: {} tills at once, each {} batches of {} payments per round, rounds alternating.\n", i.tills, i.batches, i.per_batch);
+    let _ = writeln!(s, "| round | path | payments | time | payments/s |\n|---:|---|---:|---:|---:|");
+    for (n, x) in i.rounds.iter().enumerate() {
+        let path = if x.mode == "fleet" { "HTTP batches through `till-fleet` (validation, auth, gap check, upserts, cursor)" } else { "raw `COPY … FROM STDIN` (tokio-postgres `copy_in`), one transaction per batch" };
+        let _ = writeln!(s, "| {} | {} | {} | {:.1} s | {:.0} |", n + 1, path, x.rows, x.secs, x.rate);
+    }
+    let _ = writeln!(
+        s,
+        "\nThrough the fleet **{:.0} payments/s**, COPY {:.0} payments/s: the fleet reaches **{:.0} %** of the raw baseline ({:.2}×). One batch of {} through the fleet: p50 {}, p95 {}, max {}.\n",
+        i.fleet_rate,
+        i.copy_rate,
+        100.0 * i.fleet_rate / i.copy_rate,
+        i.fleet_rate / i.copy_rate,
+        i.per_batch,
+        f_ms(i.batch_latency.p50_ms),
+        f_ms(i.batch_latency.p95_ms),
+        f_ms(i.batch_latency.max_ms)
+    );
+    let _ = writeln!(s, "**Dashboard** ({} stores, {} tills; API calls over HTTP with a kept-alive connection, {} runs each, random keys):\n", r.stores, r.chain_tills, r.dashboard.first().map(|d| d.queries.first().map(|q| q.latency.count).unwrap_or(0)).unwrap_or(0));
+    let mut head = String::from("| call |");
+    let mut rule = String::from("|---|");
+    for d in &r.dashboard {
+        let _ = write!(head, " {} p50 | {} p95 |", millions(d.payments), millions(d.payments));
+        rule.push_str("---:|---:|");
+    }
+    head.push_str(" rows | plan (scans) at the largest size |");
+    rule.push_str("---:|---|");
+    let _ = writeln!(s, "{head}\n{rule}");
+    if let Some(last) = r.dashboard.last() {
+        for (k, q) in last.queries.iter().enumerate() {
+            let mut row = format!("| {} |", q.name);
+            for d in &r.dashboard {
+                let l = &d.queries[k].latency;
+                let _ = write!(row, " {} | {} |", f_ms(l.p50_ms), f_ms(l.p95_ms));
+            }
+            let flag = if q.uses_indexes { "" } else { " **(sequential scan)**" };
+            let _ = write!(row, " {} | {}{} |", q.rows, q.plan_summary, flag);
+            let _ = writeln!(s, "{row}");
+        }
+    }
+    let _ = writeln!(s);
+    for d in &r.dashboard {
+        let _ = writeln!(
+            s,
+            "- {} payments ({} outbox operations): generated in {:.0} s; payments with indexes {:.2} GB.",
+            d.payments,
+            d.operations,
+            d.load_secs,
+            d.table_bytes as f64 / 1e9
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n**Lag**, POS answer at the till → the payment found, approved, by `GET /api/v1/payments/search` (polled every 5 ms): {} samples, p50 {}, p95 {}, max {}.\n",
+        r.lag.count,
+        f_ms(r.lag.p50_ms),
+        f_ms(r.lag.p95_ms),
+        f_ms(r.lag.max_ms)
+    );
+    let o = &r.on_off;
+    let _ = writeln!(s, "**Payment latency at the till** (`init/sync`, POS → approved answer), replication on vs off, alternating rounds of one run:\n");
+    let _ = writeln!(s, "| replication | payments | p50 | p95 | max | p50 of each round |\n|---|---:|---:|---:|---:|---|");
+    for (name, p, rounds) in [("on (enrolled, shipping)", &o.on, &o.on_round_p50), ("off (not enrolled)", &o.off, &o.off_round_p50)] {
+        let rs: Vec<String> = rounds.iter().map(|v| format!("{v:.2}")).collect();
+        let _ = writeln!(s, "| {name} | {} | {} | {} | {} | {} |", p.count, f_ms(p.p50_ms), f_ms(p.p95_ms), f_ms(p.max_ms), rs.join(", "));
+    }
+    let within = o.ratio_p50 >= o.noise_band.0 && o.ratio_p50 <= o.noise_band.1;
+    let _ = writeln!(
+        s,
+        "\non ÷ off: p50 **{:.2}×**, p95 {:.2}×. Noise: the off rounds' own p50s lie between {:.2}× and {:.2}× of the off p50, so the p50 ratio is {}.",
+        o.ratio_p50,
+        o.ratio_p95,
+        o.noise_band.0,
+        o.noise_band.1,
+        if within { "**within the noise**" } else { "**outside the noise band**" }
+    );
+    s
 }
 
 #[cfg(test)]

@@ -199,11 +199,16 @@ async fn area(which: &str, c: &Common) -> Result<()> {
                 bins: bins.clone(),
                 fleet: c.bin_dir.join("till-fleet"),
             };
-            write_json(
-                &c.results,
-                "fleet.json",
-                &fleet::run(&fb, &c.work, &fleet::FleetPlan::new(c.quick), c.quick).await?,
-            )?
+            let r = fleet::run(&fb, &c.work, &fleet::FleetPlan::new(c.quick), c.quick).await?;
+            write_json(&c.results, "fleet.json", &r)?;
+            // Every plan in full, for reading beside the summary in BENCHMARKS.md.
+            let mut plans = String::new();
+            for d in &r.dashboard {
+                for q in &d.queries {
+                    plans.push_str(&format!("==== {} payments: {} ({})\n{}\n", d.payments, q.name, q.path, q.plan));
+                }
+            }
+            std::fs::write(c.results.join("fleet-plans.txt"), plans)?;
         }
         "resources" => write_json(
             &c.results,
