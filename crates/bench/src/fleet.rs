@@ -1019,15 +1019,32 @@ pub fn table(r: &FleetResult) -> String {
         let rs: Vec<String> = rounds.iter().map(|v| format!("{v:.2}")).collect();
         let _ = writeln!(s, "| {name} | {} | {} | {} | {} | {} |", p.count, f_ms(p.p50_ms), f_ms(p.p95_ms), f_ms(p.max_ms), rs.join(", "));
     }
-    let within = o.ratio_p50 >= o.noise_band.0 && o.ratio_p50 <= o.noise_band.1;
+    // The noise: how far a round's p50 moves from its own agent's overall p50, over the rounds of
+    // both agents (the same configuration, measured again).
+    let spread: Vec<f64> = o
+        .on_round_p50
+        .iter()
+        .map(|v| v / o.on.p50_ms)
+        .chain(o.off_round_p50.iter().map(|v| v / o.off.p50_ms))
+        .collect();
+    let lo = spread.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = spread.iter().copied().fold(0.0, f64::max);
+    let verdict = if o.ratio_p50 < lo {
+        "below the noise band (on was faster)"
+    } else if o.ratio_p50 > hi {
+        "**above the noise band**"
+    } else {
+        "**within the noise**"
+    };
     let _ = writeln!(
         s,
-        "\non ÷ off: p50 **{:.2}×**, p95 {:.2}×. Noise: the off rounds' own p50s lie between {:.2}× and {:.2}× of the off p50, so the p50 ratio is {}.",
+        "\non ÷ off: p50 **{:.2}×**, p95 {:.2}×. Noise: a round's p50 lies between {:.2}× and {:.2}× of its own agent's p50 (both agents' rounds; off rounds alone {:.2}×–{:.2}×), so the p50 ratio is {verdict}.",
         o.ratio_p50,
         o.ratio_p95,
+        lo,
+        hi,
         o.noise_band.0,
-        o.noise_band.1,
-        if within { "**within the noise**" } else { "**outside the noise band**" }
+        o.noise_band.1
     );
     s
 }
