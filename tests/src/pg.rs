@@ -4,6 +4,10 @@
 //!
 //! `initdb` refuses to run as root; when the tests run as root, the cluster is created and run
 //! by the `postgres` system user (via `runuser`) in a directory it owns.
+//!
+//! The tests use fast, non-durable settings ([`FAST`]); the fleet benchmark (`crates/bench`,
+//! which includes this file so there is one way to start a cluster) starts it with durable ones
+//! through [`Postgres::start_with`].
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -42,9 +46,19 @@ fn is_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
 }
 
+/// The tests' settings: nothing is flushed to disk (a test cluster is thrown away; a crash of the
+/// machine loses nothing a test needs), and a small buffer cache.
+pub const FAST: &str = "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nshared_buffers = 32MB\n";
+
 impl Postgres {
-    /// Creates and starts a cluster.
+    /// Creates and starts a cluster with the tests' settings ([`FAST`]).
     pub fn start() -> Result<Postgres> {
+        Postgres::start_with(FAST)
+    }
+
+    /// Creates and starts a cluster with `settings` (postgresql.conf lines) added to the ones
+    /// that keep it private (unix socket in its own directory, no TCP).
+    pub fn start_with(settings: &str) -> Result<Postgres> {
         let bin = bin_dir()?;
         let as_postgres = is_root();
         let dir = tempfile::Builder::new().prefix("till-pg-").tempdir()?;
@@ -60,7 +74,7 @@ impl Postgres {
         let data = pg.data_dir();
         pg.run("initdb", &["-D", &data, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"])?;
         let conf = format!(
-            "listen_addresses = ''\nunix_socket_directories = '{}'\nport = {}\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 100\nshared_buffers = 32MB\n",
+            "listen_addresses = ''\nunix_socket_directories = '{}'\nport = {}\nmax_connections = 100\n{settings}",
             pg.dir.path().display(),
             pg.port
         );
@@ -70,6 +84,11 @@ impl Postgres {
         std::fs::write(&conf_path, existing)?;
         pg.start_server()?;
         Ok(pg)
+    }
+
+    /// The server's log (what `pg_ctl -l` writes: errors, and plans when `auto_explain` is on).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
     }
 
     fn data_dir(&self) -> String {
@@ -93,7 +112,7 @@ impl Postgres {
     }
 
     fn start_server(&self) -> Result<()> {
-        let log = self.dir.path().join("server.log").display().to_string();
+        let log = self.log_path().display().to_string();
         self.run("pg_ctl", &["-D", &self.data_dir(), "-l", &log, "-w", "-t", "60", "start"])
     }
 

@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! till-bench all       --bin-dir target/release --results DIR --work DIR [--quick] [--desktop BIN --desktop-profile P]
-//! till-bench load|events|journal|resources   (same options, one area)
+//! till-bench load|events|journal|resources|fleet   (same options, one area)
 //! till-bench report    --results DIR --criterion target/criterion --markdown BENCHMARKS.md
 //! ```
 //!
@@ -16,8 +16,13 @@
 //! approved") or a tool to point at a real SensePass (it only ever talks to its own sandbox).
 
 mod events;
+mod fleet;
 mod journal;
 mod load;
+// The tests' throwaway PostgreSQL cluster, included rather than copied: one way to start one.
+#[path = "../../../tests/src/pg.rs"]
+#[allow(dead_code)] // the tests use the rest of it
+mod pg;
 mod procs;
 mod report;
 mod resources;
@@ -77,6 +82,9 @@ enum Cmd {
     Journal(Common),
     /// Binary sizes, start-up, idle memory, the desktop app.
     Resources(Common),
+    /// The fleet server on PostgreSQL: ingest vs COPY, dashboard queries at 1 M and 10 M
+    /// payments, till → fleet lag, payment latency with replication on and off.
+    Fleet(Common),
     /// Rewrites the tables of BENCHMARKS.md.
     Report {
         /// The JSON result files.
@@ -186,6 +194,22 @@ async fn area(which: &str, c: &Common) -> Result<()> {
             "journal.json",
             &journal::run(&bins, &c.work, &journal_plan(c.quick)).await?,
         )?,
+        "fleet" => {
+            let fb = fleet::FleetBins {
+                bins: bins.clone(),
+                fleet: c.bin_dir.join("till-fleet"),
+            };
+            let r = fleet::run(&fb, &c.work, &fleet::FleetPlan::new(c.quick), c.quick).await?;
+            write_json(&c.results, "fleet.json", &r)?;
+            // Every plan in full, for reading beside the summary in BENCHMARKS.md.
+            let mut plans = String::new();
+            for d in &r.dashboard {
+                for q in &d.queries {
+                    plans.push_str(&format!("==== {} payments: {} ({})\n{}\n", d.payments, q.name, q.path, q.plan));
+                }
+            }
+            std::fs::write(c.results.join("fleet-plans.txt"), plans)?;
+        }
         "resources" => write_json(
             &c.results,
             "resources.json",
@@ -205,7 +229,10 @@ async fn main() -> Result<()> {
             let mut info = report::RunInfo::collect();
             let t = Instant::now();
             // The quiet measurements first, the machine-filling load last.
-            for which in ["resources", "journal", "events", "load"] {
+            for which in ["resources", "journal", "events", "fleet", "load"] {
+                if which == "fleet" && std::env::var("BENCH_FLEET").as_deref() == Ok("0") {
+                    continue;
+                }
                 area(which, &c).await?;
             }
             info.run_secs = t.elapsed().as_secs_f64();
@@ -216,6 +243,7 @@ async fn main() -> Result<()> {
         Cmd::Events(c) => area("events", &c).await?,
         Cmd::Journal(c) => area("journal", &c).await?,
         Cmd::Resources(c) => area("resources", &c).await?,
+        Cmd::Fleet(c) => area("fleet", &c).await?,
         Cmd::Report {
             results,
             criterion,

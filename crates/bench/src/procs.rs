@@ -50,7 +50,7 @@ pub fn http() -> Result<reqwest::Client> {
 
 /// Reads stdout lines of a child in the background (so a chatty child never blocks on a full
 /// pipe) and hands them over one by one.
-fn line_reader(child: &mut Child) -> Result<mpsc::UnboundedReceiver<String>> {
+pub(crate) fn line_reader(child: &mut Child) -> Result<mpsc::UnboundedReceiver<String>> {
     let stdout = child.stdout.take().context("child stdout not piped")?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -66,7 +66,7 @@ fn line_reader(child: &mut Child) -> Result<mpsc::UnboundedReceiver<String>> {
 }
 
 /// The next stdout line, within `limit`.
-async fn next_line(
+pub(crate) async fn next_line(
     rx: &mut mpsc::UnboundedReceiver<String>,
     limit: Duration,
     what: &str,
@@ -194,7 +194,7 @@ pub async fn pair(
 
 /// The flags that isolate an agent from the user's own config and data, and point it at the
 /// sandbox process when given.
-fn common_args(data_dir: &Path, sandbox: Option<&SandboxProc>) -> Vec<String> {
+pub(crate) fn common_args(data_dir: &Path, sandbox: Option<&SandboxProc>) -> Vec<String> {
     common_args_urls(
         data_dir,
         sandbox.map(|sb| (sb.api_base.as_str(), sb.socket_url.as_str())),

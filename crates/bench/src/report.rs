@@ -208,6 +208,7 @@ fn tables(results: &Path, criterion_dir: &Path) -> Vec<(&'static str, Option<Str
     let events: Option<EventsResult> = read(results, "events.json");
     let journal: Option<JournalResult> = read(results, "journal.json");
     let res: Option<ResourcesResult> = read(results, "resources.json");
+    let fleet: Option<crate::fleet::FleetResult> = read(results, "fleet.json");
 
     let machine = run.as_ref().map(|r| {
         let mut s = String::new();
@@ -510,6 +511,8 @@ fn tables(results: &Path, criterion_dir: &Path) -> Vec<(&'static str, Option<Str
         ("journal", journal_table),
         ("micro", micro),
         ("resources", resources),
+        // A quick run's figures are not comparable: never written to the file.
+        ("fleet", fleet.filter(|f| !f.quick).map(|f| crate::fleet::table(&f))),
     ]
 }
 

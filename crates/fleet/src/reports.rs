@@ -141,19 +141,26 @@ pub struct DayLine {
 pub async fn day(pool: &Pool, date: Option<time::Date>) -> Result<Vec<DayLine>, ApiError> {
     let date = date.map(|d| d.to_string());
     let client = pool.get().await?;
-    // The bounds are computed per store and compared with `created_at` as they are, so the index
-    // on (created_at) still serves the range.
+    // One index range scan per store: for each store, its own day's bounds (from its time zone)
+    // and `store_id = …` feed the index on (store_id, created_at) of the one or two month
+    // partitions the day falls in (the others are pruned while the query runs). A plain join of
+    // payments with the stores' bounds cannot be pruned or range-scanned — PostgreSQL read every
+    // partition and filtered the join (BENCHMARKS.md §6: 10 M payments, before and after) — so the
+    // per-store aggregate is a LATERAL subquery, which is evaluated once per store.
     let rows = client
         .query(
             "WITH d AS (SELECT s.id, s.name, s.time_zone, \
                         coalesce($1::text::date, (now() AT TIME ZONE s.time_zone)::date) AS day FROM stores s) \
-             SELECT d.name, t.name, p.provider, coalesce(p.tender, ''), p.currency, p.status, count(*), \
-                    sum(CASE WHEN p.gateway THEN coalesce(p.captured, 0) ELSE p.amount END)::bigint, \
-                    d.time_zone, d.day::text, p.state \
-             FROM payments p JOIN tills t ON t.id = p.till_id JOIN d ON d.id = p.store_id \
-             WHERE p.created_at >= (d.day::timestamp AT TIME ZONE d.time_zone) \
-               AND p.created_at < ((d.day + 1)::timestamp AT TIME ZONE d.time_zone) AND NOT p.setup \
-             GROUP BY 1, 2, 3, 4, 5, 6, 9, 10, 11 ORDER BY 1, 2, 3, 4, 5",
+             SELECT d.name, t.name, x.provider, x.tender, x.currency, x.status, x.n, x.amount, d.time_zone, d.day::text, x.state \
+             FROM d CROSS JOIN LATERAL ( \
+                 SELECT p.till_id, p.provider, coalesce(p.tender, '') AS tender, p.currency, p.status, p.state, \
+                        count(*) AS n, sum(CASE WHEN p.gateway THEN coalesce(p.captured, 0) ELSE p.amount END)::bigint AS amount \
+                 FROM payments p \
+                 WHERE p.store_id = d.id AND p.created_at >= (d.day::timestamp AT TIME ZONE d.time_zone) \
+                   AND p.created_at < ((d.day + 1)::timestamp AT TIME ZONE d.time_zone) AND NOT p.setup \
+                 GROUP BY 1, 2, 3, 4, 5, 6) x \
+             JOIN tills t ON t.id = x.till_id \
+             ORDER BY 1, 2, 3, 4, 5",
             &[&date],
         )
         .await?;
