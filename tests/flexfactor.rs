@@ -408,3 +408,27 @@ async fn no_card_number_in_the_data_directory_or_the_log() -> Result<()> {
     }
     Ok(())
 }
+
+/// The chain sees recoveries: at an enrolled till, a recovered payment and a declined one reach
+/// the fleet, and the day report counts the recovery and its amount among the sales under
+/// provider `connect-e` ("declines and recoveries"), and the decline as a decline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_counts_recoveries_in_the_day_report() -> Result<()> {
+    use till_tests::fleet::{OneTillChain, ADMIN_TOKEN};
+    let ff = start().await?;
+    let chain = OneTillChain::enrol(ff.env.data_dir.path())?;
+    let p = ff.keyed("FF-FLEET-1", 1300, FF_APPROVE).await?;
+    assert_eq!(p["state"], "captured", "{p}");
+    let d = ff.keyed("FF-FLEET-2", 700, FF_DECLINE).await?;
+    assert_eq!(d["state"], "declined", "{d}");
+    ff.env.eventually("/api/agent/health", 30, |h| h["fleet"]["changesBehind"] == 0).await?;
+    assert_eq!(
+        chain.pg.query("fleet", "SELECT order_id, recovered_by FROM payments WHERE recovered_by IS NOT NULL")?,
+        vec![vec!["FF-FLEET-1".to_string(), "flexfactor".to_string()]]
+    );
+    let day: Value = ff.env.http.get(format!("{}/api/v1/reports/day", chain.fleet.url)).bearer_auth(ADMIN_TOKEN).send().await?.json().await?;
+    let lines: Vec<&Value> = day.as_array().map(|a| a.iter().filter(|l| l["provider"] == "connect-e").collect()).unwrap_or_default();
+    let sum = |k: &str| lines.iter().map(|l| l[k].as_i64().unwrap_or(0)).sum::<i64>();
+    assert_eq!((sum("sales"), sum("recoveries"), sum("recovered_amount"), sum("declines")), (1, 1, 1300, 1), "{day}");
+    Ok(())
+}

@@ -392,6 +392,7 @@ fn payment_row(p: &PaymentRecord) -> proto::PaymentRow {
         state: None,
         captured: None,
         refunded: None,
+        recovered_by: None,
     }
 }
 
@@ -427,6 +428,7 @@ fn gateway_payment_row(p: &GatewayPaymentRecord) -> proto::PaymentRow {
         state: Some(p.state.clone()),
         captured: Some(p.captured.0),
         refunded: Some(p.refunded.0),
+        recovered_by: crate::recovery::recovered(p).then(|| till_gateway::ProviderId::FlexFactor.as_str().to_string()),
     }
 }
 

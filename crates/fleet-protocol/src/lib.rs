@@ -220,6 +220,10 @@ pub struct PaymentRow {
     /// Minor units refunded so far (gateway payments).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refunded: Option<i64>,
+    /// Who took the money after the tender declined (decline recovery, e.g. `flexfactor`), when
+    /// the payment was recovered. Absent otherwise and from agents older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered_by: Option<String>,
 }
 
 /// A status observation.

@@ -88,6 +88,7 @@ fn check_payment_common(p: &mut InvalidParameters, at: &str, r: &PaymentRow) {
     check_text(p, format!("{at}.number"), r.number.as_deref().unwrap_or(""), 200);
     check_text(p, format!("{at}.failure"), r.failure.as_deref().unwrap_or(""), 2000);
     check_text(p, format!("{at}.tender"), r.tender.as_deref().unwrap_or(""), 60);
+    check_text(p, format!("{at}.recovered_by"), r.recovered_by.as_deref().unwrap_or(""), 40);
     if r.amount < 0 {
         p.push(format!("{at}.amount"), "must not be negative");
     }
@@ -284,26 +285,28 @@ async fn upsert_payments(tx: &tokio_postgres::Transaction<'_>, till: TillAuth, c
     let state: Vec<Option<&str>> = rows.iter().map(|r| r.2.state.as_deref()).collect();
     let captured: Vec<Option<i64>> = rows.iter().map(|r| r.2.captured).collect();
     let refunded: Vec<Option<i64>> = rows.iter().map(|r| r.2.refunded).collect();
+    let recovered_by: Vec<Option<&str>> = rows.iter().map(|r| r.2.recovered_by.as_deref()).collect();
     tx.execute(
         "INSERT INTO payments (till_id, store_id, seq, row_id, created_at, local_id, provider, number, device_id, \
              order_id, amount, currency, phase, status, is_open, setup, tender, last_four, updated_at, final_at, \
-             committed_at, failure, gateway, state, captured, refunded) \
+             committed_at, failure, gateway, state, captured, refunded, recovered_by) \
          SELECT $1, $2, * FROM unnest($3::bigint[], $4::bigint[], $5::timestamptz[], $6::text[], $7::text[], \
              $8::text[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::smallint[], \
              $15::boolean[], $16::boolean[], $17::text[], $18::text[], $19::timestamptz[], $20::timestamptz[], \
-             $21::timestamptz[], $22::text[], $23::boolean[], $24::text[], $25::bigint[], $26::bigint[]) \
+             $21::timestamptz[], $22::text[], $23::boolean[], $24::text[], $25::bigint[], $26::bigint[], $27::text[]) \
          ON CONFLICT (till_id, gateway, row_id, created_at) DO UPDATE SET seq = excluded.seq, local_id = excluded.local_id, \
              provider = excluded.provider, number = excluded.number, device_id = excluded.device_id, \
              order_id = excluded.order_id, amount = excluded.amount, currency = excluded.currency, \
              phase = excluded.phase, status = excluded.status, is_open = excluded.is_open, setup = excluded.setup, \
              tender = excluded.tender, last_four = excluded.last_four, updated_at = excluded.updated_at, \
              final_at = excluded.final_at, committed_at = excluded.committed_at, failure = excluded.failure, \
-             state = excluded.state, captured = excluded.captured, refunded = excluded.refunded \
+             state = excluded.state, captured = excluded.captured, refunded = excluded.refunded, \
+             recovered_by = excluded.recovered_by \
          WHERE payments.seq < excluded.seq",
         &[
             &till.till_id, &till.store_id, &seq, &row_id, &created, &local_id, &provider, &number, &device, &order,
             &amount, &currency, &phase, &status, &is_open, &setup, &tender, &last_four, &updated, &final_at,
-            &committed, &failure, &gateway, &state, &captured, &refunded,
+            &committed, &failure, &gateway, &state, &captured, &refunded, &recovered_by,
         ],
     )
     .await?;

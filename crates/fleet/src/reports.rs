@@ -133,6 +133,11 @@ pub struct DayLine {
     pub declines: i64,
     /// Payments still waiting for an outcome.
     pub open: i64,
+    /// Of the sales, those a decline-recovery service (FlexFactor) approved after the card was
+    /// declined: a sale the store would otherwise have lost.
+    pub recoveries: i64,
+    /// Their amount, minor units.
+    pub recovered_amount: i64,
 }
 
 /// The totals of one day (`None`: today) in each store's own time zone — from the store's local
@@ -151,14 +156,15 @@ pub async fn day(pool: &Pool, date: Option<time::Date>) -> Result<Vec<DayLine>, 
         .query(
             "WITH d AS (SELECT s.id, s.name, s.time_zone, \
                         coalesce($1::text::date, (now() AT TIME ZONE s.time_zone)::date) AS day FROM stores s) \
-             SELECT d.name, t.name, x.provider, x.tender, x.currency, x.status, x.n, x.amount, d.time_zone, d.day::text, x.state \
+             SELECT d.name, t.name, x.provider, x.tender, x.currency, x.status, x.n, x.amount, d.time_zone, d.day::text, x.state, x.recovered \
              FROM d CROSS JOIN LATERAL ( \
                  SELECT p.till_id, p.provider, coalesce(p.tender, '') AS tender, p.currency, p.status, p.state, \
+                        p.recovered_by IS NOT NULL AS recovered, \
                         count(*) AS n, sum(CASE WHEN p.gateway THEN coalesce(p.captured, 0) ELSE p.amount END)::bigint AS amount \
                  FROM payments p \
                  WHERE p.store_id = d.id AND p.created_at >= (d.day::timestamp AT TIME ZONE d.time_zone) \
                    AND p.created_at < ((d.day + 1)::timestamp AT TIME ZONE d.time_zone) AND NOT p.setup \
-                 GROUP BY 1, 2, 3, 4, 5, 6) x \
+                 GROUP BY 1, 2, 3, 4, 5, 6, 7) x \
              JOIN tills t ON t.id = x.till_id \
              ORDER BY 1, 2, 3, 4, 5",
             &[&date],
@@ -191,6 +197,10 @@ pub async fn day(pool: &Pool, date: Option<time::Date>) -> Result<Vec<DayLine>, 
             Outcome::Sale => {
                 line.sales += count;
                 line.sales_amount += amount;
+                if r.get::<_, bool>(11) {
+                    line.recoveries += count;
+                    line.recovered_amount += amount;
+                }
             }
             Outcome::Open => line.open += count,
             Outcome::Decline => line.declines += count,

@@ -94,13 +94,15 @@ async function loadTotals() {
   $("#day-csv").dataset.csv = `/api/v1/reports/day?date=${encodeURIComponent(day)}`;
   fill("#totals", lines, (l) => [
     cell(l.store), cell(l.till), cell(l.provider), cell(l.tender || "—"),
-    cell(l.sales, "num"), cell(money(l.sales_amount, l.currency, l.exponent), "num"), cell(l.declines, "num"), cell(l.open, "num"),
+    cell(l.sales, "num"), cell(money(l.sales_amount, l.currency, l.exponent), "num"), cell(l.declines, "num"),
+    cell(l.recoveries ? `${l.recoveries} · ${money(l.recovered_amount, l.currency, l.exponent)}` : "0", "num"), cell(l.open, "num"),
   ], "No payments on this day.");
   // One total line per currency: amounts in different currencies are never added.
   const byCurrency = new Map();
   for (const l of lines) {
-    const t = byCurrency.get(l.currency) || { sales: 0, amount: 0, declines: 0, open: 0, exponent: l.exponent };
+    const t = byCurrency.get(l.currency) || { sales: 0, amount: 0, declines: 0, open: 0, recoveries: 0, recovered: 0, exponent: l.exponent };
     t.sales += l.sales; t.amount += l.sales_amount; t.declines += l.declines; t.open += l.open;
+    t.recoveries += l.recoveries || 0; t.recovered += l.recovered_amount || 0;
     byCurrency.set(l.currency, t);
   }
   const foot = $("#totals tfoot");
@@ -109,7 +111,8 @@ async function loadTotals() {
     const tr = document.createElement("tr");
     const label = cell(`Chain total (${currency})`);
     label.colSpan = 4;
-    tr.append(label, cell(t.sales, "num"), cell(money(t.amount, currency, t.exponent), "num"), cell(t.declines, "num"), cell(t.open, "num"));
+    tr.append(label, cell(t.sales, "num"), cell(money(t.amount, currency, t.exponent), "num"), cell(t.declines, "num"),
+      cell(t.recoveries ? `${t.recoveries} · ${money(t.recovered, currency, t.exponent)}` : "0", "num"), cell(t.open, "num"));
     foot.append(tr);
   }
 }
