@@ -44,9 +44,16 @@ test("a payment SensePass no longer knows: the cashier sees the way out after th
   assert.equal(await cashier.locator("#live-status").textContent(), "QR expired · not confirmed");
   const link = cashier.locator("#stuck-resolve");
   assert.equal(await link.getAttribute("href"), "#/manager/tx/" + encodeURIComponent(tx.localId || (await h.pos(agent, "GET", "/api/agent/transactions/" + tx.TransactionNumber)).body.localId));
-  // Measured inside the page in one step: the screen may redraw between resolving the element and
-  // measuring it (a status event), which would make a two-step measurement read a detached node.
-  const height = await link.evaluate((el) => el.getBoundingClientRect().height);
+  // Measured inside the page, on the element in the document at that moment: the screen redraws
+  // on status events, and a handle resolved before a redraw measures a detached node (0 px).
+  let height = -1;
+  await h.until(async () => {
+    height = await cashier.evaluate(() => {
+      const el = document.getElementById("stuck-resolve");
+      return el && el.isConnected ? el.getBoundingClientRect().height : -1;
+    });
+    return height >= 44;
+  }, 3000, "the link's height").catch(() => {});
   assert.ok(height >= 44, "a touch target: " + height + " px high");
   await cashier.screenshot({ path: h.artifact("cashier-stuck-800x600.png") });
   // Cancel cannot help (SensePass does not know the payment): the cashier is told so, and where
